@@ -1,0 +1,10 @@
+"""doodle_engine: rebuild, check, remap and colorize USGS Doodler labels."""
+
+from .errors import DoodleError
+from .io import NO_CLASS, DoodleRecord, load, save
+from .reconstruct import Reconstruction, reconstruct
+from .settings import ERAS, Settings, decode_settings
+
+__all__ = ["DoodleError", "DoodleRecord", "ERAS", "NO_CLASS", "Reconstruction", "Settings",
+           "decode_settings", "load", "reconstruct", "save"]
+__version__ = "0.1.0"

@@ -1,0 +1,181 @@
+"""Run a per-file job over many files: local worker processes by default (no set-up), or a
+Dask cluster.  Results stream to a CSV table as files finish, so a stopped run resumes."""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import pandas as pd
+
+from .errors import DoodleError
+from .jobs import JOBS
+
+
+def find_npz(inputs):
+    """Files and folders (searched recursively) -> sorted list of .npz paths."""
+    files = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            files.extend(sorted(q for q in p.rglob("*.npz") if q.is_file()))
+        else:
+            files.append(p)
+    return list(dict.fromkeys(str(f) for f in files))
+
+
+def _run_one(job_name, path, kwargs):
+    """Run one job, turning any failure into an error row (the batch goes on)."""
+    t0 = time.perf_counter()
+    try:
+        rows = JOBS[job_name](path, **kwargs)
+        for r in rows:
+            r.setdefault("error", "")
+    except DoodleError as exc:
+        rows = [{"file": str(path), "error": str(exc)}]
+    except MemoryError:
+        rows = [{"file": str(path), "error": f"{path}: out of memory"}]
+    except Exception as exc:  # a bug or a library failure: record it, keep going
+        last = traceback.extract_tb(exc.__traceback__)[-1]
+        rows = [{"file": str(path),
+                 "error": f"{path}: {type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})"}]
+    for r in rows:
+        r["mtime"] = _mtime(path)
+        r.setdefault("seconds", time.perf_counter() - t0)
+    return rows
+
+
+def _mtime(path):
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return float("nan")
+
+
+def _unchanged(path, recorded_mtime):
+    try:
+        return abs(float(recorded_mtime) - _mtime(path)) < 1e-6
+    except (TypeError, ValueError):
+        return False
+
+
+class _Table:
+    """Append rows to a CSV as they come (header grows only by rewriting at the end)."""
+
+    def __init__(self, path):
+        self.path = Path(path) if path else None
+        self.rows = []
+
+    def done_files(self):
+        """Files already in the table without error and unchanged since."""
+        if not self.path or not self.path.exists():
+            return set(), []
+        old = pd.read_csv(self.path, keep_default_na=False)
+        if "file" not in old or "mtime" not in old:
+            return set(), []
+        ok = old[old["error"] == ""] if "error" in old else old
+        done = {f for f, m in zip(ok["file"], ok["mtime"]) if _unchanged(f, m)}
+        keep = old[old["file"].isin(done)].to_dict("records")
+        return done, keep
+
+    def add(self, rows):
+        self.rows.extend(rows)
+        if self.path:
+            new = not self.path.exists()
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "a", newline="") as fh:
+                w = csv.DictWriter(fh, fieldnames=list(rows[0].keys()), extrasaction="ignore")
+                if new:
+                    w.writeheader()
+                for r in rows:
+                    w.writerow(r)
+
+    def finish(self, frame):
+        if self.path:
+            tmp = self.path.with_suffix(self.path.suffix + ".part")
+            frame.to_csv(tmp, index=False)
+            os.replace(tmp, self.path)
+
+
+def run_batch(job, inputs, workers=1, scheduler=None, client=None, table=None, resume=False,
+              progress=True, **kwargs) -> pd.DataFrame:
+    """Run ``job`` ("validate", "reconstruct", "remap", "export", "stats") over ``inputs``.
+
+    ``workers``: local processes (1 = in this process).  ``scheduler`` (address) or
+    ``client`` (dask.distributed.Client): run on that Dask cluster instead.  ``table``: a
+    CSV path that receives rows as files finish; with ``resume`` files already done
+    (unchanged, no error) are skipped."""
+    if job not in JOBS:
+        raise DoodleError(None, f"unknown job {job!r}")
+    files = find_npz(inputs)
+    tab = _Table(table)
+    kept = []
+    if resume:
+        done, kept = tab.done_files()
+        files = [f for f in files if f not in done]
+    elif tab.path and tab.path.exists():
+        tab.path.unlink()
+    if tab.path and kept:
+        # start a fresh stream with the rows kept from the earlier run
+        tab.path.unlink()
+        for r in kept:
+            tab.add([r])
+        tab.rows = []
+    bar = _progress(len(files), progress)
+    try:
+        for rows in _execute(job, files, kwargs, workers, scheduler, client):
+            tab.add(rows)
+            if bar is not None:
+                bar.update(1)
+                mpx = sum(r.get("mpx", 0) or 0 for r in tab.rows)
+                el = bar.format_dict.get("elapsed", 0) or 1e-9
+                bar.set_postfix_str(f"{mpx / el:.2f} Mpx/s")
+    finally:
+        if bar is not None:
+            bar.close()
+    frame = pd.DataFrame(kept + tab.rows)
+    if "error" in frame:
+        frame["error"] = frame["error"].fillna("")
+    tab.finish(frame)
+    return frame
+
+
+def _progress(total, enabled):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, unit="file", dynamic_ncols=True)
+
+
+def _execute(job, files, kwargs, workers, scheduler, client):
+    if client is not None or scheduler is not None:
+        yield from _execute_dask(job, files, kwargs, scheduler, client)
+    elif workers is None or workers <= 1:
+        for f in files:
+            yield _run_one(job, f, kwargs)
+    else:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(_run_one, job, f, kwargs) for f in files]
+            for fut in as_completed(futures):
+                yield fut.result()
+
+
+def _execute_dask(job, files, kwargs, scheduler, client):
+    try:
+        from dask.distributed import Client, as_completed as dask_completed
+    except ImportError as exc:
+        raise DoodleError(None, "Dask is not installed: pip install 'doodle-engine[dask]'") from exc
+    own = client is None
+    if own:
+        client = Client(scheduler)
+    try:
+        futures = [client.submit(_run_one, job, f, kwargs, pure=False) for f in files]
+        for fut in dask_completed(futures):
+            yield fut.result()
+    finally:
+        if own:
+            client.close()

@@ -1,0 +1,64 @@
+"""Stage 3: the pixel classifier trained on doodled pixels, era by era."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+#: Doodler's cap on training rows (MLP eras)
+MLP_MAX_SAMPLES = 100_000
+
+
+def training_rows(features, doodles, settings):
+    """(X, y, classes_seen): doodled rows in raster order, strided by the classifier
+    downsample factor, then capped as the era did.  ``classes_seen`` is taken after the
+    stride and before the cap, as Doodler took it."""
+    flat = doodles.ravel()
+    idx = np.flatnonzero(flat)[:: settings.classifier_downsample]
+    y = flat[idx]
+    seen = np.unique(y)
+    if settings.era.startswith("rf"):
+        # df7fccf: above 200,000 rows, 500,000 evenly spaced indices (so rows repeat)
+        if idx.size > 200_000:
+            idx = idx[np.round(np.linspace(0, idx.size - 1, 500_000)).astype(int)]
+    elif idx.size > MLP_MAX_SAMPLES:
+        idx = idx[np.round(np.linspace(0, idx.size - 1, MLP_MAX_SAMPLES)).astype(int)]
+    return features[idx], flat[idx], seen
+
+
+def make_classifier(settings, seed=0, n_jobs=1):
+    if settings.era.startswith("rf"):
+        # Doodler added n_estimators to a fresh forest's own n_estimators before fitting
+        return RandomForestClassifier(n_estimators=2 * settings.n_estimators, n_jobs=n_jobs,
+                                      class_weight="balanced_subsample", min_samples_split=5,
+                                      random_state=seed)
+    return make_pipeline(StandardScaler(),
+                         MLPClassifier(solver="adam", alpha=1, random_state=1, max_iter=2000,
+                                       early_stopping=True, hidden_layer_sizes=[100, 60]))
+
+
+def fit(features, doodles, settings, seed=0, n_jobs=1):
+    x, y, seen = training_rows(features, doodles, settings)
+    clf = make_classifier(settings, seed=seed, n_jobs=n_jobs)
+    clf.fit(x, y)
+    return clf, seen
+
+
+def predict_undoodled(clf, features, doodles, chunk=262_144):
+    """2021 eras: doodled pixels keep their doodle, the others get ``clf.predict``."""
+    flat = doodles.ravel()
+    out = flat.copy()
+    idx = np.flatnonzero(flat == 0)
+    for start in range(0, idx.size, chunk):
+        part = idx[start:start + chunk]
+        out[part] = clf.predict(features[part])
+    return out.reshape(doodles.shape)
+
+
+def predict_proba_all(clf, features, chunk=262_144):
+    """doodler_engine: class probabilities for every pixel (pixels x classes)."""
+    parts = [clf.predict_proba(features[s:s + chunk]) for s in range(0, features.shape[0], chunk)]
+    return np.concatenate(parts, axis=0)

@@ -1,0 +1,76 @@
+"""Export images, labels, colour labels, overlays and doodle pictures from Doodler files,
+with the names Doodler's ``utils/gen_images_and_labels.py`` used."""
+
+from __future__ import annotations
+
+import io as _io
+import re
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .colorize import color_doodles, colorize, overlay
+from .errors import DoodleError
+from .io import NO_CLASS, DoodleRecord, atomic_write
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_stem(path):
+    """A file-name stem derived from ``path`` that cannot leave the output folder."""
+    stem = Path(str(path)).name
+    if stem.lower().endswith(".npz"):
+        stem = stem[:-4]
+    stem = _SAFE.sub("_", stem).strip("._") or "unnamed"
+    return stem[:200]
+
+
+def write_image(path, array, quality=100):
+    """Write an image atomically (format from the suffix: .png lossless, .jpg quality 100)."""
+    path = Path(path)
+    fmt = "PNG" if path.suffix.lower() == ".png" else "JPEG"
+    img = Image.fromarray(np.ascontiguousarray(array))
+
+    def write(fh):
+        buf = _io.BytesIO()
+        if fmt == "JPEG":
+            img.save(buf, format=fmt, quality=quality, subsampling=0)
+        else:
+            img.save(buf, format=fmt)
+        fh.write(buf.getvalue())
+
+    return atomic_write(path, write)
+
+
+def export_record(record: DoodleRecord, outdir, label_ext=".jpg", alpha=0.5):
+    """Write images/, labels/, colorlabels/, overlays/ and doodles/ for one record.
+
+    Labels are greyscale 0-based class indices (pixels with no class are 0, as Doodler
+    wrote them).  Doodler wrote labels as JPEG; ``label_ext='.png'`` keeps them lossless."""
+    outdir = Path(outdir)
+    stem = safe_stem(record.path or "record")
+    image = record.orig_image if record.orig_image is not None else record.image
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    written = []
+    rgb = image[..., :3] if image.ndim == 3 else image
+    written.append(write_image(outdir / "images" / f"{stem}.jpg", rgb))
+    if image.ndim == 3 and image.shape[2] == 4:
+        written.append(write_image(outdir / "images" / f"{stem}_band4.jpg", image[..., 3]))
+    if record.label is None:
+        raise DoodleError(record.path, "has no label to export")
+    grey = np.where(record.label == NO_CLASS, 0, record.label).astype(np.uint8)
+    written.append(write_image(outdir / "labels" / f"{stem}_label{label_ext}", grey))
+    classes = record.classes
+    written.append(write_image(outdir / "colorlabels" / f"{stem}_label.png",
+                               colorize(record.label, classes)))
+    written.append(write_image(outdir / "overlays" / f"{stem}_overlay.png",
+                               overlay(rgb, record.label, alpha, classes)))
+    dood = record.doodles.astype(np.int16) - 1
+    dood[record.doodles == 0] = NO_CLASS
+    written.append(write_image(outdir / "doodles" / f"{stem}_doodles.png",
+                               overlay(rgb, dood.astype(np.uint8), alpha, classes)))
+    written.append(write_image(outdir / "doodles" / f"{stem}_color_doodles.png",
+                               color_doodles(record.doodles, classes)))
+    return written

@@ -1,0 +1,90 @@
+"""Stage 2: per-channel, per-scale features (location, blur, Sobel, Hessian eigenvalues).
+
+This is the reference path, written with scikit-image and SciPy exactly as Doodler called
+them; ``doodle_engine.kernels.features`` is the compiled twin checked against it.
+
+Per channel, per sigma, five features in this order: location, blur, sobel(blur), and the
+two Hessian eigenvalues (largest first).  Channels are the outer loop, sigmas the inner.
+The matrix is (pixels x features), float64, rows in raster order.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from scipy import ndimage
+from skimage import feature, filters
+
+FEATURES_PER_SCALE = 5
+#: Doodler's location coordinate unit: scikit-image mapped int64 to float by 2**-63
+_INT64_UNIT = 2.0 ** -63
+
+
+def sigma_schedule(settings, n_doodled_classes):
+    """The sigmas Doodler used for ``settings.era`` (see README, "Eras")."""
+    era = settings.era
+    smin, smax = settings.sigma_min, settings.sigma_max
+    if era == "engine-2022-06":
+        num = n_doodled_classes  # doodler_engine passed the class count where n_sigmas belongs
+    elif era in ("mlp-2021-10", "mlp-2022-05"):
+        num = settings.n_sigmas
+    else:
+        num = int(np.log2(smax) - np.log2(smin) + 1)
+    return np.logspace(np.log2(smin), np.log2(smax), num=num, base=2, endpoint=True)
+
+
+def location_mode(era):
+    """How the location feature was made in ``era``.
+
+    "raw": radius of the integer pixel grid (random-forest eras);
+    "blur-old": Gaussian of the grid as scikit-image <= 0.18 converted it, i.e. (x + 0.5)
+    in units of 2**-63 (Doodler 2021 - May 2022 ran on those versions);
+    "blur-new": the same with x in units of 2**-63 (scikit-image >= 0.19, doodler_engine)."""
+    if era.startswith("rf"):
+        return "raw"
+    if era == "engine-2022-06":
+        return "blur-new"
+    return "blur-old"
+
+
+def location_feature(shape, sigma, mode):
+    h, w = shape
+    if mode == "raw":
+        gx, gy = np.meshgrid(np.arange(w), np.arange(h))
+        return np.sqrt(gx ** 2 + gy ** 2).astype(np.float64)
+    offset = 0.5 if mode == "blur-old" else 0.0
+    # scipy filters axis 0 then axis 1; along an axis where the grid is constant every line
+    # gives the same numbers, so a 1xW (resp. Hx1) grid gives the full grid's values bit for bit
+    row = ((np.arange(w, dtype=np.float64) + offset) * _INT64_UNIT)[None, :]
+    col = ((np.arange(h, dtype=np.float64) + offset) * _INT64_UNIT)[:, None]
+    gx = ndimage.gaussian_filter(row, sigma, mode="nearest", truncate=4.0)
+    gy = ndimage.gaussian_filter(col, sigma, mode="nearest", truncate=4.0)
+    return np.sqrt(gx ** 2 + gy ** 2)
+
+
+def scale_features(channel, sigma, loc):
+    """The five features of one float32 channel at one sigma (list of 2-D arrays)."""
+    blur = filters.gaussian(channel, sigma=sigma, mode="nearest", truncate=4.0, preserve_range=True)
+    edges = filters.sobel(blur)
+    grads = np.gradient(blur)
+    h_elems = [np.gradient(grads[a0], axis=a1)
+               for a0, a1 in itertools.combinations_with_replacement(range(2), 2)]
+    eig = feature.hessian_matrix_eigvals(h_elems)
+    return [loc, blur, edges, eig[0], eig[1]]
+
+
+def feature_matrix(image_std, sigmas, loc_mode):
+    """(H*W, 3 * len(sigmas) * 5) float64 feature matrix of a standardized HxWx3 image."""
+    h, w = image_std.shape[:2]
+    n_ch = image_std.shape[2]
+    out = np.empty((h * w, n_ch * len(sigmas) * FEATURES_PER_SCALE), np.float64)
+    locs = [location_feature((h, w), s, loc_mode) for s in sigmas]
+    col = 0
+    for c in range(n_ch):
+        channel = image_std[..., c].astype(np.float32)
+        for s, loc in zip(sigmas, locs):
+            for f in scale_features(channel, s, loc):
+                out[:, col] = f.ravel()
+                col += 1
+    return out

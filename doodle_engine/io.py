@@ -1,0 +1,339 @@
+"""Reading and writing Doodler ``.npz`` files of every era.
+
+Nothing is unpickled unless the caller passes ``allow_pickle=True``; array headers are
+checked (dtype, shape, declared size) before any data is read, so a hostile or truncated file
+gives one :class:`DoodleError` line instead of a traceback or a huge allocation.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DoodleError
+from .settings import Settings, decode_settings, encode_settings
+
+#: label value for "no class" in the 0-based label raster (a one-hot pixel with no bit set)
+NO_CLASS = 255
+#: default limit on pixels per image (override with ``max_pixels=``)
+DEFAULT_MAX_PIXELS = 64_000_000
+_ARRAY_KEYS = ("image", "orig_image", "label", "color_doodles", "color_label", "doodles",
+               "settings", "classes")
+
+
+@dataclass
+class DoodleRecord:
+    """One Doodler result (the newest in the file; earlier attempts are in ``trials``).
+
+    ``label`` is the stored label as a 2-D uint8 raster of 0-based class indices
+    (``NO_CLASS`` where a one-hot pixel has no bit set); ``label_k`` is the number of planes
+    of a one-hot label (it can be smaller than ``len(classes)``), None for a 2-D label.
+    """
+
+    path: str | None
+    image: np.ndarray
+    doodles: np.ndarray
+    label: np.ndarray | None = None
+    label_layout: str | None = None  # "onehot" or "raster"
+    label_k: int | None = None
+    orig_image: np.ndarray | None = None
+    color_doodles: np.ndarray | None = None
+    color_label: np.ndarray | None = None
+    classes: list | None = None
+    classes_source: str | None = None  # "file", "classes.txt", "user"
+    settings: Settings | None = None
+    raw_settings: np.ndarray | None = None
+    trials: list = field(default_factory=list)  # earlier attempts, newest first
+    trial_prefix: str = ""
+
+    @property
+    def shape(self):
+        return self.image.shape[:2]
+
+    @property
+    def n_classes(self):
+        if self.classes is not None:
+            return len(self.classes)
+        return int(max(self.doodles.max(initial=0), (self.label_k or 0)))
+
+    def doodled_classes(self):
+        """0-based indices of the classes that have doodles."""
+        return [int(v) - 1 for v in np.unique(self.doodles) if v > 0]
+
+
+# ----------------------------------------------------------------------------- reading
+def _read_member(zf, name, path, allow_pickle, max_pixels):
+    with zf.open(name) as fh:
+        try:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+        except (ValueError, EOFError, OSError, SyntaxError) as exc:
+            raise DoodleError(path, f"array {name[:-4]!r} has a corrupt header ({exc})") from None
+        key = name[:-4]
+        if dtype.hasobject and not allow_pickle:
+            raise DoodleError(path, f"array {key!r} holds Python objects (pickled data); it is not "
+                                    "read unless you opt in with allow_pickle=True / --allow-pickle")
+        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        if len(shape) >= 2 and shape[0] * shape[1] > max_pixels:
+            raise DoodleError(path, f"array {key!r} declares {shape[0]}x{shape[1]} pixels, above the "
+                                    f"limit of {max_pixels} (max_pixels / --max-pixels)")
+        if count * max(dtype.itemsize, 1) > 16 * max_pixels:
+            raise DoodleError(path, f"array {key!r} declares {count} values, too large to read")
+    with zf.open(name) as fh:
+        try:
+            return np.lib.format.read_array(fh, allow_pickle=allow_pickle)
+        except (ValueError, EOFError, OSError, zipfile.BadZipFile) as exc:
+            raise DoodleError(path, f"array {key!r} is truncated or corrupt ({exc})") from None
+
+
+def read_arrays(path, allow_pickle=False, max_pixels=DEFAULT_MAX_PIXELS):
+    """All arrays of an npz file as a dict, with header checks; raises DoodleError."""
+    path = Path(path)
+    if not path.exists():
+        raise DoodleError(path, "no such file")
+    if path.is_dir():
+        raise DoodleError(path, "is a folder, not an .npz file")
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise DoodleError(path, f"not a readable .npz (zip) file: {exc}") from None
+    arrays = {}
+    with zf:
+        for name in zf.namelist():
+            if not name.endswith(".npy"):
+                continue
+            try:
+                arrays[name[:-4]] = _read_member(zf, name, path, allow_pickle, max_pixels)
+            except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError,
+                    NotImplementedError, RuntimeError) as exc:
+                raise DoodleError(path, f"array {name[:-4]!r} cannot be read: {exc}") from None
+    if not arrays:
+        raise DoodleError(path, "holds no arrays (not a Doodler .npz file)")
+    return arrays
+
+
+def _classes_txt(path):
+    if path is None:
+        return None
+    cand = Path(path).with_name("classes.txt")
+    if cand.is_file():
+        names = [ln.strip() for ln in cand.read_text(encoding="utf-8", errors="replace").splitlines()]
+        return [n for n in names if n] or None
+    return None
+
+
+def _decode_classes(arr, path):
+    if arr is None:
+        return None
+    arr = np.asarray(arr)
+    if arr.dtype.kind not in "US" or arr.ndim != 1:
+        raise DoodleError(path, f"'classes' must be a 1-D array of names, got {arr.dtype} {arr.shape}")
+    return [c.decode("utf-8", "replace") if isinstance(c, bytes) else str(c) for c in arr.tolist()]
+
+
+def _check_image(img, key, path):
+    if img.dtype != np.uint8:
+        raise DoodleError(path, f"{key!r} must be uint8, got {img.dtype}")
+    if img.ndim == 2:
+        return img
+    if img.ndim != 3 or img.shape[2] not in (1, 3, 4):
+        raise DoodleError(path, f"{key!r} must be HxW or HxWx3 (or 4 bands), got shape {img.shape}")
+    if min(img.shape[:2]) < 1:
+        raise DoodleError(path, f"{key!r} is empty (shape {img.shape})")
+    return img
+
+
+def label_from_stored(label, path, n_classes=None):
+    """Stored label (one-hot HxWxK or 2-D raster) -> (0-based raster uint8, layout, K)."""
+    label = np.asarray(label)
+    if label.dtype.kind not in "uib":
+        raise DoodleError(path, f"'label' must hold integers, got {label.dtype}")
+    if label.ndim == 3:
+        k = label.shape[2]
+        if k == 0:
+            return np.full(label.shape[:2], NO_CLASS, np.uint8), "onehot", 0
+        if label.min() < 0 or label.max() > 1:
+            raise DoodleError(path, f"one-hot 'label' holds values outside 0/1 "
+                                    f"({int(label.min())}..{int(label.max())})")
+        if k >= NO_CLASS:
+            raise DoodleError(path, f"'label' has {k} planes; at most {NO_CLASS - 1} classes are supported")
+        raster = np.argmax(label, axis=2).astype(np.uint8)
+        raster[~label.any(axis=2)] = NO_CLASS
+        return raster, "onehot", k
+    if label.ndim == 2:
+        lo, hi = (int(label.min()), int(label.max())) if label.size else (0, 0)
+        limit = n_classes if n_classes is not None else NO_CLASS
+        if lo < 0 or hi >= limit:
+            raise DoodleError(path, f"2-D 'label' values {lo}..{hi} fall outside its "
+                                    f"{limit} classes")
+        return label.astype(np.uint8), "raster", None
+    raise DoodleError(path, f"'label' must be HxWxK (one-hot) or HxW, got shape {label.shape}")
+
+
+def _record_from_arrays(arrays, prefix, path, classes, era, date):
+    get = lambda k: arrays.get(prefix + k)  # noqa: E731
+    where = f"{path}" + (f" [trial {prefix!r}]" if prefix else "")
+    if get("image") is None:
+        raise DoodleError(where, "missing the 'image' array")
+    if get("doodles") is None:
+        raise DoodleError(where, "missing the 'doodles' array")
+    image = _check_image(get("image"), "image", where)
+    doodles = get("doodles")
+    if doodles.ndim == 3 and doodles.shape[2] == 1:
+        doodles = doodles[:, :, 0]
+    if doodles.dtype.kind not in "ui" or doodles.ndim != 2:
+        raise DoodleError(where, f"'doodles' must be a 2-D integer array, got {doodles.dtype} {doodles.shape}")
+    if doodles.shape != image.shape[:2]:
+        raise DoodleError(where, f"shape mismatch: image is {image.shape[:2]}, doodles {doodles.shape}")
+    if doodles.size and (doodles.min() < 0 or doodles.max() > 254):
+        raise DoodleError(where, f"'doodles' values {int(doodles.min())}..{int(doodles.max())} out of range")
+    doodles = doodles.astype(np.uint8, copy=False)
+
+    file_classes = _decode_classes(get("classes"), where)
+    source = "file" if file_classes is not None else None
+    if classes is not None:
+        file_classes, source = list(classes), "user"
+    elif file_classes is None:
+        file_classes = _classes_txt(path)
+        source = "classes.txt" if file_classes is not None else None
+    if file_classes is not None and doodles.max(initial=0) > len(file_classes):
+        raise DoodleError(where, f"doodle value {int(doodles.max())} is beyond the "
+                                 f"{len(file_classes)} classes {file_classes}")
+
+    label = layout = k = None
+    if get("label") is not None:
+        stored = get("label")
+        if stored.shape[:2] != image.shape[:2]:
+            raise DoodleError(where, f"shape mismatch: image is {image.shape[:2]}, label {stored.shape[:2]}")
+        label, layout, k = label_from_stored(stored, where, len(file_classes) if file_classes else None)
+        if file_classes is not None and k is not None and k > len(file_classes):
+            raise DoodleError(where, f"one-hot 'label' has {k} planes but only {len(file_classes)} classes")
+
+    raw = get("settings")
+    settings = None
+    if raw is not None:
+        settings = decode_settings(raw, era=era, path=where, date=date)
+    orig = get("orig_image")
+    if orig is not None:
+        orig = _check_image(orig, "orig_image", where)
+    return DoodleRecord(path=str(path) if path else None, image=image, doodles=doodles, label=label,
+                        label_layout=layout, label_k=k, orig_image=orig,
+                        color_doodles=get("color_doodles"), color_label=get("color_label"),
+                        classes=file_classes, classes_source=source, settings=settings,
+                        raw_settings=None if raw is None else np.asarray(raw, np.float64),
+                        trial_prefix=prefix)
+
+
+def trial_prefixes(keys):
+    """The '0'-prefixes of earlier attempts present among ``keys``, newest ('0') first."""
+    prefixes = set()
+    for key in keys:
+        stripped = key.lstrip("0")
+        if stripped != key and stripped in _ARRAY_KEYS:
+            prefixes.add(key[: len(key) - len(stripped)])
+    return sorted(prefixes, key=len)
+
+
+def load(path, classes=None, era=None, date=None, allow_pickle=False,
+         max_pixels=DEFAULT_MAX_PIXELS, trials=True) -> DoodleRecord:
+    """Read a Doodler .npz of any era.  See :class:`DoodleRecord`.
+
+    ``classes`` supplies class names when the file has none (else a classes.txt beside
+    the file is used); ``era`` overrides the detected era; ``date`` (YYYY-MM-DD) tells
+    apart the eras that share a settings layout when the path carries no results date.
+    """
+    arrays = read_arrays(path, allow_pickle=allow_pickle, max_pixels=max_pixels)
+    record = _record_from_arrays(arrays, "", path, classes, era, date)
+    if trials:
+        for prefix in trial_prefixes(arrays):
+            if prefix + "image" in arrays and prefix + "doodles" in arrays:
+                record.trials.append(_record_from_arrays(arrays, prefix, path, classes, era, date))
+    return record
+
+
+# ----------------------------------------------------------------------------- writing
+def onehot_from_label(label0, k=None):
+    """0-based raster (NO_CLASS = none) -> one-hot HxWxK uint8 as Doodler stored it."""
+    valid = label0 != NO_CLASS
+    if k is None:
+        k = int(label0[valid].max()) + 1 if valid.any() else 0
+    out = np.zeros(label0.shape + (k,), np.uint8)
+    for c in range(k):
+        out[..., c] = (label0 == c)
+    return out
+
+
+def record_arrays(record: DoodleRecord):
+    """The arrays Doodler would have written for ``record`` (newest result, unprefixed)."""
+    out = {"image": record.image, "doodles": record.doodles}
+    if record.orig_image is not None:
+        out["orig_image"] = record.orig_image
+    if record.label is not None:
+        if record.label_layout == "raster":
+            out["label"] = record.label.astype(np.uint8)
+        else:
+            out["label"] = onehot_from_label(record.label, record.label_k)
+    if record.color_doodles is not None:
+        out["color_doodles"] = record.color_doodles
+    if record.color_label is not None:
+        out["color_label"] = record.color_label
+    if record.settings is not None:
+        out["settings"] = encode_settings(record.settings)
+    elif record.raw_settings is not None:
+        out["settings"] = record.raw_settings
+    if record.classes is not None and record.classes_source == "file":
+        out["classes"] = np.array(record.classes)
+    return out
+
+
+def atomic_write(path, write_fn, overwrite=True):
+    """Run ``write_fn(fileobj)`` into a temporary file beside ``path``, then rename it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not overwrite:
+        raise DoodleError(path, "exists already (pass overwrite=True / --overwrite)")
+    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            write_fn(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def save(record: DoodleRecord, path, overwrite=False, keep_trials=True):
+    """Write ``record`` as a Doodler-compatible compressed npz, atomically.
+
+    Refuses to write over the record's own input file, and over any existing file unless
+    ``overwrite=True``.  Earlier trials are written back under their '0' prefixes.
+    """
+    path = Path(path)
+    if record.path is not None and path.exists() and os.path.samefile(path, record.path):
+        raise DoodleError(path, "refusing to overwrite the input file it was read from")
+    arrays = {}
+    if keep_trials:
+        for trial in record.trials:
+            for key, val in record_arrays(trial).items():
+                arrays[trial.trial_prefix + key] = val
+    arrays.update(record_arrays(record))
+    return atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays), overwrite=overwrite)
+
+
+def with_label(record: DoodleRecord, label0, layout="onehot"):
+    """A copy of ``record`` whose label is ``label0`` (0-based raster)."""
+    k = None if layout == "raster" else (int(label0[label0 != NO_CLASS].max()) + 1
+                                         if (label0 != NO_CLASS).any() else 0)
+    return replace(record, label=label0, label_layout=layout, label_k=k)

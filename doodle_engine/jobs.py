@@ -1,0 +1,119 @@
+"""Per-file jobs (validate, reconstruct, remap, export) that the batch runner maps over
+files.  Each returns a list of table rows (dicts) and raises DoodleError for bad input."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DoodleError
+from .io import NO_CLASS, load, save, with_label
+from .reconstruct import reconstruct
+from .validate import validate
+
+
+def _record_name(path):
+    """Coast Train record letter/name from a path like .../datasetC_S2/npz/x.npz, else the
+    parent folder's name."""
+    parent = Path(path).parent
+    return parent.parent.name if parent.name == "npz" else parent.name
+
+
+def _base_row(path, rec):
+    h, w = rec.shape
+    s = rec.settings
+    row = {"file": str(path), "trial": rec.trial_prefix, "record": _record_name(path),
+           "height": h, "width": w, "mpx": h * w / 1e6,
+           "classes": "|".join(rec.classes) if rec.classes else "",
+           "n_classes": rec.n_classes, "doodled_classes": len(rec.doodled_classes()),
+           "doodle_fraction": float((rec.doodles > 0).mean())}
+    if s is not None:
+        row.update({"era": s.era, "era_source": s.era_source, "layout": s.layout,
+                    "crf_downsample": s.crf_downsample,
+                    "classifier_downsample": s.classifier_downsample, "crf_theta": s.crf_theta,
+                    "crf_mu": s.crf_mu, "gt_prob": s.gt_prob, "n_sigmas": s.n_sigmas,
+                    "n_estimators": s.n_estimators})
+    return row
+
+
+def validate_file(path, era=None, classes=None, trials=False, seed=0, **_):
+    """Rebuild every result in the file (the newest, and earlier trials if asked) and compare."""
+    rec = load(path, classes=classes, era=era)
+    rows = []
+    for r in [rec] + (rec.trials if trials else []):
+        if r.label is None:
+            raise DoodleError(path, "has no stored label to validate against")
+        t0 = time.perf_counter()
+        res = reconstruct(r, seed=seed)
+        n = max(r.n_classes, int(res.label.max()))
+        m = validate(r.label, res.label0, n)
+        row = _base_row(path, r)
+        row.update(m.as_row(r.classes))
+        row.update({f"t_{k}": v for k, v in res.timings.items()})
+        row["seconds"] = time.perf_counter() - t0
+        row["notes"] = "; ".join(res.notes)
+        rows.append(row)
+    return rows
+
+
+def output_path(outdir, path, suffix=".npz"):
+    from .export import safe_stem
+    return Path(outdir) / (safe_stem(path) + suffix)
+
+
+def reconstruct_file(path, outdir, era=None, classes=None, seed=0, overwrite=True, **_):
+    """Write <outdir>/<stem>.npz (Doodler layout, rebuilt label) and <stem>_label.png."""
+    from .export import write_image
+    rec = load(path, classes=classes, era=era)
+    t0 = time.perf_counter()
+    res = reconstruct(rec, seed=seed)
+    out = with_label(rec, res.label0, layout=rec.label_layout or "onehot")
+    target = output_path(outdir, path)
+    save(out, target, overwrite=overwrite)
+    grey = np.where(res.label0 == NO_CLASS, 0, res.label0).astype(np.uint8)
+    write_image(output_path(outdir, path, "_label.png"), grey)
+    row = _base_row(path, rec)
+    row.update({f"t_{k}": v for k, v in res.timings.items()})
+    row.update({"output": str(target), "seconds": time.perf_counter() - t0})
+    return [row]
+
+
+def remap_file(path, outdir, mapping, classes=None, default=None, **_):
+    from .remap import remap_record
+    rec = load(path, classes=classes)
+    out = remap_record(rec, mapping, default=default)
+    target = output_path(outdir, path)
+    save(out, target, overwrite=True)
+    row = _base_row(path, out)
+    row["output"] = str(target)
+    return [row]
+
+
+def export_file(path, outdir, classes=None, label_ext=".jpg", **_):
+    from .export import export_record
+    rec = load(path, classes=classes)
+    written = export_record(rec, outdir, label_ext=label_ext)
+    row = _base_row(path, rec)
+    row["output"] = ";".join(str(p) for p in written)
+    return [row]
+
+
+def stats_file(path, classes=None, **_):
+    """Class-pixel counts of the stored label."""
+    rec = load(path, classes=classes, trials=False)
+    row = _base_row(path, rec)
+    if rec.label is not None:
+        counts = np.bincount(rec.label.ravel(), minlength=256)
+        names = rec.classes or [str(i) for i in range(rec.n_classes)]
+        for i, name in enumerate(names):
+            row[f"px_{name}"] = int(counts[i])
+        row["px_none"] = int(counts[NO_CLASS])
+    row["file_name"] = os.path.basename(str(path))
+    return [row]
+
+
+JOBS = {"validate": validate_file, "reconstruct": reconstruct_file, "remap": remap_file,
+        "export": export_file, "stats": stats_file}

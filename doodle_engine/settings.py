@@ -1,0 +1,203 @@
+"""Doodler's ``settings`` array: layouts, eras and decoding.
+
+Doodler stored its sliders as a bare float array whose layout changed over time:
+
+=====  ===================================================================  ==================
+size   layout                                                               era
+=====  ===================================================================  ==================
+9      pen_width, crf_downsample, classifier_downsample, crf_theta,         ``rf-2021-05``
+       crf_mu, n_estimators, gt_prob, sigma_min, sigma_max
+7      ..., crf_mu, n_estimators, gt_prob                                   ``rf-2021-06``
+6      ..., crf_mu, gt_prob                                                 ``mlp-2021-06``
+7      ..., crf_mu, gt_prob, n_sigmas                                       ``mlp-2021-10`` or
+                                                                            ``mlp-2022-05``
+7      ..., crf_mu, 1.0, n_sigmas                                           ``engine-2022-06``
+=====  ===================================================================  ==================
+
+Telling the two 7-value layouts apart (``decide_layout7``): position 5 holds
+n_estimators (an integer >= 1) in the random-forest layout and gt_prob (a probability in
+(0, 1]) in the later one; position 6 holds gt_prob (in (0, 1)) or n_sigmas (an integer >= 1).
+So ``[..., 3, 0.9]`` is the forest layout and ``[..., 0.9, 2]`` the later one.  A value of
+exactly 1.0 at position 5 followed by an integer is gt_prob == 1.0, which only doodler_engine
+(June 2022 on) wrote.  Anything else is undecidable and raises ``DoodleError``.
+
+The later 7-value layout was written by two app versions with different CRF code:
+2021-09-30 ... 2022-05-03 (``mlp-2021-10``, rolled CRF average in use) and 2022-05-04 ...
+2022-06 (``mlp-2022-05``, the "CRF bug kludge").  The arrays are identical, so the date in
+Doodler's results-folder name (``results2022-05-04-14-34``) decides; without a date the
+older, longer-lived ``mlp-2021-10`` is assumed and ``era_source`` says so.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .errors import DoodleError
+
+#: every era the engine knows, oldest first, with a one-line description
+ERAS = {
+    "rf-2021-05": "random forest, 9-value settings with sigma range (May 2021)",
+    "rf-2021-06": "random forest, 7-value settings (May-June 2021, dash_doodler df7fccf)",
+    "mlp-2021-06": "MLP, 6-value settings, 5 fixed scales (June-Oct 2021, 4fdca02)",
+    "mlp-2021-10": "MLP, n_sigmas, rolled-CRF average (Sept 2021 - May 2022, 779690c)",
+    "mlp-2022-05": "MLP, n_sigmas, single CRF run 'kludge' (May-June 2022, 7054a6e)",
+    "engine-2022-06": "doodler_engine: predict_proba, softmax CRF, classes as scales (June 2022 on)",
+}
+
+_KLUDGE_DATE = "2022-05-04"
+_ENGINE_DATE = "2022-06-14"
+_DATE_RE = re.compile(r"results(\d{4}-\d{2}-\d{2})")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Decoded Doodler settings (immutable).  Fields a layout lacks hold Doodler's value
+    for that era (e.g. sigma range 1..16, n_sigmas 5 before it was stored)."""
+
+    pen_width: float
+    crf_downsample: int
+    classifier_downsample: int
+    crf_theta: float
+    crf_mu: float
+    gt_prob: float
+    n_estimators: int | None
+    n_sigmas: int | None
+    sigma_min: float
+    sigma_max: float
+    era: str
+    era_source: str  # "layout", "layout+date", "layout (no date: assumed)", "user"
+    layout: int
+
+    def as_dict(self):
+        return asdict(self)
+
+
+def _is_int(v):
+    return math.isfinite(v) and float(v).is_integer()
+
+
+def decide_layout7(values):
+    """Return "rf" or "mlp" for a 7-value settings array, or None when undecidable."""
+    a, b = float(values[5]), float(values[6])
+    rf = _is_int(a) and a >= 1 and 0 < b < 1
+    mlp = 0 < a <= 1 and _is_int(b) and b >= 1
+    if rf and not mlp:
+        return "rf"
+    if mlp and not rf:
+        return "mlp"
+    return None
+
+
+def date_from_path(path):
+    """The date of Doodler's results folder named in ``path`` (YYYY-MM-DD), or None."""
+    if path is None:
+        return None
+    m = _DATE_RE.search(str(path))
+    return m.group(1) if m else None
+
+
+def _era_for_layout(values, date):
+    n = len(values)
+    if n == 9:
+        return "rf-2021-05", "layout"
+    if n == 6:
+        return "mlp-2021-06", "layout"
+    if n == 7:
+        kind = decide_layout7(values)
+        if kind == "rf":
+            return "rf-2021-06", "layout"
+        if kind == "mlp":
+            if float(values[5]) == 1.0:
+                return "engine-2022-06", "layout"
+            if date is None:
+                return "mlp-2021-10", "layout (no date: assumed)"
+            if date >= _ENGINE_DATE:
+                return "engine-2022-06", "layout+date"
+            if date >= _KLUDGE_DATE:
+                return "mlp-2022-05", "layout+date"
+            return "mlp-2021-10", "layout+date"
+        return None, None
+    return None, None
+
+
+def _positive_int(path, name, value):
+    if not math.isfinite(value) or value < 1 or not float(value).is_integer():
+        raise DoodleError(path, f"settings: {name} must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
+def decode_settings(values, era=None, path=None, date=None):
+    """Decode a settings array into :class:`Settings`.
+
+    ``era`` overrides detection (any key of :data:`ERAS`); ``date`` (YYYY-MM-DD) or a
+    results-folder date in ``path`` separates the two eras that share a layout.
+    """
+    try:
+        values = np.asarray(values, dtype=np.float64).ravel()
+    except (TypeError, ValueError):
+        raise DoodleError(path, "settings is not a numeric array") from None
+    if values.size not in (6, 7, 9):
+        raise DoodleError(path, f"settings has {values.size} values; known layouts have 6, 7 or 9")
+    if not np.all(np.isfinite(values)):
+        raise DoodleError(path, f"settings holds NaN or infinite values: {values.tolist()}")
+    if date is None:
+        date = date_from_path(path)
+    detected, source = _era_for_layout(values, date)
+    if era is not None:
+        if era not in ERAS:
+            raise DoodleError(path, f"unknown era {era!r}; choose one of {', '.join(ERAS)}")
+        detected, source = era, "user"
+    if detected is None:
+        raise DoodleError(path, f"cannot tell which 7-value settings layout {values.tolist()} is "
+                                "(positions 5-6 fit neither [n_estimators, gt_prob] nor "
+                                "[gt_prob, n_sigmas]); pass era= / --era")
+    return _build(values, detected, source, path)
+
+
+def _build(values, era, source, path):
+    v = [float(x) for x in values]
+    n = len(v)
+    common = dict(pen_width=v[0],
+                  crf_downsample=_positive_int(path, "crf_downsample", v[1]),
+                  classifier_downsample=_positive_int(path, "classifier_downsample", v[2]),
+                  crf_theta=v[3], crf_mu=v[4], era=era, era_source=source, layout=n)
+    if n == 9:
+        fields = dict(n_estimators=v[5], gt_prob=v[6], sigma_min=v[7], sigma_max=v[8], n_sigmas=None)
+    elif n == 6:
+        fields = dict(n_estimators=None, gt_prob=v[5], sigma_min=1.0, sigma_max=16.0, n_sigmas=None)
+    elif decide_layout7(v) == "rf" or (era.startswith("rf") and source == "user"):
+        fields = dict(n_estimators=v[5], gt_prob=v[6], sigma_min=1.0, sigma_max=16.0, n_sigmas=None)
+    else:
+        fields = dict(n_estimators=None, gt_prob=v[5], sigma_min=1.0, sigma_max=16.0, n_sigmas=v[6])
+    if fields["n_estimators"] is not None:
+        fields["n_estimators"] = _positive_int(path, "n_estimators", fields["n_estimators"])
+    if fields["n_sigmas"] is not None:
+        fields["n_sigmas"] = _positive_int(path, "n_sigmas", fields["n_sigmas"])
+    gt = fields["gt_prob"]
+    if not 0 < gt <= 1:
+        raise DoodleError(path, f"settings: gt_prob must be in (0, 1], got {gt!r}")
+    if not (v[3] > 0):
+        raise DoodleError(path, f"settings: crf_theta must be > 0, got {v[3]!r}")
+    if not (v[4] >= 0):
+        raise DoodleError(path, f"settings: crf_mu must be >= 0, got {v[4]!r}")
+    if not (0 < fields["sigma_min"] <= fields["sigma_max"]):
+        raise DoodleError(path, f"settings: sigma range {fields['sigma_min']}..{fields['sigma_max']} is invalid")
+    return Settings(**common, **fields)
+
+
+def encode_settings(s: Settings):
+    """The settings array in the layout ``s`` was read from (inverse of decode)."""
+    head = [s.pen_width, s.crf_downsample, s.classifier_downsample, s.crf_theta, s.crf_mu]
+    if s.layout == 9:
+        tail = [s.n_estimators, s.gt_prob, s.sigma_min, s.sigma_max]
+    elif s.layout == 6:
+        tail = [s.gt_prob]
+    elif s.n_estimators is not None:
+        tail = [s.n_estimators, s.gt_prob]
+    else:
+        tail = [s.gt_prob, s.n_sigmas]
+    return np.array(head + tail, dtype=np.float64)
