@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+
+from .errors import DoodleError
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
@@ -40,10 +42,16 @@ def make_classifier(settings, seed=0, n_jobs=1):
                                        early_stopping=True, hidden_layer_sizes=[100, 60]))
 
 
-def fit(features, doodles, settings, seed=0, n_jobs=1):
+def fit(features, doodles, settings, seed=0, n_jobs=1, path=None):
     x, y, seen = training_rows(features, doodles, settings)
     clf = make_classifier(settings, seed=seed, n_jobs=n_jobs)
-    clf.fit(x, y)
+    try:
+        clf.fit(x, y)
+    except ValueError as exc:
+        # e.g. MLP early stopping cannot hold out a validation pixel of every class
+        raise DoodleError(path, f"too few doodled pixels to train the classifier "
+                                f"({len(y)} samples after the x{settings.classifier_downsample} "
+                                f"stride): {exc}") from None
     return clf, seen
 
 

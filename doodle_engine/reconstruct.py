@@ -100,7 +100,12 @@ def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
         label = np.full(doodles.shape, present[1], np.uint8)
         notes.append("one class doodled: every pixel gets it, no classifier, no CRF")
         return Reconstruction(label, None, settings.era, settings, timer.timings, notes)
-    label, clf_label = run(img, doodles, settings, timer, notes, seed, n_jobs)
+    try:
+        label, clf_label = run(img, doodles, settings, timer, notes, seed, n_jobs)
+    except DoodleError as exc:
+        if exc.path == "<array>" and where is not None:
+            raise DoodleError(where, exc.problem) from None
+        raise
     return Reconstruction(label.astype(np.uint8), clf_label, settings.era, settings,
                           timer.timings, notes)
 

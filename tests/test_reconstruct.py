@@ -1,0 +1,180 @@
+import time
+
+import numpy as np
+import pytest
+from skimage.morphology import remove_small_holes
+
+from doodle_engine import DoodleError, load, reconstruct
+from doodle_engine.cleanup import (fill_small_holes, filter_one_hot, filter_one_hot_spatial,
+                                   inpaint_nans, inpaint_zeros)
+from doodle_engine.features import sigma_schedule
+from doodle_engine.settings import decode_settings
+from conftest import SETTINGS, doodles_for, needs_real, real_files, scene
+
+
+@pytest.mark.parametrize("era", list(SETTINGS) + ["mlp-2022-05"])
+def test_every_era_rebuilds_a_synthetic_scene(synthetic, era):
+    rec = load(synthetic(era))
+    res = reconstruct(rec, seed=0)
+    assert res.label.shape == rec.shape and res.era == era
+    acc = (res.label0 == rec.label).mean()
+    assert acc > 0.9, acc
+    assert set(np.unique(res.label)) <= {1, 2, 3}
+    for stage in ("standardize", "features", "fit", "predict", "crf"):
+        assert stage in res.timings
+
+
+@pytest.mark.parametrize("era", ["mlp-2021-10", "mlp-2022-05", "rf-2021-06"])
+def test_reconstruction_is_deterministic(synthetic, era):
+    rec = load(synthetic(era))
+    a, b = reconstruct(rec, seed=3), reconstruct(rec, seed=3)
+    np.testing.assert_array_equal(a.label, b.label)
+
+
+def test_doodled_pixels_keep_their_class_in_the_2021_classifier(synthetic):
+    rec = load(synthetic("mlp-2021-10"))
+    res = reconstruct(rec)
+    on = rec.doodles > 0
+    np.testing.assert_array_equal(res.classifier_label[on], rec.doodles[on])
+
+
+def test_sigma_schedules_follow_the_eras():
+    s = decode_settings([3, 2, 1, 1, 1, 0.9, 3])
+    np.testing.assert_allclose(sigma_schedule(s, 2), [1, 4, 16])
+    e = decode_settings([3, 2, 1, 1, 1, 1.0, 3])
+    assert len(sigma_schedule(e, 4)) == 4  # doodler_engine passed the class count
+    m = decode_settings([3, 2, 1, 1, 1, 0.9])
+    np.testing.assert_allclose(sigma_schedule(m, 2), [1, 2, 4, 8, 16])
+    r = decode_settings([3, 2, 1, 1, 1, 3, 0.9, 0.5, 16])
+    assert len(sigma_schedule(r, 2)) == 6
+
+
+def test_one_class_doodled_codes_every_pixel():
+    image, truth = scene()
+    d = np.zeros(truth.shape, np.uint8)
+    d[5:10, 5:10] = 2
+    res = reconstruct(image, d, [3, 2, 1, 1, 1, 0.9, 2])
+    assert (res.label == 2).all() and res.classifier_label is None and "one class" in res.notes[0]
+
+
+def test_a_class_doodled_with_a_single_pixel(synthetic):
+    image, truth = scene()
+    d = doodles_for(truth, classes=(0, 2))
+    ys, xs = np.nonzero(truth == 1)
+    d[ys[len(ys) // 2], xs[len(xs) // 2]] = 2
+    res = reconstruct(image, d, [3, 1, 1, 1, 1, 0.9, 2], era="mlp-2022-05")
+    assert res.label.shape == d.shape and set(np.unique(res.label)) <= {0, 1, 2, 3}
+
+
+def test_no_doodles_is_a_clear_error():
+    image, truth = scene()
+    with pytest.raises(DoodleError, match="no doodles"):
+        reconstruct(image, np.zeros(truth.shape, np.uint8), [3, 2, 1, 1, 1, 0.9, 2], path="x.npz")
+
+
+def test_nan_image_is_a_clear_error():
+    image, truth = scene()
+    bad = image.astype(float)
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(DoodleError, match="NaN"):
+        reconstruct(bad, doodles_for(truth), [3, 2, 1, 1, 1, 0.9, 2])
+
+
+def test_constant_image_still_gives_a_label():
+    _, truth = scene()
+    image = np.full(truth.shape + (3,), 128, np.uint8)
+    res = reconstruct(image, doodles_for(truth), [3, 2, 1, 1, 1, 0.9, 2], era="mlp-2022-05")
+    assert res.label.shape == truth.shape
+
+
+def test_image_smaller_than_the_crf_downsample():
+    image, truth = scene(6, 8)
+    d = np.zeros(truth.shape, np.uint8)
+    d[1, 1:4], d[4, 4:8] = 1, 3
+    res = reconstruct(image, d, [3, 16, 1, 1, 1, 0.9, 2], era="mlp-2021-10")
+    assert res.label.shape == (6, 8)
+
+
+def test_too_few_doodled_pixels_for_the_mlp_is_a_clear_error():
+    image, _ = scene(6, 8)
+    d = np.zeros((6, 8), np.uint8)
+    d[1, 1], d[4, 6] = 1, 3
+    with pytest.raises(DoodleError, match="too few doodled pixels"):
+        reconstruct(image, d, [3, 2, 1, 1, 1, 0.9, 2], path="few.npz")
+
+
+def test_tiny_image_is_refused():
+    with pytest.raises(DoodleError, match="too small"):
+        reconstruct(np.zeros((1, 5, 3), np.uint8), np.array([[1, 2, 0, 0, 0]], np.uint8),
+                    [3, 2, 1, 1, 1, 0.9, 2])
+
+
+# ----------------------------------------------------------------- clean-up against scikit-image
+def test_fill_small_holes_matches_scikit_image():
+    rng = np.random.default_rng(1)
+    for _ in range(5):
+        mask = rng.random((40, 50)) > 0.35
+        for size in (3, 10, 80):
+            ours = fill_small_holes(mask, size)
+            # scikit-image >= 0.26 fills holes of size <= max_size; Doodler's (old) rule is < size
+            theirs = remove_small_holes(mask, max_size=size - 1)
+            np.testing.assert_array_equal(ours, theirs)
+
+
+def test_filter_one_hot_and_spatial_shapes():
+    lab = np.ones((20, 20), int)
+    lab[5:15, 5:15] = 2
+    lab[9, 9] = 1  # a one-pixel hole in class 2
+    out = filter_one_hot(lab, 40)
+    assert out[9, 9] == 1  # class 1 wins ties (it is the first plane) ... and stays
+    sp = filter_one_hot_spatial(out, 2)
+    assert sp.shape == lab.shape and (sp == 0).any()
+
+
+def test_inpaint_fills_every_nan_and_keeps_known_values():
+    im = np.array([[1, np.nan, 3], [np.nan, np.nan, np.nan], [7, 8, 9]], float)
+    out = inpaint_nans(im)
+    assert np.isfinite(out).all() and out[0, 0] == 1 and out[2, 2] == 9
+    assert inpaint_zeros(np.array([[0, 2], [2, 2]], np.uint8)).tolist() == [[2, 2], [2, 2]]
+    with pytest.raises(ValueError):
+        inpaint_nans(np.full((2, 2), np.nan))
+
+
+# ----------------------------------------------------------------- fidelity on Doodler's own files
+def _real_results():
+    rows = []
+    for path in real_files():
+        rec = load(path)
+        for r in [rec] + rec.trials:
+            rows.append((path.name, r))
+    return rows
+
+
+@needs_real
+def test_2022_era_files_and_trials_are_rebuilt_with_zero_differing_pixels():
+    n = 0
+    for name, r in _real_results():
+        if "results2022-05-04" not in name:
+            continue
+        res = reconstruct(r)
+        assert int((res.label0 != r.label).sum()) == 0, (name, r.trial_prefix)
+        n += 1
+    assert n >= 10  # the five 2022-05-04 files plus the five trials inside one of them
+
+
+@needs_real
+def test_other_real_files_reach_the_measured_accuracy():
+    """Late-2021 files: Doodler's own code re-run today reaches 98.9 % on the worst of them;
+    the random-forest file depends on an unseeded forest (see README, Fidelity)."""
+    accs = {}
+    for name, r in _real_results():
+        if "results2022-05-04" in name:
+            continue
+        a = reconstruct(r, seed=0)
+        b = reconstruct(r, seed=0)
+        np.testing.assert_array_equal(a.label, b.label)
+        accs[name] = (a.label0 == r.label).mean()
+        # the random forest was unseeded in Doodler: another forest, another label
+        floor = 0.96 if r.settings.era.startswith("rf") else 0.985
+        assert accs[name] >= floor, (name, accs[name])
+    assert np.median(list(accs.values())) >= 0.99
