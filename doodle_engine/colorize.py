@@ -15,7 +15,8 @@ LIGHT24 = ["#FD3216", "#00FE35", "#6A76FC", "#FED4C4", "#FE00CE", "#0DF9FF", "#F
            "#FF9616", "#479B55", "#EEA6FB", "#DC587D", "#D626FF", "#6E899C", "#00B5F7",
            "#B68E00", "#C9FBE5", "#FF0092", "#22FFA7", "#E3EE9E", "#86CE00", "#BC7196",
            "#7E7DCD", "#FC6955", "#E48F72"]
-#: colour of undoodled pixels in Doodler's ``color_doodles``
+#: colour of undoodled pixels in Doodler's ``color_doodles`` with <= 10 classes: Doodler
+#: looked up class -1, i.e. the palette's last colour (G10's #316395)
 UNDOODLED = (49, 99, 149)
 
 
@@ -61,12 +62,28 @@ def colorize(label, classes=None, colors=None, none_color=(0, 0, 0)):
     return table[label.astype(np.uint8)]
 
 
-def color_doodles(doodles, classes=None, colors=None):
-    """Doodles (0 = none, v = class v-1) -> RGB, undoodled pixels in Doodler's blue-grey."""
+def _full_palette(classes, colors, n):
+    if colors is not None:
+        return palette_from(colors, n)
+    return doodler_palette(n) if n > len(G10) else np.array([hex_to_rgb(c) for c in G10], np.uint8)
+
+
+def color_doodles(doodles, classes=None, colors=None, image=None):
+    """Doodles (0 = none, v = class v-1) -> RGB as Doodler's ``color_doodles``: undoodled
+    pixels take the palette's last colour (Doodler looked up class -1), and pixels whose
+    image band 0 is 0 are black when ``image`` is given."""
     doodles = np.asarray(doodles)
     lab = doodles.astype(np.int16) - 1
     lab[doodles == 0] = NO_CLASS
-    return colorize(lab.astype(np.uint8), classes, colors, none_color=UNDOODLED)
+    n = len(classes) if classes is not None else int(doodles.max(initial=1))
+    if colors is None and n > len(LIGHT24):
+        raise DoodleError(None, f"Doodler's palettes hold at most 24 classes, got {n}")
+    pal = _full_palette(classes, colors, n)
+    out = colorize(lab.astype(np.uint8), classes, colors, none_color=tuple(int(v) for v in pal[-1]))
+    if image is not None:
+        band0 = image if image.ndim == 2 else image[..., 0]
+        out[band0 == 0] = 0
+    return out
 
 
 def overlay(image, label, alpha=0.5, classes=None, colors=None, skip_none=True):

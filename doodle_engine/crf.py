@@ -67,6 +67,11 @@ def crf_from_labels(label, image, theta, mu, downsample, gt_prob):
         lab = (lab - orig_mn) + 1
         n = (lab.max() - lab.min()) + 1
     n = int(n)
+    if n < 2:
+        # one label left after decimation: Doodler divided by n - 1 = 0 here, its CRF gave a
+        # constant that rescaled to NaN -> 0, and its in-painting loop never ended.  The CRF
+        # cannot change a one-label field, so the label is returned unchanged.
+        return label.astype(np.uint8).copy(), max(n, 1)
     unary = dutils.unary_from_labels(lab.astype("int"), n, gt_prob=gt_prob)
     result = _mean_field(unary, img, n, theta, mu, scale)
     result = resize_nearest(result, (h0, w0))

@@ -152,7 +152,11 @@ def remap(labels, mapping, classes=None, default=None, doodles=False):
     v -> new(v-1)+1).  ``mapping``: dict, :class:`Mapping` or mapping-file path."""
     m = load_mapping(mapping)
     labels = np.asarray(labels)
-    n = len(classes) if classes is not None else (int(labels.max(initial=0)) + 1)
+    if classes is not None:
+        n = len(classes)
+    else:
+        valid = labels[labels > 0] - 1 if doodles else labels[labels != NO_CLASS]
+        n = int(valid.max()) + 1 if valid.size else 0
     table = m.table(classes, n=n, default=default)
     if doodles:
         dtable = np.zeros(256, np.uint8)

@@ -90,7 +90,7 @@ def test_constant_image_still_gives_a_label():
 def test_image_smaller_than_the_crf_downsample():
     image, truth = scene(6, 8)
     d = np.zeros(truth.shape, np.uint8)
-    d[1, 1:4], d[4, 4:8] = 1, 3
+    d[0:2, 0:4], d[3:6, 4:8] = 1, 3
     res = reconstruct(image, d, [3, 16, 1, 1, 1, 0.9, 2], era="mlp-2021-10")
     assert res.label.shape == (6, 8)
 
