@@ -1,0 +1,104 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from doodle_engine import load
+from doodle_engine.batch import run_batch
+from conftest import doodles_for, scene, write_npz
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def folder(tmp_path):
+    d = tmp_path / "session" / "results2022-05-04-10-00"
+    d.mkdir(parents=True)
+    for i in range(4):
+        image, truth = scene(40, 56, seed=i)
+        write_npz(d / f"img{i}.npz", image, doodles_for(truth), truth, [3, 2, 2, 1, 1, 0.9, 2])
+    (d / "broken.npz").write_bytes(b"garbage")
+    return d
+
+
+def _clean(frame):
+    cols = [c for c in frame.columns if not c.startswith("t_") and c not in ("seconds", "mtime")]
+    return frame[cols].sort_values(["file", "trial"]).reset_index(drop=True)
+
+
+def test_validate_batch_records_failures_and_goes_on(folder, tmp_path):
+    frame = run_batch("validate", [folder], workers=1, table=tmp_path / "t.csv", progress=False)
+    assert len(frame) == 5
+    bad = frame[frame["error"] != ""]
+    assert len(bad) == 1 and "broken.npz" in bad.iloc[0]["error"]
+    ok = frame[frame["error"] == ""]
+    assert (ok["accuracy"] > 0.85).all() and set(ok["era"]) == {"mlp-2022-05"}
+    assert len(pd.read_csv(tmp_path / "t.csv")) == 5
+
+
+def test_two_processes_give_the_same_table(folder):
+    one = run_batch("validate", [folder], workers=1, progress=False)
+    two = run_batch("validate", [folder], workers=2, progress=False)
+    pd.testing.assert_frame_equal(_clean(one), _clean(two))
+
+
+def test_resume_skips_done_files(folder, tmp_path):
+    table = tmp_path / "t.csv"
+    run_batch("validate", [folder / "img0.npz", folder / "img1.npz"], table=table, progress=False)
+    t0 = time.perf_counter()
+    frame = run_batch("validate", [folder], table=table, resume=True, progress=False)
+    assert len(frame) == 5 and frame["file"].nunique() == 5
+    again = run_batch("validate", [folder], table=table, resume=True, progress=False)
+    # only the broken file is tried again
+    assert len(again) == 5 and (again["error"] != "").sum() == 1
+
+
+def test_dask_local_cluster_matches_local_processes(folder):
+    distributed = pytest.importorskip("dask.distributed")
+    local = run_batch("validate", [folder], workers=1, progress=False)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        remote = run_batch("validate", [folder], client=client, progress=False)
+    pd.testing.assert_frame_equal(_clean(local), _clean(remote))
+
+
+def test_reconstruct_writes_complete_outputs_and_never_touches_inputs(folder, tmp_path):
+    before = {p: p.read_bytes() for p in folder.iterdir()}
+    out = tmp_path / "out"
+    frame = run_batch("reconstruct", [folder], outdir=out, progress=False)
+    assert (frame["error"] != "").sum() == 1
+    for p, data in before.items():
+        assert p.read_bytes() == data
+    rec = load(out / "img0.npz")
+    assert rec.label is not None and (out / "img0_label.png").exists()
+    assert not list(out.glob("*.part"))
+
+
+def test_killed_batch_leaves_only_complete_outputs_and_resumes(tmp_path):
+    src = tmp_path / "many"
+    src.mkdir()
+    for i in range(8):
+        image, truth = scene(64, 80, seed=i)
+        write_npz(src / f"f{i}.npz", image, doodles_for(truth), truth, [3, 1, 1, 1, 1, 0.9, 3])
+    out, table = tmp_path / "out", tmp_path / "t.csv"
+    cmd = [sys.executable, str(ROOT / "cli.py"), "reconstruct", str(src), "-o", str(out),
+           "--table", str(table), "--quiet"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out.exists() and len(list(out.glob("*.npz"))) >= 2):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    for p in out.glob("*.npz"):
+        load(p)  # every file there is complete
+    r = subprocess.run(cmd + ["--resume"], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in out.glob("*.npz")) == [f"f{i}.npz" for i in range(8)]
+    assert len(pd.read_csv(table)) == 8

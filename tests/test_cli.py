@@ -1,0 +1,84 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from conftest import COAST_DIR, needs_coast
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args):
+    return subprocess.run([sys.executable, str(ROOT / "cli.py"), *map(str, args)],
+                          capture_output=True, text=True, cwd=ROOT)
+
+
+def test_info_json(synthetic):
+    p = synthetic("mlp-2022-05")
+    r = cli("info", p, "--json")
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout)[0]
+    assert info["era"] == "mlp-2022-05" and info["label_layout"] == "onehot"
+    assert info["classes"] == ["water", "surf", "sand"] and info["settings"]["n_sigmas"] == 2
+
+
+def test_info_text_and_era_override(synthetic):
+    r = cli("info", synthetic("mlp-2021-10"), "--era", "mlp-2022-05")
+    assert r.returncode == 0 and "mlp-2022-05 (user)" in r.stdout
+
+
+def test_validate_report_plots_and_min_accuracy(synthetic, tmp_path):
+    p = synthetic("mlp-2022-05")
+    r = cli("validate", p, "--report", tmp_path / "r.csv", "--plots", tmp_path / "plots", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert "median accuracy" in r.stdout
+    table = pd.read_csv(tmp_path / "r.csv")
+    assert {"accuracy", "mean_iou", "kappa", "era", "t_fit", "iou_water"} <= set(table.columns)
+    assert (tmp_path / "r_summary.csv").exists()
+    assert (tmp_path / "plots" / "accuracy_hist.png").exists()
+    r = cli("validate", p, "--min-accuracy", "1.01", "--quiet")
+    assert r.returncode == 1
+
+
+def test_validate_parquet(synthetic, tmp_path):
+    r = cli("validate", synthetic("mlp-2022-05"), "--report", tmp_path / "r.parquet", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert len(pd.read_parquet(tmp_path / "r.parquet")) == 1
+
+
+def test_export_and_remap_commands(synthetic, tmp_path):
+    p = synthetic("mlp-2021-10")
+    r = cli("export", p, "-o", tmp_path / "ex", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "ex" / "labels" / "mlp-2021-10_label.jpg").exists()
+    m = tmp_path / "m.json"
+    m.write_text(json.dumps({"aliases": {"water": "water", "surf": "water", "sand": "land"},
+                             "classes": ["water", "surf", "sand"], "super_classes": ["water", "land"]}))
+    r = cli("remap", p, "--mapping", m, "-o", tmp_path / "rm", "--quiet")
+    assert r.returncode == 0, r.stderr
+    r = cli("info", tmp_path / "rm" / "mlp-2021-10.npz", "--json")
+    assert json.loads(r.stdout)[0]["classes"] == ["water", "land"]
+
+
+def test_bad_mapping_exits_2(synthetic, tmp_path):
+    m = tmp_path / "m.json"
+    m.write_text("[1, 2]")
+    r = cli("remap", synthetic("mlp-2021-10"), "--mapping", m, "-o", tmp_path / "o")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+
+
+@needs_coast
+def test_stats_with_coast_train_metadata(tmp_path):
+    import numpy as np
+    from conftest import doodles_for, scene, write_npz
+    meta = sorted(COAST_DIR.glob("metadata_C_*.csv"))[0]
+    name = Path(pd.read_csv(meta)["annotation_image_filename"].iloc[0]).name
+    image, truth = scene()
+    write_npz(tmp_path / name, image, doodles_for(truth), truth, [3, 2, 2, 1, 1, 0.9, 2])
+    r = cli("stats", tmp_path / name, "--metadata", meta, "--report", tmp_path / "s.csv", "--quiet")
+    assert r.returncode == 0, r.stderr
+    table = pd.read_csv(tmp_path / "s.csv")
+    assert table.loc[0, "px_water"] == int((truth == 0).sum())
+    assert "ImageHeightPx" in table and "prob_of_unary_potential_suspect" in table
