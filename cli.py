@@ -133,6 +133,13 @@ def cmd_stats(args):
     return 1 if failed else 0
 
 
+def cmd_example(args):
+    from doodle_engine.example import make_example
+    path = make_example(args.output, *args.size, seed=args.seed, overwrite=args.overwrite)
+    print(f"wrote {path}")
+    return 0
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="doodle-engine", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -193,6 +200,13 @@ def build_parser():
     sp.add_argument("--report")
     sp.add_argument("--table")
     sp.set_defaults(func=cmd_stats)
+
+    sp = sub.add_parser("example", help="write a generated Doodler file to try the engine on")
+    sp.add_argument("output", help="path of the .npz to write")
+    sp.add_argument("--size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"))
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--overwrite", action="store_true")
+    sp.set_defaults(func=cmd_example)
 
     sp = sub.add_parser("bench", help="time each stage, compiled vs straightforward path")
     sp.add_argument("files", nargs="+")

@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from doodle_engine.example import doodles_for, scene  # noqa: F401  (shared with tests)
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 REAL_DIR = SHARED / "data" / "doodler"
 COAST_DIR = SHARED / "data" / "coasttrain"
@@ -18,33 +20,6 @@ SETTINGS = {
     "mlp-2021-10": [3, 2, 1, 1, 1, 0.9, 2],
     "engine-2022-06": [3, 2, 1, 1, 1, 1.0, 2],
 }
-
-
-def scene(h=48, w=64, seed=0):
-    """A real-looking 3-class coastal scene: water (blue), surf (white), sand (tan),
-    with texture noise; returns (image uint8 HxWx3, truth 0-based HxW)."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w]
-    shore = 0.45 * w + 4 * np.sin(yy / 6.0)
-    truth = np.where(xx < shore - 5, 0, np.where(xx < shore + 5, 1, 2))
-    colours = np.array([[30, 70, 140], [230, 235, 240], [200, 175, 120]], float)
-    img = colours[truth] + rng.normal(0, 12, (h, w, 3))
-    return np.clip(img, 0, 255).astype(np.uint8), truth
-
-
-def doodles_for(truth, classes=(0, 1, 2)):
-    """Strokes inside each class region at three heights, as a labeller draws them
-    (value = class + 1)."""
-    d = np.zeros(truth.shape, np.uint8)
-    h, w = truth.shape
-    for c in classes:
-        for row in (h // 6, h // 2, 5 * h // 6):
-            xs = np.flatnonzero(truth[row] == c)
-            if xs.size > 2:
-                xs = xs[1:-1]
-                d[row, xs] = c + 1
-                d[min(row + 1, h - 1), xs[truth[min(row + 1, h - 1), xs] == c]] = c + 1
-    return d
 
 
 def write_npz(path, image, doodles, label=None, settings=None, classes=("water", "surf", "sand"),

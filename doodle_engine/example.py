@@ -1,0 +1,52 @@
+"""A generated Doodler session file, so the engine can be tried with no data at hand.
+
+The scene is a coastal strip (water, surf, sand) with texture noise; the doodles are short
+strokes inside each region; the stored label is the engine's rebuild with the settings
+layout of Doodler's 2021-10 app (the era assumed when a path carries no results date)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .io import DoodleRecord, save, with_label
+from .settings import decode_settings
+
+
+def scene(h=48, w=64, seed=0):
+    """(image uint8 HxWx3, truth 0-based HxW) of a 3-class coastal scene."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    shore = 0.45 * w + 4 * np.sin(yy / 6.0)
+    truth = np.where(xx < shore - 5, 0, np.where(xx < shore + 5, 1, 2))
+    colours = np.array([[30, 70, 140], [230, 235, 240], [200, 175, 120]], float)
+    img = colours[truth] + rng.normal(0, 12, (h, w, 3))
+    return np.clip(img, 0, 255).astype(np.uint8), truth
+
+
+def doodles_for(truth, classes=(0, 1, 2)):
+    """Strokes inside each class region at three heights (value = class + 1)."""
+    d = np.zeros(truth.shape, np.uint8)
+    h, _ = truth.shape
+    for c in classes:
+        for row in (h // 6, h // 2, 5 * h // 6):
+            xs = np.flatnonzero(truth[row] == c)
+            if xs.size > 2:
+                xs = xs[1:-1]
+                d[row, xs] = c + 1
+                below = min(row + 1, h - 1)
+                d[below, xs[truth[below, xs] == c]] = c + 1
+    return d
+
+
+def make_example(path, h=240, w=320, seed=0, overwrite=False):
+    """Write an example Doodler .npz (May-2022 layout) and return its path."""
+    from .reconstruct import reconstruct
+
+    image, truth = scene(h, w, seed)
+    doodles = doodles_for(truth)
+    settings = decode_settings([3, 2, 2, 1, 1, 0.9, 2])  # no results date: mlp-2021-10
+    rec = DoodleRecord(path=None, image=image, doodles=doodles, orig_image=image,
+                       classes=["water", "surf", "sand"], classes_source="file",
+                       settings=settings)
+    res = reconstruct(rec)
+    return save(with_label(rec, res.label0), path, overwrite=overwrite)
