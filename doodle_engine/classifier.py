@@ -12,9 +12,14 @@ from sklearn.preprocessing import StandardScaler
 
 #: Doodler's cap on training rows (MLP eras)
 MLP_MAX_SAMPLES = 100_000
+#: training rows kept in mode="fast" (evenly spaced, as Doodler's cap)
+FAST_MAX_SAMPLES = 20_000
+#: "reference": scikit-learn's trainer (the straightforward path); "exact": the compiled
+#: reimplementation of the same algorithm (same labels); "fast": compiled, float32, fewer rows
+MODES = ("exact", "fast", "reference")
 
 
-def training_rows(features, doodles, settings):
+def training_rows(features, doodles, settings, max_samples=MLP_MAX_SAMPLES):
     """(X, y, classes_seen): doodled rows in raster order, strided by the classifier
     downsample factor, then capped as the era did.  ``classes_seen`` is taken after the
     stride and before the cap, as Doodler took it."""
@@ -26,8 +31,8 @@ def training_rows(features, doodles, settings):
         # df7fccf: above 200,000 rows, 500,000 evenly spaced indices (so rows repeat)
         if idx.size > 200_000:
             idx = idx[np.round(np.linspace(0, idx.size - 1, 500_000)).astype(int)]
-    elif idx.size > MLP_MAX_SAMPLES:
-        idx = idx[np.round(np.linspace(0, idx.size - 1, MLP_MAX_SAMPLES)).astype(int)]
+    elif idx.size > max_samples:
+        idx = idx[np.round(np.linspace(0, idx.size - 1, max_samples)).astype(int)]
     return features[idx], flat[idx], seen
 
 
@@ -42,11 +47,23 @@ def make_classifier(settings, seed=0, n_jobs=1):
                                        early_stopping=True, hidden_layer_sizes=[100, 60]))
 
 
-def fit(features, doodles, settings, seed=0, n_jobs=1, path=None):
-    x, y, seen = training_rows(features, doodles, settings)
-    clf = make_classifier(settings, seed=seed, n_jobs=n_jobs)
+def fit(features, doodles, settings, seed=0, n_jobs=1, path=None, mode="exact"):
+    """Train the era's classifier on the doodled rows; returns (model, classes seen)."""
+    if mode not in MODES:
+        raise DoodleError(path, f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    cap = FAST_MAX_SAMPLES if mode == "fast" else MLP_MAX_SAMPLES
+    x, y, seen = training_rows(features, doodles, settings, max_samples=cap)
+    compiled = mode != "reference" and not settings.era.startswith("rf")
     try:
-        clf.fit(x, y)
+        if compiled:
+            from .kernels.mlp import fit_mlp
+            if len(np.unique(y)) < 2:
+                raise ValueError("only one class among the training rows")
+            dtype = np.float32 if mode == "fast" else np.float64
+            clf = fit_mlp(x, y, dtype=dtype)
+        else:
+            clf = make_classifier(settings, seed=seed, n_jobs=n_jobs)
+            clf.fit(x, y)
     except ValueError as exc:
         # e.g. MLP early stopping cannot hold out a validation pixel of every class
         raise DoodleError(path, f"too few doodled pixels to train the classifier "

@@ -36,6 +36,14 @@ class Reconstruction:
         return out.astype(np.uint8)
 
 
+@dataclass
+class _Options:
+    seed: int = 0
+    n_jobs: int = 1
+    mode: str = "exact"
+    path: str | None = None
+
+
 class _Timer:
     def __init__(self):
         self.timings = {}
@@ -66,12 +74,15 @@ def _check_inputs(image, doodles, settings, where):
 
 
 def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
-                crf_backend="pydensecrf", n_jobs=1, path=None) -> Reconstruction:
+                crf_backend="pydensecrf", n_jobs=1, path=None, mode="exact") -> Reconstruction:
     """Rebuild the label from doodles as the Doodler era of ``settings`` did.
 
     Call with a :class:`DoodleRecord`, or with ``image``, ``doodles`` and ``settings`` (a
     :class:`Settings` or a raw settings array).  ``era`` overrides the detected era;
     ``seed`` seeds the random forest (Doodler's was unseeded; MLP eras are deterministic).
+    ``mode``: "exact" (default; compiled kernels that give Doodler's labels), "fast"
+    (compiled float32 trainer on at most 20,000 rows: close, not identical) or "reference"
+    (scikit-learn's own trainer and predict: the straightforward path).
     """
     if isinstance(record_or_image, DoodleRecord):
         rec = record_or_image
@@ -100,12 +111,8 @@ def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
         label = np.full(doodles.shape, present[1], np.uint8)
         notes.append("one class doodled: every pixel gets it, no classifier, no CRF")
         return Reconstruction(label, None, settings.era, settings, timer.timings, notes)
-    try:
-        label, clf_label = run(img, doodles, settings, timer, notes, seed, n_jobs)
-    except DoodleError as exc:
-        if exc.path == "<array>" and where is not None:
-            raise DoodleError(where, exc.problem) from None
-        raise
+    label, clf_label = run(img, doodles, settings, timer, notes,
+                           _Options(seed, n_jobs, mode, where))
     return Reconstruction(label.astype(np.uint8), clf_label, settings.era, settings,
                           timer.timings, notes)
 
@@ -123,10 +130,15 @@ def _features(img, doodles, settings, timer):
         return feature_matrix(img, sigmas, location_mode(settings.era))
 
 
-def _classify_undoodled(img, doodles, settings, timer, seed, n_jobs):
-    feats = _features(img, doodles, settings, timer)
+def _fit(feats, doodles, settings, timer, opts):
     with timer.stage("fit"):
-        clf, seen = classifier.fit(feats, doodles, settings, seed=seed, n_jobs=n_jobs)
+        return classifier.fit(feats, doodles, settings, seed=opts.seed, n_jobs=opts.n_jobs,
+                              path=opts.path, mode=opts.mode)
+
+
+def _classify_undoodled(img, doodles, settings, timer, opts):
+    feats = _features(img, doodles, settings, timer)
+    clf, seen = _fit(feats, doodles, settings, timer, opts)
     with timer.stage("predict"):
         label = classifier.predict_undoodled(clf, feats, doodles)
     return label, seen
@@ -165,8 +177,8 @@ def _tta_average(img, label, settings, n_runs, refilter):
 def _era_tta(n_runs, refilter):
     """2021 eras: classifier, clean-up, in-paint, rolled CRF average, in-paint."""
 
-    def run(img, doodles, settings, timer, notes, seed, n_jobs):
-        label, _ = _classify_undoodled(img, doodles, settings, timer, seed, n_jobs)
+    def run(img, doodles, settings, timer, notes, opts):
+        label, _ = _classify_undoodled(img, doodles, settings, timer, opts)
         clf_label = label.astype(np.uint8)
         label = _cleanup_2021(label, timer)
         with timer.stage("cleanup"):
@@ -180,10 +192,10 @@ def _era_tta(n_runs, refilter):
     return run
 
 
-def _era_kludge(img, doodles, settings, timer, notes, seed, n_jobs):
+def _era_kludge(img, doodles, settings, timer, notes, opts):
     """7054a6e (2022-05-04): as 2021 but unknown labels zeroed, one plain CRF run decides
     (the rolled runs were computed and discarded: skipped here), class-set check."""
-    label, seen = _classify_undoodled(img, doodles, settings, timer, seed, n_jobs)
+    label, seen = _classify_undoodled(img, doodles, settings, timer, opts)
     clf_label = label.astype(np.uint8)
     label = _cleanup_2021(label, timer)
     with timer.stage("cleanup"):
@@ -215,13 +227,12 @@ def _recode(values, targets, present):
     return out
 
 
-def _era_engine(img, doodles, settings, timer, notes, seed, n_jobs):
+def _era_engine(img, doodles, settings, timer, notes, opts):
     """doodler_engine (June 2022 on): probabilities for every pixel, argmax, one-hot
     'softmax' CRF; retry from the doodles when a class is lost; else keep the MLP label."""
     n = len(np.unique(doodles)[1:])
     feats = _features(img, doodles, settings, timer)
-    with timer.stage("fit"):
-        clf, seen = classifier.fit(feats, doodles, settings, seed=seed, n_jobs=n_jobs)
+    clf, _ = _fit(feats, doodles, settings, timer, opts)
     with timer.stage("predict"):
         proba = classifier.predict_proba_all(clf, feats)
     h, w = doodles.shape
