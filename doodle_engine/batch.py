@@ -4,6 +4,7 @@ Dask cluster.  Results stream to a CSV table as files finish, so a stopped run r
 from __future__ import annotations
 
 import csv
+import multiprocessing
 import os
 import time
 import traceback
@@ -158,7 +159,9 @@ def _execute(job, files, kwargs, workers, scheduler, client):
         for f in files:
             yield _run_one(job, f, kwargs)
     else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
+        # spawn, not fork: Numba's thread pool in this process must not be forked
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             futures = [pool.submit(_run_one, job, f, kwargs) for f in files]
             for fut in as_completed(futures):
                 yield fut.result()

@@ -1,0 +1,47 @@
+"""Each compiled kernel against its NumPy / scikit-learn twin."""
+
+import numpy as np
+import pytest
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from doodle_engine.kernels.mlp import fit_mlp, forward_numpy
+
+
+def _data(n_classes, n=1500, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 2, (n_classes, 6))
+    y = rng.integers(1, n_classes + 1, n).astype(np.uint8)
+    x = centres[y - 1] + rng.normal(0, 1.5, (n, 6))
+    return x, y
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 5])
+def test_compiled_trainer_follows_scikit_learn(n_classes):
+    x, y = _data(n_classes)
+    ref = make_pipeline(StandardScaler(), MLPClassifier(
+        solver="adam", alpha=1, random_state=1, max_iter=2000, early_stopping=True,
+        hidden_layer_sizes=[100, 60])).fit(x, y)
+    ours = fit_mlp(x, y)
+    mlp = ref[-1]
+    assert ours.n_iter_ == mlp.n_iter_
+    np.testing.assert_allclose(ours.validation_scores_, mlp.validation_scores_)
+    for a, b in zip(ours.coefs, mlp.coefs_):
+        np.testing.assert_allclose(a, b, atol=1e-9)
+    np.testing.assert_array_equal(ours.predict(x), ref.predict(x))
+    np.testing.assert_allclose(ours.predict_proba(x), ref.predict_proba(x), atol=1e-9)
+
+
+def test_compiled_forward_matches_its_numpy_twin():
+    x, y = _data(4)
+    model = fit_mlp(x, y)
+    np.testing.assert_allclose(model.predict_proba(x), forward_numpy(model, x), rtol=1e-12, atol=1e-14)
+    m32 = fit_mlp(x, y, dtype=np.float32)
+    np.testing.assert_allclose(m32.predict_proba(x), forward_numpy(m32, x), atol=1e-5)
+    assert (m32.predict(x) == model.predict(x)).mean() > 0.95
+
+
+def test_too_few_samples_for_a_validation_split():
+    with pytest.raises(ValueError):
+        fit_mlp(np.zeros((5, 3)), np.array([1, 1, 2, 2, 2], np.uint8))
