@@ -88,7 +88,8 @@ def _batch(args, job, **kwargs):
 
 def cmd_validate(args):
     from doodle_engine.report import print_table, write_plots, write_report
-    frame, failed = _batch(args, "validate", era=args.era, trials=args.trials, seed=args.seed)
+    frame, failed = _batch(args, "validate", era=args.era, trials=args.trials, seed=args.seed,
+                           mode=args.mode)
     print_table(frame)
     _summary(frame, failed)
     if args.report:
@@ -102,7 +103,8 @@ def cmd_validate(args):
 
 
 def cmd_reconstruct(args):
-    frame, failed = _batch(args, "reconstruct", outdir=args.output, era=args.era, seed=args.seed)
+    frame, failed = _batch(args, "reconstruct", outdir=args.output, era=args.era, seed=args.seed,
+                           mode=args.mode)
     _summary(frame, failed)
     return 1 if failed else 0
 
@@ -169,6 +171,9 @@ def build_parser():
         common(sp)
         sp.add_argument("--era", choices=list(ERAS), help="override the detected era")
         sp.add_argument("--seed", type=int, default=0, help="random-forest seed")
+        sp.add_argument("--mode", choices=["exact", "fast", "reference"], default="exact",
+                        help="exact: Doodler's labels (default); fast: compiled float32 trainer "
+                             "on fewer rows; reference: scikit-learn's own trainer")
         sp.add_argument("--table", help="stream rows to this CSV (needed for --resume)")
         if name == "validate":
             sp.add_argument("--trials", action="store_true", help="also rebuild earlier trials")

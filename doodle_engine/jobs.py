@@ -39,7 +39,7 @@ def _base_row(path, rec):
     return row
 
 
-def validate_file(path, era=None, classes=None, trials=False, seed=0, **_):
+def validate_file(path, era=None, classes=None, trials=False, seed=0, mode="exact", **_):
     """Rebuild every result in the file (the newest, and earlier trials if asked) and compare."""
     rec = load(path, classes=classes, era=era)
     rows = []
@@ -47,7 +47,7 @@ def validate_file(path, era=None, classes=None, trials=False, seed=0, **_):
         if r.label is None:
             raise DoodleError(path, "has no stored label to validate against")
         t0 = time.perf_counter()
-        res = reconstruct(r, seed=seed)
+        res = reconstruct(r, seed=seed, mode=mode)
         n = max(r.n_classes, int(res.label.max()))
         m = validate(r.label, res.label0, n)
         row = _base_row(path, r)
@@ -64,12 +64,13 @@ def output_path(outdir, path, suffix=".npz"):
     return Path(outdir) / (safe_stem(path) + suffix)
 
 
-def reconstruct_file(path, outdir, era=None, classes=None, seed=0, overwrite=True, **_):
+def reconstruct_file(path, outdir, era=None, classes=None, seed=0, overwrite=True, mode="exact",
+                     **_):
     """Write <outdir>/<stem>.npz (Doodler layout, rebuilt label) and <stem>_label.png."""
     from .export import write_image
     rec = load(path, classes=classes, era=era)
     t0 = time.perf_counter()
-    res = reconstruct(rec, seed=seed)
+    res = reconstruct(rec, seed=seed, mode=mode)
     out = with_label(rec, res.label0, layout=rec.label_layout or "onehot")
     target = output_path(outdir, path)
     save(out, target, overwrite=overwrite)

@@ -123,11 +123,14 @@ def _raw(s: Settings):
 
 
 # ----------------------------------------------------------------------------- shared steps
-def _features(img, doodles, settings, timer):
+def _features(img, doodles, settings, timer, opts):
     n_classes = len(np.unique(doodles)) - 1
     with timer.stage("features"):
         sigmas = sigma_schedule(settings, n_classes)
-        return feature_matrix(img, sigmas, location_mode(settings.era))
+        if opts.mode == "reference":
+            return feature_matrix(img, sigmas, location_mode(settings.era))
+        from .kernels.features import feature_matrix as compiled_features
+        return compiled_features(img, sigmas, location_mode(settings.era))
 
 
 def _fit(feats, doodles, settings, timer, opts):
@@ -137,7 +140,7 @@ def _fit(feats, doodles, settings, timer, opts):
 
 
 def _classify_undoodled(img, doodles, settings, timer, opts):
-    feats = _features(img, doodles, settings, timer)
+    feats = _features(img, doodles, settings, timer, opts)
     clf, seen = _fit(feats, doodles, settings, timer, opts)
     with timer.stage("predict"):
         label = classifier.predict_undoodled(clf, feats, doodles)
@@ -231,7 +234,7 @@ def _era_engine(img, doodles, settings, timer, notes, opts):
     """doodler_engine (June 2022 on): probabilities for every pixel, argmax, one-hot
     'softmax' CRF; retry from the doodles when a class is lost; else keep the MLP label."""
     n = len(np.unique(doodles)[1:])
-    feats = _features(img, doodles, settings, timer)
+    feats = _features(img, doodles, settings, timer, opts)
     clf, _ = _fit(feats, doodles, settings, timer, opts)
     with timer.stage("predict"):
         proba = classifier.predict_proba_all(clf, feats)

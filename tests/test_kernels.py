@@ -45,3 +45,28 @@ def test_compiled_forward_matches_its_numpy_twin():
 def test_too_few_samples_for_a_validation_split():
     with pytest.raises(ValueError):
         fit_mlp(np.zeros((5, 3)), np.array([1, 1, 2, 2, 2], np.uint8))
+
+
+@pytest.mark.parametrize("loc_mode", ["blur-old", "blur-new", "raw"])
+@pytest.mark.parametrize("shape", [(37, 53), (5, 4), (64, 64)])
+def test_compiled_features_are_bit_identical_to_the_reference(loc_mode, shape):
+    from doodle_engine.example import scene
+    from doodle_engine.features import feature_matrix
+    from doodle_engine.kernels.features import feature_matrix as compiled
+    from doodle_engine.standardize import standardize
+    image, _ = scene(*shape, seed=2)
+    x = standardize(image)
+    sigmas = np.logspace(0, 4, 3, base=2)
+    np.testing.assert_array_equal(compiled(x, sigmas, loc_mode), feature_matrix(x, sigmas, loc_mode))
+
+
+def test_gaussian_weights_are_scipys():
+    from scipy.ndimage import gaussian_filter1d
+    from doodle_engine.kernels.features import gaussian_weights
+    impulse = np.zeros(81)
+    impulse[40] = 1
+    for s in (1.0, 2.52, 4.0, 9.3):
+        w = gaussian_weights(s)
+        r = (w.size - 1) // 2
+        np.testing.assert_allclose(gaussian_filter1d(impulse, s, mode="constant")[40 - r:41 + r], w,
+                                   rtol=0, atol=1e-16)

@@ -1,0 +1,36 @@
+"""Benchmarks: each case is timed for the straightforward path ("reference") and the
+compiled ones in the same run; the ratios are printed at the end.
+
+Run: python -m pytest benchmarks -q   (add --benchmark-disable to only check they run)"""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+REAL = ROOT.parent / "shared" / "data" / "doodler"
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    session = getattr(config, "_benchmarksession", None)
+    if session is None or not session.benchmarks:
+        return
+    groups = defaultdict(dict)
+    for bench in session.benchmarks:
+        if not bench.stats:
+            continue
+        case = bench.group or bench.name
+        variant = bench.extra_info.get("variant", bench.name)
+        groups[case][variant] = bench.stats.median
+    tr = terminalreporter
+    tr.write_sep("=", "speed-up against the straightforward path (median times)")
+    for case, times in sorted(groups.items()):
+        ref = times.get("reference")
+        parts = []
+        for variant, t in sorted(times.items()):
+            ratio = f" x{ref / t:.2f}" if ref and variant != "reference" else ""
+            parts.append(f"{variant} {t:.4f}s{ratio}")
+        tr.write_line(f"{case}: " + ", ".join(parts))

@@ -1,0 +1,90 @@
+"""Whole reconstruction and its stages: straightforward path vs compiled."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from doodle_engine import load, reconstruct
+from doodle_engine import classifier
+from doodle_engine.example import doodles_for, scene
+from doodle_engine.features import feature_matrix, location_mode, sigma_schedule
+from doodle_engine.io import DoodleRecord
+from doodle_engine.settings import decode_settings
+from doodle_engine.standardize import standardize
+from conftest import REAL
+
+SETTINGS = decode_settings([3, 2, 2, 1, 1, 0.9, 2], era="mlp-2022-05")
+SIZES = {"0.1Mpx": (250, 400), "1Mpx": (800, 1250)}
+MODES = ["reference", "exact", "fast"]
+
+
+def _generated(name):
+    h, w = SIZES[name]
+    image, truth = scene(h, w, seed=1)
+    return DoodleRecord(path=None, image=image, doodles=doodles_for(truth),
+                        classes=["water", "surf", "sand"], settings=SETTINGS)
+
+
+def _cases():
+    cases = [(name, lambda n=name: _generated(n)) for name in SIZES]
+    if REAL.is_dir():
+        for p in sorted(REAL.glob("*.npz")):
+            cases.append((p.name[:48], lambda p=p: load(p)))
+    return cases
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("case", _cases(), ids=lambda c: c[0])
+def test_reconstruct(benchmark, case, mode):
+    name, make = case
+    rec = make()
+    reconstruct(rec, mode=mode)  # warm-up: compile or load the Numba cache
+    benchmark.group = f"reconstruct {name}"
+    benchmark.extra_info["variant"] = mode
+    res = benchmark.pedantic(reconstruct, args=(rec,), kwargs={"mode": mode},
+                             rounds=1, iterations=1)
+    assert res.label.shape == rec.shape
+
+
+@pytest.fixture(scope="module")
+def training():
+    rec = _generated("1Mpx")
+    feats = feature_matrix(standardize(rec.image), sigma_schedule(SETTINGS, 3),
+                           location_mode(SETTINGS.era))
+    return feats, rec.doodles
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_stage_fit(benchmark, training, mode):
+    feats, doodles = training
+    classifier.fit(feats, doodles, SETTINGS, mode=mode)
+    benchmark.group = "stage fit 1Mpx"
+    benchmark.extra_info["variant"] = mode
+    benchmark.pedantic(classifier.fit, args=(feats, doodles, SETTINGS), kwargs={"mode": mode},
+                       rounds=2, iterations=1)
+
+
+@pytest.mark.parametrize("mode", ["reference", "exact"])
+def test_stage_predict(benchmark, training, mode):
+    feats, doodles = training
+    clf, _ = classifier.fit(feats, doodles, SETTINGS, mode=mode)
+    classifier.predict_undoodled(clf, feats[:1000], doodles[:1, :1000] * 0)
+    benchmark.group = "stage predict 1Mpx"
+    benchmark.extra_info["variant"] = mode
+    out = benchmark.pedantic(classifier.predict_undoodled, args=(clf, feats, doodles),
+                             rounds=2, iterations=1)
+    assert out.shape == doodles.shape
+
+
+@pytest.mark.parametrize("variant", ["reference", "compiled"])
+def test_stage_features(benchmark, variant):
+    from doodle_engine.kernels.features import feature_matrix as compiled
+    rec = _generated("1Mpx")
+    img = standardize(rec.image)
+    sigmas = sigma_schedule(SETTINGS, 3)
+    fn = feature_matrix if variant == "reference" else compiled
+    fn(img[:50, :50], sigmas, "blur-old")
+    benchmark.group = "stage features 1Mpx"
+    benchmark.extra_info["variant"] = variant
+    benchmark.pedantic(fn, args=(img, sigmas, "blur-old"), rounds=3, iterations=1)
