@@ -65,12 +65,16 @@ def filter_one_hot_spatial(label, distance):
     return out
 
 
+class NothingToInpaint(ValueError):
+    """Every pixel is NaN: Doodler's in-painting loop would never end."""
+
+
 def inpaint_nans(im):
     """Fill NaNs by repeated 3x3 neighbour averaging (symmetric boundary), Doodler's loop."""
     im = np.array(im, dtype=np.float64)
     nans = np.isnan(im)
     if nans.all():
-        raise ValueError("every pixel is NaN: nothing to in-paint from")
+        raise NothingToInpaint("every pixel is NaN: nothing to in-paint from")
     while nans.any():
         im[nans] = 0
         valid = convolve2d(~nans, _INPAINT_KERNEL, mode="same", boundary="symm")

@@ -143,6 +143,8 @@ def _check_image(img, key, path):
     if img.dtype != np.uint8:
         raise DoodleError(path, f"{key!r} must be uint8, got {img.dtype}")
     if img.ndim == 2:
+        if min(img.shape) < 1:
+            raise DoodleError(path, f"{key!r} is empty (shape {img.shape})")
         return img
     if img.ndim != 3 or img.shape[2] not in (1, 3, 4):
         raise DoodleError(path, f"{key!r} must be HxW or HxWx3 (or 4 bands), got shape {img.shape}")

@@ -176,6 +176,16 @@ def _tta_average(img, label, settings, n_runs, refilter):
     return np.round(np.average(stack, axis=-1, weights=[w for _, w in runs])).astype("uint8")
 
 
+def _inpaint_or(out, fallback, notes, what):
+    """In-paint the zeros of ``out``; when it has no class left at all (e.g. a constant CRF
+    output rescales to NaN -> 0), Doodler's in-painting loop never ended: keep ``fallback``."""
+    try:
+        return cleanup.inpaint_zeros(out)
+    except cleanup.NothingToInpaint:
+        notes.append(f"{what} had no class left: kept the label from the step before")
+        return fallback.astype(np.uint8).copy()
+
+
 # ----------------------------------------------------------------------------- eras
 def _era_tta(n_runs, refilter):
     """2021 eras: classifier, clean-up, in-paint, rolled CRF average, in-paint."""
@@ -185,11 +195,11 @@ def _era_tta(n_runs, refilter):
         clf_label = label.astype(np.uint8)
         label = _cleanup_2021(label, timer)
         with timer.stage("cleanup"):
-            label = cleanup.inpaint_zeros(label)
+            label = _inpaint_or(label, clf_label, notes, "clean-up")
         with timer.stage("crf"):
             out = _tta_average(img, label, settings, n_runs, refilter)
         with timer.stage("cleanup"):
-            out = cleanup.inpaint_zeros(out)
+            out = _inpaint_or(out, label, notes, "CRF result")
         return out, clf_label
 
     return run
@@ -203,7 +213,7 @@ def _era_kludge(img, doodles, settings, timer, notes, opts):
     label = _cleanup_2021(label, timer)
     with timer.stage("cleanup"):
         cleanup.zero_unknown(label, seen)
-        label = cleanup.inpaint_zeros(label)
+        label = _inpaint_or(label, clf_label, notes, "clean-up")
         cleanup.zero_unknown(label, seen)
         match = np.unique(label)
     with timer.stage("crf"):
@@ -213,7 +223,7 @@ def _era_kludge(img, doodles, settings, timer, notes, opts):
         cleanup.zero_unknown(out, seen)  # Doodler tested the pre-CRF label's values here
         if n == 1:
             out[label > 0] = np.unique(label)
-        out = cleanup.inpaint_zeros(out)
+        out = _inpaint_or(out, label, notes, "CRF result")
         cleanup.zero_unknown(out, seen)
     if not np.array_equal(match, np.unique(out)):
         # Doodler meant to fall back here; under numpy >= 1.25 its comparison raised instead
