@@ -142,9 +142,8 @@ def apply_table(labels, table, out=None):
         raise DoodleError(None, f"labels must be integers, got {labels.dtype}")
     if labels.size and (labels.min() < 0 or labels.max() >= len(table)):
         raise DoodleError(None, f"label values {labels.min()}..{labels.max()} exceed the table")
-    if labels.dtype == np.uint8 and len(table) >= 256:
-        return np.take(table, labels, out=out)
-    return np.take(table, labels.astype(np.intp, copy=False), out=out)
+    from .kernels.lut import apply_lut
+    return apply_lut(labels, np.ascontiguousarray(table), out=out)
 
 
 def remap(labels, mapping, classes=None, default=None, doodles=False):

@@ -70,3 +70,13 @@ def test_gaussian_weights_are_scipys():
         r = (w.size - 1) // 2
         np.testing.assert_allclose(gaussian_filter1d(impulse, s, mode="constant")[40 - r:41 + r], w,
                                    rtol=0, atol=1e-16)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.int64])
+def test_lut_matches_numpy_take(dtype):
+    from doodle_engine.kernels.lut import apply_lut
+    rng = np.random.default_rng(0)
+    table = rng.integers(0, 255, 300).astype(np.uint8)
+    labels = rng.integers(0, 256 if dtype == np.uint8 else 300, (3, 70, 90)).astype(dtype)
+    np.testing.assert_array_equal(apply_lut(labels, table), np.take(table, labels))
+    np.testing.assert_array_equal(apply_lut(labels[:0], table), np.take(table, labels[:0]))
