@@ -82,3 +82,12 @@ def test_stats_with_coast_train_metadata(tmp_path):
     table = pd.read_csv(tmp_path / "s.csv")
     assert table.loc[0, "px_water"] == int((truth == 0).sum())
     assert "ImageHeightPx" in table and "prob_of_unary_potential_suspect" in table
+
+
+def test_bench_command(synthetic):
+    r = cli("bench", synthetic("mlp-2022-05"))
+    assert r.returncode == 0, r.stderr
+    lines = [ln for ln in r.stdout.splitlines() if " Mpx/s" in ln and "agree " in ln]
+    assert len(lines) == 3 and "exact" in r.stdout and "peak memory" in r.stdout
+    exact = next(ln for ln in lines if " exact " in ln)
+    assert "agree 100.0000%" in exact
