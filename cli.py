@@ -77,7 +77,8 @@ def _summary(frame, failed):
 def _batch(args, job, **kwargs):
     frame = run_batch(job, args.inputs, workers=args.workers, scheduler=args.scheduler,
                       table=getattr(args, "table", None), resume=args.resume,
-                      progress=not args.quiet, classes=_classes(args.classes), **kwargs)
+                      progress=not args.quiet, classes=_classes(args.classes),
+                      force=args.force, **kwargs)
     failed = 0
     if "error" in frame:
         for msg in frame.loc[frame["error"] != "", "error"]:
@@ -157,6 +158,8 @@ def build_parser():
             sp.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786)")
             sp.add_argument("--resume", action="store_true", help="skip files already in --table")
             sp.add_argument("--quiet", action="store_true", help="no progress bar")
+            sp.add_argument("--force", action="store_true",
+                            help="redo files whose outputs are newer than the input")
 
     sp = sub.add_parser("info", help="describe Doodler files")
     sp.add_argument("files", nargs="+")

@@ -3,6 +3,7 @@ Dask cluster.  Results stream to a CSV table as files finish, so a stopped run r
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import multiprocessing
 import os
@@ -159,12 +160,33 @@ def _execute(job, files, kwargs, workers, scheduler, client):
         for f in files:
             yield _run_one(job, f, kwargs)
     else:
-        # spawn, not fork: Numba's thread pool in this process must not be forked
+        # spawn, not fork: Numba's thread pool in this process must not be forked; and one
+        # thread per worker (Numba, BLAS), or N workers x N threads fight over N cores
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        with _single_threaded_children(), \
+                ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             futures = [pool.submit(_run_one, job, f, kwargs) for f in files]
             for fut in as_completed(futures):
                 yield fut.result()
+
+
+_THREAD_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                "MKL_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def _single_threaded_children():
+    """Environment for spawned workers: one compute thread each (restored afterwards)."""
+    saved = {k: os.environ.get(k) for k in _THREAD_VARS}
+    os.environ.update({k: "1" for k in _THREAD_VARS})
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _execute_dask(job, files, kwargs, scheduler, client):

@@ -43,6 +43,14 @@ def write_image(path, array, quality=100):
     return atomic_write(path, write)
 
 
+def export_targets(path, outdir, label_ext=".jpg"):
+    """The files :func:`export_record` always writes for the npz at ``path``."""
+    outdir, stem = Path(outdir), safe_stem(path)
+    return [outdir / "images" / f"{stem}.jpg", outdir / "labels" / f"{stem}_label{label_ext}",
+            outdir / "colorlabels" / f"{stem}_label.png", outdir / "overlays" / f"{stem}_overlay.png",
+            outdir / "doodles" / f"{stem}_doodles.png", outdir / "doodles" / f"{stem}_color_doodles.png"]
+
+
 def export_record(record: DoodleRecord, outdir, label_ext=".jpg", alpha=0.5):
     """Write images/, labels/, colorlabels/, overlays/ and doodles/ for one record.
 

@@ -64,37 +64,59 @@ def output_path(outdir, path, suffix=".npz"):
     return Path(outdir) / (safe_stem(path) + suffix)
 
 
-def reconstruct_file(path, outdir, era=None, classes=None, seed=0, overwrite=True, mode="exact",
+def up_to_date(path, *outputs):
+    """True when every output exists and is not older than the input file."""
+    try:
+        src = os.stat(path).st_mtime
+        return all(os.stat(o).st_mtime >= src for o in outputs)
+    except OSError:
+        return False
+
+
+def _skipped(path, outputs):
+    return [{"file": str(path), "output": ";".join(str(o) for o in outputs),
+             "skipped": "up to date"}]
+
+
+def reconstruct_file(path, outdir, era=None, classes=None, seed=0, mode="exact", force=False,
                      **_):
-    """Write <outdir>/<stem>.npz (Doodler layout, rebuilt label) and <stem>_label.png."""
+    """Write <outdir>/<stem>.npz (Doodler layout, rebuilt label) and <stem>_label.png;
+    skipped when both exist and are newer than the input (unless ``force``)."""
     from .export import write_image
+    target, picture = output_path(outdir, path), output_path(outdir, path, "_label.png")
+    if not force and up_to_date(path, target, picture):
+        return _skipped(path, [target, picture])
     rec = load(path, classes=classes, era=era)
     t0 = time.perf_counter()
     res = reconstruct(rec, seed=seed, mode=mode)
     out = with_label(rec, res.label0, layout=rec.label_layout or "onehot")
-    target = output_path(outdir, path)
-    save(out, target, overwrite=overwrite)
+    save(out, target, overwrite=True)
     grey = np.where(res.label0 == NO_CLASS, 0, res.label0).astype(np.uint8)
-    write_image(output_path(outdir, path, "_label.png"), grey)
+    write_image(picture, grey)
     row = _base_row(path, rec)
     row.update({f"t_{k}": v for k, v in res.timings.items()})
     row.update({"output": str(target), "seconds": time.perf_counter() - t0})
     return [row]
 
 
-def remap_file(path, outdir, mapping, classes=None, default=None, **_):
+def remap_file(path, outdir, mapping, classes=None, default=None, force=False, **_):
     from .remap import remap_record
+    target = output_path(outdir, path)
+    if not force and up_to_date(path, target):
+        return _skipped(path, [target])
     rec = load(path, classes=classes)
     out = remap_record(rec, mapping, default=default)
-    target = output_path(outdir, path)
     save(out, target, overwrite=True)
     row = _base_row(path, out)
     row["output"] = str(target)
     return [row]
 
 
-def export_file(path, outdir, classes=None, label_ext=".jpg", **_):
-    from .export import export_record
+def export_file(path, outdir, classes=None, label_ext=".jpg", force=False, **_):
+    from .export import export_record, export_targets
+    targets = export_targets(path, outdir, label_ext)
+    if not force and up_to_date(path, *targets):
+        return _skipped(path, targets)
     rec = load(path, classes=classes)
     written = export_record(rec, outdir, label_ext=label_ext)
     row = _base_row(path, rec)

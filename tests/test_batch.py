@@ -102,3 +102,22 @@ def test_killed_batch_leaves_only_complete_outputs_and_resumes(tmp_path):
     assert r.returncode == 0, r.stderr
     assert sorted(p.name for p in out.glob("*.npz")) == [f"f{i}.npz" for i in range(8)]
     assert len(pd.read_csv(table)) == 8
+
+
+def test_rerun_skips_up_to_date_outputs_and_redoes_changed_inputs(folder, tmp_path):
+    out = tmp_path / "out"
+    first = run_batch("reconstruct", [folder / "img0.npz", folder / "img1.npz"], outdir=out,
+                      progress=False)
+    assert "skipped" not in first or first["skipped"].isna().all()
+    again = run_batch("reconstruct", [folder / "img0.npz", folder / "img1.npz"], outdir=out,
+                      progress=False)
+    assert (again["skipped"] == "up to date").all()
+    later = (out / "img0.npz").stat().st_mtime + 5
+    os.utime(folder / "img0.npz", (later, later))
+    third = run_batch("reconstruct", [folder / "img0.npz", folder / "img1.npz"], outdir=out,
+                      progress=False).set_index("file")
+    assert third.loc[str(folder / "img0.npz"), "skipped"] != "up to date"
+    assert third.loc[str(folder / "img1.npz"), "skipped"] == "up to date"
+    forced = run_batch("export", [folder / "img1.npz"], outdir=tmp_path / "ex", progress=False)
+    again = run_batch("export", [folder / "img1.npz"], outdir=tmp_path / "ex", progress=False)
+    assert (again["skipped"] == "up to date").all() and len(forced) == 1

@@ -8,14 +8,14 @@ each epoch in one compiled call instead of thousands of small Python steps.  It 
 bit-identical to scikit-learn (different BLAS call shapes and ``exp``), so it serves the
 ``mode="fast"`` path; the tests and benchmarks measure how often its labels differ.
 
-``forward`` (compiled) and ``forward_numpy`` (its twin, written as scikit-learn computes)
-give class probabilities for many pixels in bounded chunks.
+``CompiledMLP.predict_proba`` (compiled) and ``forward_numpy`` (its twin, written as
+scikit-learn computes) give class probabilities for many pixels in bounded chunks.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 from sklearn.model_selection import train_test_split
 from sklearn.utils import shuffle as sk_shuffle
 
@@ -127,13 +127,15 @@ def _epoch(x, y1h, order, params, ms, vs, t, alpha, binary):
     return t
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _forward_chunks(x, mean, scale, w0, b0, w1, b1, w2, b2, binary, chunk):
     n = x.shape[0]
     k = 2 if binary else w2.shape[1]
     proba = np.empty((n, k))
     n_chunks = (n + chunk - 1) // chunk
-    for c in prange(n_chunks):
+    # chunks in sequence: BLAS already runs each product on every core, and BLAS threads
+    # nested inside a Numba thread pool oversubscribe the machine
+    for c in range(n_chunks):
         s = c * chunk
         e = min(s + chunk, n)
         xs = ((x[s:e] - mean) / scale).astype(w0.dtype)
