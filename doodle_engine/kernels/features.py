@@ -38,26 +38,18 @@ def _clamp(i, n):
 
 
 @njit(cache=True, parallel=True)
-def _blur_axis0(src, w, dst):
-    h, wd = src.shape
-    r = (w.size - 1) // 2
-    for j in prange(wd):
-        for i in range(h):
-            acc = np.float64(src[i, j]) * w[r]
-            for k in range(-r, 0):
-                acc += (np.float64(src[_clamp(i + k, h), j]) + np.float64(src[_clamp(i - k, h), j])) * w[r + k]
-            dst[i, j] = F32(acc)
-
-
-@njit(cache=True, parallel=True)
-def _blur_axis1(src, w, dst):
+def _blur_rows(src, w, dst):
+    """SciPy's symmetric correlate1d along axis 1 ('nearest' edges): the centre term first,
+    then the pairs from the outermost in, summed in float64, rounded to float32.  Pass
+    transposed views to filter along axis 0."""
     h, wd = src.shape
     r = (w.size - 1) // 2
     for i in prange(h):
         for j in range(wd):
             acc = np.float64(src[i, j]) * w[r]
             for k in range(-r, 0):
-                acc += (np.float64(src[i, _clamp(j + k, wd)]) + np.float64(src[i, _clamp(j - k, wd)])) * w[r + k]
+                acc += (np.float64(src[i, _clamp(j + k, wd)])
+                        + np.float64(src[i, _clamp(j - k, wd)])) * w[r + k]
             dst[i, j] = F32(acc)
 
 
@@ -164,8 +156,8 @@ def feature_matrix(image_std, sigmas, loc_mode):
             wts = gaussian_weights(s)
             _write_location(np.broadcast_to(loc, (h, w)).copy() if loc.shape != (h, w) else loc,
                             out, col)
-            _blur_axis0(channel, wts, tmp)
-            _blur_axis1(tmp, wts, blur)
+            _blur_rows(channel.T, wts, tmp.T)  # axis 0 first, as SciPy does
+            _blur_rows(tmp, wts, blur)
             _gradients(blur, g0, g1)
             _write_scale(blur, g0, g1, out, col + 1)
             col += FEATURES_PER_SCALE

@@ -91,6 +91,16 @@ def _layer_grads(a_in, delta, w, alpha, n):
 
 
 @njit(cache=True)
+def _relu_backward(delta, activation):
+    """Zero the error where the ReLU output was 0 (scikit-learn's relu derivative)."""
+    for i in range(delta.shape[0]):
+        for j in range(delta.shape[1]):
+            if activation[i, j] == 0.0:
+                delta[i, j] = 0.0
+    return delta
+
+
+@njit(cache=True)
 def _epoch(x, y1h, order, params, ms, vs, t, alpha, binary):
     """One pass over the shuffled minibatches with Adam updates; returns the new step t."""
     w0, b0, w1, b1, w2, b2 = params
@@ -104,17 +114,9 @@ def _epoch(x, y1h, order, params, ms, vs, t, alpha, binary):
         a1, a2, out = _forward_batch(xb, w0, b0, w1, b1, w2, b2, binary)
         d2 = out - yb
         g2w, g2b = _layer_grads(a2, d2, w2, alpha, nb)
-        d1 = np.dot(d2, w2.T)
-        for i in range(d1.shape[0]):
-            for j in range(d1.shape[1]):
-                if a2[i, j] == 0.0:
-                    d1[i, j] = 0.0
+        d1 = _relu_backward(np.dot(d2, w2.T), a2)
         g1w, g1b = _layer_grads(a1, d1, w1, alpha, nb)
-        d0 = np.dot(d1, w1.T)
-        for i in range(d0.shape[0]):
-            for j in range(d0.shape[1]):
-                if a1[i, j] == 0.0:
-                    d0[i, j] = 0.0
+        d0 = _relu_backward(np.dot(d1, w1.T), a1)
         g0w, g0b = _layer_grads(xb, d0, w0, alpha, nb)
         t += 1
         lr = LR * np.sqrt(1 - BETA2 ** t) / (1 - BETA1 ** t)
