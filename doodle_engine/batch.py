@@ -4,7 +4,7 @@ Dask cluster.  Results stream to a CSV table as files finish, so a stopped run r
 from __future__ import annotations
 
 import contextlib
-import csv
+import json
 import multiprocessing
 import os
 import time
@@ -66,41 +66,58 @@ def _unchanged(path, recorded_mtime):
 
 
 class _Table:
-    """Append rows to a CSV as they come (header grows only by rewriting at the end)."""
+    """Rows stream to ``<table>.stream.jsonl`` (one JSON object a line, so rows with different
+    columns stay intact when a run is killed); the finished table is written as CSV."""
 
     def __init__(self, path):
         self.path = Path(path) if path else None
+        self.stream = self.path.with_name(self.path.name + ".stream.jsonl") if path else None
         self.rows = []
 
+    def _old_rows(self):
+        rows = []
+        if self.path.exists():
+            rows += pd.read_csv(self.path, keep_default_na=False).to_dict("records")
+        if self.stream.exists():
+            with open(self.stream) as fh:
+                for line in fh:
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError:
+                        break  # a line cut short by a kill
+        return rows
+
     def done_files(self):
-        """Files already in the table without error and unchanged since."""
-        if not self.path or not self.path.exists():
+        """(files already done without error and unchanged since, their rows)."""
+        if not self.path:
             return set(), []
-        old = pd.read_csv(self.path, keep_default_na=False)
-        if "file" not in old or "mtime" not in old:
-            return set(), []
-        ok = old[old["error"] == ""] if "error" in old else old
-        done = {f for f, m in zip(ok["file"], ok["mtime"]) if _unchanged(f, m)}
-        keep = old[old["file"].isin(done)].to_dict("records")
+        rows = [r for r in self._old_rows() if "file" in r and not r.get("error")]
+        done = {r["file"] for r in rows if _unchanged(r["file"], r.get("mtime"))}
+        keep = list({r["file"] + "|" + str(r.get("trial", "")): r
+                     for r in rows if r["file"] in done}.values())
         return done, keep
+
+    def clear(self):
+        for p in (self.path, self.stream):
+            if p is not None and p.exists():
+                p.unlink()
 
     def add(self, rows):
         self.rows.extend(rows)
-        if self.path:
-            new = not self.path.exists()
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", newline="") as fh:
-                w = csv.DictWriter(fh, fieldnames=list(rows[0].keys()), extrasaction="ignore")
-                if new:
-                    w.writeheader()
+        if self.stream:
+            self.stream.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.stream, "a") as fh:
                 for r in rows:
-                    w.writerow(r)
+                    fh.write(json.dumps(r, default=str) + "\n")
+                fh.flush()
 
     def finish(self, frame):
         if self.path:
-            tmp = self.path.with_suffix(self.path.suffix + ".part")
+            tmp = self.path.with_name("." + self.path.name + ".part")
             frame.to_csv(tmp, index=False)
             os.replace(tmp, self.path)
+            if self.stream.exists():
+                self.stream.unlink()
 
 
 def run_batch(job, inputs, workers=1, scheduler=None, client=None, table=None, resume=False,
@@ -119,11 +136,9 @@ def run_batch(job, inputs, workers=1, scheduler=None, client=None, table=None, r
     if resume:
         done, kept = tab.done_files()
         files = [f for f in files if f not in done]
-    elif tab.path and tab.path.exists():
-        tab.path.unlink()
-    if tab.path and kept:
-        # start a fresh stream with the rows kept from the earlier run
-        tab.path.unlink()
+    if tab.path:
+        # a fresh stream that starts with the rows kept from the earlier run
+        tab.clear()
         for r in kept:
             tab.add([r])
         tab.rows = []

@@ -15,7 +15,7 @@ from . import classifier, cleanup, crf
 from .errors import DoodleError
 from .features import feature_matrix, location_mode, sigma_schedule
 from .io import NO_CLASS, DoodleRecord
-from .settings import Settings, decode_settings
+from .settings import Settings, decode_settings, encode_settings
 from .standardize import standardize
 
 
@@ -95,7 +95,7 @@ def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
     if not isinstance(settings, Settings):
         settings = decode_settings(settings, era=era, path=where)
     elif era is not None and era != settings.era:
-        settings = decode_settings(_raw(settings), era=era, path=where)
+        settings = decode_settings(encode_settings(settings), era=era, path=where)
     if crf_backend != "pydensecrf":
         raise DoodleError(where, f"unknown crf_backend {crf_backend!r}")
     doodles = np.asarray(doodles)
@@ -115,11 +115,6 @@ def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
                            _Options(seed, n_jobs, mode, where))
     return Reconstruction(label.astype(np.uint8), clf_label, settings.era, settings,
                           timer.timings, notes)
-
-
-def _raw(s: Settings):
-    from .settings import encode_settings
-    return encode_settings(s)
 
 
 # ----------------------------------------------------------------------------- shared steps

@@ -121,3 +121,18 @@ def test_rerun_skips_up_to_date_outputs_and_redoes_changed_inputs(folder, tmp_pa
     forced = run_batch("export", [folder / "img1.npz"], outdir=tmp_path / "ex", progress=False)
     again = run_batch("export", [folder / "img1.npz"], outdir=tmp_path / "ex", progress=False)
     assert (again["skipped"] == "up to date").all() and len(forced) == 1
+
+
+def test_stream_keeps_rows_with_different_columns_and_survives_a_cut_line(folder, tmp_path):
+    table = tmp_path / "rows.csv"
+    stream = tmp_path / "rows.csv.stream.jsonl"
+    good = str(folder / "img0.npz")
+    mtime = os.stat(good).st_mtime
+    stream.write_text(
+        '{"file": "%s", "trial": "", "accuracy": 0.9, "iou_water": 1.0, "error": "", "mtime": %r}\n'
+        '{"file": "%s", "error": "broken", "mtime": 1.0}\n{"file": "cut' % (good, mtime, folder / "broken.npz"))
+    frame = run_batch("validate", [folder], table=table, resume=True, progress=False)
+    assert sorted(frame["file"]) == sorted(str(p) for p in folder.glob("*.npz"))
+    kept = frame.set_index("file").loc[good]
+    assert kept["accuracy"] == 0.9  # taken from the stream, not recomputed
+    assert not stream.exists() and len(pd.read_csv(table)) == 5
