@@ -88,3 +88,16 @@ def test_stage_features(benchmark, variant):
     benchmark.group = "stage features 1Mpx"
     benchmark.extra_info["variant"] = variant
     benchmark.pedantic(fn, args=(img, sigmas, "blur-old"), rounds=3, iterations=1)
+
+
+@pytest.mark.parametrize("variant", ["reference", "compiled"])
+def test_stage_forest_predict(benchmark, training, variant):
+    from doodle_engine.kernels.forest import PackedForest
+    feats, doodles = training
+    rf_settings = decode_settings([3, 2, 2, 1, 1, 3, 0.9])
+    clf, _ = classifier.fit(feats, doodles, rf_settings, mode="reference")
+    model = clf if variant == "reference" else PackedForest(clf)
+    model.predict(feats[:100])
+    benchmark.group = "stage forest predict 1Mpx"
+    benchmark.extra_info["variant"] = variant
+    benchmark.pedantic(model.predict, args=(feats,), rounds=2, iterations=1)

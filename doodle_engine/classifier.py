@@ -64,6 +64,9 @@ def fit(features, doodles, settings, seed=0, n_jobs=1, path=None, mode="exact"):
         else:
             clf = make_classifier(settings, seed=seed, n_jobs=n_jobs)
             clf.fit(x, y)
+            if mode != "reference" and isinstance(clf, RandomForestClassifier):
+                from .kernels.forest import PackedForest
+                clf = PackedForest(clf)  # compiled inference over the same trees
     except ValueError as exc:
         # e.g. MLP early stopping cannot hold out a validation pixel of every class
         raise DoodleError(path, f"too few doodled pixels to train the classifier "

@@ -80,3 +80,14 @@ def test_lut_matches_numpy_take(dtype):
     labels = rng.integers(0, 256 if dtype == np.uint8 else 300, (3, 70, 90)).astype(dtype)
     np.testing.assert_array_equal(apply_lut(labels, table), np.take(table, labels))
     np.testing.assert_array_equal(apply_lut(labels[:0], table), np.take(table, labels[:0]))
+
+
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_compiled_forest_predicts_as_scikit_learn(n_classes):
+    from sklearn.ensemble import RandomForestClassifier
+    from doodle_engine.kernels.forest import PackedForest
+    x, y = _data(n_classes, n=3000, seed=3)
+    rf = RandomForestClassifier(n_estimators=6, class_weight="balanced_subsample",
+                                min_samples_split=5, random_state=0).fit(x, y)
+    probe = np.random.default_rng(9).normal(0, 3, (20000, x.shape[1]))
+    np.testing.assert_array_equal(PackedForest(rf).predict(probe), rf.predict(probe))
