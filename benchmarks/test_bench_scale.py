@@ -5,14 +5,12 @@ projected time for the whole 1.19-gigapixel release."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from doodle_engine.batch import run_batch
-from doodle_engine.example import doodles_for, scene
 from conftest import ROOT
 
 COAST = ROOT.parent / "shared" / "data" / "coasttrain"

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
-
-from .errors import DoodleError
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+
+from .errors import DoodleError
 
 #: Doodler's cap on training rows (MLP eras)
 MLP_MAX_SAMPLES = 100_000

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import DoodleError
-from .io import NO_CLASS
+from .io import NO_CLASS, zero_based
 
 #: plotly's qualitative G10, Doodler's palette for at most 10 classes
 G10 = ["#3366CC", "#DC3912", "#FF9900", "#109618", "#990099", "#0099C6", "#DD4477",
@@ -62,24 +62,17 @@ def colorize(label, classes=None, colors=None, none_color=(0, 0, 0)):
     return table[label.astype(np.uint8)]
 
 
-def _full_palette(classes, colors, n):
-    if colors is not None:
-        return palette_from(colors, n)
-    return doodler_palette(n) if n > len(G10) else np.array([hex_to_rgb(c) for c in G10], np.uint8)
-
-
 def color_doodles(doodles, classes=None, colors=None, image=None):
     """Doodles (0 = none, v = class v-1) -> RGB as Doodler's ``color_doodles``: undoodled
     pixels take the palette's last colour (Doodler looked up class -1), and pixels whose
     image band 0 is 0 are black when ``image`` is given."""
-    doodles = np.asarray(doodles)
-    lab = doodles.astype(np.int16) - 1
-    lab[doodles == 0] = NO_CLASS
-    n = len(classes) if classes is not None else int(doodles.max(initial=1))
-    if colors is None and n > len(LIGHT24):
-        raise DoodleError(None, f"Doodler's palettes hold at most 24 classes, got {n}")
-    pal = _full_palette(classes, colors, n)
-    out = colorize(lab.astype(np.uint8), classes, colors, none_color=tuple(int(v) for v in pal[-1]))
+    n = len(classes) if classes is not None else int(np.max(doodles, initial=1))
+    if colors is not None:
+        last = palette_from(colors, n)[-1]
+    else:  # the whole palette Doodler chose for n classes (colorize below rejects n > 24)
+        last = doodler_palette(len(G10) if n <= len(G10) else len(LIGHT24))[-1]
+    out = colorize(zero_based(doodles), classes, colors,
+                   none_color=tuple(int(v) for v in last))
     if image is not None:
         band0 = image if image.ndim == 2 else image[..., 0]
         out[band0 == 0] = 0

@@ -12,7 +12,7 @@ from PIL import Image
 
 from .colorize import color_doodles, colorize, overlay
 from .errors import DoodleError
-from .io import NO_CLASS, DoodleRecord, atomic_write
+from .io import NO_CLASS, DoodleRecord, atomic_write, zero_based
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -56,29 +56,21 @@ def export_record(record: DoodleRecord, outdir, label_ext=".jpg", alpha=0.5):
 
     Labels are greyscale 0-based class indices (pixels with no class are 0, as Doodler
     wrote them).  Doodler wrote labels as JPEG; ``label_ext='.png'`` keeps them lossless."""
-    outdir = Path(outdir)
-    stem = safe_stem(record.path or "record")
+    if record.label is None:
+        raise DoodleError(record.path, "has no label to export")
     image = record.orig_image if record.orig_image is not None else record.image
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[..., 0]
-    written = []
     rgb = image[..., :3] if image.ndim == 3 else image
-    written.append(write_image(outdir / "images" / f"{stem}.jpg", rgb))
-    if image.ndim == 3 and image.shape[2] == 4:
-        written.append(write_image(outdir / "images" / f"{stem}_band4.jpg", image[..., 3]))
-    if record.label is None:
-        raise DoodleError(record.path, "has no label to export")
-    grey = np.where(record.label == NO_CLASS, 0, record.label).astype(np.uint8)
-    written.append(write_image(outdir / "labels" / f"{stem}_label{label_ext}", grey))
     classes = record.classes
-    written.append(write_image(outdir / "colorlabels" / f"{stem}_label.png",
-                               colorize(record.label, classes)))
-    written.append(write_image(outdir / "overlays" / f"{stem}_overlay.png",
-                               overlay(rgb, record.label, alpha, classes)))
-    dood = record.doodles.astype(np.int16) - 1
-    dood[record.doodles == 0] = NO_CLASS
-    written.append(write_image(outdir / "doodles" / f"{stem}_doodles.png",
-                               overlay(rgb, dood.astype(np.uint8), alpha, classes)))
-    written.append(write_image(outdir / "doodles" / f"{stem}_color_doodles.png",
-                               color_doodles(record.doodles, classes)))
+    grey = np.where(record.label == NO_CLASS, 0, record.label).astype(np.uint8)
+    pictures = [rgb, grey, colorize(record.label, classes),
+                overlay(rgb, record.label, alpha, classes),
+                overlay(rgb, zero_based(record.doodles), alpha, classes),
+                color_doodles(record.doodles, classes)]
+    targets = export_targets(record.path or "record", outdir, label_ext)
+    written = [write_image(t, p) for t, p in zip(targets, pictures)]
+    if image.ndim == 3 and image.shape[2] == 4:
+        stem = safe_stem(record.path or "record")
+        written.insert(1, write_image(Path(outdir) / "images" / f"{stem}_band4.jpg", image[..., 3]))
     return written

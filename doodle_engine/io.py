@@ -66,6 +66,15 @@ class DoodleRecord:
         return [int(v) - 1 for v in np.unique(self.doodles) if v > 0]
 
 
+def zero_based(values):
+    """1-based classes with 0 = none (doodles, Doodler's ``seg``) -> 0-based uint8 raster with
+    NO_CLASS where the value was 0."""
+    values = np.asarray(values)
+    out = values.astype(np.int16) - 1
+    out[values == 0] = NO_CLASS
+    return out.astype(np.uint8)
+
+
 # ----------------------------------------------------------------------------- reading
 def _read_member(zf, name, path, allow_pickle, max_pixels):
     with zf.open(name) as fh:

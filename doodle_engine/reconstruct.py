@@ -14,7 +14,7 @@ import numpy as np
 from . import classifier, cleanup, crf
 from .errors import DoodleError
 from .features import feature_matrix, location_mode, sigma_schedule
-from .io import NO_CLASS, DoodleRecord
+from .io import DoodleRecord, zero_based
 from .settings import Settings, decode_settings, encode_settings
 from .standardize import standardize
 
@@ -31,9 +31,7 @@ class Reconstruction:
     @property
     def label0(self):
         """0-based raster with NO_CLASS where Doodler left 0."""
-        out = self.label.astype(np.int16) - 1
-        out[self.label == 0] = NO_CLASS
-        return out.astype(np.uint8)
+        return zero_based(self.label)
 
 
 @dataclass

@@ -16,8 +16,9 @@ def rescale(values, lo, hi):
 def standardize(image):
     """(img - mean) / max(std, 1/sqrt(H*W)) over the whole image, rescaled to [0, 1], float64.
 
-    A 1-band image comes back as 3 identical bands; a 4-band image uses its first three.  A constant image has no range and
-    comes back all zeros (Doodler produced NaN there and then failed; see README)."""
+    A 1-band image comes back as 3 identical bands; a 4-band image uses its first three.
+    A constant image has no range and comes back all zeros (Doodler produced NaN there and
+    then failed; see README)."""
     img = np.asarray(image)
     if img.ndim == 3 and img.shape[2] > 3:
         img = img[..., :3]  # Doodler segmented the RGB bands of a 4-band image

@@ -5,7 +5,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -51,7 +50,6 @@ def test_two_processes_give_the_same_table(folder):
 def test_resume_skips_done_files(folder, tmp_path):
     table = tmp_path / "t.csv"
     run_batch("validate", [folder / "img0.npz", folder / "img1.npz"], table=table, progress=False)
-    t0 = time.perf_counter()
     frame = run_batch("validate", [folder], table=table, resume=True, progress=False)
     assert len(frame) == 5 and frame["file"].nunique() == 5
     again = run_batch("validate", [folder], table=table, resume=True, progress=False)

@@ -71,7 +71,6 @@ def test_bad_mapping_exits_2(synthetic, tmp_path):
 
 @needs_coast
 def test_stats_with_coast_train_metadata(tmp_path):
-    import numpy as np
     from conftest import doodles_for, scene, write_npz
     meta = sorted(COAST_DIR.glob("metadata_C_*.csv"))[0]
     name = Path(pd.read_csv(meta)["annotation_image_filename"].iloc[0]).name

@@ -154,8 +154,7 @@ def feature_matrix(image_std, sigmas, loc_mode):
         channel = np.ascontiguousarray(image_std[..., c], dtype=np.float32)
         for s, loc in zip(sigmas, locs):
             wts = gaussian_weights(s)
-            _write_location(np.broadcast_to(loc, (h, w)).copy() if loc.shape != (h, w) else loc,
-                            out, col)
+            _write_location(loc, out, col)
             _blur_rows(channel.T, wts, tmp.T)  # axis 0 first, as SciPy does
             _blur_rows(tmp, wts, blur)
             _gradients(blur, g0, g1)

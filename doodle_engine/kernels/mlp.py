@@ -211,8 +211,6 @@ def fit_mlp(x, y, hidden=(100, 60), alpha=1.0, max_iter=2000, seed=1, dtype=np.f
     rs = np.random.RandomState(seed)
     sizes = [x.shape[1], *hidden, y1h.shape[1]]
     layers = [_glorot(rs, a, b) for a, b in zip(sizes[:-1], sizes[1:])]
-    coefs = [w.copy() for w, _ in layers]
-    inter = [b.copy() for _, b in layers]
     # scikit-learn stratifies only when the network has one output (two classes)
     x_tr, x_val, y_tr, y_val = train_test_split(xs, y1h, random_state=rs, test_size=0.1,
                                                 stratify=y1h if binary else None)
@@ -221,8 +219,8 @@ def fit_mlp(x, y, hidden=(100, 60), alpha=1.0, max_iter=2000, seed=1, dtype=np.f
     y_val_idx = (y_val[:, 0] > 0.5).astype(int) if binary else y_val.argmax(1)
     x_tr = np.ascontiguousarray(x_tr, dtype=dtype)
     y_tr = np.ascontiguousarray(y_tr, dtype=dtype)
-    coefs = [w.astype(dtype) for w in coefs]
-    inter = [b.astype(dtype) for b in inter]
+    coefs = [w.astype(dtype) for w, _ in layers]
+    inter = [b.astype(dtype) for _, b in layers]
     params = (coefs[0], inter[0], coefs[1], inter[1], coefs[2], inter[2])
     ms = tuple(np.zeros_like(p) for p in (coefs + inter))
     vs = tuple(np.zeros_like(p) for p in (coefs + inter))
