@@ -90,7 +90,7 @@ def _batch(args, job, **kwargs):
 def cmd_validate(args):
     from doodle_engine.report import print_table, write_plots, write_report
     frame, failed = _batch(args, "validate", era=args.era, trials=args.trials, seed=args.seed,
-                           mode=args.mode)
+                           mode=args.mode, crf_backend=args.crf_backend)
     print_table(frame)
     _summary(frame, failed)
     if args.report:
@@ -105,7 +105,7 @@ def cmd_validate(args):
 
 def cmd_reconstruct(args):
     frame, failed = _batch(args, "reconstruct", outdir=args.output, era=args.era, seed=args.seed,
-                           mode=args.mode)
+                           mode=args.mode, crf_backend=args.crf_backend)
     _summary(frame, failed)
     return 1 if failed else 0
 
@@ -177,6 +177,9 @@ def build_parser():
         sp.add_argument("--mode", choices=["exact", "fast", "reference"], default="exact",
                         help="exact: Doodler's labels (default); fast: compiled float32 trainer "
                              "on fewer rows; reference: scikit-learn's own trainer")
+        sp.add_argument("--crf-backend", choices=["pydensecrf", "numba"], default=None,
+                        help="CRF implementation (default: pydensecrf in exact/reference mode "
+                             "when installed, the compiled numba lattice otherwise)")
         sp.add_argument("--table", help="stream rows to this CSV (needed for --resume)")
         if name == "validate":
             sp.add_argument("--trials", action="store_true", help="also rebuild earlier trials")

@@ -100,3 +100,23 @@ def test_stage_forest_predict(benchmark, training, variant):
     benchmark.group = "stage forest predict 1Mpx"
     benchmark.extra_info["variant"] = variant
     benchmark.pedantic(model.predict, args=(feats,), rounds=2, iterations=1)
+
+
+@pytest.mark.parametrize("size", ["1Mpx", "4Mpx"])
+@pytest.mark.parametrize("variant", ["reference", "compiled"])
+def test_stage_crf(benchmark, size, variant):
+    """One Doodler CRF run (crf_downsample 2) with pydensecrf ("reference") and with the
+    compiled permutohedral lattice; the label agreement goes into extra_info."""
+    from doodle_engine import crf
+    h, w = {"1Mpx": (800, 1250), "4Mpx": (1600, 2500)}[size]
+    image, truth = scene(h, w, seed=2)
+    img = standardize(image)
+    label = (truth + 1).astype("uint8")
+    backend = "pydensecrf" if variant == "reference" else "numba"
+    args = (label, img, 1.0, 1.0, 2, 0.9, backend)
+    crf.crf_from_labels(label[:64, :64], img[:64, :64], 1.0, 1.0, 2, 0.9, backend)  # warm-up
+    benchmark.group = f"stage crf {size}"
+    benchmark.extra_info["variant"] = variant
+    out, _ = benchmark.pedantic(crf.crf_from_labels, args=args, rounds=2, iterations=1)
+    ref, _ = crf.crf_from_labels(*args[:-1], "pydensecrf")
+    benchmark.extra_info["label_agreement"] = float((out == ref).mean())

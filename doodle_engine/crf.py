@@ -15,31 +15,99 @@ from skimage.transform import resize
 from .standardize import rescale
 
 
+#: "pydensecrf": the C++ library Doodler called; "numba": doodle_engine's compiled
+#: permutohedral lattice with the same semantics (``kernels/crf.py``), which needs no C++ build
+BACKENDS = ("pydensecrf", "numba")
+
+
+def pydensecrf_available():
+    try:
+        import pydensecrf.densecrf  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def _densecrf():
     try:
         import pydensecrf.densecrf as dcrf
-        import pydensecrf.utils as dutils
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise RuntimeError("pydensecrf is not installed (pip install pydensecrf2)") from exc
-    return dcrf, dutils
+        raise RuntimeError("pydensecrf is not installed (pip install pydensecrf2); "
+                           "use crf_backend='numba'") from exc
+    return dcrf
+
+
+def unary_from_labels(labels, n_labels, gt_prob):
+    """Energies (n_labels, N) float32 from 1-based labels, 0 = unsure (pydensecrf.utils
+    semantics: ``-log(gt_prob)`` for the label, ``-log((1 - gt_prob) / (n - 1))`` for the
+    others, ``-log(1 / n)`` everywhere for 0)."""
+    labels = np.asarray(labels).ravel()
+    n_energy = -np.log((1.0 - gt_prob) / (n_labels - 1))
+    p_energy = -np.log(gt_prob)
+    u = np.full((n_labels, labels.size), n_energy, dtype=np.float32)
+    u[labels - 1, np.arange(labels.size)] = p_energy
+    u[:, labels == 0] = -np.log(1.0 / n_labels)
+    return u
+
+
+def unary_from_softmax(probs, clip=1e-5):
+    """Energies (n, N) float32 from probabilities (n, ...): ``-log(clip(p, 1e-5, 1))``."""
+    n = probs.shape[0]
+    return -np.log(np.clip(probs, clip, 1.0)).reshape([n, -1]).astype(np.float32)
+
+
+def gaussian_features(h, w, sxy=3.0):
+    """Positions as pydensecrf's ``DenseCRF2D(h, w).addPairwiseGaussian`` makes them.
+
+    Doodler passed (H, W) where pydensecrf expects (W, H): pixel p of the raster gets the
+    position (p mod H, p div H) / sxy, not its own (column, row).  Reproduced."""
+    p = np.arange(h * w)
+    sx = np.float32(sxy)
+    return np.stack([(p % h).astype(np.float32) / sx, (p // h).astype(np.float32) / sx], 1)
+
+
+def bilateral_features(image_small, theta, schan):
+    """(N, 5) float32 [row/theta, col/theta, channels/schan], as
+    ``pydensecrf.utils.create_pairwise_bilateral(sdims=(theta, theta), schan, img, chdim=2)``."""
+    h, w = image_small.shape[:2]
+    # pydensecrf divides the float32 arrays in place by numpy float64 scalars: the quotient
+    # is taken in float64 and rounded to float32 (numpy >= 2 promotion)
+    chans = np.rollaxis(image_small, 2).astype(np.float32)
+    chans = (chans / np.float64(schan)).astype(np.float32)
+    mesh = np.array(np.meshgrid(range(h), range(w), indexing="ij"), dtype=np.float32)
+    mesh = (mesh / np.float64(theta)).astype(np.float32)
+    feats = np.concatenate([mesh, chans])
+    return np.ascontiguousarray(feats.reshape(feats.shape[0], -1).T)
 
 
 def colour_scale(image_shape):
     return 1 + (5 * (np.array(image_shape).max() / 3000))
 
 
-def _mean_field(unary, image_small, n, theta, mu, scale):
-    dcrf, dutils = _densecrf()
+def mean_field_q(unary, image_small, n, theta, mu, scale, backend="pydensecrf"):
+    """The two pairwise terms Doodler used and 10 mean-field iterations: Q (n, N)."""
     h, w = image_small.shape[:2]
+    unary = np.ascontiguousarray(unary, dtype=np.float32)
+    if backend == "numba":
+        from .kernels import crf as kcrf
+        kernels = [kcrf.Kernel(gaussian_features(h, w), 3.0),
+                   kcrf.Kernel(bilateral_features(image_small, theta, scale), mu)]
+        return kcrf.mean_field(unary.T, kernels, 10).T
+    if backend != "pydensecrf":
+        raise ValueError(f"unknown CRF backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    dcrf = _densecrf()
     d = dcrf.DenseCRF2D(h, w, n)  # Doodler passed (H, W): pydensecrf reads it as (W, H)
-    d.setUnaryEnergy(np.ascontiguousarray(unary))
+    d.setUnaryEnergy(unary)
     d.addPairwiseGaussian(sxy=(3, 3), compat=3, kernel=dcrf.DIAG_KERNEL,
                           normalization=dcrf.NORMALIZE_SYMMETRIC)
-    feats = dutils.create_pairwise_bilateral(sdims=(theta, theta), schan=(scale, scale, scale),
-                                             img=image_small, chdim=2)
-    d.addPairwiseEnergy(feats, compat=mu, kernel=dcrf.DIAG_KERNEL,
-                        normalization=dcrf.NORMALIZE_SYMMETRIC)
-    q = d.inference(10)
+    d.addPairwiseEnergy(bilateral_features(image_small, theta, scale).T.copy(), compat=mu,
+                        kernel=dcrf.DIAG_KERNEL, normalization=dcrf.NORMALIZE_SYMMETRIC)
+    return np.asarray(d.inference(10))
+
+
+def _mean_field(unary, image_small, n, theta, mu, scale, backend):
+    h, w = image_small.shape[:2]
+    q = mean_field_q(unary, image_small, n, theta, mu, scale, backend)
     return np.argmax(q, axis=0).reshape((h, w)).astype(np.uint8) + 1
 
 
@@ -48,13 +116,12 @@ def resize_nearest(label_small, shape):
     return resize(label_small, shape, order=0, anti_aliasing=False)
 
 
-def crf_from_labels(label, image, theta, mu, downsample, gt_prob):
+def crf_from_labels(label, image, theta, mu, downsample, gt_prob, backend="pydensecrf"):
     """Doodler's ``crf_refine`` (2021 - May 2022).  Returns (uint8 label, n).
 
     ``n`` counts labels as Doodler did: when the full label contains 0, ``max - min`` of the
     decimated label, else the labels are shifted to start at 1 and ``n = max - min + 1``.
     The CRF result is min-max rescaled back to the decimated label's range and truncated."""
-    _, dutils = _densecrf()
     h0, w0 = label.shape
     has_zero = np.unique(label)[0] == 0
     scale = colour_scale(image.shape)
@@ -72,8 +139,8 @@ def crf_from_labels(label, image, theta, mu, downsample, gt_prob):
         # constant that rescaled to NaN -> 0, and its in-painting loop never ended.  The CRF
         # cannot change a one-label field, so the label is returned unchanged.
         return label.astype(np.uint8).copy(), max(n, 1)
-    unary = dutils.unary_from_labels(lab.astype("int"), n, gt_prob=gt_prob)
-    result = _mean_field(unary, img, n, theta, mu, scale)
+    unary = unary_from_labels(lab.astype("int"), n, gt_prob=gt_prob)
+    result = _mean_field(unary, img, n, theta, mu, scale, backend)
     result = resize_nearest(result, (h0, w0))
     with np.errstate(invalid="ignore"):
         return _to_uint8(rescale(result, orig_mn, orig_mx)), n
@@ -85,30 +152,28 @@ def _to_uint8(values):
     return values.astype(np.uint8)
 
 
-def crf_from_onehot(onehot, image, theta, mu, downsample):
+def crf_from_onehot(onehot, image, theta, mu, downsample, backend="pydensecrf"):
     """doodler_engine's ``crf_refine``: unary from a (H, W, n) one-hot 'softmax'.
     Returns labels 1..n (rescaled to that range, as the engine did)."""
-    _, dutils = _densecrf()
     h0, w0, n = onehot.shape
     scale = colour_scale(image.shape)
     img = image[::downsample, ::downsample, :]
     lab = onehot[::downsample, ::downsample]
-    unary = dutils.unary_from_softmax(np.ascontiguousarray(np.rollaxis(lab, -1, 0)))
-    result = _mean_field(unary, img, n, theta, mu, scale)
+    unary = unary_from_softmax(np.ascontiguousarray(np.rollaxis(lab, -1, 0)))
+    result = _mean_field(unary, img, n, theta, mu, scale, backend)
     result = resize_nearest(result, (h0, w0))
     return _to_uint8(rescale(result, 1, n))
 
 
-def crf_from_doodles(doodles, image, n, theta, mu, downsample):
+def crf_from_doodles(doodles, image, n, theta, mu, downsample, backend="pydensecrf"):
     """doodler_engine's fall-back: unary from the doodles with gt_prob 0.51.
     Returns labels rescaled to 1..(number of distinct doodle values, 0 included)."""
-    _, dutils = _densecrf()
     h0, w0 = doodles.shape
     l_unique = len(np.unique(doodles))
     scale = colour_scale(image.shape)
     img = image[::downsample, ::downsample, :]
     lab = doodles[::downsample, ::downsample]
-    unary = dutils.unary_from_labels(lab.astype("int"), n, gt_prob=0.51)
-    result = _mean_field(unary, img, n, theta, mu, scale)
+    unary = unary_from_labels(lab.astype("int"), n, gt_prob=0.51)
+    result = _mean_field(unary, img, n, theta, mu, scale, backend)
     result = resize_nearest(result, (h0, w0))
     return _to_uint8(rescale(result, 1, l_unique))

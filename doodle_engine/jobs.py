@@ -39,7 +39,8 @@ def _base_row(path, rec):
     return row
 
 
-def validate_file(path, era=None, classes=None, trials=False, seed=0, mode="exact", **_):
+def validate_file(path, era=None, classes=None, trials=False, seed=0, mode="exact",
+                  crf_backend=None, **_):
     """Rebuild every result in the file (the newest, and earlier trials if asked) and compare."""
     rec = load(path, classes=classes, era=era)
     rows = []
@@ -47,7 +48,7 @@ def validate_file(path, era=None, classes=None, trials=False, seed=0, mode="exac
         if r.label is None:
             raise DoodleError(path, "has no stored label to validate against")
         t0 = time.perf_counter()
-        res = reconstruct(r, seed=seed, mode=mode)
+        res = reconstruct(r, seed=seed, mode=mode, crf_backend=crf_backend)
         n = max(r.n_classes, int(res.label.max()))
         m = validate(r.label, res.label0, n)
         row = _base_row(path, r)
@@ -79,7 +80,7 @@ def _skipped(path, outputs):
 
 
 def reconstruct_file(path, outdir, era=None, classes=None, seed=0, mode="exact", force=False,
-                     **_):
+                     crf_backend=None, **_):
     """Write <outdir>/<stem>.npz (Doodler layout, rebuilt label) and <stem>_label.png;
     skipped when both exist and are newer than the input (unless ``force``)."""
     from .export import write_image
@@ -88,7 +89,7 @@ def reconstruct_file(path, outdir, era=None, classes=None, seed=0, mode="exact",
         return _skipped(path, [target, picture])
     rec = load(path, classes=classes, era=era)
     t0 = time.perf_counter()
-    res = reconstruct(rec, seed=seed, mode=mode)
+    res = reconstruct(rec, seed=seed, mode=mode, crf_backend=crf_backend)
     out = with_label(rec, res.label0, layout=rec.label_layout or "onehot")
     save(out, target, overwrite=True)
     grey = np.where(res.label0 == NO_CLASS, 0, res.label0).astype(np.uint8)

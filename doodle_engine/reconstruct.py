@@ -40,6 +40,7 @@ class _Options:
     n_jobs: int = 1
     mode: str = "exact"
     path: str | None = None
+    crf_backend: str = "pydensecrf"
 
 
 class _Timer:
@@ -59,6 +60,20 @@ class _Timer:
         return _Ctx()
 
 
+def _choose_crf_backend(backend, mode, where):
+    if backend is None:
+        if mode != "fast" and crf.pydensecrf_available():
+            return "pydensecrf"
+        return "numba"
+    if backend not in crf.BACKENDS:
+        raise DoodleError(where, f"unknown crf_backend {backend!r}; choose one of "
+                                 f"{', '.join(crf.BACKENDS)}")
+    if backend == "pydensecrf" and not crf.pydensecrf_available():
+        raise DoodleError(where, "crf_backend 'pydensecrf' asked for but pydensecrf is not "
+                                 "installed (pip install pydensecrf2, or use 'numba')")
+    return backend
+
+
 def _check_inputs(image, doodles, settings, where):
     if image.ndim not in (2, 3) or image.shape[:2] != doodles.shape:
         raise DoodleError(where, f"image {image.shape} and doodles {doodles.shape} do not match")
@@ -72,7 +87,7 @@ def _check_inputs(image, doodles, settings, where):
 
 
 def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
-                crf_backend="pydensecrf", n_jobs=1, path=None, mode="exact") -> Reconstruction:
+                crf_backend=None, n_jobs=1, path=None, mode="exact") -> Reconstruction:
     """Rebuild the label from doodles as the Doodler era of ``settings`` did.
 
     Call with a :class:`DoodleRecord`, or with ``image``, ``doodles`` and ``settings`` (a
@@ -81,6 +96,9 @@ def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
     ``mode``: "exact" (default; compiled kernels that give Doodler's labels), "fast"
     (compiled float32 trainer on at most 20,000 rows: close, not identical) or "reference"
     (scikit-learn's own trainer and predict: the straightforward path).
+    ``crf_backend``: "pydensecrf" (the library Doodler called) or "numba" (the compiled
+    permutohedral lattice, same semantics, no C++ build); by default pydensecrf in the exact
+    and reference modes when it is installed, else numba.
     """
     if isinstance(record_or_image, DoodleRecord):
         rec = record_or_image
@@ -94,8 +112,10 @@ def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
         settings = decode_settings(settings, era=era, path=where)
     elif era is not None and era != settings.era:
         settings = decode_settings(encode_settings(settings), era=era, path=where)
-    if crf_backend != "pydensecrf":
-        raise DoodleError(where, f"unknown crf_backend {crf_backend!r}")
+    crf_backend = _choose_crf_backend(crf_backend, mode, where)
+    if settings.era in ("mlp-2021-10", "mlp-2022-05") and settings.n_sigmas is None:
+        raise DoodleError(where, f"era {settings.era} needs n_sigmas, which these settings "
+                                 f"({settings.layout} values) do not hold")
     doodles = np.asarray(doodles)
     _check_inputs(image, doodles, settings, where)
     run = _ERA_PIPELINES[settings.era]
@@ -110,7 +130,7 @@ def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
         notes.append("one class doodled: every pixel gets it, no classifier, no CRF")
         return Reconstruction(label, None, settings.era, settings, timer.timings, notes)
     label, clf_label = run(img, doodles, settings, timer, notes,
-                           _Options(seed, n_jobs, mode, where))
+                           _Options(seed, n_jobs, mode, where, crf_backend))
     return Reconstruction(label.astype(np.uint8), clf_label, settings.era, settings,
                           timer.timings, notes)
 
@@ -149,12 +169,13 @@ def _cleanup_2021(label, timer):
         return label
 
 
-def _rolled_crf(img, label, settings, k, refilter):
+def _rolled_crf(img, label, settings, k, refilter, backend):
     k = int(k)
     # np.roll without an axis rolls the flattened array: k pixels of the label, k values
     # (not pixels) of the HxWx3 image - reproduced as Doodler ran it
     out, n = crf.crf_from_labels(np.roll(label, k), np.roll(img, k), settings.crf_theta,
-                                 settings.crf_mu, settings.crf_downsample, settings.gt_prob)
+                                 settings.crf_mu, settings.crf_downsample, settings.gt_prob,
+                                 backend)
     out = np.roll(out, -k)
     if refilter:
         out = cleanup.filter_one_hot(out, 2 * out.shape[0])
@@ -162,8 +183,8 @@ def _rolled_crf(img, label, settings, k, refilter):
     return out, weight
 
 
-def _tta_average(img, label, settings, n_runs, refilter):
-    runs = [_rolled_crf(img, label, settings, k, refilter)
+def _tta_average(img, label, settings, n_runs, refilter, backend):
+    runs = [_rolled_crf(img, label, settings, k, refilter, backend)
             for k in np.linspace(0, int(img.shape[0]) / 5, n_runs)]
     stack = np.dstack([r for r, _ in runs])
     return np.round(np.average(stack, axis=-1, weights=[w for _, w in runs])).astype("uint8")
@@ -190,7 +211,7 @@ def _era_tta(n_runs, refilter):
         with timer.stage("cleanup"):
             label = _inpaint_or(label, clf_label, notes, "clean-up")
         with timer.stage("crf"):
-            out = _tta_average(img, label, settings, n_runs, refilter)
+            out = _tta_average(img, label, settings, n_runs, refilter, opts.crf_backend)
         with timer.stage("cleanup"):
             out = _inpaint_or(out, label, notes, "CRF result")
         return out, clf_label
@@ -211,7 +232,8 @@ def _era_kludge(img, doodles, settings, timer, notes, opts):
         match = np.unique(label)
     with timer.stage("crf"):
         out, n = crf.crf_from_labels(label, img, settings.crf_theta, settings.crf_mu,
-                                     settings.crf_downsample, settings.gt_prob)
+                                     settings.crf_downsample, settings.gt_prob,
+                                     opts.crf_backend)
     with timer.stage("cleanup"):
         cleanup.zero_unknown(out, seen)  # Doodler tested the pre-CRF label's values here
         if n == 1:
@@ -250,14 +272,14 @@ def _era_engine(img, doodles, settings, timer, notes, opts):
     th, mu, ds = settings.crf_theta, settings.crf_mu, settings.crf_downsample
     with timer.stage("crf"):
         if n != len(np.unique(np.argmax(onehot, -1))):
-            out = crf.crf_from_doodles(doodles, img, n, th, mu, ds)
+            out = crf.crf_from_doodles(doodles, img, n, th, mu, ds, opts.crf_backend)
             notes.append("classifier lost a class: CRF run from the doodles (gt_prob 0.51)")
         else:
-            out = crf.crf_from_onehot(onehot, img, th, mu, ds)
+            out = crf.crf_from_onehot(onehot, img, th, mu, ds, opts.crf_backend)
             out = _recode(out, doodled, np.unique(out)) - 1
             if len(doodled) != len(np.unique(out)):
                 notes.append("CRF lost a class: CRF run again from the doodles (gt_prob 0.51)")
-                out = crf.crf_from_doodles(doodles, img, n, th, mu, ds)
+                out = crf.crf_from_doodles(doodles, img, n, th, mu, ds, opts.crf_backend)
             else:
                 return (out + 1).astype(np.uint8), clf_label
         out = _recode(out, doodled, np.unique(out)) - 1

@@ -90,3 +90,21 @@ def test_bench_command(synthetic):
     assert len(lines) == 3 and "exact" in r.stdout and "peak memory" in r.stdout
     exact = next(ln for ln in lines if " exact " in ln)
     assert "agree 100.0000%" in exact
+
+
+def test_validate_with_the_compiled_crf_backend(synthetic, tmp_path):
+    p = synthetic("mlp-2022-05")
+    a = cli("validate", p, "--report", tmp_path / "a.csv", "--quiet", "--crf-backend", "numba")
+    b = cli("validate", p, "--report", tmp_path / "b.csv", "--quiet", "--crf-backend", "pydensecrf")
+    assert a.returncode == 0 and b.returncode == 0, a.stderr + b.stderr
+    ta, tb = pd.read_csv(tmp_path / "a.csv"), pd.read_csv(tmp_path / "b.csv")
+    assert ta["differ"].tolist() == tb["differ"].tolist()
+
+
+def test_era_override_needing_missing_settings_is_a_clear_error(tmp_path):
+    from conftest import SETTINGS, doodles_for, scene, write_npz
+    image, truth = scene(32, 40)
+    p = write_npz(tmp_path / "rf.npz", image, doodles_for(truth), truth, SETTINGS["rf-2021-06"])
+    r = cli("validate", p, "--era", "mlp-2021-10", "--quiet")
+    assert r.returncode == 1
+    assert "needs n_sigmas" in r.stderr and "Traceback" not in r.stderr

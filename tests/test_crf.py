@@ -1,0 +1,96 @@
+"""The compiled permutohedral CRF (``crf_backend="numba"``) against pydensecrf, its twin."""
+
+import numpy as np
+import pytest
+
+from doodle_engine import DoodleError, crf, load, reconstruct
+from doodle_engine.example import doodles_for, scene
+from doodle_engine.kernels import crf as kcrf
+from doodle_engine.standardize import standardize
+
+from conftest import real_files
+
+pydensecrf = pytest.importorskip("pydensecrf.densecrf")
+import pydensecrf.utils as dutils  # noqa: E402
+
+
+def _inputs(h=60, w=84, seed=0, downsample=2):
+    image, truth = scene(h, w, seed)
+    img = standardize(image)[::downsample, ::downsample]
+    lab = (truth + 1)[::downsample, ::downsample]
+    return image, img, lab
+
+
+def test_unaries_and_bilateral_features_equal_pydensecrf_utils():
+    image, img, lab = _inputs()
+    n = int(lab.max())
+    lab0 = lab.copy()
+    lab0[::7, ::5] = 0  # "unsure" pixels
+    np.testing.assert_array_equal(crf.unary_from_labels(lab0, n, 0.9),
+                                  dutils.unary_from_labels(lab0, n, gt_prob=0.9))
+    probs = np.random.default_rng(1).random((n,) + lab.shape)
+    np.testing.assert_array_equal(crf.unary_from_softmax(probs), dutils.unary_from_softmax(probs))
+    s = crf.colour_scale(image.shape)
+    ref = dutils.create_pairwise_bilateral(sdims=(1.0, 1.0), schan=(s, s, s), img=img, chdim=2)
+    np.testing.assert_array_equal(crf.bilateral_features(img, 1.0, s).T, ref)
+
+
+@pytest.mark.parametrize("shape,downsample,n_classes", [((60, 84), 2, 3), ((45, 70), 1, 2),
+                                                         ((64, 48), 1, 4), ((33, 31), 3, 3)])
+def test_mean_field_matches_pydensecrf(shape, downsample, n_classes):
+    image, img, lab = _inputs(*shape, downsample=downsample)
+    if n_classes == 2:
+        lab = np.minimum(lab, 2)
+    elif n_classes == 4:
+        lab[: lab.shape[0] // 3, : lab.shape[1] // 3] = 4
+    n = int(lab.max())
+    u = crf.unary_from_labels(lab, n, 0.9)
+    s = crf.colour_scale(image.shape)
+    ref = crf.mean_field_q(u, img, n, 1.0, 1.0, s, backend="pydensecrf")
+    ours = crf.mean_field_q(u, img, n, 1.0, 1.0, s, backend="numba")
+    assert ours.shape == ref.shape
+    np.testing.assert_allclose(ours, ref, atol=2e-6)
+    np.testing.assert_array_equal(ours.argmax(0), ref.argmax(0))
+
+
+def test_lattice_filter_of_a_constant_is_smooth_and_positive():
+    """Filtering ones gives the normaliser densecrf uses: positive, equal for every pixel of
+    a regular grid away from its edges."""
+    feats = crf.gaussian_features(40, 40)
+    offsets, bary, nb = kcrf.build_lattice(feats)
+    assert np.allclose(bary.sum(1), 1.0, atol=1e-5)
+    out = kcrf.lattice_filter(offsets, bary, nb, np.ones((feats.shape[0], 1), np.float32))
+    assert (out > 0).all()
+    inner = out.reshape(40, 40)[10:30, 10:30]
+    assert inner.std() / inner.mean() < 0.05
+
+
+def test_numba_backend_gives_the_pydensecrf_labels_in_every_era(synthetic):
+    for era in ("mlp-2021-10", "mlp-2022-05", "engine-2022-06", "rf-2021-06"):
+        path = synthetic(era, h=40, w=56)
+        rec = load(path)
+        a = reconstruct(rec, crf_backend="pydensecrf")
+        b = reconstruct(rec, crf_backend="numba")
+        np.testing.assert_array_equal(a.label, b.label)
+
+
+def test_unknown_or_missing_backend_is_a_clear_error(synthetic):
+    rec = load(synthetic("mlp-2022-05"))
+    with pytest.raises(DoodleError, match="crf_backend"):
+        reconstruct(rec, crf_backend="cuda")
+
+
+@pytest.mark.skipif(not real_files(), reason="../shared/data/doodler not present")
+def test_numba_backend_agrees_with_pydensecrf_on_real_crf_inputs():
+    for path in real_files():
+        rec = load(path)
+        if rec.settings.era.startswith("rf") or len(np.unique(rec.label)) < 2:
+            continue
+        img = standardize(rec.image)[::2, ::2]
+        lab = (rec.label.astype(int) + 1)[::2, ::2]
+        n = int(lab.max())
+        u = crf.unary_from_labels(lab, n, 0.9)
+        s = crf.colour_scale(rec.image.shape)
+        ref = crf.mean_field_q(u, img, n, 1.0, 1.0, s, backend="pydensecrf")
+        ours = crf.mean_field_q(u, img, n, 1.0, 1.0, s, backend="numba")
+        assert (ours.argmax(0) == ref.argmax(0)).mean() >= 0.9999, path.name
