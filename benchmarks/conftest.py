@@ -19,12 +19,15 @@ def pytest_terminal_summary(terminalreporter, config):
     if session is None or not session.benchmarks:
         return
     groups = defaultdict(dict)
+    agreements = defaultdict(dict)
     for bench in session.benchmarks:
         if not bench.stats:
             continue
         case = bench.group or bench.name
         variant = bench.extra_info.get("variant", bench.name)
         groups[case][variant] = bench.stats.median
+        if "label_agreement" in bench.extra_info:
+            agreements[case][variant] = bench.extra_info["label_agreement"]
     tr = terminalreporter
     tr.write_sep("=", "speed-up against the straightforward path (median times)")
     for case, times in sorted(groups.items()):
@@ -32,5 +35,7 @@ def pytest_terminal_summary(terminalreporter, config):
         parts = []
         for variant, t in sorted(times.items()):
             ratio = f" x{ref / t:.2f}" if ref and variant != "reference" else ""
-            parts.append(f"{variant} {t:.4f}s{ratio}")
+            agree = agreements[case].get(variant)
+            agree = f" (labels {agree:.4%} equal)" if agree is not None and variant != "reference" else ""
+            parts.append(f"{variant} {t:.4f}s{ratio}{agree}")
         tr.write_line(f"{case}: " + ", ".join(parts))

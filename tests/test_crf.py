@@ -94,3 +94,14 @@ def test_numba_backend_agrees_with_pydensecrf_on_real_crf_inputs():
         ref = crf.mean_field_q(u, img, n, 1.0, 1.0, s, backend="pydensecrf")
         ours = crf.mean_field_q(u, img, n, 1.0, 1.0, s, backend="numba")
         assert (ours.argmax(0) == ref.argmax(0)).mean() >= 0.9999, path.name
+
+
+def test_without_pydensecrf_the_compiled_backend_is_used(synthetic, monkeypatch):
+    """Where the C++ extension cannot be built the default falls back to the lattice; asking
+    for pydensecrf there is a clear error."""
+    rec = load(synthetic("mlp-2022-05", h=40, w=56))
+    expected = reconstruct(rec, crf_backend="numba").label
+    monkeypatch.setattr(crf, "pydensecrf_available", lambda: False)
+    np.testing.assert_array_equal(reconstruct(rec).label, expected)
+    with pytest.raises(DoodleError, match="not installed"):
+        reconstruct(rec, crf_backend="pydensecrf")
