@@ -105,10 +105,13 @@ def mean_field_q(unary, image_small, n, theta, mu, scale, backend="pydensecrf"):
     return np.asarray(d.inference(10))
 
 
-def _mean_field(unary, image_small, n, theta, mu, scale, backend):
-    h, w = image_small.shape[:2]
-    q = mean_field_q(unary, image_small, n, theta, mu, scale, backend)
-    return np.argmax(q, axis=0).reshape((h, w)).astype(np.uint8) + 1
+def _refine(unary, image, n, theta, mu, downsample, shape, backend):
+    """Mean field on the image decimated by ``[::downsample]`` (colour scale from the full
+    image), argmax + 1, nearest-neighbour resized back to ``shape`` (floats, uint8 / 255)."""
+    img = image[::downsample, ::downsample, :]
+    h, w = img.shape[:2]
+    q = mean_field_q(unary, img, n, theta, mu, colour_scale(image.shape), backend)
+    return resize_nearest(np.argmax(q, axis=0).reshape((h, w)).astype(np.uint8) + 1, shape)
 
 
 def resize_nearest(label_small, shape):
@@ -122,10 +125,7 @@ def crf_from_labels(label, image, theta, mu, downsample, gt_prob, backend="pyden
     ``n`` counts labels as Doodler did: when the full label contains 0, ``max - min`` of the
     decimated label, else the labels are shifted to start at 1 and ``n = max - min + 1``.
     The CRF result is min-max rescaled back to the decimated label's range and truncated."""
-    h0, w0 = label.shape
     has_zero = np.unique(label)[0] == 0
-    scale = colour_scale(image.shape)
-    img = image[::downsample, ::downsample, :]
     lab = label[::downsample, ::downsample]
     orig_mn, orig_mx = lab.min(), lab.max()
     if has_zero:
@@ -140,8 +140,7 @@ def crf_from_labels(label, image, theta, mu, downsample, gt_prob, backend="pyden
         # cannot change a one-label field, so the label is returned unchanged.
         return label.astype(np.uint8).copy(), max(n, 1)
     unary = unary_from_labels(lab.astype("int"), n, gt_prob=gt_prob)
-    result = _mean_field(unary, img, n, theta, mu, scale, backend)
-    result = resize_nearest(result, (h0, w0))
+    result = _refine(unary, image, n, theta, mu, downsample, label.shape, backend)
     with np.errstate(invalid="ignore"):
         return _to_uint8(rescale(result, orig_mn, orig_mx)), n
 
@@ -156,24 +155,17 @@ def crf_from_onehot(onehot, image, theta, mu, downsample, backend="pydensecrf"):
     """doodler_engine's ``crf_refine``: unary from a (H, W, n) one-hot 'softmax'.
     Returns labels 1..n (rescaled to that range, as the engine did)."""
     h0, w0, n = onehot.shape
-    scale = colour_scale(image.shape)
-    img = image[::downsample, ::downsample, :]
     lab = onehot[::downsample, ::downsample]
     unary = unary_from_softmax(np.ascontiguousarray(np.rollaxis(lab, -1, 0)))
-    result = _mean_field(unary, img, n, theta, mu, scale, backend)
-    result = resize_nearest(result, (h0, w0))
+    result = _refine(unary, image, n, theta, mu, downsample, (h0, w0), backend)
     return _to_uint8(rescale(result, 1, n))
 
 
 def crf_from_doodles(doodles, image, n, theta, mu, downsample, backend="pydensecrf"):
     """doodler_engine's fall-back: unary from the doodles with gt_prob 0.51.
     Returns labels rescaled to 1..(number of distinct doodle values, 0 included)."""
-    h0, w0 = doodles.shape
     l_unique = len(np.unique(doodles))
-    scale = colour_scale(image.shape)
-    img = image[::downsample, ::downsample, :]
     lab = doodles[::downsample, ::downsample]
     unary = unary_from_labels(lab.astype("int"), n, gt_prob=0.51)
-    result = _mean_field(unary, img, n, theta, mu, scale, backend)
-    result = resize_nearest(result, (h0, w0))
+    result = _refine(unary, image, n, theta, mu, downsample, doodles.shape, backend)
     return _to_uint8(rescale(result, 1, l_unique))

@@ -39,24 +39,39 @@ def _hash(key, d):
     return np.int64(h >> np.uint64(1))
 
 
-@njit(cache=True)
-def _find_or_insert(table, keys, key, d, mask, filled):
+@njit(cache=True, inline="always")
+def _probe(table, keys, key, d, mask):
+    """The slot of ``key`` in the open-addressing ``table`` (vertex indices into ``keys``):
+    the slot holding it, or the empty slot (-1) where it would go."""
     h = _hash(key, d) & mask
     while True:
         e = table[h]
         if e < 0:
-            for i in range(d):
-                keys[filled, i] = key[i]
-            table[h] = filled
-            return filled
+            return h
         same = True
         for i in range(d):
             if keys[e, i] != key[i]:
                 same = False
                 break
         if same:
-            return e
+            return h
         h = (h + 1) & mask
+
+
+@njit(cache=True, inline="always")
+def _find(table, keys, key, d, mask):
+    """Index of ``key`` among the lattice vertices, or -1."""
+    return table[_probe(table, keys, key, d, mask)]
+
+
+@njit(cache=True)
+def _find_or_insert(table, keys, key, d, mask, filled):
+    h = _probe(table, keys, key, d, mask)
+    if table[h] < 0:
+        for i in range(d):
+            keys[filled, i] = key[i]
+        table[h] = filled
+    return table[h]
 
 
 # ----------------------------------------------------------------------------- lattice
@@ -134,7 +149,7 @@ def _enclosing_simplices(features):
 @njit(cache=True)
 def _number_vertices(point_keys):
     """Vertex index of every (point, corner), numbered in order of first use (as densecrf's
-    hash table numbers them); returns (offsets (N, d+1), vertex keys (M, d))."""
+    hash table numbers them); returns (offsets (N, d+1), the table, vertex keys (M, d), mask)."""
     n, d1, d = point_keys.shape
     capacity = 1
     while capacity < 2 * n * d1:
@@ -150,53 +165,14 @@ def _number_vertices(point_keys):
             if e == filled:
                 filled += 1
             offsets[k, r] = e
-    return offsets, keys[:filled].copy()
-
-
-@njit(cache=True)
-def _compact_table(keys):
-    """Open-addressing table of the M vertex keys with the keys stored in the slots (one
-    cache line per probe), about half full."""
-    m, d = keys.shape
-    capacity = 1
-    while capacity < 2 * m:
-        capacity *= 2
-    mask = np.int64(capacity - 1)
-    slot_keys = np.empty((capacity, d), np.int16)
-    slot_vals = np.full(capacity, -1, np.int32)
-    for e in range(m):
-        h = _hash(keys[e], d) & mask
-        while slot_vals[h] >= 0:
-            h = (h + 1) & mask
-        slot_vals[h] = e
-        for c in range(d):
-            slot_keys[h, c] = keys[e, c]
-    return slot_keys, slot_vals, mask
-
-
-@njit(cache=True, inline="always")
-def _lookup(slot_keys, slot_vals, key, d, mask):
-    h = _hash(key, d) & mask
-    while True:
-        e = slot_vals[h]
-        if e < 0:
-            return -1
-        same = True
-        for c in range(d):
-            if slot_keys[h, c] != key[c]:
-                same = False
-                break
-        if same:
-            return e
-        h = (h + 1) & mask
+    return offsets, table, keys[:filled], mask
 
 
 @njit(cache=True, parallel=True)
-def _blur_neighbours(keys):
+def _blur_neighbours(table, keys, mask):
     """For each lattice axis j and vertex: the vertices one step before/after along j."""
     m, d = keys.shape
     d1 = d + 1
-    slot_keys, slot_vals, mask = _compact_table(keys)
     neighbours = np.empty((d1, m, 2), np.int32)
     for i in prange(m):
         n1 = np.empty(d, np.int16)
@@ -208,8 +184,8 @@ def _blur_neighbours(keys):
             if j < d:
                 n1[j] = keys[i, j] + d
                 n2[j] = keys[i, j] - d
-            neighbours[j, i, 0] = _lookup(slot_keys, slot_vals, n1, d, mask)
-            neighbours[j, i, 1] = _lookup(slot_keys, slot_vals, n2, d, mask)
+            neighbours[j, i, 0] = _find(table, keys, n1, d, mask)
+            neighbours[j, i, 1] = _find(table, keys, n2, d, mask)
     return neighbours
 
 
@@ -219,9 +195,9 @@ def build_lattice(features):
     Returns (offsets (N, d+1) int32, barycentric (N, d+1) float32, neighbours (d+1, M, 2)
     int32 with -1 where a neighbour vertex does not exist)."""
     point_keys, bary = _enclosing_simplices(np.ascontiguousarray(features, dtype=np.float32))
-    offsets, keys = _number_vertices(point_keys)
+    offsets, table, keys, mask = _number_vertices(point_keys)
     del point_keys
-    return offsets, bary, _blur_neighbours(keys)
+    return offsets, bary, _blur_neighbours(table, keys, mask)
 
 
 @njit(cache=True, parallel=True)
