@@ -160,12 +160,20 @@ def _classify_undoodled(img, doodles, settings, timer, opts):
     return label, seen
 
 
-def _cleanup_2021(label, timer):
+def _cleaner(opts):
+    """The clean-up filters: SciPy's in reference mode, the compiled twins otherwise."""
+    if opts.mode == "reference":
+        return cleanup
+    from .kernels import cleanup as compiled
+    return compiled
+
+
+def _cleanup_2021(label, timer, opts):
     with timer.stage("cleanup"):
         h = label.shape[0]
         label = cleanup.filter_one_hot(label, 2 * h)
         if h > 512:
-            label = cleanup.filter_one_hot_spatial(label, 2)
+            label = _cleaner(opts).filter_one_hot_spatial(label, 2)
         return label
 
 
@@ -190,11 +198,11 @@ def _tta_average(img, label, settings, n_runs, refilter, backend):
     return np.round(np.average(stack, axis=-1, weights=[w for _, w in runs])).astype("uint8")
 
 
-def _inpaint_or(out, fallback, notes, what):
+def _inpaint_or(out, fallback, notes, what, opts):
     """In-paint the zeros of ``out``; when it has no class left at all (e.g. a constant CRF
     output rescales to NaN -> 0), Doodler's in-painting loop never ended: keep ``fallback``."""
     try:
-        return cleanup.inpaint_zeros(out)
+        return _cleaner(opts).inpaint_zeros(out)
     except cleanup.NothingToInpaint:
         notes.append(f"{what} had no class left: kept the label from the step before")
         return fallback.astype(np.uint8).copy()
@@ -207,13 +215,13 @@ def _era_tta(n_runs, refilter):
     def run(img, doodles, settings, timer, notes, opts):
         label, _ = _classify_undoodled(img, doodles, settings, timer, opts)
         clf_label = label.astype(np.uint8)
-        label = _cleanup_2021(label, timer)
+        label = _cleanup_2021(label, timer, opts)
         with timer.stage("cleanup"):
-            label = _inpaint_or(label, clf_label, notes, "clean-up")
+            label = _inpaint_or(label, clf_label, notes, "clean-up", opts)
         with timer.stage("crf"):
             out = _tta_average(img, label, settings, n_runs, refilter, opts.crf_backend)
         with timer.stage("cleanup"):
-            out = _inpaint_or(out, label, notes, "CRF result")
+            out = _inpaint_or(out, label, notes, "CRF result", opts)
         return out, clf_label
 
     return run
@@ -224,10 +232,10 @@ def _era_kludge(img, doodles, settings, timer, notes, opts):
     (the rolled runs were computed and discarded: skipped here), class-set check."""
     label, seen = _classify_undoodled(img, doodles, settings, timer, opts)
     clf_label = label.astype(np.uint8)
-    label = _cleanup_2021(label, timer)
+    label = _cleanup_2021(label, timer, opts)
     with timer.stage("cleanup"):
         cleanup.zero_unknown(label, seen)
-        label = _inpaint_or(label, clf_label, notes, "clean-up")
+        label = _inpaint_or(label, clf_label, notes, "clean-up", opts)
         cleanup.zero_unknown(label, seen)
         match = np.unique(label)
     with timer.stage("crf"):
@@ -238,7 +246,7 @@ def _era_kludge(img, doodles, settings, timer, notes, opts):
         cleanup.zero_unknown(out, seen)  # Doodler tested the pre-CRF label's values here
         if n == 1:
             out[label > 0] = np.unique(label)
-        out = _inpaint_or(out, label, notes, "CRF result")
+        out = _inpaint_or(out, label, notes, "CRF result", opts)
         cleanup.zero_unknown(out, seen)
     if not np.array_equal(match, np.unique(out)):
         # Doodler meant to fall back here; under numpy >= 1.25 its comparison raised instead

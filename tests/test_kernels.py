@@ -91,3 +91,42 @@ def test_compiled_forest_predicts_as_scikit_learn(n_classes):
                                 min_samples_split=5, random_state=0).fit(x, y)
     probe = np.random.default_rng(9).normal(0, 3, (20000, x.shape[1]))
     np.testing.assert_array_equal(PackedForest(rf).predict(probe), rf.predict(probe))
+
+
+def _random_labels(rng, trial):
+    h, w = rng.integers(1, 30, 2)
+    labels = rng.integers(0 if trial % 3 == 0 else 1, rng.integers(2, 6), (h, w))
+    if trial % 7 == 0:  # one label everywhere: SciPy's distance transform has a quirk there
+        labels[:] = rng.integers(1, 4)
+    return labels
+
+
+def test_compiled_spatial_filter_equals_the_distance_transform_path():
+    from doodle_engine import cleanup
+    from doodle_engine.kernels import cleanup as compiled
+    rng = np.random.default_rng(0)
+    for trial in range(150):
+        labels = _random_labels(rng, trial)
+        for distance in (1, 1.5, 2, 3):
+            np.testing.assert_array_equal(compiled.filter_one_hot_spatial(labels, distance),
+                                          cleanup.filter_one_hot_spatial(labels, distance))
+
+
+def test_compiled_inpainting_equals_the_convolution_loop_bit_for_bit():
+    from doodle_engine import cleanup
+    from doodle_engine.kernels import cleanup as compiled
+    rng = np.random.default_rng(1)
+    checked = 0
+    for _ in range(200):
+        h, w = rng.integers(1, 30, 2)
+        im = rng.random((h, w)) * rng.integers(1, 9)  # fractions: summation order shows
+        im[rng.random((h, w)) < rng.random()] = np.nan
+        if np.isnan(im).all():
+            with pytest.raises(cleanup.NothingToInpaint):
+                compiled.inpaint_nans(im)
+            continue
+        np.testing.assert_array_equal(compiled.inpaint_nans(im), cleanup.inpaint_nans(im))
+        checked += 1
+    assert checked > 150
+    labels = rng.integers(0, 4, (60, 80))
+    np.testing.assert_array_equal(compiled.inpaint_zeros(labels), cleanup.inpaint_zeros(labels))
