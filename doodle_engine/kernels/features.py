@@ -38,19 +38,45 @@ def _clamp(i, n):
 
 
 @njit(cache=True, parallel=True)
-def _blur_rows(src, w, dst):
-    """SciPy's symmetric correlate1d along axis 1 ('nearest' edges): the centre term first,
-    then the pairs from the outermost in, summed in float64, rounded to float32.  Pass
-    transposed views to filter along axis 0."""
+def _blur_axis0(src, w, dst):
+    """SciPy's symmetric correlate1d along axis 0 ('nearest' edges): the centre term first,
+    then the pairs from the outermost in, summed in float64, rounded to float32.  The pairs
+    are added a whole row at a time (each pixel keeps SciPy's order; the row vectorizes)."""
     h, wd = src.shape
     r = (w.size - 1) // 2
     for i in prange(h):
+        acc = np.empty(wd)
         for j in range(wd):
-            acc = np.float64(src[i, j]) * w[r]
-            for k in range(-r, 0):
-                acc += (np.float64(src[i, _clamp(j + k, wd)])
-                        + np.float64(src[i, _clamp(j - k, wd)])) * w[r + k]
-            dst[i, j] = F32(acc)
+            acc[j] = np.float64(src[i, j]) * w[r]
+        for k in range(-r, 0):
+            up = src[_clamp(i + k, h)]
+            down = src[_clamp(i - k, h)]
+            wk = w[r + k]
+            for j in range(wd):
+                acc[j] += (np.float64(up[j]) + np.float64(down[j])) * wk
+        for j in range(wd):
+            dst[i, j] = F32(acc[j])
+
+
+@njit(cache=True, parallel=True)
+def _blur_axis1(src, w, dst):
+    """The same filter along axis 1: each row is padded with its edge values once, then the
+    pairs are added for the whole row at a time, in SciPy's order per pixel."""
+    h, wd = src.shape
+    r = (w.size - 1) // 2
+    for i in prange(h):
+        padded = np.empty(wd + 2 * r)
+        for j in range(wd + 2 * r):
+            padded[j] = np.float64(src[i, _clamp(j - r, wd)])
+        acc = np.empty(wd)
+        for j in range(wd):
+            acc[j] = padded[j + r] * w[r]
+        for k in range(-r, 0):
+            wk = w[r + k]
+            for j in range(wd):
+                acc[j] += (padded[j + r + k] + padded[j + r - k]) * wk
+        for j in range(wd):
+            dst[i, j] = F32(acc[j])
 
 
 @njit(cache=True, inline="always")
@@ -155,8 +181,8 @@ def feature_matrix(image_std, sigmas, loc_mode):
         for s, loc in zip(sigmas, locs):
             wts = gaussian_weights(s)
             _write_location(loc, out, col)
-            _blur_rows(channel.T, wts, tmp.T)  # axis 0 first, as SciPy does
-            _blur_rows(tmp, wts, blur)
+            _blur_axis0(channel, wts, tmp)  # axis 0 first, as SciPy does
+            _blur_axis1(tmp, wts, blur)
             _gradients(blur, g0, g1)
             _write_scale(blur, g0, g1, out, col + 1)
             col += FEATURES_PER_SCALE
