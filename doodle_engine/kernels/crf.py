@@ -170,22 +170,27 @@ def _number_vertices(point_keys):
 
 @njit(cache=True, parallel=True)
 def _blur_neighbours(table, keys, mask):
-    """For each lattice axis j and vertex: the vertices one step before/after along j."""
+    """For each lattice axis j and vertex: the vertices one step before/after along j.
+
+    Only the step before is looked up in the hash table: the step after is its inverse (if
+    ``a`` is one step before ``b`` along j, ``b`` is one step after ``a``), so it is filled
+    in by scattering, which halves the look-ups."""
     m, d = keys.shape
     d1 = d + 1
-    neighbours = np.empty((d1, m, 2), np.int32)
+    neighbours = np.full((d1, m, 2), -1, np.int32)
     for i in prange(m):
         n1 = np.empty(d, np.int16)
-        n2 = np.empty(d, np.int16)
         for j in range(d1):
             for c in range(d):
                 n1[c] = keys[i, c] - 1
-                n2[c] = keys[i, c] + 1
             if j < d:
                 n1[j] = keys[i, j] + d
-                n2[j] = keys[i, j] - d
             neighbours[j, i, 0] = _find(table, keys, n1, d, mask)
-            neighbours[j, i, 1] = _find(table, keys, n2, d, mask)
+    for j in range(d1):
+        for i in prange(m):
+            before = neighbours[j, i, 0]
+            if before >= 0:
+                neighbours[j, before, 1] = i
     return neighbours
 
 
