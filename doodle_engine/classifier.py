@@ -80,6 +80,9 @@ def predict_undoodled(clf, features, doodles, chunk=262_144):
     flat = doodles.ravel()
     out = flat.copy()
     idx = np.flatnonzero(flat == 0)
+    if idx.size and getattr(clf, "gathers_rows", False):
+        out[idx] = clf.predict(features, rows=idx)  # compiled MLP: gathers rows per chunk
+        return out.reshape(doodles.shape)
     for start in range(0, idx.size, chunk):
         part = idx[start:start + chunk]
         out[part] = clf.predict(features[part])

@@ -40,6 +40,10 @@ def test_compiled_forward_matches_its_numpy_twin():
     m32 = fit_mlp(x, y, dtype=np.float32)
     np.testing.assert_allclose(m32.predict_proba(x), forward_numpy(m32, x), atol=1e-5)
     assert (m32.predict(x) == model.predict(x)).mean() > 0.95
+    rows = np.random.default_rng(2).permutation(len(x))[:700]
+    np.testing.assert_array_equal(model.predict_proba(x, chunk=64, rows=rows),
+                                  model.predict_proba(x[rows], chunk=64))  # gathered per chunk
+    np.testing.assert_array_equal(m32.predict(x, rows=rows), m32.predict(x[rows]))
 
 
 def test_too_few_samples_for_a_validation_split():

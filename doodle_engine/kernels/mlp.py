@@ -130,8 +130,10 @@ def _epoch(x, y1h, order, params, ms, vs, t, alpha, binary):
 
 
 @njit(cache=True)
-def _forward_chunks(x, mean, scale, w0, b0, w1, b1, w2, b2, binary, chunk):
-    n = x.shape[0]
+def _forward_chunks(x, rows, mean, scale, w0, b0, w1, b1, w2, b2, binary, chunk):
+    """Probabilities of ``x[rows]`` (all rows when ``rows`` is empty), chunk by chunk: the
+    rows are gathered a chunk at a time, never copied all at once."""
+    n = rows.size if rows.size else x.shape[0]
     k = 2 if binary else w2.shape[1]
     proba = np.empty((n, k))
     n_chunks = (n + chunk - 1) // chunk
@@ -140,7 +142,8 @@ def _forward_chunks(x, mean, scale, w0, b0, w1, b1, w2, b2, binary, chunk):
     for c in range(n_chunks):
         s = c * chunk
         e = min(s + chunk, n)
-        xs = ((x[s:e] - mean) / scale).astype(w0.dtype)
+        part = x[rows[s:e]] if rows.size else x[s:e]
+        xs = ((part - mean) / scale).astype(w0.dtype)
         _, _, out = _forward_batch(xs, w0, b0, w1, b1, w2, b2, binary)
         if binary:
             for i in range(e - s):
@@ -152,8 +155,13 @@ def _forward_chunks(x, mean, scale, w0, b0, w1, b1, w2, b2, binary, chunk):
 
 
 # ----------------------------------------------------------------------------- the model
+_NO_ROWS = np.empty(0, np.int64)
+
+
 class CompiledMLP:
     """A fitted scaler + MLP (classes_, predict, predict_proba) usable like the pipeline."""
+
+    gathers_rows = True  # predict(x, rows=...) takes row indices instead of a copy of x[rows]
 
     def __init__(self, classes, mean, scale, coefs, intercepts):
         self.classes_ = classes
@@ -168,12 +176,16 @@ class CompiledMLP:
         b0, b1, b2 = self.intercepts
         return w0, b0, w1, b1, w2, b2
 
-    def predict_proba(self, x, chunk=16384):
+    def predict_proba(self, x, chunk=16384, rows=None):
+        """Class probabilities of ``x`` (or of the rows ``rows`` of ``x``)."""
         x = np.ascontiguousarray(x, dtype=np.float64)
-        return _forward_chunks(x, self.mean, self.scale, *self._params(), self.binary, chunk)
+        rows = _NO_ROWS if rows is None else np.asarray(rows, dtype=np.int64)
+        return _forward_chunks(x, rows, self.mean, self.scale, *self._params(), self.binary,
+                               chunk)
 
-    def predict(self, x):
-        return self.classes_[np.argmax(self.predict_proba(x), axis=1)]
+    def predict(self, x, rows=None):
+        """Labels of ``x`` (or of the rows ``rows`` of ``x``, gathered chunk by chunk)."""
+        return self.classes_[np.argmax(self.predict_proba(x, rows=rows), axis=1)]
 
 
 def forward_numpy(model, x):
