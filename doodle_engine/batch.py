@@ -30,6 +30,17 @@ def find_npz(inputs):
     return list(dict.fromkeys(str(f) for f in files))
 
 
+def largest_first(files):
+    """Files by size on disk, largest first: with several workers the long jobs start early
+    and the short ones fill the gaps at the end (files that cannot be read come last)."""
+    def size(f):
+        try:
+            return os.path.getsize(f)
+        except OSError:
+            return -1
+    return sorted(files, key=size, reverse=True)
+
+
 def _run_one(job_name, path, kwargs):
     """Run one job, turning any failure into an error row (the batch goes on)."""
     t0 = time.perf_counter()
@@ -154,11 +165,21 @@ def run_batch(job, inputs, workers=1, scheduler=None, client=None, table=None, r
     finally:
         if bar is not None:
             bar.close()
-    frame = pd.DataFrame(kept + tab.rows)
-    if "error" in frame:
-        frame["error"] = frame["error"].fillna("")
+    frame = _in_input_order(pd.DataFrame(kept + tab.rows), find_npz(inputs))
     tab.finish(frame)
     return frame
+
+
+def _in_input_order(frame, files):
+    """Rows in the order of the inputs (workers finish in any order), the error column last."""
+    if frame.empty or "file" not in frame:
+        return frame
+    if "error" in frame:
+        frame["error"] = frame["error"].fillna("")
+        frame = frame[[c for c in frame.columns if c != "error"] + ["error"]]
+    rank = {f: i for i, f in enumerate(files)}
+    order = frame["file"].map(lambda f: rank.get(f, len(rank)))
+    return frame.iloc[order.argsort(kind="stable")].reset_index(drop=True)
 
 
 def _progress(total, enabled):
@@ -180,7 +201,7 @@ def _execute(job, files, kwargs, workers, scheduler, client):
         ctx = multiprocessing.get_context("spawn")
         with _single_threaded_children(), \
                 ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = [pool.submit(_run_one, job, f, kwargs) for f in files]
+            futures = [pool.submit(_run_one, job, f, kwargs) for f in largest_first(files)]
             for fut in as_completed(futures):
                 yield fut.result()
 
@@ -213,7 +234,8 @@ def _execute_dask(job, files, kwargs, scheduler, client):
     if own:
         client = Client(scheduler)
     try:
-        futures = [client.submit(_run_one, job, f, kwargs, pure=False) for f in files]
+        futures = [client.submit(_run_one, job, f, kwargs, pure=False)
+                   for f in largest_first(files)]
         for fut in dask_completed(futures):
             yield fut.result()
     finally:

@@ -134,3 +134,13 @@ def test_stream_keeps_rows_with_different_columns_and_survives_a_cut_line(folder
     kept = frame.set_index("file").loc[good]
     assert kept["accuracy"] == 0.9  # taken from the stream, not recomputed
     assert not stream.exists() and len(pd.read_csv(table)) == 5
+
+
+def test_workers_start_with_the_largest_files(tmp_path):
+    from doodle_engine.batch import largest_first
+    sizes = {"a.npz": 10, "b.npz": 300, "c.npz": 40}
+    for name, n in sizes.items():
+        (tmp_path / name).write_bytes(b"x" * n)
+    files = [str(tmp_path / n) for n in sizes] + [str(tmp_path / "missing.npz")]
+    assert [Path(f).name for f in largest_first(files)] == ["b.npz", "c.npz", "a.npz",
+                                                            "missing.npz"]
