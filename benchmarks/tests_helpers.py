@@ -7,15 +7,21 @@ import numpy as np
 from doodle_engine.example import doodles_for, scene
 
 
-def write_release(folder, sizes):
+DEFAULT_SETTINGS = (3, 2, 2, 1, 1, 0.9, 2)  # pen, CRF ds, classifier ds, theta, mu, gt_prob, n_sigmas
+
+
+def write_release(folder, sizes, settings=None):
+    """One 2022-era file per (height, width); ``settings``: one 7-value settings row per file
+    (default: the same row for all)."""
     folder = Path(folder) / "results2022-05-04-00-00"
     folder.mkdir(parents=True)
     total = 0.0
     for i, (h, w) in enumerate(sizes):
         h, w = max(h, 24), max(w, 24)
         image, truth = scene(h, w, seed=i)
+        row = settings[i] if settings is not None else DEFAULT_SETTINGS
         np.savez_compressed(folder / f"f{i:03d}.npz", image=image, doodles=doodles_for(truth),
-                            settings=np.array([3, 2, 2, 1, 1, 0.9, 2.0]),
+                            settings=np.array(row, dtype=float),
                             classes=np.array(["water", "surf", "sand"]))
         total += h * w / 1e6
     return folder, total
