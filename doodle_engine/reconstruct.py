@@ -143,7 +143,8 @@ def _features(img, doodles, settings, timer, opts):
         if opts.mode == "reference":
             return feature_matrix(img, sigmas, location_mode(settings.era))
         from .kernels.features import feature_matrix as compiled_features
-        return compiled_features(img, sigmas, location_mode(settings.era))
+        dtype = np.float32 if opts.mode == "fast" else np.float64
+        return compiled_features(img, sigmas, location_mode(settings.era), dtype)
 
 
 def _fit(feats, doodles, settings, timer, opts):

@@ -61,7 +61,12 @@ def test_compiled_features_are_bit_identical_to_the_reference(loc_mode, shape):
     image, _ = scene(*shape, seed=2)
     x = standardize(image)
     sigmas = np.logspace(0, 4, 3, base=2)
-    np.testing.assert_array_equal(compiled(x, sigmas, loc_mode), feature_matrix(x, sigmas, loc_mode))
+    reference = feature_matrix(x, sigmas, loc_mode)
+    np.testing.assert_array_equal(compiled(x, sigmas, loc_mode), reference)
+    # fast mode's float32 matrix: the same features, rounded to float32
+    half = compiled(x, sigmas, loc_mode, np.float32)
+    assert half.dtype == np.float32
+    np.testing.assert_array_equal(half, reference.astype(np.float32))
 
 
 def test_gaussian_weights_are_scipys():

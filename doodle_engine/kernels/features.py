@@ -164,11 +164,14 @@ def _write_location(loc, out, col):
             out[i * w + j, col] = loc[i, j]
 
 
-def feature_matrix(image_std, sigmas, loc_mode):
-    """Same result as :func:`doodle_engine.features.feature_matrix`, compiled."""
+def feature_matrix(image_std, sigmas, loc_mode, dtype=np.float64):
+    """Same result as :func:`doodle_engine.features.feature_matrix`, compiled.
+
+    ``dtype=np.float32`` (fast mode) halves the matrix: every feature but the location is
+    float32 already, the location is rounded to float32."""
     h, w = image_std.shape[:2]
     n_ch = image_std.shape[2]
-    out = np.empty((h * w, n_ch * len(sigmas) * FEATURES_PER_SCALE), np.float64)
+    out = np.empty((h * w, n_ch * len(sigmas) * FEATURES_PER_SCALE), dtype)
     locs = [np.ascontiguousarray(location_feature((h, w), s, loc_mode), dtype=np.float64)
             for s in sigmas]
     tmp = np.empty((h, w), np.float32)

@@ -178,7 +178,9 @@ class CompiledMLP:
 
     def predict_proba(self, x, chunk=16384, rows=None):
         """Class probabilities of ``x`` (or of the rows ``rows`` of ``x``)."""
-        x = np.ascontiguousarray(x, dtype=np.float64)
+        x = np.ascontiguousarray(x)
+        if x.dtype not in (np.float32, np.float64):
+            x = x.astype(np.float64)
         rows = _NO_ROWS if rows is None else np.asarray(rows, dtype=np.int64)
         return _forward_chunks(x, rows, self.mean, self.scale, *self._params(), self.binary,
                                chunk)
