@@ -9,6 +9,8 @@ nearest-neighbour interpolation.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from skimage.transform import resize
 
@@ -66,6 +68,17 @@ def gaussian_features(h, w, sxy=3.0):
     return np.stack([(p % h).astype(np.float32) / sx, (p // h).astype(np.float32) / sx], 1)
 
 
+@functools.lru_cache(maxsize=4)
+def _gaussian_kernel(h, w):
+    """The compiled Gaussian term depends on the image size alone: built once per size and
+    reused (the rolled CRF runs of a file, and files of one size in a batch).  Read-only."""
+    from .kernels import crf as kcrf
+    kernel = kcrf.Kernel(gaussian_features(h, w), 3.0)
+    for a in (kernel.offsets, kernel.bary, kernel.neighbours, kernel.norm):
+        a.flags.writeable = False
+    return kernel
+
+
 def bilateral_features(image_small, theta, schan):
     """(N, 5) float32 [row/theta, col/theta, channels/schan], as
     ``pydensecrf.utils.create_pairwise_bilateral(sdims=(theta, theta), schan, img, chdim=2)``."""
@@ -90,7 +103,7 @@ def mean_field_q(unary, image_small, n, theta, mu, scale, backend="pydensecrf"):
     unary = np.ascontiguousarray(unary, dtype=np.float32)
     if backend == "numba":
         from .kernels import crf as kcrf
-        kernels = [kcrf.Kernel(gaussian_features(h, w), 3.0),
+        kernels = [_gaussian_kernel(h, w),
                    kcrf.Kernel(bilateral_features(image_small, theta, scale), mu)]
         return kcrf.mean_field(unary.T, kernels, 10).T
     if backend != "pydensecrf":

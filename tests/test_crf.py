@@ -53,6 +53,20 @@ def test_mean_field_matches_pydensecrf(shape, downsample, n_classes):
     np.testing.assert_array_equal(ours.argmax(0), ref.argmax(0))
 
 
+def test_gaussian_term_is_built_once_per_size_and_reused_unchanged():
+    image, img, lab = _inputs(50, 66, downsample=2)
+    u = crf.unary_from_labels(lab, int(lab.max()), 0.9)
+    s = crf.colour_scale(image.shape)
+    crf._gaussian_kernel.cache_clear()
+    first = crf.mean_field_q(u, img, int(lab.max()), 1.0, 1.0, s, backend="numba")
+    again = crf.mean_field_q(u, img, int(lab.max()), 1.0, 1.0, s, backend="numba")
+    assert crf._gaussian_kernel.cache_info().hits == 1
+    np.testing.assert_array_equal(first, again)
+    crf._gaussian_kernel.cache_clear()  # built afresh: the same numbers
+    np.testing.assert_array_equal(
+        crf.mean_field_q(u, img, int(lab.max()), 1.0, 1.0, s, backend="numba"), first)
+
+
 def test_lattice_filter_of_a_constant_is_smooth_and_positive():
     """Filtering ones gives the normaliser densecrf uses: positive, equal for every pixel of
     a regular grid away from its edges."""
