@@ -176,7 +176,7 @@ class CompiledMLP:
         b0, b1, b2 = self.intercepts
         return w0, b0, w1, b1, w2, b2
 
-    def predict_proba(self, x, chunk=16384, rows=None):
+    def predict_proba(self, x, chunk=4096, rows=None):
         """Class probabilities of ``x`` (or of the rows ``rows`` of ``x``)."""
         x = np.ascontiguousarray(x)
         if x.dtype not in (np.float32, np.float64):
