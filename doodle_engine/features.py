@@ -48,11 +48,12 @@ def location_mode(era):
     return "blur-old"
 
 
-def location_feature(shape, sigma, mode):
+def location_axes(shape, sigma, mode):
+    """The location feature is ``sqrt(gx[col]**2 + gy[row]**2)``: returns (gx (W,), gy (H,))
+    float64."""
     h, w = shape
     if mode == "raw":
-        gx, gy = np.meshgrid(np.arange(w), np.arange(h))
-        return np.sqrt(gx ** 2 + gy ** 2).astype(np.float64)
+        return np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64)
     offset = 0.5 if mode == "blur-old" else 0.0
     # scipy filters axis 0 then axis 1; along an axis where the grid is constant every line
     # gives the same numbers, so a 1xW (resp. Hx1) grid gives the full grid's values bit for bit
@@ -60,7 +61,13 @@ def location_feature(shape, sigma, mode):
     col = ((np.arange(h, dtype=np.float64) + offset) * _INT64_UNIT)[:, None]
     gx = ndimage.gaussian_filter(row, sigma, mode="nearest", truncate=4.0)
     gy = ndimage.gaussian_filter(col, sigma, mode="nearest", truncate=4.0)
-    return np.sqrt(gx ** 2 + gy ** 2)
+    return gx[0], gy[:, 0]
+
+
+def location_feature(shape, sigma, mode):
+    """(H, W) float64 location feature (for the raw grid: integer squares, exact in float64)."""
+    gx, gy = location_axes(shape, sigma, mode)
+    return np.sqrt(gx[None, :] ** 2 + gy[:, None] ** 2)
 
 
 def scale_features(channel, sigma, loc):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..features import FEATURES_PER_SCALE, location_feature
+from ..features import FEATURES_PER_SCALE, location_axes
 
 F32 = np.float32
 
@@ -157,11 +157,12 @@ def _write_scale(blur, g0, g1, out, col):
 
 
 @njit(cache=True, parallel=True)
-def _write_location(loc, out, col):
-    h, w = loc.shape
+def _write_location(gx, gy, out, col):
+    """``sqrt(gx[j]**2 + gy[i]**2)`` straight into the column (no H x W temporary)."""
+    h, w = gy.size, gx.size
     for i in prange(h):
         for j in range(w):
-            out[i * w + j, col] = loc[i, j]
+            out[i * w + j, col] = np.sqrt(gx[j] * gx[j] + gy[i] * gy[i])
 
 
 def feature_matrix(image_std, sigmas, loc_mode, dtype=np.float64):
@@ -172,8 +173,7 @@ def feature_matrix(image_std, sigmas, loc_mode, dtype=np.float64):
     h, w = image_std.shape[:2]
     n_ch = image_std.shape[2]
     out = np.empty((h * w, n_ch * len(sigmas) * FEATURES_PER_SCALE), dtype)
-    locs = [np.ascontiguousarray(location_feature((h, w), s, loc_mode), dtype=np.float64)
-            for s in sigmas]
+    locs = [location_axes((h, w), s, loc_mode) for s in sigmas]
     tmp = np.empty((h, w), np.float32)
     blur = np.empty((h, w), np.float32)
     g0 = np.empty((h, w), np.float32)
@@ -183,7 +183,7 @@ def feature_matrix(image_std, sigmas, loc_mode, dtype=np.float64):
         channel = np.ascontiguousarray(image_std[..., c], dtype=np.float32)
         for s, loc in zip(sigmas, locs):
             wts = gaussian_weights(s)
-            _write_location(loc, out, col)
+            _write_location(loc[0], loc[1], out, col)
             _blur_axis0(channel, wts, tmp)  # axis 0 first, as SciPy does
             _blur_axis1(tmp, wts, blur)
             _gradients(blur, g0, g1)
