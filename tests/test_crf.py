@@ -67,6 +67,23 @@ def test_gaussian_term_is_built_once_per_size_and_reused_unchanged():
         crf.mean_field_q(u, img, int(lab.max()), 1.0, 1.0, s, backend="numba"), first)
 
 
+def test_vertices_are_numbered_in_order_of_first_use_by_any_number_of_threads():
+    image, img, _ = _inputs(70, 90, downsample=1)
+    feats = crf.bilateral_features(img, 1.0, crf.colour_scale(image.shape))
+    point_keys, _ = kcrf._enclosing_simplices(np.ascontiguousarray(feats, np.float32))
+    one = kcrf._number_vertices(point_keys, parts=1)
+    offsets, keys = one[0].ravel(), one[2]
+    _, first = np.unique(offsets, return_index=True)
+    assert (np.diff(first) > 0).all()  # vertex v is first used before vertex v + 1
+    np.testing.assert_array_equal(keys, point_keys.reshape(-1, keys.shape[1])[first])
+    for parts in (2, 4):
+        many = kcrf._number_vertices(point_keys, parts=parts)
+        np.testing.assert_array_equal(many[0], one[0])
+        np.testing.assert_array_equal(many[2], one[2])
+        np.testing.assert_array_equal(kcrf._blur_neighbours(*many[1:]),
+                                      kcrf._blur_neighbours(*one[1:]))
+
+
 def test_lattice_filter_of_a_constant_is_smooth_and_positive():
     """Filtering ones gives the normaliser densecrf uses: positive, equal for every pixel of
     a regular grid away from its edges."""

@@ -6,8 +6,9 @@ What is reproduced, step by step, in float32 as the C++ does it:
 * lattice construction (Adams et al. 2010): elevate each feature vector onto the hyperplane,
   find the enclosing simplex by rounding to the nearest 0-coloured point (ties to even, as the
   SSE path rounds), rank the remainders, barycentric weights, the ``d + 1`` vertex keys;
-  vertices are numbered in order of first use, as densecrf's hash table numbers them, so
-  splatting accumulates in the same order;
+  vertices are numbered in order of first use, as densecrf's hash table numbers them (by
+  per-thread tables claimed in parallel, then a running count), and every vertex adds its
+  splatted values in point order, as densecrf's loop over the points does;
 * filtering: splat, one blur pass per lattice axis ``new = old + 0.5 * (n1 + n2)``, slice
   scaled by ``alpha = 1 / (1 + 2**-d)`` (the two slicing orders of densecrf's scalar path,
   used for <= 2 values per pixel, and of its SSE path are both kept);
@@ -25,12 +26,19 @@ compare the probabilities and the labels of both on the same inputs.
 from __future__ import annotations
 
 import numpy as np
+import numba
 from numba import njit, prange
 
 _HASH_MULT = np.uint64(0x9E3779B97F4A7C15)
 
 
-# ----------------------------------------------------------------------------- hash table
+# ----------------------------------------------------------------------------- hash tables
+# The vertices live in ``parts`` open-addressing tables (one per thread): a key's hash picks
+# its table by its top bits and its first slot by its low bits, so threads can fill their
+# own tables at the same time without locks.
+_PART_SHIFT = np.int64(48)
+
+
 @njit(cache=True, inline="always")
 def _hash(key, d):
     h = np.uint64(0)
@@ -40,38 +48,34 @@ def _hash(key, d):
 
 
 @njit(cache=True, inline="always")
-def _probe(table, keys, key, d, mask):
-    """The slot of ``key`` in the open-addressing ``table`` (vertex indices into ``keys``):
+def _part(h, parts):
+    return (h >> _PART_SHIFT) & (parts - 1)
+
+
+@njit(cache=True, inline="always")
+def _probe(table, keys, key, d, slot, mask):
+    """The slot of ``key`` in ``table`` (indices of rows of ``keys``), starting at ``slot``:
     the slot holding it, or the empty slot (-1) where it would go."""
-    h = _hash(key, d) & mask
     while True:
-        e = table[h]
+        e = table[slot]
         if e < 0:
-            return h
+            return slot
         same = True
         for i in range(d):
             if keys[e, i] != key[i]:
                 same = False
                 break
         if same:
-            return h
-        h = (h + 1) & mask
+            return slot
+        slot = (slot + 1) & mask
 
 
 @njit(cache=True, inline="always")
-def _find(table, keys, key, d, mask):
+def _find(tables, keys, key, d, mask):
     """Index of ``key`` among the lattice vertices, or -1."""
-    return table[_probe(table, keys, key, d, mask)]
-
-
-@njit(cache=True)
-def _find_or_insert(table, keys, key, d, mask, filled):
-    h = _probe(table, keys, key, d, mask)
-    if table[h] < 0:
-        for i in range(d):
-            keys[filled, i] = key[i]
-        table[h] = filled
-    return table[h]
+    h = _hash(key, d)
+    table = tables[_part(h, tables.shape[0])]
+    return table[_probe(table, keys, key, d, h & mask, mask)]
 
 
 # ----------------------------------------------------------------------------- lattice
@@ -146,38 +150,70 @@ def _enclosing_simplices(features):
     return keys, bary_out
 
 
-def _number_vertices(point_keys):
+def _number_vertices(point_keys, parts=None):
     """Vertex index of every (point, corner), numbered in order of first use (as densecrf's
-    hash table numbers them); returns (offsets (N, d+1), the table, vertex keys (M, d), mask).
+    hash table numbers them); returns (offsets (N, d+1), the tables, vertex keys (M, d), mask).
 
-    The table and keys are allocated by NumPy, which asks Linux for huge pages on large
-    arrays: the look-ups land all over them, and fewer page-table misses make them faster."""
+    Each of ``parts`` threads (default: Numba's thread count, rounded down to a power of two)
+    walks all the corners in order and claims the keys that hash to its table, noting where
+    each key was first used; the numbers then follow from a running count of first uses.
+    The tables are allocated by NumPy, which asks Linux for huge pages on large arrays."""
     n, d1, d = point_keys.shape
-    capacity = 1
-    while capacity < 2 * n * d1:
+    if parts is None:
+        parts = 1
+        while parts * 2 <= min(numba.get_num_threads(), 64):
+            parts *= 2
+    capacity = 16
+    while capacity * parts < 2 * n * d1:
         capacity *= 2
-    table = np.full(capacity, -1, np.int32)
-    keys = np.empty((n * d1, d), np.int16)
-    offsets, filled = _number_into(point_keys, table, keys, np.int64(capacity - 1))
-    return offsets, table, keys[:filled], np.int64(capacity - 1)
-
-
-@njit(cache=True)
-def _number_into(point_keys, table, keys, mask):
-    n, d1, d = point_keys.shape
-    offsets = np.empty((n, d1), np.int32)
-    filled = 0
-    for k in range(n):
-        for r in range(d1):
-            e = _find_or_insert(table, keys, point_keys[k, r], d, mask, filled)
-            if e == filled:
-                filled += 1
-            offsets[k, r] = e
-    return offsets, filled
+    mask = np.int64(capacity - 1)
+    flat = point_keys.reshape(n * d1, d)
+    tables = np.full((parts, capacity), -1, np.int32)
+    where = np.empty(n * d1, np.int32)
+    first = np.zeros(n * d1, np.bool_)
+    _claim(flat, tables, where, first, mask)
+    number = np.cumsum(first, dtype=np.int32) - 1
+    offsets = _to_vertices(tables, where, number).reshape(n, d1)
+    return offsets, tables, flat[first], mask
 
 
 @njit(cache=True, parallel=True)
-def _blur_neighbours(table, keys, mask):
+def _claim(flat, tables, where, first, mask):
+    """Per table (one thread each): put in the first use of every key that hashes to it;
+    ``where[q]`` = the slot (table * capacity + slot) of corner ``q``'s key."""
+    parts, capacity = tables.shape
+    total, d = flat.shape
+    for p in prange(parts):
+        table = tables[p]
+        for q in range(total):
+            key = flat[q]
+            h = _hash(key, d)
+            if _part(h, parts) != p:
+                continue
+            slot = _probe(table, flat, key, d, h & mask, mask)
+            if table[slot] < 0:
+                table[slot] = q
+                first[q] = True
+            where[q] = p * capacity + slot
+
+
+@njit(cache=True, parallel=True)
+def _to_vertices(tables, where, number):
+    """First-use positions in the tables -> vertex numbers; offsets of every corner."""
+    parts, capacity = tables.shape
+    for p in prange(parts):
+        for slot in range(capacity):
+            q = tables[p, slot]
+            if q >= 0:
+                tables[p, slot] = number[q]
+    offsets = np.empty(where.size, np.int32)
+    for q in prange(where.size):
+        offsets[q] = tables[where[q] // capacity, where[q] % capacity]
+    return offsets
+
+
+@njit(cache=True, parallel=True)
+def _blur_neighbours(tables, keys, mask):
     """For each lattice axis j and vertex: the vertices one step before/after along j.
 
     Only the step before is looked up in the hash table: the step after is its inverse (if
@@ -193,7 +229,7 @@ def _blur_neighbours(table, keys, mask):
                 n1[c] = keys[i, c] - 1
             if j < d:
                 n1[j] = keys[i, j] + d
-            neighbours[j, i, 0] = _find(table, keys, n1, d, mask)
+            neighbours[j, i, 0] = _find(tables, keys, n1, d, mask)
     for j in range(d1):
         for i in prange(m):
             before = neighbours[j, i, 0]
