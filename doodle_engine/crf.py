@@ -68,10 +68,11 @@ def gaussian_features(h, w, sxy=3.0):
     return np.stack([(p % h).astype(np.float32) / sx, (p // h).astype(np.float32) / sx], 1)
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=1)
 def _gaussian_kernel(h, w):
-    """The compiled Gaussian term depends on the image size alone: built once per size and
-    reused (the rolled CRF runs of a file, and files of one size in a batch).  Read-only."""
+    """The compiled Gaussian term depends on the image size alone: the last one built is kept
+    and reused (the rolled CRF runs of a file, consecutive files of one size in a batch); one
+    only, so a worker holds at most one spare (about 30 bytes a CRF pixel).  Read-only."""
     from .kernels import crf as kcrf
     kernel = kcrf.Kernel(gaussian_features(h, w), 3.0)
     for a in (kernel.offsets, kernel.bary, kernel.neighbours, kernel.norm):
