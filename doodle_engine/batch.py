@@ -141,7 +141,8 @@ def run_batch(job, inputs, workers=1, scheduler=None, client=None, table=None, r
     (unchanged, no error) are skipped."""
     if job not in JOBS:
         raise DoodleError(None, f"unknown job {job!r}")
-    files = find_npz(inputs)
+    every = find_npz(inputs)
+    files = every
     tab = _Table(table)
     kept = []
     if resume:
@@ -165,7 +166,7 @@ def run_batch(job, inputs, workers=1, scheduler=None, client=None, table=None, r
     finally:
         if bar is not None:
             bar.close()
-    frame = _in_input_order(pd.DataFrame(kept + tab.rows), find_npz(inputs))
+    frame = _in_input_order(pd.DataFrame(kept + tab.rows), every)
     tab.finish(frame)
     return frame
 

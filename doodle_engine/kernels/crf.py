@@ -244,9 +244,9 @@ def build_lattice(features):
     Returns (offsets (N, d+1) int32, barycentric (N, d+1) float32, neighbours (d+1, M, 2)
     int32 with -1 where a neighbour vertex does not exist)."""
     point_keys, bary = _enclosing_simplices(np.ascontiguousarray(features, dtype=np.float32))
-    offsets, table, keys, mask = _number_vertices(point_keys)
+    offsets, tables, keys, mask = _number_vertices(point_keys)
     del point_keys
-    return offsets, bary, _blur_neighbours(table, keys, mask)
+    return offsets, bary, _blur_neighbours(tables, keys, mask)
 
 
 @njit(cache=True, parallel=True)
