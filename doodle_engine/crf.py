@@ -74,7 +74,9 @@ def _gaussian_kernel(h, w):
     and reused (the rolled CRF runs of a file, consecutive files of one size in a batch); one
     only, so a worker holds at most one spare (about 30 bytes a CRF pixel).  Read-only."""
     from .kernels import crf as kcrf
-    kernel = kcrf.Kernel(gaussian_features(h, w), 3.0)
+    # positions on a grid: few vertices, each shared by many pixels, so the hash tables stay
+    # in cache and beat sorting every corner
+    kernel = kcrf.Kernel(gaussian_features(h, w), 3.0, method="hash")
     for a in (kernel.offsets, kernel.bary, kernel.neighbours, kernel.norm):
         a.flags.writeable = False
     return kernel

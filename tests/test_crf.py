@@ -84,6 +84,37 @@ def test_vertices_are_numbered_in_order_of_first_use_by_any_number_of_threads():
                                       kcrf._blur_neighbours(*one[1:]))
 
 
+def test_sorted_and_hashed_lattices_are_the_same_arrays():
+    """Radix-sorted packed keys and merges give the hash tables' offsets (first-use numbers)
+    and neighbours exactly; keys too wide for 64 bits fall back to the hash tables."""
+    image, img, _ = _inputs(70, 90, downsample=1)
+    cases = [crf.bilateral_features(img, 1.0, crf.colour_scale(image.shape)),
+             crf.bilateral_features(img, 7.0, 0.05), crf.gaussian_features(70, 90)]
+    for feats in cases:
+        by_sort = kcrf.build_lattice(feats, method="sort")
+        by_hash = kcrf.build_lattice(feats, method="hash")
+        for a, b in zip(by_sort, by_hash):
+            np.testing.assert_array_equal(a, b)
+        assert (by_sort[2] >= 0).any()
+    wide = np.random.default_rng(0).random((500, 5), dtype=np.float32) * 3000
+    point_keys, _ = kcrf._enclosing_simplices(wide)
+    assert kcrf._packing(point_keys) is None
+    with pytest.raises(ValueError, match="64 bits"):
+        kcrf.build_lattice(wide, method="sort")
+    for a, b in zip(kcrf.build_lattice(wide), kcrf.build_lattice(wide, method="hash")):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_radix_argsort_is_a_stable_sort():
+    for bits in (30, 40):  # an odd and an even number of passes
+        keys = np.random.default_rng(bits).integers(0, 2**bits, 20_000).astype(np.uint64)
+        keys[::3] = keys[5]  # many equal keys: their positions must stay in order
+        sorted_keys, where = kcrf._radix_argsort(keys.copy(), bits, 8)
+        order = np.argsort(keys, kind="stable")
+        np.testing.assert_array_equal(where, order)
+        np.testing.assert_array_equal(sorted_keys, keys[order])
+
+
 def test_lattice_filter_of_a_constant_is_smooth_and_positive():
     """Filtering ones gives the normaliser densecrf uses: positive, equal for every pixel of
     a regular grid away from its edges."""

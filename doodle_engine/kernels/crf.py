@@ -6,9 +6,10 @@ What is reproduced, step by step, in float32 as the C++ does it:
 * lattice construction (Adams et al. 2010): elevate each feature vector onto the hyperplane,
   find the enclosing simplex by rounding to the nearest 0-coloured point (ties to even, as the
   SSE path rounds), rank the remainders, barycentric weights, the ``d + 1`` vertex keys;
-  vertices are numbered in order of first use, as densecrf's hash table numbers them (by
-  per-thread tables claimed in parallel, then a running count), and every vertex adds its
-  splatted values in point order, as densecrf's loop over the points does;
+  vertices are numbered in order of first use, as densecrf's hash table numbers them, and
+  every vertex adds its splatted values in point order, as densecrf's loop over the points
+  does.  The vertices and their neighbours along each axis are found by radix-sorting the keys
+  packed into 64-bit integers and merging (per-thread hash tables when a key needs more bits);
 * filtering: splat, one blur pass per lattice axis ``new = old + 0.5 * (n1 + n2)``, slice
   scaled by ``alpha = 1 / (1 + 2**-d)`` (the two slicing orders of densecrf's scalar path,
   used for <= 2 values per pixel, and of its SSE path are both kept);
@@ -238,12 +239,170 @@ def _blur_neighbours(tables, keys, mask):
     return neighbours
 
 
-def build_lattice(features):
+# ----------------------------------------------------------------------------- sorted keys
+# When every key fits in 64 bits, the vertices are found by sorting instead of hashing: the
+# keys are packed into integers with a digit per coordinate, radix-sorted with their corner
+# positions, and each run of equal keys is one vertex.  The packing is linear (a coordinate
+# step is a constant step of the packed value, and the margins keep every digit in range), so
+# the keys one lattice step away along an axis are the sorted keys plus a constant: one merge
+# per axis finds every neighbour with sequential reads, where the hash table needs a random
+# probe per vertex and axis.  The numbers are the same as the hash tables give (first use).
+_RADIX_BITS = 11
+
+
+def _packing(point_keys):
+    """(lows, shifts, bits) packing the (N, d+1, d) keys into uint64 digits, the first
+    coordinate most significant, with a margin of d + 1 below and above every coordinate so a
+    lattice step never leaves its digit; None when the keys need more than 64 bits."""
+    d = point_keys.shape[2]
+    flat = point_keys.reshape(-1, d)
+    lows = flat.min(axis=0).astype(np.int64) - (d + 1)
+    spans = flat.max(axis=0).astype(np.int64) - lows + (d + 2)
+    widths = [int(span).bit_length() for span in spans]
+    if sum(widths) > 64:
+        return None
+    shifts = np.zeros(d, np.int64)
+    for c in range(d - 2, -1, -1):
+        shifts[c] = shifts[c + 1] + widths[c + 1]
+    return lows, shifts, sum(widths)
+
+
+@njit(cache=True, parallel=True)
+def _pack(point_keys, lows, shifts):
+    n, d1, d = point_keys.shape
+    packed = np.empty(n * d1, np.uint64)
+    for i in prange(n):
+        for r in range(d1):
+            v = np.uint64(0)
+            for c in range(d):
+                v |= np.uint64(np.int64(point_keys[i, r, c]) - lows[c]) << np.uint64(shifts[c])
+            packed[i * d1 + r] = v
+    return packed
+
+
+@njit(cache=True, parallel=True)
+def _radix_argsort(keys, bits, chunks):
+    """(sorted keys, their positions in ``keys``): a stable LSD radix sort, ``_RADIX_BITS``
+    per pass; each pass counts and scatters ``chunks`` contiguous chunks in parallel.
+    ``keys`` serves as one of the two buffers: its contents are overwritten."""
+    n = keys.size
+    buckets = 1 << _RADIX_BITS
+    digit_mask = np.uint64(buckets - 1)
+    src_k = keys
+    src_i = np.arange(n).astype(np.int32)
+    dst_k = np.empty_like(keys)
+    dst_i = np.empty_like(src_i)
+    step = (n + chunks - 1) // chunks
+    for shift in range(0, bits, _RADIX_BITS):
+        sh = np.uint64(shift)
+        count = np.zeros((chunks, buckets), np.int64)
+        for c in prange(chunks):
+            for s in range(c * step, min(n, (c + 1) * step)):
+                count[c, (src_k[s] >> sh) & digit_mask] += 1
+        start = np.empty((chunks, buckets), np.int64)
+        total = 0
+        for b in range(buckets):
+            for c in range(chunks):
+                start[c, b] = total
+                total += count[c, b]
+        for c in prange(chunks):
+            at = start[c]
+            for s in range(c * step, min(n, (c + 1) * step)):
+                b = (src_k[s] >> sh) & digit_mask
+                dst_k[at[b]] = src_k[s]
+                dst_i[at[b]] = src_i[s]
+                at[b] += 1
+        src_k, dst_k = dst_k, src_k
+        src_i, dst_i = dst_i, src_i
+    return src_k, src_i
+
+
+@njit(cache=True, parallel=True)
+def _first_uses(sorted_keys, corner):
+    """Run starts among the sorted keys, and which corners are a key's first use (the sort is
+    stable, so a run starts with its key's earliest corner)."""
+    n = sorted_keys.size
+    starts = np.empty(n, np.bool_)
+    first = np.zeros(n, np.bool_)
+    for s in prange(n):
+        starts[s] = s == 0 or sorted_keys[s] != sorted_keys[s - 1]
+        if starts[s]:
+            first[corner[s]] = True
+    return starts, first
+
+
+@njit(cache=True, parallel=True)
+def _vertices_of_runs(sorted_keys, corner, starts, number):
+    """Per run: its packed key and vertex number; per corner: the number of its vertex."""
+    run = np.cumsum(starts.astype(np.int32)) - 1
+    m = run[-1] + 1
+    keys = np.empty(m, np.uint64)
+    numbers = np.empty(m, np.int32)
+    offsets = np.empty(sorted_keys.size, np.int32)
+    for s in prange(sorted_keys.size):
+        if starts[s]:
+            keys[run[s]] = sorted_keys[s]
+            numbers[run[s]] = number[corner[s]]
+    for s in prange(sorted_keys.size):
+        offsets[corner[s]] = numbers[run[s]]
+    return keys, numbers, offsets
+
+
+@njit(cache=True, parallel=True)
+def _merged_neighbours(keys, numbers, steps):
+    """Neighbour table from the sorted vertex keys: along axis j the step before is the key
+    plus ``steps[j]`` (uint64 arithmetic wraps exactly, the margins keep it in range), found
+    by walking the sorted keys once; the step after is its inverse."""
+    m = keys.size
+    d1 = steps.size
+    neighbours = np.full((d1, m, 2), -1, np.int32)
+    for j in prange(d1):
+        step = np.uint64(steps[j])
+        q = 0
+        for i in range(m):
+            target = keys[i] + step
+            while q < m and keys[q] < target:
+                q += 1
+            if q == m:
+                break
+            if keys[q] == target:
+                neighbours[j, numbers[i], 0] = numbers[q]
+                neighbours[j, numbers[q], 1] = numbers[i]
+    return neighbours
+
+
+def _lattice_by_sorting(point_keys, lows, shifts, bits):
+    """(offsets (N, d+1), neighbours) numbered by first use, found by sorting packed keys."""
+    n, d1, d = point_keys.shape
+    packed = _pack(point_keys, lows, shifts)
+    sorted_keys, corner = _radix_argsort(packed, bits, 4 * numba.get_num_threads())
+    del packed
+    starts, first = _first_uses(sorted_keys, corner)
+    number = np.cumsum(first, dtype=np.int32) - 1
+    del first
+    keys, numbers, offsets = _vertices_of_runs(sorted_keys, corner, starts, number)
+    del sorted_keys, corner, starts, number
+    # the step before along axis j: every coordinate -1, coordinate j + d (j = d: none)
+    place = np.int64(1) << shifts
+    steps = np.full(d1, -place.sum(), np.int64)
+    steps[:d] += (d + 1) * place
+    return offsets.reshape(n, d1), _merged_neighbours(keys, numbers, steps.view(np.uint64))
+
+
+def build_lattice(features, method=None):
     """Permutohedral lattice of ``features`` (N, d) float32.
 
     Returns (offsets (N, d+1) int32, barycentric (N, d+1) float32, neighbours (d+1, M, 2)
-    int32 with -1 where a neighbour vertex does not exist)."""
+    int32 with -1 where a neighbour vertex does not exist).  ``method``: "sort" (packed keys
+    radix-sorted, the default when the keys fit in 64 bits) or "hash" (per-thread hash
+    tables, used for wider keys); both give the same arrays."""
     point_keys, bary = _enclosing_simplices(np.ascontiguousarray(features, dtype=np.float32))
+    packing = _packing(point_keys) if method != "hash" else None
+    if method == "sort" and packing is None:
+        raise ValueError("lattice keys too wide to pack in 64 bits")
+    if packing is not None:
+        offsets, neighbours = _lattice_by_sorting(point_keys, *packing)
+        return offsets, bary, neighbours
     offsets, tables, keys, mask = _number_vertices(point_keys)
     del point_keys
     return offsets, bary, _blur_neighbours(tables, keys, mask)
@@ -306,9 +465,9 @@ def _symmetric_norm(filtered_ones):
 class Kernel:
     """One pairwise term: a lattice over its features, its normalisation and Potts weight."""
 
-    def __init__(self, features, weight):
+    def __init__(self, features, weight, method=None):
         features = np.ascontiguousarray(features, dtype=np.float32)
-        self.offsets, self.bary, self.neighbours = build_lattice(features)
+        self.offsets, self.bary, self.neighbours = build_lattice(features, method)
         ones = np.ones((features.shape[0], 1), np.float32)
         self.norm = _symmetric_norm(lattice_filter(self.offsets, self.bary, self.neighbours, ones))
         self.weight = np.float32(weight)
