@@ -255,9 +255,10 @@ def _packing(point_keys):
     coordinate most significant, with a margin of d + 1 below and above every coordinate so a
     lattice step never leaves its digit; None when the keys need more than 64 bits."""
     d = point_keys.shape[2]
-    flat = point_keys.reshape(-1, d)
-    lows = flat.min(axis=0).astype(np.int64) - (d + 1)
-    spans = flat.max(axis=0).astype(np.int64) - lows + (d + 2)
+    lows, highs = _key_ranges(point_keys.reshape(-1, d), 4 * numba.get_num_threads())
+    lows = lows.min(axis=0) - (d + 1)
+    highs = highs.max(axis=0)
+    spans = highs - lows + (d + 2)
     widths = [int(span).bit_length() for span in spans]
     if sum(widths) > 64:
         return None
@@ -265,6 +266,22 @@ def _packing(point_keys):
     for c in range(d - 2, -1, -1):
         shifts[c] = shifts[c + 1] + widths[c + 1]
     return lows, shifts, sum(widths)
+
+
+@njit(cache=True, parallel=True)
+def _key_ranges(keys, chunks):
+    """Per chunk and coordinate: the smallest and largest key value (int64)."""
+    n, d = keys.shape
+    step = (n + chunks - 1) // chunks
+    lows = np.full((chunks, d), np.iinfo(np.int64).max, np.int64)
+    highs = np.full((chunks, d), np.iinfo(np.int64).min, np.int64)
+    for c in prange(chunks):
+        for s in range(c * step, min(n, (c + 1) * step)):
+            for j in range(d):
+                v = np.int64(keys[s, j])
+                lows[c, j] = min(lows[c, j], v)
+                highs[c, j] = max(highs[c, j], v)
+    return lows, highs
 
 
 @njit(cache=True, parallel=True)

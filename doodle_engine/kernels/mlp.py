@@ -27,11 +27,12 @@ LR, BETA1, BETA2, EPS = 1e-3, 0.9, 0.999, 1e-8
 
 # ----------------------------------------------------------------------------- compiled parts
 @njit(cache=True)
-def _relu_inplace(a):
+def _add_bias_relu(a, b):
+    """``a = max(a + b, 0)`` in place: the values of ``a + b`` then the ReLU, in one pass."""
     for i in range(a.shape[0]):
         for j in range(a.shape[1]):
-            if a[i, j] < 0.0:
-                a[i, j] = 0.0
+            v = a[i, j] + b[j]
+            a[i, j] = v if v > 0.0 else 0.0
 
 
 @njit(cache=True)
@@ -56,10 +57,10 @@ def _output_inplace(a, binary):
 
 @njit(cache=True)
 def _forward_batch(x, w0, b0, w1, b1, w2, b2, binary):
-    a1 = np.dot(x, w0) + b0
-    _relu_inplace(a1)
-    a2 = np.dot(a1, w1) + b1
-    _relu_inplace(a2)
+    a1 = np.dot(x, w0)
+    _add_bias_relu(a1, b0)
+    a2 = np.dot(a1, w1)
+    _add_bias_relu(a2, b1)
     out = np.dot(a2, w2) + b2
     _output_inplace(out, binary)
     return a1, a2, out
@@ -130,6 +131,16 @@ def _epoch(x, y1h, order, params, ms, vs, t, alpha, binary):
 
 
 @njit(cache=True)
+def _gather_scaled(x, rows, start, mean, scale, out):
+    """``out[i] = (x[rows[start + i]] - mean) / scale`` (rows ``start + i`` when ``rows`` is
+    empty), computed in float64 and stored in ``out``'s type, one pass, no temporaries."""
+    for i in range(out.shape[0]):
+        r = rows[start + i] if rows.size else start + i
+        for j in range(x.shape[1]):
+            out[i, j] = (x[r, j] - mean[j]) / scale[j]
+
+
+@njit(cache=True)
 def _forward_chunks(x, rows, mean, scale, w0, b0, w1, b1, w2, b2, binary, chunk):
     """Probabilities of ``x[rows]`` (all rows when ``rows`` is empty), chunk by chunk: the
     rows are gathered a chunk at a time, never copied all at once."""
@@ -137,13 +148,14 @@ def _forward_chunks(x, rows, mean, scale, w0, b0, w1, b1, w2, b2, binary, chunk)
     k = 2 if binary else w2.shape[1]
     proba = np.empty((n, k))
     n_chunks = (n + chunk - 1) // chunk
+    scaled = np.empty((min(chunk, n), x.shape[1]), w0.dtype)
     # chunks in sequence: BLAS already runs each product on every core, and BLAS threads
     # nested inside a Numba thread pool oversubscribe the machine
     for c in range(n_chunks):
         s = c * chunk
         e = min(s + chunk, n)
-        part = x[rows[s:e]] if rows.size else x[s:e]
-        xs = ((part - mean) / scale).astype(w0.dtype)
+        xs = scaled[:e - s]
+        _gather_scaled(x, rows, s, mean, scale, xs)
         _, _, out = _forward_batch(xs, w0, b0, w1, b1, w2, b2, binary)
         if binary:
             for i in range(e - s):
