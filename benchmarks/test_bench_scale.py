@@ -1,9 +1,12 @@
-"""Scale check: a synthetic release with the Coast Train size distribution (image sizes and
-CRF / classifier settings from the metadata CSVs when present), rebuilt with 1 and 2 local
-workers; prints Mpx/s and the projected time for the whole 1.19-gigapixel release.
+"""Scale check: a synthetic release with the Coast Train size distribution and settings (image
+sizes, pen width, CRF / classifier downsample, theta, mu, gt_prob and number of scales from
+the metadata CSVs when present), rebuilt with 1 and 2 local workers; prints Mpx/s and the
+projected time for the whole 1.19-gigapixel release.
 
-The files are 2022-era (one CRF run each); files of the 2021 eras run the CRF 5 (MLP) or 10
-(random forest) times, which the projection does not include."""
+Two versions of the release: as the Coast Train files are (no date: the engine takes the
+7-value MLP rows as the late-2021 era, five rolled CRF runs each, and the rows whose
+``prob_of_unary_potential`` reads 3 as the random-forest layout, ten CRF runs), and the same
+files dated 2022-05-04 (one CRF run each), the lightest era."""
 
 from __future__ import annotations
 
@@ -21,30 +24,41 @@ RELEASE_MPX = 1192.6
 N_FILES = 8
 
 
+def _settings_row(meta):
+    """The 7-value settings a metadata row describes.  The CSVs read the random-forest layout
+    [..., n_estimators, gt_prob] as [..., gt_prob, n_scales]: a gt_prob of 3 is that layout."""
+    head = (int(meta.pen_width), int(meta.CRF_downsample_factor),
+            int(meta.Classifier_downsample_factor), float(meta.CRF_theta), float(meta.CRF_mu))
+    if meta.prob_of_unary_potential == 3:
+        return head + (3, 0.9)
+    return head + (float(meta.prob_of_unary_potential), int(meta.num_of_scales))
+
+
 def _files(n, seed=0):
-    """(sizes, settings) of ``n`` files: rows drawn from the Coast Train metadata when present
-    (image size and the CRF / classifier downsample factors, CRF theta and mu each file was
-    labelled with), else a log-normal size with the release's median and the default settings."""
+    """(sizes, settings) of ``n`` files: rows drawn from the Coast Train metadata when present,
+    else a log-normal size with the release's median and the default settings."""
     rng = np.random.default_rng(seed)
     csvs = sorted(COAST.glob("metadata_*.csv")) if COAST.is_dir() else []
     if csvs:
-        cols = ["ImageHeightPx", "ImageWidthPx", "CRF_downsample_factor",
-                "Classifier_downsample_factor", "CRF_theta", "CRF_mu"]
+        cols = ["ImageHeightPx", "ImageWidthPx", "pen_width", "CRF_downsample_factor",
+                "Classifier_downsample_factor", "CRF_theta", "CRF_mu",
+                "prob_of_unary_potential", "num_of_scales"]
         meta = pd.concat([pd.read_csv(p)[cols] for p in csvs]).dropna()
-        rows = meta.sample(n, random_state=seed).to_numpy()
-        sizes = [(int(r[0]), int(r[1])) for r in rows]
-        settings = [(3, int(r[2]), int(r[3]), float(r[4]), float(r[5]), 0.9, 2) for r in rows]
-        return sizes, settings
+        rows = meta.sample(n, random_state=seed)
+        sizes = [(int(r.ImageHeightPx), int(r.ImageWidthPx)) for r in rows.itertuples()]
+        return sizes, [_settings_row(r) for r in rows.itertuples()]
     # fallback: a log-normal with the release's median (0.36 Mpx) and spread
     mpx = np.exp(rng.normal(np.log(0.36), 1.1, n)).clip(0.002, 5)
     return [(int(np.sqrt(m * 1e6)),) * 2 for m in mpx], None
 
 
-@pytest.fixture(scope="module")
-def release(tmp_path_factory):
+@pytest.fixture(scope="module", params=["undated", "2022"])
+def release(request, tmp_path_factory):
     from tests_helpers import write_release
     sizes, settings = _files(N_FILES)
-    return write_release(tmp_path_factory.mktemp("release"), sizes, settings)
+    folder, mpx = write_release(tmp_path_factory.mktemp("release"), sizes, settings,
+                                dated=request.param == "2022")
+    return request.param, folder, mpx
 
 
 @pytest.fixture(scope="module")
@@ -66,10 +80,12 @@ def _start_up(tiny, workers, mode):
 @pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("mode", ["exact", "fast"])
 def test_scale(benchmark, release, tiny, workers, mode, capsys):
-    folder, mpx = release
+    era, folder, mpx = release
+    if era == "2022" and (mode, workers) != ("fast", 1):
+        pytest.skip("the 2022-dated release is timed once, for comparison")
     run_batch("reconstruct", [folder], outdir=folder / "warm", progress=False, mode=mode)
     start_up = _start_up(tiny, workers, mode)
-    benchmark.group = f"scale {mode} ({mpx:.2f} Mpx in {N_FILES} files)"
+    benchmark.group = f"scale {mode} ({mpx:.2f} Mpx in {N_FILES} files, {era})"
     benchmark.extra_info["variant"] = f"{workers} worker(s)"
     t0 = time.perf_counter()
     frame = benchmark.pedantic(run_batch, args=("reconstruct", [folder]),
@@ -79,8 +95,9 @@ def test_scale(benchmark, release, tiny, workers, mode, capsys):
     assert (frame["error"] == "").all(), frame["error"].tolist()
     rate = mpx / elapsed
     steady = mpx / max(elapsed - start_up, 1e-9)
+    eras = ", ".join(f"{k} x{v}" for k, v in frame["era"].value_counts().items())
     with capsys.disabled():
-        print(f"\n[scale] mode={mode} workers={workers}: {rate:.3f} Mpx/s with start-up "
-              f"({RELEASE_MPX / rate / 60:.0f} min for {RELEASE_MPX:.0f} Mpx); start-up "
-              f"{start_up:.1f} s once + {steady:.3f} Mpx/s after it -> projected "
+        print(f"\n[scale] {era} release ({eras}) mode={mode} workers={workers}: {rate:.3f} Mpx/s "
+              f"with start-up ({RELEASE_MPX / rate / 60:.0f} min for {RELEASE_MPX:.0f} Mpx); "
+              f"start-up {start_up:.1f} s once + {steady:.3f} Mpx/s after it -> projected "
               f"{(start_up + RELEASE_MPX / steady) / 60:.0f} min")
