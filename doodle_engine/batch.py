@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import DoodleError
+from .export import safe_stem
 from .jobs import JOBS
 
 
@@ -142,6 +143,8 @@ def run_batch(job, inputs, workers=1, scheduler=None, client=None, table=None, r
     if job not in JOBS:
         raise DoodleError(None, f"unknown job {job!r}")
     every = find_npz(inputs)
+    if kwargs.get("outdir") is not None:
+        every = _outputs_apart(every, kwargs["outdir"])
     files = every
     tab = _Table(table)
     kept = []
@@ -169,6 +172,22 @@ def run_batch(job, inputs, workers=1, scheduler=None, client=None, table=None, r
     frame = _in_input_order(pd.DataFrame(kept + tab.rows), every)
     tab.finish(frame)
     return frame
+
+
+def _outputs_apart(files, outdir):
+    """Inputs for a job that writes into ``outdir``: files already inside ``outdir`` (outputs
+    of an earlier run, when it lies within an input folder) are not inputs; two inputs that
+    would write the same output name are an error, before anything runs."""
+    out = Path(outdir).resolve()
+    files = [f for f in files if out not in Path(f).resolve().parents]
+    seen = {}
+    for f in files:
+        stem = safe_stem(f)
+        if stem in seen:
+            raise DoodleError(f, f"writes the same output name ({stem}) as {seen[stem]} in "
+                                 f"{outdir}; run those folders to separate output folders")
+        seen[stem] = f
+    return files
 
 
 def _in_input_order(frame, files):

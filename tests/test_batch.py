@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from doodle_engine import load
+from doodle_engine import DoodleError, load
 from doodle_engine.batch import run_batch
 from conftest import doodles_for, scene, write_npz
 
@@ -144,3 +144,18 @@ def test_workers_start_with_the_largest_files(tmp_path):
     files = [str(tmp_path / n) for n in sizes] + [str(tmp_path / "missing.npz")]
     assert [Path(f).name for f in largest_first(files)] == ["b.npz", "c.npz", "a.npz",
                                                             "missing.npz"]
+
+
+def test_outputs_inside_the_input_folder_are_not_inputs_and_name_clashes_are_refused(folder,
+                                                                                    tmp_path):
+    out = folder / "rebuilt"  # outputs written inside the folder being read
+    first = run_batch("reconstruct", [folder], outdir=out, progress=False, mode="fast")
+    again = run_batch("reconstruct", [folder], outdir=out, progress=False, mode="fast",
+                      force=True)
+    assert list(first["file"]) == list(again["file"])  # its own outputs were not taken as inputs
+    assert not any("rebuilt" in f for f in again["file"])
+    # another output folder: the earlier outputs are now inputs named like the originals
+    with pytest.raises(DoodleError, match="same output name") as err:
+        run_batch("reconstruct", [folder], outdir=tmp_path / "elsewhere", progress=False)
+    assert "img0" in str(err.value)
+    assert not (tmp_path / "elsewhere").exists()  # refused before anything was written
