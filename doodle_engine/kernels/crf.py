@@ -306,7 +306,7 @@ def _radix_argsort(keys, bits, chunks):
     buckets = 1 << _RADIX_BITS
     digit_mask = np.uint64(buckets - 1)
     src_k = keys
-    src_i = np.arange(n).astype(np.int32)
+    src_i = np.arange(n, dtype=np.int32)
     dst_k = np.empty_like(keys)
     dst_i = np.empty_like(src_i)
     step = (n + chunks - 1) // chunks
