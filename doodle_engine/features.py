@@ -48,6 +48,17 @@ def location_mode(era):
     return "blur-old"
 
 
+def zeroes_sobel_border(era):
+    """Whether the Sobel feature of ``era`` has its first and last row and column set to 0.
+
+    scikit-image <= 0.16 did that in ``filters.sobel`` (0.17 stopped); Doodler's pinned
+    environment (``dashdoodler.yml``: scikit-image 0.16.2, from 2020-10 until 2022-06) ran the
+    random-forest and 2021 MLP eras on it.  The 2022-05-04 files were made on 0.17/0.18 (they
+    are reproduced exactly only without the zeroing and with the old location feature), and
+    doodler_engine on current versions."""
+    return era not in ("mlp-2022-05", "engine-2022-06")
+
+
 def location_axes(shape, sigma, mode):
     """The location feature is ``sqrt(gx[col]**2 + gy[row]**2)``: returns (gx (W,), gy (H,))
     float64."""
@@ -70,10 +81,14 @@ def location_feature(shape, sigma, mode):
     return np.sqrt(gx[None, :] ** 2 + gy[:, None] ** 2)
 
 
-def scale_features(channel, sigma, loc):
-    """The five features of one float32 channel at one sigma (list of 2-D arrays)."""
+def scale_features(channel, sigma, loc, sobel_border=False):
+    """The five features of one float32 channel at one sigma (list of 2-D arrays).
+    ``sobel_border``: zero the Sobel feature's outer rows and columns (scikit-image <= 0.16)."""
     blur = filters.gaussian(channel, sigma=sigma, mode="nearest", truncate=4.0, preserve_range=True)
     edges = filters.sobel(blur)
+    if sobel_border:
+        edges[[0, -1], :] = 0
+        edges[:, [0, -1]] = 0
     grads = np.gradient(blur)
     h_elems = [np.gradient(grads[a0], axis=a1)
                for a0, a1 in itertools.combinations_with_replacement(range(2), 2)]
@@ -81,7 +96,7 @@ def scale_features(channel, sigma, loc):
     return [loc, blur, edges, eig[0], eig[1]]
 
 
-def feature_matrix(image_std, sigmas, loc_mode):
+def feature_matrix(image_std, sigmas, loc_mode, sobel_border=False):
     """(H*W, 3 * len(sigmas) * 5) float64 feature matrix of a standardized HxWx3 image."""
     h, w = image_std.shape[:2]
     n_ch = image_std.shape[2]
@@ -91,7 +106,7 @@ def feature_matrix(image_std, sigmas, loc_mode):
     for c in range(n_ch):
         channel = image_std[..., c].astype(np.float32)
         for s, loc in zip(sigmas, locs):
-            for f in scale_features(channel, s, loc):
+            for f in scale_features(channel, s, loc, sobel_border):
                 out[:, col] = f.ravel()
                 col += 1
     return out

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import classifier, cleanup, crf
 from .errors import DoodleError
-from .features import feature_matrix, location_mode, sigma_schedule
+from .features import feature_matrix, location_mode, sigma_schedule, zeroes_sobel_border
 from .io import DoodleRecord, zero_based
 from .settings import Settings, decode_settings, encode_settings
 from .standardize import standardize
@@ -140,11 +140,12 @@ def _features(img, doodles, settings, timer, opts):
     n_classes = len(np.unique(doodles)) - 1
     with timer.stage("features"):
         sigmas = sigma_schedule(settings, n_classes)
+        loc, border = location_mode(settings.era), zeroes_sobel_border(settings.era)
         if opts.mode == "reference":
-            return feature_matrix(img, sigmas, location_mode(settings.era))
+            return feature_matrix(img, sigmas, loc, border)
         from .kernels.features import feature_matrix as compiled_features
         dtype = np.float32 if opts.mode == "fast" else np.float64
-        return compiled_features(img, sigmas, location_mode(settings.era), dtype)
+        return compiled_features(img, sigmas, loc, dtype, border)
 
 
 def _fit(feats, doodles, settings, timer, opts):

@@ -52,8 +52,9 @@ def test_too_few_samples_for_a_validation_split():
 
 
 @pytest.mark.parametrize("loc_mode", ["blur-old", "blur-new", "raw"])
+@pytest.mark.parametrize("sobel_border", [False, True])
 @pytest.mark.parametrize("shape", [(37, 53), (5, 4), (64, 64)])
-def test_compiled_features_are_bit_identical_to_the_reference(loc_mode, shape):
+def test_compiled_features_are_bit_identical_to_the_reference(loc_mode, shape, sobel_border):
     from doodle_engine.example import scene
     from doodle_engine.features import feature_matrix
     from doodle_engine.kernels.features import feature_matrix as compiled
@@ -61,10 +62,11 @@ def test_compiled_features_are_bit_identical_to_the_reference(loc_mode, shape):
     image, _ = scene(*shape, seed=2)
     x = standardize(image)
     sigmas = np.logspace(0, 4, 3, base=2)
-    reference = feature_matrix(x, sigmas, loc_mode)
-    np.testing.assert_array_equal(compiled(x, sigmas, loc_mode), reference)
+    reference = feature_matrix(x, sigmas, loc_mode, sobel_border)
+    np.testing.assert_array_equal(compiled(x, sigmas, loc_mode, sobel_border=sobel_border),
+                                  reference)
     # fast mode's float32 matrix: the same features, rounded to float32
-    half = compiled(x, sigmas, loc_mode, np.float32)
+    half = compiled(x, sigmas, loc_mode, np.float32, sobel_border)
     assert half.dtype == np.float32
     np.testing.assert_array_equal(half, reference.astype(np.float32))
 

@@ -162,9 +162,29 @@ def test_2022_era_files_and_trials_are_rebuilt_with_zero_differing_pixels():
 
 
 @needs_real
-def test_other_real_files_reach_the_measured_accuracy():
-    """Late-2021 files: Doodler's own code re-run today reaches 98.9 % on the worst of them;
-    the random-forest file depends on an unseeded forest (see README, Fidelity)."""
+def test_late_2021_files_are_rebuilt_on_doodlers_2021_environment():
+    """Sobel border zeroed as scikit-image 0.16.2 did: the 2021-10-16 file exactly, the
+    768x768 2021-10-11 file within 0.01 % (its MLP training is sensitive to arithmetic order:
+    scikit-learn's own trainer lands elsewhere, see README, Fidelity)."""
+    seen = 0
+    for name, r in _real_results():
+        if "results2021-10" not in name:
+            continue
+        a = reconstruct(r)
+        differ = int((a.label0 != r.label).sum())
+        if "results2021-10-16" in name:
+            assert differ == 0, name
+        else:
+            assert (a.label0 == r.label).mean() >= 0.9999, (name, differ)
+        seen += 1
+    assert seen == 2
+
+
+@needs_real
+def test_other_real_files_reach_the_bar_and_repeat():
+    """Every file outside the 2022 era: >= 99 % except the random-forest file, which depends on
+    an unseeded forest and on the session's earlier doodles (see README, Fidelity); the same
+    label on every run."""
     accs = {}
     for name, r in _real_results():
         if "results2022-05-04" in name:
@@ -173,7 +193,6 @@ def test_other_real_files_reach_the_measured_accuracy():
         b = reconstruct(r, seed=0)
         np.testing.assert_array_equal(a.label, b.label)
         accs[name] = (a.label0 == r.label).mean()
-        # the random forest was unseeded in Doodler: another forest, another label
-        floor = 0.96 if r.settings.era.startswith("rf") else 0.985
+        floor = 0.96 if r.settings.era.startswith("rf") else 0.99
         assert accs[name] >= floor, (name, accs[name])
-    assert np.median(list(accs.values())) >= 0.99
+    assert np.median(list(accs.values())) >= 0.997

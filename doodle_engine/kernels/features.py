@@ -157,6 +157,17 @@ def _write_scale(blur, g0, g1, out, col):
 
 
 @njit(cache=True, parallel=True)
+def _zero_border(out, col, h, w):
+    """Zero column ``col`` on the image's first and last row and column (old Sobel)."""
+    for j in prange(w):
+        out[j, col] = 0.0
+        out[(h - 1) * w + j, col] = 0.0
+    for i in prange(h):
+        out[i * w, col] = 0.0
+        out[i * w + w - 1, col] = 0.0
+
+
+@njit(cache=True, parallel=True)
 def _write_location(gx, gy, out, col):
     """``sqrt(gx[j]**2 + gy[i]**2)`` straight into the column (no H x W temporary)."""
     h, w = gy.size, gx.size
@@ -165,7 +176,7 @@ def _write_location(gx, gy, out, col):
             out[i * w + j, col] = np.sqrt(gx[j] * gx[j] + gy[i] * gy[i])
 
 
-def feature_matrix(image_std, sigmas, loc_mode, dtype=np.float64):
+def feature_matrix(image_std, sigmas, loc_mode, dtype=np.float64, sobel_border=False):
     """Same result as :func:`doodle_engine.features.feature_matrix`, compiled.
 
     ``dtype=np.float32`` (fast mode) halves the matrix: every feature but the location is
@@ -188,5 +199,7 @@ def feature_matrix(image_std, sigmas, loc_mode, dtype=np.float64):
             _blur_axis1(tmp, wts, blur)
             _gradients(blur, g0, g1)
             _write_scale(blur, g0, g1, out, col + 1)
+            if sobel_border:
+                _zero_border(out, col + 2, h, w)
             col += FEATURES_PER_SCALE
     return out
