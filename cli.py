@@ -24,6 +24,18 @@ def _classes(arg):
     return [c.strip() for c in arg.split(",") if c.strip()]
 
 
+def _workers(arg):
+    if arg == "auto":
+        return arg
+    try:
+        n = int(arg)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number or 'auto', not {arg!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"at least 1, not {n}")
+    return n
+
+
 def cmd_info(args):
     import numpy as np
     out = []
@@ -154,7 +166,9 @@ def build_parser():
         sp.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
         if batch:
             sp.add_argument("inputs", nargs="+", help=".npz files or folders")
-            sp.add_argument("--workers", type=int, default=1, help="local worker processes")
+            sp.add_argument("--workers", type=_workers, default="auto",
+                            help="local worker processes, or 'auto' (default): one per core, "
+                                 "no more than the files or the free memory allow")
             sp.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786)")
             sp.add_argument("--resume", action="store_true", help="skip files already in --table")
             sp.add_argument("--quiet", action="store_true", help="no progress bar")

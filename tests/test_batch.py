@@ -159,3 +159,29 @@ def test_outputs_inside_the_input_folder_are_not_inputs_and_name_clashes_are_ref
         run_batch("reconstruct", [folder], outdir=tmp_path / "elsewhere", progress=False)
     assert "img0" in str(err.value)
     assert not (tmp_path / "elsewhere").exists()  # refused before anything was written
+
+
+def test_auto_workers_are_bounded_by_cores_files_and_free_memory():
+    from doodle_engine.batch import WORKER_MEMORY, _resolve_workers, auto_workers
+    gib = 2**30
+    assert auto_workers(10, cores=8, free=64 * gib) == 8
+    assert auto_workers(3, cores=8, free=64 * gib) == 3          # no idle workers
+    assert auto_workers(10, cores=8, free=3 * WORKER_MEMORY) == 3  # memory caps it
+    assert auto_workers(10, cores=8, free=gib) == 1                # never below one
+    assert auto_workers(0, cores=8, free=64 * gib) == 1
+    assert 1 <= _resolve_workers("auto", 5) <= 5
+    assert _resolve_workers(3, 5) == 3
+    for bad in (0, -2, "many"):
+        with pytest.raises(DoodleError):
+            _resolve_workers(bad, 5)
+
+
+def test_cli_workers_option_takes_auto_or_a_positive_number(capsys):
+    from cli import build_parser
+    p = build_parser()
+    assert p.parse_args(["validate", "x.npz"]).workers == "auto"
+    assert p.parse_args(["validate", "x.npz", "--workers", "2"]).workers == 2
+    for bad in ("0", "two"):
+        with pytest.raises(SystemExit):
+            p.parse_args(["validate", "x.npz", "--workers", bad])
+    assert "--workers" in capsys.readouterr().err
