@@ -48,6 +48,21 @@ def test_sigma_schedules_follow_the_eras():
     assert len(sigma_schedule(r, 2)) == 6
 
 
+def test_the_sobel_border_is_zeroed_in_the_eras_run_on_scikit_image_0_16():
+    from doodle_engine.features import feature_matrix, zeroes_sobel_border
+    from doodle_engine.settings import ERAS
+    old = {e for e in ERAS if zeroes_sobel_border(e)}
+    assert old == {"rf-2021-05", "rf-2021-06", "mlp-2021-06", "mlp-2021-10"}
+    x = np.random.default_rng(0).random((20, 30, 3))
+    plain = feature_matrix(x, [1.0], "blur-old").reshape(20, 30, 3, 5)
+    zeroed = feature_matrix(x, [1.0], "blur-old", sobel_border=True).reshape(20, 30, 3, 5)
+    sob_plain, sob_zero = plain[..., 2], zeroed[..., 2]
+    assert (sob_zero[[0, -1]] == 0).all() and (sob_zero[:, [0, -1]] == 0).all()
+    assert (sob_plain[[0, -1]] != 0).any()  # today's scikit-image keeps the border
+    np.testing.assert_array_equal(sob_zero[1:-1, 1:-1], sob_plain[1:-1, 1:-1])
+    np.testing.assert_array_equal(np.delete(zeroed, 2, axis=-1), np.delete(plain, 2, axis=-1))
+
+
 def test_one_class_doodled_codes_every_pixel():
     image, truth = scene()
     d = np.zeros(truth.shape, np.uint8)
