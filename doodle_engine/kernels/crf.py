@@ -425,6 +425,23 @@ def build_lattice(features, method=None):
     return offsets, bary, _blur_neighbours(tables, keys, mask)
 
 
+@njit(cache=True)
+def _splat(offsets, bary, values_in, values):
+    """Accumulate every pixel's weighted values into its simplex's vertices, in pixel order
+    (each vertex sums its contributions in the order densecrf's loop adds them).  One pass
+    over the pixels with the classes innermost: a vertex's classes share a cache line (the
+    class-parallel loop this replaced read the offsets once per class: 3x slower at 7
+    classes, no faster at 3 on two threads)."""
+    n, v = values_in.shape
+    d1 = offsets.shape[1]
+    for i in range(n):
+        for j in range(d1):
+            o = offsets[i, j] + 1
+            b = bary[i, j]
+            for c in range(v):
+                values[o, c] = np.float32(values[o, c] + np.float32(b * values_in[i, c]))
+
+
 @njit(cache=True, parallel=True)
 def lattice_filter(offsets, bary, neighbours, values_in):
     """Gaussian filtering of ``values_in`` (N, V) float32 through the lattice (densecrf's
@@ -434,14 +451,9 @@ def lattice_filter(offsets, bary, neighbours, values_in):
     d = d1 - 1
     m = neighbours.shape[1]
     values = np.zeros((m + 1, v), np.float32)  # row 0 stands for "no vertex"
-    new_values = np.zeros((m + 1, v), np.float32)
-    # splat: accumulate in pixel order (one class per thread keeps that order)
-    for c in prange(v):
-        for i in range(n):
-            x = values_in[i, c]
-            for j in range(d1):
-                o = offsets[i, j] + 1
-                values[o, c] = np.float32(values[o, c] + np.float32(bary[i, j] * x))
+    new_values = np.empty((m + 1, v), np.float32)  # every row but 0 is written by the blur
+    new_values[0] = 0.0
+    _splat(offsets, bary, values_in, values)
     half = np.float32(0.5)
     for j in range(d1):
         for i in prange(m):
