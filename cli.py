@@ -36,6 +36,16 @@ def _workers(arg):
     return n
 
 
+def _feature_recipe(era):
+    """The scikit-image behaviours the era's features follow, in words."""
+    from doodle_engine.features import location_mode, zeroes_sobel_border
+    loc = {"raw": "raw pixel radius", "blur-old": "blurred grid, scikit-image <= 0.18 (x + 1/2)",
+           "blur-new": "blurred grid, scikit-image >= 0.19"}[location_mode(era)]
+    sob = ("Sobel border zeroed (scikit-image <= 0.16)" if zeroes_sobel_border(era)
+           else "Sobel border kept (scikit-image >= 0.17)")
+    return f"location: {loc}; {sob}"
+
+
 def cmd_info(args):
     import numpy as np
     out = []
@@ -54,6 +64,7 @@ def cmd_info(args):
                 "doodle_coverage": float((rec.doodles > 0).mean()),
                 "label_layout": rec.label_layout, "label_k": rec.label_k,
                 "era": rec.settings.era if rec.settings else None,
+                "features": _feature_recipe(rec.settings.era) if rec.settings else None,
                 "settings": rec.settings.as_dict() if rec.settings else None,
                 "trials": [t.trial_prefix for t in rec.trials]}
         out.append(info)
@@ -68,6 +79,7 @@ def cmd_info(args):
             print(f"  label     {rec.label_layout}" + (f", K={rec.label_k}" if rec.label_k is not None else ""))
             if s:
                 print(f"  era       {s.era} ({s.era_source}): {ERAS[s.era]}")
+                print(f"  features  {info['features']}")
                 print("  settings  " + ", ".join(f"{k}={v}" for k, v in s.as_dict().items()
                                                 if k not in ("era", "era_source")))
             print(f"  trials    {info['trials'] or 'none'}")

@@ -22,6 +22,12 @@ def test_info_json(synthetic):
     info = json.loads(r.stdout)[0]
     assert info["era"] == "mlp-2022-05" and info["label_layout"] == "onehot"
     assert info["classes"] == ["water", "surf", "sand"] and info["settings"]["n_sigmas"] == 2
+    assert "Sobel border kept" in info["features"]
+
+
+def test_info_names_the_feature_recipe_of_the_era(synthetic):
+    r = cli("info", synthetic("mlp-2021-10"))
+    assert r.returncode == 0 and "Sobel border zeroed (scikit-image <= 0.16)" in r.stdout
 
 
 def test_info_text_and_era_override(synthetic):
