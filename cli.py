@@ -10,7 +10,7 @@ import json
 import sys
 
 from doodle_engine import DoodleError, ERAS, load
-from doodle_engine.batch import find_npz, run_batch
+from doodle_engine.batch import find_npz, parse_workers, run_batch
 from doodle_engine.io import DEFAULT_MAX_PIXELS
 
 
@@ -25,15 +25,10 @@ def _classes(arg):
 
 
 def _workers(arg):
-    if arg == "auto":
-        return arg
     try:
-        n = int(arg)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a number or 'auto', not {arg!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"at least 1, not {n}")
-    return n
+        return parse_workers(arg)
+    except DoodleError as exc:
+        raise argparse.ArgumentTypeError(exc.problem) from None
 
 
 def _feature_recipe(era):

@@ -154,9 +154,10 @@ def auto_workers(n_files, cores=None, free=None):
     return max(1, min(cores, n_files, by_memory))
 
 
-def _resolve_workers(workers, n_files):
+def parse_workers(workers):
+    """``"auto"`` or a whole number >= 1 (given as a number or text); DoodleError otherwise."""
     if workers == "auto":
-        return auto_workers(n_files)
+        return workers
     try:
         n = int(workers)
     except (TypeError, ValueError):
@@ -164,6 +165,11 @@ def _resolve_workers(workers, n_files):
     if n < 1:
         raise DoodleError(None, f"workers must be at least 1, not {n}")
     return n
+
+
+def _resolve_workers(workers, n_files):
+    workers = parse_workers(workers)
+    return auto_workers(n_files) if workers == "auto" else workers
 
 
 def run_batch(job, inputs, workers=1, scheduler=None, client=None, table=None, resume=False,
