@@ -11,6 +11,7 @@ import sys
 
 from doodle_engine import DoodleError, ERAS, load
 from doodle_engine.batch import find_npz, parse_workers, run_batch
+from doodle_engine.features import feature_recipe
 from doodle_engine.io import DEFAULT_MAX_PIXELS
 
 
@@ -31,16 +32,6 @@ def _workers(arg):
         raise argparse.ArgumentTypeError(exc.problem) from None
 
 
-def _feature_recipe(era):
-    """The scikit-image behaviours the era's features follow, in words."""
-    from doodle_engine.features import location_mode, zeroes_sobel_border
-    loc = {"raw": "raw pixel radius", "blur-old": "blurred grid, scikit-image <= 0.18 (x + 1/2)",
-           "blur-new": "blurred grid, scikit-image >= 0.19"}[location_mode(era)]
-    sob = ("Sobel border zeroed (scikit-image <= 0.16)" if zeroes_sobel_border(era)
-           else "Sobel border kept (scikit-image >= 0.17)")
-    return f"location: {loc}; {sob}"
-
-
 def cmd_info(args):
     import numpy as np
     out = []
@@ -59,7 +50,7 @@ def cmd_info(args):
                 "doodle_coverage": float((rec.doodles > 0).mean()),
                 "label_layout": rec.label_layout, "label_k": rec.label_k,
                 "era": rec.settings.era if rec.settings else None,
-                "features": _feature_recipe(rec.settings.era) if rec.settings else None,
+                "features": feature_recipe(rec.settings.era) if rec.settings else None,
                 "settings": rec.settings.as_dict() if rec.settings else None,
                 "trials": [t.trial_prefix for t in rec.trials]}
         out.append(info)

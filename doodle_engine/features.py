@@ -59,6 +59,15 @@ def zeroes_sobel_border(era):
     return era not in ("mlp-2022-05", "engine-2022-06")
 
 
+def feature_recipe(era):
+    """The scikit-image behaviours the features of ``era`` follow, in words (for ``info``)."""
+    loc = {"raw": "raw pixel radius", "blur-old": "blurred grid, scikit-image <= 0.18 (x + 1/2)",
+           "blur-new": "blurred grid, scikit-image >= 0.19"}[location_mode(era)]
+    sob = ("Sobel border zeroed (scikit-image <= 0.16)" if zeroes_sobel_border(era)
+           else "Sobel border kept (scikit-image >= 0.17)")
+    return f"location: {loc}; {sob}"
+
+
 def location_axes(shape, sigma, mode):
     """The location feature is ``sqrt(gx[col]**2 + gy[row]**2)``: returns (gx (W,), gy (H,))
     float64."""
