@@ -13,7 +13,7 @@ from .errors import DoodleError
 #: Doodler's cap on training rows (MLP eras)
 MLP_MAX_SAMPLES = 100_000
 #: training rows kept in mode="fast" (evenly spaced, as Doodler's cap)
-FAST_MAX_SAMPLES = 20_000
+FAST_MAX_SAMPLES = 40_000
 #: "reference": scikit-learn's trainer (the straightforward path); "exact": the compiled
 #: reimplementation of the same algorithm (same labels); "fast": compiled, float32, fewer rows
 MODES = ("exact", "fast", "reference")

@@ -94,7 +94,7 @@ def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
     :class:`Settings` or a raw settings array).  ``era`` overrides the detected era;
     ``seed`` seeds the random forest (Doodler's was unseeded; MLP eras are deterministic).
     ``mode``: "exact" (default; compiled kernels that give Doodler's labels), "fast"
-    (compiled float32 trainer on at most 20,000 rows: close, not identical) or "reference"
+    (compiled float32 trainer on at most 40,000 rows: close, not identical) or "reference"
     (scikit-learn's own trainer and predict: the straightforward path).
     ``crf_backend``: "pydensecrf" (the library Doodler called) or "numba" (the compiled
     permutohedral lattice, same semantics, no C++ build); by default pydensecrf in the exact
