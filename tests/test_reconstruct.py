@@ -164,14 +164,25 @@ def _real_results():
     return rows
 
 
+_EXACT = {}
+
+
+def _exact_label0(name, r):
+    """The default (exact, seed 0) reconstruction of a real record, made once per test run:
+    the 768x768 file takes ~10 s and three tests below look at it."""
+    key = (name, r.trial_prefix)
+    if key not in _EXACT:
+        _EXACT[key] = reconstruct(r).label0
+    return _EXACT[key]
+
+
 @needs_real
 def test_2022_era_files_and_trials_are_rebuilt_with_zero_differing_pixels():
     n = 0
     for name, r in _real_results():
         if "results2022-05-04" not in name:
             continue
-        res = reconstruct(r)
-        assert int((res.label0 != r.label).sum()) == 0, (name, r.trial_prefix)
+        assert int((_exact_label0(name, r) != r.label).sum()) == 0, (name, r.trial_prefix)
         n += 1
     assert n >= 10  # the five 2022-05-04 files plus the five trials inside one of them
 
@@ -185,12 +196,12 @@ def test_late_2021_files_are_rebuilt_on_doodlers_2021_environment():
     for name, r in _real_results():
         if "results2021-10" not in name:
             continue
-        a = reconstruct(r)
-        differ = int((a.label0 != r.label).sum())
+        label0 = _exact_label0(name, r)
+        differ = int((label0 != r.label).sum())
         if "results2021-10-16" in name:
             assert differ == 0, name
         else:
-            assert (a.label0 == r.label).mean() >= 0.9999, (name, differ)
+            assert (label0 == r.label).mean() >= 0.9999, (name, differ)
         seen += 1
     assert seen == 2
 
@@ -204,10 +215,10 @@ def test_other_real_files_reach_the_bar_and_repeat():
     for name, r in _real_results():
         if "results2022-05-04" in name:
             continue
-        a = reconstruct(r, seed=0)
-        b = reconstruct(r, seed=0)
-        np.testing.assert_array_equal(a.label, b.label)
-        accs[name] = (a.label0 == r.label).mean()
+        first = _exact_label0(name, r)  # seed 0, as every run below
+        again = reconstruct(r, seed=0)  # a fresh run must give the same label
+        np.testing.assert_array_equal(first, again.label0)
+        accs[name] = (first == r.label).mean()
         floor = 0.96 if r.settings.era.startswith("rf") else 0.99
         assert accs[name] >= floor, (name, accs[name])
     assert np.median(list(accs.values())) >= 0.997
