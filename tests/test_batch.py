@@ -177,7 +177,7 @@ def test_auto_workers_are_bounded_by_cores_files_and_free_memory():
 
 
 def test_cli_workers_option_takes_auto_or_a_positive_number(capsys):
-    from cli import build_parser
+    from doodle_engine.cli import build_parser
     p = build_parser()
     assert p.parse_args(["validate", "x.npz"]).workers == "auto"
     assert p.parse_args(["validate", "x.npz", "--workers", "2"]).workers == 2

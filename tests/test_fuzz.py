@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-import cli
+from doodle_engine import cli
 from doodle_engine import DoodleError, decode_settings, load, reconstruct
 from doodle_engine.example import doodles_for, scene
 
