@@ -1,0 +1,446 @@
+"""Doodler sessions of the years before ``.npz`` (October 2020 ... May 2021): PNG files.
+
+Until 2021-05-09 Doodler saved, per segmented image, three PNGs in its results folder:
+
+* ``<stem>_annotations[<time>][_<id>].png`` - the doodles drawn in the class colours;
+* ``<stem>_label[<time>][_<id>].png`` - the result in the class colours;
+* ``<stem>_label_greyscale[<time>][_<id>].png`` - the result as 8-bit greyscale, value v = class v-1.
+
+The image itself stayed in Doodler's ``assets`` folder.  Two colour conventions for the doodle
+PNG exist (see docs/eras-history.md):
+
+``rgba-2020-10`` (2020-10-17 ... 2020-10-30)
+    RGBA, alpha 128 everywhere; pixel colour = G10[(mask - 1) mod 256 mod 10] with the uint8
+    mask 0 = undoodled, so undoodled pixels wrapped to G10[5] = (0, 153, 198) and class k
+    (0-based) is G10[k].  With six or more classes class 5 cannot be told from "undoodled".
+``rgb-2020-11`` (2020-11-04 on)
+    RGB; class k is palette[k], undoodled pixels palette[-1] (G10's (49, 99, 149) for at most
+    10 classes, Light24's last colour above), and black where the image's first band is 0
+    (a doodle there is lost).
+
+``read_png_triple`` and ``read_png_session`` return plain dicts holding every field
+:class:`doodle_engine.io.DoodleRecord` takes (``to_record`` builds one) plus the session's
+metadata (file names, date and time, colour convention, notes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import numpy as np
+
+from .colorize import G10, LIGHT24, hex_to_rgb
+from .errors import DoodleError
+from .io import DoodleRecord, zero_based
+
+RGBA_2020 = "rgba-2020-10"
+RGB_2020 = "rgb-2020-11"
+CONVENTIONS = (RGBA_2020, RGB_2020)
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
+KINDS = ("annotations", "label_greyscale", "label")
+
+# <stem>_<kind>[<YYYY-mm-dd-HH-MM[-SS]>][_<id>].png ; label_greyscale is tried before label
+_NAME_RE = re.compile(
+    r"^(?P<stem>.+?)_(?P<kind>annotations|label_greyscale|label)"
+    r"(?P<ts>\d{4}-\d{2}-\d{2}-\d{2}-\d{2}(?:-\d{2})?)?(?:_(?P<id>.+))?\.png$")
+# results folders: results2021-03-24-21-31 (Feb 2021 on) or results30-10-2020-20-16-11 (Oct 2020)
+_FOLDER_YMD = re.compile(r"results(\d{4})-(\d{2})-(\d{2})(?:-(\d{2})-(\d{2})(?:-(\d{2}))?)?")
+_FOLDER_DMY = re.compile(r"results(\d{2})-(\d{2})-(\d{4})-(\d{2})-(\d{2})-(\d{2})")
+
+#: DoodleRecord fields a PNG session entry fills (the rest keep their defaults)
+RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(DoodleRecord)
+                      if f.name not in ("trials", "trial_prefix"))
+
+
+# ----------------------------------------------------------------------------- small readers
+def _open_png(path, what):
+    from PIL import Image
+
+    path = Path(path)
+    if not path.is_file():
+        raise DoodleError(path, f"no such {what} file")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.copy()
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise DoodleError(path, f"not a readable image ({exc})") from None
+
+
+def read_image(path):
+    """The image as Doodler read it: ``np.array(PIL.Image.open(path))`` as uint8 (no EXIF
+    rotation); palette/CMYK images are converted to RGB."""
+    im = _open_png(path, "image")
+    if im.mode not in ("L", "RGB", "RGBA"):
+        im = im.convert("RGB")
+    arr = np.asarray(im)
+    if arr.dtype != np.uint8:
+        raise DoodleError(path, f"image must be 8-bit, got {arr.dtype}")
+    if min(arr.shape[:2]) < 1:
+        raise DoodleError(path, f"image is empty (shape {arr.shape})")
+    return arr
+
+
+def detect_convention(annotations, path=None):
+    """``rgba-2020-10`` for an RGBA doodle PNG, ``rgb-2020-11`` for an RGB one."""
+    annotations = np.asarray(annotations)
+    if annotations.ndim == 3 and annotations.shape[2] == 4:
+        return RGBA_2020
+    if annotations.ndim == 3 and annotations.shape[2] == 3:
+        return RGB_2020
+    raise DoodleError(path, f"annotation PNG must be RGB or RGBA, got shape {annotations.shape}")
+
+
+def _palette(n_classes, convention):
+    """(class colours (n, 3), undoodled colour) for a convention."""
+    if convention == RGBA_2020:
+        if n_classes > len(G10):
+            raise DoodleError(None, f"October 2020 Doodler drew at most {len(G10)} classes, "
+                                    f"got {n_classes}")
+        pal = np.array([hex_to_rgb(c) for c in G10], np.uint8)
+        return pal[:n_classes], pal[5]
+    names = G10 if n_classes <= len(G10) else LIGHT24
+    if n_classes > len(LIGHT24):
+        raise DoodleError(None, f"Doodler's palettes hold at most {len(LIGHT24)} classes, "
+                                f"got {n_classes}")
+    pal = np.array([hex_to_rgb(c) for c in names], np.uint8)
+    return pal[:n_classes], pal[-1]
+
+
+def _pack(rgb):
+    rgb = np.asarray(rgb, np.uint32)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
+def decode_annotations(annotations, n_classes, image=None, convention=None, path=None):
+    """Doodle PNG pixels -> (doodles, notes): doodles uint8 HxW, 0 = none, v = class v-1.
+
+    ``n_classes`` is the session's class count (``None``: at most 10, G10 colours).  Pixels of a
+    colour that is no class colour, not the undoodled colour (and not black over an image whose
+    first band is 0, ``rgb-2020-11``) raise one DoodleError naming the colour and its count.
+    """
+    annotations = np.asarray(annotations)
+    convention = convention or detect_convention(annotations, path)
+    if convention not in CONVENTIONS:
+        raise DoodleError(path, f"unknown annotation convention {convention!r}; "
+                                f"one of {', '.join(CONVENTIONS)}")
+    if annotations.ndim != 3 or annotations.shape[2] not in (3, 4):
+        raise DoodleError(path, f"annotation PNG must be RGB or RGBA, got shape {annotations.shape}")
+    notes = []
+    n = len(G10) if n_classes is None else int(n_classes)
+    if n < 1:
+        raise DoodleError(path, "a session needs at least one class")
+    try:
+        pal, undoodled = _palette(n, convention)
+    except DoodleError as exc:
+        raise DoodleError(path, exc.problem) from None
+    rgb = annotations[..., :3]
+    if convention == RGBA_2020 and annotations.shape[2] == 4:
+        alphas = np.unique(annotations[..., 3])
+        if not np.array_equal(alphas, [128]):
+            notes.append(f"alpha is not 128 everywhere ({alphas[:5].tolist()}...)")
+    packed = _pack(rgb)
+    doodles = np.zeros(packed.shape, np.uint8)
+    known = packed == _pack(undoodled)
+    und_class = [k for k in range(n) if _pack(pal[k]) == _pack(undoodled)]
+    if und_class:  # class colour == undoodled colour: read as undoodled, say so
+        notes.append(f"class {und_class[0]} has the undoodled colour {tuple(int(v) for v in undoodled)}"
+                     f" in this convention; its doodles read as undoodled")
+    for k in range(n):
+        if k in und_class:
+            continue
+        hit = packed == _pack(pal[k])
+        doodles[hit] = k + 1
+        known |= hit
+    if convention == RGB_2020:
+        black = packed == 0
+        if image is not None:
+            band0 = image if image.ndim == 2 else image[..., 0]
+            if band0.shape == black.shape:
+                hidden = black & (band0 == 0)
+                if hidden.any():
+                    notes.append(f"{int(hidden.sum())} pixels are black where the image's first band "
+                                 f"is 0 (Doodler blanked them; any doodle there is lost)")
+                known |= hidden
+        elif black.any():
+            notes.append(f"{int(black.sum())} black pixels read as undoodled (no image to check)")
+            known |= black
+    if not known.all():
+        bad, counts = np.unique(packed[~known], return_counts=True)
+        order = np.argsort(-counts)
+        shown = ", ".join(f"({int(bad[i]) >> 16}, {(int(bad[i]) >> 8) & 255}, {int(bad[i]) & 255}) "
+                          f"x {int(counts[i])} px" for i in order[:3])
+        more = f" and {len(bad) - 3} more colours" if len(bad) > 3 else ""
+        raise DoodleError(path, f"{int((~known).sum())} pixels have colours that fit none of the "
+                                f"{n} class colours of the {convention} convention: {shown}{more}")
+    return doodles, notes
+
+
+def read_label_png(path, n_classes=None, shape=None):
+    """Greyscale label PNG (value v = class v-1, 0 = none) -> 0-based raster (NO_CLASS = none)."""
+    im = _open_png(path, "label")
+    arr = np.asarray(im)
+    if arr.ndim == 3:
+        if arr.shape[2] >= 3 and (np.array_equal(arr[..., 0], arr[..., 1])
+                                  and np.array_equal(arr[..., 0], arr[..., 2])):
+            arr = arr[..., 0]
+        else:
+            raise DoodleError(path, f"label PNG must be greyscale, got mode {im.mode}")
+    if arr.dtype.kind not in "ui":
+        raise DoodleError(path, f"label PNG must hold integers, got {arr.dtype}")
+    if shape is not None and arr.shape != tuple(shape):
+        raise DoodleError(path, f"label PNG is {arr.shape[1]}x{arr.shape[0]} (WxH) but the image is "
+                                f"{shape[1]}x{shape[0]}")
+    hi = int(arr.max(initial=0))
+    limit = 254 if n_classes is None else int(n_classes)
+    if hi > limit:
+        raise DoodleError(path, f"label value {hi} is beyond the {limit} classes "
+                                f"({int((arr > limit).sum())} pixels)")
+    return zero_based(arr)
+
+
+def read_classes_file(path):
+    """Class names, one per line (blank lines dropped), as Doodler read ``classes.txt``."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise DoodleError(path, f"cannot read the classes file ({exc})") from None
+    names = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if not names:
+        raise DoodleError(path, "the classes file lists no classes")
+    return names
+
+
+def find_classes_file(folder):
+    """``classes.txt`` in the folder or up to two levels above (Doodler's working folder)."""
+    folder = Path(folder)
+    for cand in (folder, folder.parent, folder.parent.parent):
+        if (cand / "classes.txt").is_file():
+            return cand / "classes.txt"
+    return None
+
+
+def session_date(folder):
+    """(date 'YYYY-MM-DD', time 'HH:MM[:SS]' or None) from a results folder name, else (None, None)."""
+    name = Path(folder).name
+    m = _FOLDER_DMY.search(name)
+    if m:
+        d, mo, y, hh, mm, ss = m.groups()
+        return f"{y}-{mo}-{d}", f"{hh}:{mm}:{ss}"
+    m = _FOLDER_YMD.search(name)
+    if m:
+        y, mo, d, hh, mm, ss = m.groups()
+        return f"{y}-{mo}-{d}", (None if hh is None else f"{hh}:{mm}" + (f":{ss}" if ss else ""))
+    return None, None
+
+
+def _stamp(ts):
+    """'2021-03-24-21-33' -> ('2021-03-24', '21:33')."""
+    if not ts:
+        return None, None
+    parts = ts.split("-")
+    return "-".join(parts[:3]), ":".join(parts[3:])
+
+
+def parse_name(name):
+    """A Doodler result PNG name -> dict(stem, kind, ts, id), or None."""
+    m = _NAME_RE.match(Path(name).name)
+    return None if m is None else m.groupdict()
+
+
+# ----------------------------------------------------------------------------- one triple
+def _resolve_classes(classes, folder):
+    if classes is not None:
+        if isinstance(classes, (str, Path)):
+            return read_classes_file(classes), "user"
+        names = [str(c) for c in classes]
+        if not names:
+            raise DoodleError(None, "classes= is empty")
+        return names, "user"
+    found = find_classes_file(folder) if folder is not None else None
+    if found is not None:
+        return read_classes_file(found), "classes.txt"
+    return None, None
+
+
+def _entry(image_path, annotations_path, label_path, color_label_path, classes, source,
+           convention, session=None, date=None, time=None, user_id=None):
+    image = read_image(image_path)
+    shape = image.shape[:2]
+    ann_im = _open_png(annotations_path, "annotation")
+    if ann_im.mode not in ("RGB", "RGBA"):
+        ann_im = ann_im.convert("RGBA" if "A" in ann_im.mode else "RGB")
+    ann = np.asarray(ann_im)
+    if ann.shape[:2] != shape:
+        raise DoodleError(annotations_path, f"annotation PNG is {ann.shape[1]}x{ann.shape[0]} (WxH) "
+                                            f"but the image is {shape[1]}x{shape[0]}")
+    n = len(classes) if classes is not None else None
+    doodles, notes = decode_annotations(ann, n, image=image, convention=convention,
+                                        path=annotations_path)
+    if not doodles.any():
+        notes.append("no doodled pixels")
+    label = None
+    if label_path is not None:
+        label = read_label_png(label_path, n, shape)
+    color_label = None
+    if color_label_path is not None and Path(color_label_path).is_file():
+        cl = np.asarray(_open_png(color_label_path, "colour label").convert("RGB"))
+        if cl.shape[:2] == shape:
+            color_label = cl
+        else:
+            notes.append(f"colour label {Path(color_label_path).name} has another size; ignored")
+    return {
+        # the DoodleRecord fields
+        "path": str(annotations_path),
+        "image": image,
+        "doodles": doodles,
+        "label": label,
+        "label_layout": None if label is None else "raster",
+        "label_k": None,
+        "orig_image": None,
+        "color_doodles": ann[..., :3].copy(),
+        "color_label": color_label,
+        "classes": None if classes is None else list(classes),
+        "classes_source": source,
+        "settings": None,
+        "raw_settings": None,
+        # the session's metadata
+        "convention": convention or detect_convention(ann, annotations_path),
+        "session": None if session is None else str(session),
+        "date": date,
+        "time": time,
+        "user_id": user_id,
+        "files": {"image": str(image_path), "annotations": str(annotations_path),
+                  "label_greyscale": None if label_path is None else str(label_path),
+                  "label": None if color_label_path is None else str(color_label_path)},
+        "notes": notes,
+    }
+
+
+def read_png_triple(image, annotations, label=None, classes=None, convention=None,
+                    color_label=None, date=None):
+    """One image + its doodle PNG (+ greyscale label PNG) -> an entry dict (see module doc).
+
+    ``classes``: a list of names or a classes-file path; default ``classes.txt`` beside the
+    annotation PNG or up to two folders above; none found -> names unknown, G10 colours.
+    ``convention``: ``rgba-2020-10`` or ``rgb-2020-11``; default from the PNG (RGBA or RGB).
+    """
+    annotations = Path(annotations)
+    names, source = _resolve_classes(classes, annotations.parent)
+    parsed = parse_name(annotations.name) or {}
+    fdate, ftime = _stamp(parsed.get("ts"))
+    sdate, stime = session_date(annotations.parent)
+    return _entry(Path(image), annotations, None if label is None else Path(label),
+                  color_label, names, source, convention, session=annotations.parent,
+                  date=date or fdate or sdate, time=ftime or stime, user_id=parsed.get("id"))
+
+
+# ----------------------------------------------------------------------------- a session folder
+def _find_image(stem, folders):
+    for folder in folders:
+        if folder is None or not Path(folder).is_dir():
+            continue
+        for ext in IMAGE_EXTS:
+            for cand in (Path(folder) / (stem + ext), Path(folder) / (stem + ext.upper())):
+                if cand.is_file():
+                    return cand
+    return None
+
+
+def _image_folders(folder, images):
+    if images is not None:
+        return [Path(images)]
+    folder = Path(folder)
+    # the folder itself, then Doodler's assets/ beside results/ (results/ or results/resultsX/)
+    return [folder, folder / "images", folder.parent / "assets", folder.parent.parent / "assets",
+            folder.parent / "to_label", folder.parent.parent / "to_label"]
+
+
+def _key_time(ts):
+    return ts or ""
+
+
+def list_png_session(folder):
+    """The session's result PNGs grouped per doodle PNG, in time order:
+    a list of dicts(stem, ts, id, annotations, label_greyscale, label)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DoodleError(folder, "no such folder")
+    groups = {}
+    for p in sorted(folder.iterdir()):
+        if not p.is_file():
+            continue
+        parsed = parse_name(p.name)
+        if parsed is None:
+            continue
+        groups.setdefault((parsed["stem"], parsed["id"]), {k: [] for k in KINDS})
+        groups[(parsed["stem"], parsed["id"])][parsed["kind"]].append((parsed["ts"] or "", p))
+    out = []
+    for (stem, uid), kinds in groups.items():
+        anns = sorted(kinds["annotations"], key=lambda t: t[0])
+        for i, (ts, ann) in enumerate(anns):
+            nxt = anns[i + 1][0] if i + 1 < len(anns) else None
+
+            def pick(kind, ts=ts, nxt=nxt):
+                # the first label written at or after this doodle PNG and before the next one
+                cands = sorted(kinds[kind], key=lambda t: t[0])
+                ok = [p for t, p in cands if t >= ts and (nxt is None or t < nxt or not t)]
+                return ok[0] if ok else None
+
+            out.append({"stem": stem, "ts": ts or None, "id": uid, "annotations": ann,
+                        "label_greyscale": pick("label_greyscale"), "label": pick("label")})
+    out.sort(key=lambda e: (_key_time(e["ts"]), e["stem"]))
+    return out
+
+
+def read_png_session(path, classes=None, images=None, convention=None, missing="error"):
+    """Every doodled image of a pre-npz Doodler results folder, as entry dicts in time order.
+
+    ``images``: folder holding the images (default: the results folder, then Doodler's
+    ``assets`` beside ``results``); ``missing``: ``"error"`` (default) or ``"skip"`` for a doodle
+    PNG whose image cannot be found.  Without time stamps in the names (October 2020) the
+    order is by name and each entry's ``time`` is None.
+    """
+    folder = Path(path)
+    if not folder.exists():
+        raise DoodleError(folder, "no such folder")
+    if not folder.is_dir():
+        raise DoodleError(folder, "is a file; give a results folder, or use read_png_triple")
+    groups = list_png_session(folder)
+    if not groups:
+        raise DoodleError(folder, "holds no Doodler doodle PNGs (*_annotations*.png): not a "
+                                  "pre-npz results folder")
+    names, source = _resolve_classes(classes, folder)
+    sdate, stime = session_date(folder)
+    folders = _image_folders(folder, images)
+    entries = []
+    for g in groups:
+        img = _find_image(g["stem"], folders)
+        if img is None:
+            if missing == "skip":
+                continue
+            raise DoodleError(g["annotations"], f"no image {g['stem']}.jpg (or .png/.tif) in "
+                                                f"{', '.join(str(f) for f in folders if f is not None)}")
+        fdate, ftime = _stamp(g["ts"])
+        entry = _entry(img, g["annotations"], g["label_greyscale"], g["label"], names, source,
+                       convention, session=folder, date=fdate or sdate, time=ftime or None,
+                       user_id=g["id"])
+        if g["label_greyscale"] is None:
+            entry["notes"].append("no greyscale label PNG for this doodle PNG")
+        entries.append(entry)
+    if not entries:
+        raise DoodleError(folder, "none of its doodle PNGs has its image (missing='skip')")
+    for i, e in enumerate(entries):
+        e["order"] = i
+        e["session_date"] = sdate
+        e["order_known"] = all(x["time"] is not None for x in entries)
+    return entries
+
+
+def to_record(entry) -> DoodleRecord:
+    """An entry dict -> :class:`DoodleRecord` (settings stay None: they come from the era)."""
+    return DoodleRecord(**{k: entry[k] for k in RECORD_FIELDS})
