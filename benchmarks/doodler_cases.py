@@ -205,9 +205,10 @@ def _classes_needed(folder, cases):
         need = max(need, int(grey.max()))
         ann = np.asarray(Image.open(folder / Path(case["annotations"]).name))
         undoodled = 5 if ann.shape[-1] == 4 else 9
-        colours = {tuple(int(v) for v in c) for c in np.unique(ann[..., :3].reshape(-1, 3), axis=0)}
+        rgb = ann[..., :3].astype(np.uint32)
+        colours = set(np.unique((rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]).tolist())
         for k, col in enumerate(g10):
-            if col in colours and k != undoodled:
+            if (col[0] << 16 | col[1] << 8 | col[2]) in colours and k != undoodled:
                 need = max(need, k + 1)
     return need
 
