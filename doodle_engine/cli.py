@@ -88,7 +88,12 @@ def _batch(args, job, **kwargs):
     frame = run_batch(job, args.inputs, workers=args.workers, scheduler=args.scheduler,
                       table=getattr(args, "table", None), resume=args.resume,
                       progress=not args.quiet, classes=_classes(args.classes),
-                      force=args.force, **kwargs)
+                      force=args.force, allow_pickle=args.allow_pickle,
+                      max_pixels=args.max_pixels,
+                      also_writes={"report": getattr(args, "report", None),
+                                   "plots": getattr(args, "plots", None)},
+                      also_reads=[getattr(args, "mapping", None), args.classes,
+                                  *(getattr(args, "metadata", None) or [])], **kwargs)
     failed = 0
     if "error" in frame:
         for msg in frame.loc[frame["error"] != "", "error"]:
@@ -248,6 +253,10 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:  # an output that cannot be written (a full or read-only disk)
+        where = exc.filename or ""
+        print(f"error: {where}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import functools
 import numpy as np
 from skimage.transform import resize
 
+from .settings import check_crf_params
 from .standardize import rescale
 
 
@@ -141,6 +142,7 @@ def crf_from_labels(label, image, theta, mu, downsample, gt_prob, backend="pyden
     ``n`` counts labels as Doodler did: when the full label contains 0, ``max - min`` of the
     decimated label, else the labels are shifted to start at 1 and ``n = max - min + 1``.
     The CRF result is min-max rescaled back to the decimated label's range and truncated."""
+    check_crf_params(theta, mu, downsample, gt_prob)
     has_zero = np.unique(label)[0] == 0
     lab = label[::downsample, ::downsample]
     orig_mn, orig_mx = lab.min(), lab.max()
@@ -170,6 +172,7 @@ def _to_uint8(values):
 def crf_from_onehot(onehot, image, theta, mu, downsample, backend="pydensecrf"):
     """doodler_engine's ``crf_refine``: unary from a (H, W, n) one-hot 'softmax'.
     Returns labels 1..n (rescaled to that range, as the engine did)."""
+    check_crf_params(theta, mu, downsample, n=onehot.shape[-1])
     h0, w0, n = onehot.shape
     lab = onehot[::downsample, ::downsample]
     unary = unary_from_softmax(np.ascontiguousarray(np.rollaxis(lab, -1, 0)))
@@ -180,6 +183,7 @@ def crf_from_onehot(onehot, image, theta, mu, downsample, backend="pydensecrf"):
 def crf_from_doodles(doodles, image, n, theta, mu, downsample, backend="pydensecrf"):
     """doodler_engine's fall-back: unary from the doodles with gt_prob 0.51.
     Returns labels rescaled to 1..(number of distinct doodle values, 0 included)."""
+    check_crf_params(theta, mu, downsample, n=n)
     l_unique = len(np.unique(doodles))
     lab = doodles[::downsample, ::downsample]
     unary = unary_from_labels(lab.astype("int"), n, gt_prob=0.51)

@@ -7,9 +7,14 @@ gives one :class:`DoodleError` line instead of a traceback or a huge allocation.
 
 from __future__ import annotations
 
+import ast
+import lzma
+import math
 import os
+import stat
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -76,56 +81,163 @@ def zero_based(values):
 
 
 # ----------------------------------------------------------------------------- reading
-def _read_member(zf, name, path, allow_pickle, max_pixels):
+#: longest ``.npy`` header read (numpy writes about 128 bytes; its own limit is 10,000)
+MAX_HEADER_BYTES = 4096
+#: one array may hold at most this many bytes per allowed pixel (``max_pixels``) ...
+MEMBER_BYTES_PER_PIXEL = 16
+#: ... and all the arrays read from one file together at most this many
+TOTAL_BYTES_PER_PIXEL = 32
+#: the most classes a file may name (labels are uint8 with 255 = no class)
+MAX_CLASSES = NO_CLASS - 1
+_DTYPE_KINDS = "biufcUSO"
+_READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError,
+                NotImplementedError, RuntimeError, zlib.error, lzma.LZMAError, MemoryError,
+                OverflowError)
+
+
+def engine_key(name):
+    """The array key of a zip member the engine reads (``image``, ``0label``, ...), or None
+    for any other member (extra arrays, folders, path tricks): those are never decompressed."""
+    if not name.endswith(".npy"):
+        return None
+    key = name[:-4]
+    return key if key.lstrip("0") in _ARRAY_KEYS else None
+
+
+def _read_exact(fh, n):
+    """Up to ``n`` bytes (never more: a member cannot decompress beyond what was asked)."""
+    buf = bytearray(n)
+    view, got = memoryview(buf), 0
+    while got < n:
+        chunk = fh.read(min(n - got, 1 << 24))
+        if not chunk:
+            break
+        view[got:got + len(chunk)] = chunk
+        got += len(chunk)
+    return buf, got
+
+
+def _parse_header(fh, key, path):
+    """(shape, fortran_order, dtype) from an ``.npy`` header, its length bounded before it is
+    read and its text parsed as a literal (never evaluated)."""
+    magic = fh.read(8)
+    if len(magic) < 8 or magic[:6] != b"\x93NUMPY":
+        raise DoodleError(path, f"array {key!r} is not a .npy array (bad magic)")
+    major = magic[6]
+    if major not in (1, 2, 3):
+        raise DoodleError(path, f"array {key!r} has an unknown .npy format version {major}")
+    size_bytes = fh.read(2 if major == 1 else 4)
+    if len(size_bytes) < (2 if major == 1 else 4):
+        raise DoodleError(path, f"array {key!r} has a truncated header")
+    size = int.from_bytes(size_bytes, "little")
+    if size > MAX_HEADER_BYTES:
+        raise DoodleError(path, f"array {key!r} has a {size}-byte header (at most "
+                                f"{MAX_HEADER_BYTES} are read)")
+    text = fh.read(size)
+    if len(text) < size:
+        raise DoodleError(path, f"array {key!r} has a truncated header")
+    try:
+        header = ast.literal_eval(text.decode("utf-8" if major == 3 else "latin1"))
+        if not isinstance(header, dict) or set(header) != {"descr", "fortran_order", "shape"}:
+            raise ValueError("not a header dict")
+        shape, fortran = header["shape"], header["fortran_order"]
+        if not isinstance(shape, tuple) or not all(type(d) is int and d >= 0 for d in shape):
+            raise ValueError(f"bad shape {str(shape)[:40]}")
+        if len(shape) > 32 or not isinstance(fortran, bool):
+            raise ValueError("bad shape or fortran_order")
+        dtype = np.lib.format.descr_to_dtype(header["descr"])
+    except (ValueError, SyntaxError, TypeError, KeyError, RecursionError, MemoryError,
+            UnicodeDecodeError, OverflowError) as exc:
+        raise DoodleError(path, f"array {key!r} has a corrupt header "
+                                f"({type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''})") from None
+    return shape, fortran, dtype
+
+
+def _read_member(zf, name, path, allow_pickle, max_pixels, budget):
+    """One array, read no further than its header declares; ``budget`` (a one-item list)
+    holds the bytes the file may still use."""
+    key = name[:-4]
     with zf.open(name) as fh:
-        try:
-            version = np.lib.format.read_magic(fh)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
-            else:
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
-        except (ValueError, EOFError, OSError, SyntaxError) as exc:
-            raise DoodleError(path, f"array {name[:-4]!r} has a corrupt header ({exc})") from None
-        key = name[:-4]
+        shape, fortran, dtype = _parse_header(fh, key, path)
+        if dtype.kind not in _DTYPE_KINDS:
+            raise DoodleError(path, f"array {key!r} has an unsupported type {dtype}")
         if dtype.hasobject and not allow_pickle:
             raise DoodleError(path, f"array {key!r} holds Python objects (pickled data); it is not "
                                     "read unless you opt in with allow_pickle=True / --allow-pickle")
-        count = int(np.prod(shape, dtype=np.int64)) if shape else 1
         if len(shape) >= 2 and shape[0] * shape[1] > max_pixels:
             raise DoodleError(path, f"array {key!r} declares {shape[0]}x{shape[1]} pixels, above the "
                                     f"limit of {max_pixels} (max_pixels / --max-pixels)")
-        if count * max(dtype.itemsize, 1) > 16 * max_pixels:
-            raise DoodleError(path, f"array {key!r} declares {count} values, too large to read")
-    with zf.open(name) as fh:
-        try:
-            return np.lib.format.read_array(fh, allow_pickle=allow_pickle)
-        except (ValueError, EOFError, OSError, zipfile.BadZipFile) as exc:
-            raise DoodleError(path, f"array {key!r} is truncated or corrupt ({exc})") from None
+        count = math.prod(shape)
+        nbytes = count * max(dtype.itemsize, 1)
+        if nbytes > MEMBER_BYTES_PER_PIXEL * max_pixels:
+            raise DoodleError(path, f"array {key!r} declares {count} values of {dtype}, too large "
+                                    f"to read (max_pixels / --max-pixels)")
+        if nbytes > budget[0]:
+            raise DoodleError(path, f"its arrays together declare more than "
+                                    f"{TOTAL_BYTES_PER_PIXEL * max_pixels} bytes (limit set by "
+                                    "max_pixels / --max-pixels)")
+        budget[0] -= nbytes
+        if dtype.hasobject:  # opted in: numpy's own reader (pickle)
+            with zf.open(name) as again:
+                return np.lib.format.read_array(again, allow_pickle=True)
+        nbytes = count * dtype.itemsize
+        buf, got = _read_exact(fh, nbytes)
+    if got < nbytes:
+        raise DoodleError(path, f"array {key!r} is truncated ({got} of {nbytes} bytes)")
+    return np.frombuffer(buf, dtype=dtype, count=count).reshape(shape, order="F" if fortran else "C")
 
 
-def read_arrays(path, allow_pickle=False, max_pixels=DEFAULT_MAX_PIXELS):
-    """All arrays of an npz file as a dict, with header checks; raises DoodleError."""
-    path = Path(path)
-    if not path.exists():
-        raise DoodleError(path, "no such file")
-    if path.is_dir():
-        raise DoodleError(path, "is a folder, not an .npz file")
+def _open_regular(path):
+    """Open ``path`` for reading only if it is a regular file: a FIFO would block, a device
+    could have side effects, so neither is ever opened."""
     try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise DoodleError(path, f"not a readable .npz (zip) file: {exc}") from None
-    arrays = {}
-    with zf:
-        for name in zf.namelist():
-            if not name.endswith(".npy"):
-                continue
-            try:
-                arrays[name[:-4]] = _read_member(zf, name, path, allow_pickle, max_pixels)
-            except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError,
-                    NotImplementedError, RuntimeError) as exc:
-                raise DoodleError(path, f"array {name[:-4]!r} cannot be read: {exc}") from None
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise DoodleError(path, "no such file") from None
+    except OSError as exc:
+        raise DoodleError(path, f"cannot be read: {exc.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise DoodleError(path, "is a folder, not an .npz file")
+    if not stat.S_ISREG(st.st_mode):
+        raise DoodleError(path, "is not a regular file (a FIFO, device or socket); not opened")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        raise DoodleError(path, f"cannot be read: {exc.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped between the two looks
+        os.close(fd)
+        raise DoodleError(path, "is not a regular file; not opened")
+    return os.fdopen(fd, "rb")
+
+
+def read_arrays(path, allow_pickle=False, max_pixels=DEFAULT_MAX_PIXELS, trials=True):
+    """The arrays of an npz file that the engine uses (see :func:`engine_key`; earlier trials
+    only with ``trials``) as a dict, with header checks and bounded reads; raises DoodleError."""
+    path = Path(path)
+    fh = _open_regular(path)
+    with fh:
+        try:
+            zf = zipfile.ZipFile(fh)
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError,
+                MemoryError) as exc:
+            raise DoodleError(path, f"not a readable .npz (zip) file: {exc}") from None
+        arrays = {}
+        budget = [TOTAL_BYTES_PER_PIXEL * max_pixels]
+        with zf:
+            for name in dict.fromkeys(zf.namelist()):
+                key = engine_key(name)
+                if key is None or (not trials and key.startswith("0")):
+                    continue
+                try:
+                    arrays[key] = _read_member(zf, name, path, allow_pickle, max_pixels, budget)
+                except DoodleError:
+                    raise
+                except _READ_ERRORS as exc:
+                    what = type(exc).__name__
+                    text = str(exc).splitlines()[0][:100] if str(exc) else ""
+                    raise DoodleError(path, f"array {key!r} cannot be read ({what}: {text})") from None
     if not arrays:
-        raise DoodleError(path, "holds no arrays (not a Doodler .npz file)")
+        raise DoodleError(path, "holds none of the arrays of a Doodler .npz file")
     return arrays
 
 
@@ -145,6 +257,8 @@ def _decode_classes(arr, path):
     arr = np.asarray(arr)
     if arr.dtype.kind not in "US" or arr.ndim != 1:
         raise DoodleError(path, f"'classes' must be a 1-D array of names, got {arr.dtype} {arr.shape}")
+    if arr.size > MAX_CLASSES:
+        raise DoodleError(path, f"'classes' names {arr.size} classes; at most {MAX_CLASSES} are supported")
     return [c.decode("utf-8", "replace") if isinstance(c, bytes) else str(c) for c in arr.tolist()]
 
 
@@ -215,6 +329,9 @@ def _record_from_arrays(arrays, prefix, path, classes, era, date):
     elif file_classes is None:
         file_classes = _classes_txt(path)
         source = "classes.txt" if file_classes is not None else None
+    if file_classes is not None and len(file_classes) > MAX_CLASSES:
+        raise DoodleError(where, f"{len(file_classes)} class names given; at most {MAX_CLASSES} "
+                                 "are supported")
     if file_classes is not None and doodles.max(initial=0) > len(file_classes):
         raise DoodleError(where, f"doodle value {int(doodles.max())} is beyond the "
                                  f"{len(file_classes)} classes {file_classes}")
@@ -231,10 +348,15 @@ def _record_from_arrays(arrays, prefix, path, classes, era, date):
     raw = get("settings")
     settings = None
     if raw is not None:
+        if np.asarray(raw).dtype.kind not in "uif":
+            raise DoodleError(where, f"'settings' must hold real numbers, got {np.asarray(raw).dtype}")
         settings = decode_settings(raw, era=era, path=where, date=date)
     orig = get("orig_image")
     if orig is not None:
         orig = _check_image(orig, "orig_image", where)
+        if orig.shape[:2] != image.shape[:2]:
+            raise DoodleError(where, f"shape mismatch: image is {image.shape[:2]}, orig_image "
+                                     f"{orig.shape[:2]}")
     return DoodleRecord(path=str(path) if path else None, image=image, doodles=doodles, label=label,
                         label_layout=layout, label_k=k, orig_image=orig,
                         color_doodles=get("color_doodles"), color_label=get("color_label"),
@@ -261,7 +383,7 @@ def load(path, classes=None, era=None, date=None, allow_pickle=False,
     the file is used); ``era`` overrides the detected era; ``date`` (YYYY-MM-DD) tells
     apart the eras that share a settings layout when the path carries no results date.
     """
-    arrays = read_arrays(path, allow_pickle=allow_pickle, max_pixels=max_pixels)
+    arrays = read_arrays(path, allow_pickle=allow_pickle, max_pixels=max_pixels, trials=trials)
     record = _record_from_arrays(arrays, "", path, classes, era, date)
     if trials:
         for prefix in trial_prefixes(arrays):

@@ -10,9 +10,15 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DoodleError
-from .io import NO_CLASS, load, save, with_label
+from .io import DEFAULT_MAX_PIXELS, NO_CLASS, load, save, with_label
 from .reconstruct import reconstruct
 from .validate import validate
+
+
+def _read_options(extra):
+    """The reading options a batch passes on (``--max-pixels``, ``--allow-pickle``)."""
+    return {"allow_pickle": bool(extra.get("allow_pickle", False)),
+            "max_pixels": extra.get("max_pixels", DEFAULT_MAX_PIXELS)}
 
 
 def _record_name(path):
@@ -42,7 +48,7 @@ def _base_row(path, rec):
 def validate_file(path, era=None, classes=None, trials=False, seed=0, mode="exact",
                   crf_backend=None, **_):
     """Rebuild every result in the file (the newest, and earlier trials if asked) and compare."""
-    rec = load(path, classes=classes, era=era)
+    rec = load(path, classes=classes, era=era, **_read_options(_))
     rows = []
     for r in [rec] + (rec.trials if trials else []):
         if r.label is None:
@@ -87,7 +93,7 @@ def reconstruct_file(path, outdir, era=None, classes=None, seed=0, mode="exact",
     target, picture = output_path(outdir, path), output_path(outdir, path, "_label.png")
     if not force and up_to_date(path, target, picture):
         return _skipped(path, [target, picture])
-    rec = load(path, classes=classes, era=era)
+    rec = load(path, classes=classes, era=era, **_read_options(_))
     t0 = time.perf_counter()
     res = reconstruct(rec, seed=seed, mode=mode, crf_backend=crf_backend)
     out = with_label(rec, res.label0, layout=rec.label_layout or "onehot")
@@ -105,7 +111,7 @@ def remap_file(path, outdir, mapping, classes=None, default=None, force=False, *
     target = output_path(outdir, path)
     if not force and up_to_date(path, target):
         return _skipped(path, [target])
-    rec = load(path, classes=classes)
+    rec = load(path, classes=classes, **_read_options(_))
     out = remap_record(rec, mapping, default=default)
     save(out, target, overwrite=True)
     row = _base_row(path, out)
@@ -118,7 +124,7 @@ def export_file(path, outdir, classes=None, label_ext=".jpg", force=False, **_):
     targets = export_targets(path, outdir, label_ext)
     if not force and up_to_date(path, *targets):
         return _skipped(path, targets)
-    rec = load(path, classes=classes)
+    rec = load(path, classes=classes, **_read_options(_))
     written = export_record(rec, outdir, label_ext=label_ext)
     row = _base_row(path, rec)
     row["output"] = ";".join(str(p) for p in written)
@@ -127,16 +133,36 @@ def export_file(path, outdir, classes=None, label_ext=".jpg", force=False, **_):
 
 def stats_file(path, classes=None, **_):
     """Class-pixel counts of the stored label."""
-    rec = load(path, classes=classes, trials=False)
+    rec = load(path, classes=classes, trials=False, **_read_options(_))
     row = _base_row(path, rec)
     if rec.label is not None:
         counts = np.bincount(rec.label.ravel(), minlength=256)
-        names = rec.classes or [str(i) for i in range(rec.n_classes)]
+        names, note = unique_names(rec.classes or [str(i) for i in range(rec.n_classes)])
         for i, name in enumerate(names):
             row[f"px_{name}"] = int(counts[i])
         row["px_none"] = int(counts[NO_CLASS])
+        if note:
+            row["notes"] = note
     row["file_name"] = os.path.basename(str(path))
     return [row]
+
+
+def unique_names(names):
+    """Class names made unique for column names: a repeated name gets ``#2``, ``#3``... (in
+    class order), so no class's counts overwrite another's; and a note saying so ("" when
+    the names were unique already)."""
+    used, out, repeated = set(), [], []
+    for name in names:
+        if name in used:
+            k = 2
+            while f"{name}#{k}" in used or f"{name}#{k}" in names:
+                k += 1
+            name = f"{name}#{k}"
+            repeated.append(name)
+        used.add(name)
+        out.append(name)
+    note = (f"repeated class names, counted apart as {', '.join(repeated)}" if repeated else "")
+    return out, note
 
 
 JOBS = {"validate": validate_file, "reconstruct": reconstruct_file, "remap": remap_file,

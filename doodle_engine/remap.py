@@ -35,6 +35,8 @@ class Mapping:
         """Lookup table (uint8, 256 entries) for 0-based labels of ``classes``.
 
         Unmapped classes raise DoodleError unless ``default`` (a target name or index)."""
+        if default is not None:
+            _names_only([default], self.source, "the default target")
         table = np.arange(256, dtype=np.int64)
         table[:] = NO_CLASS
         if self.index_map is not None:
@@ -97,6 +99,9 @@ def mapping_from_dict(data, source="dict"):
         supers = data.get("super_classes")
         if not isinstance(aliases, dict):
             raise DoodleError(source, "'aliases' must map class names to superclass names")
+        _names_only(aliases.values(), source, "'aliases' targets")
+        if isinstance(supers, list):
+            _names_only(supers, source, "'super_classes'")
         if isinstance(supers, list):
             return Mapping(dict(aliases), [str(s) for s in supers], source=source)
         if isinstance(supers, dict):
@@ -104,7 +109,7 @@ def mapping_from_dict(data, source="dict"):
                 order = sorted(supers, key=lambda k: int(supers[k]))
                 if [int(supers[k]) for k in order] != list(range(1, len(order) + 1)):
                     raise ValueError
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise DoodleError(source, "'super_classes' must number the superclasses 1..N") from None
             return Mapping(dict(aliases), order, source=f"{source} (doodler schema)")
         targets = list(dict.fromkeys(aliases.values()))
@@ -125,13 +130,35 @@ def load_mapping(path_or_mapping):
     if isinstance(path_or_mapping, dict):
         return mapping_from_dict(path_or_mapping)
     path = Path(path_or_mapping)
+    if not path.is_file():  # a FIFO would block, a device is never read
+        raise DoodleError(path, "cannot read mapping file: " + (
+            "not a regular file" if path.exists() else "no such file"))
     try:
+        if path.stat().st_size > MAX_MAPPING_BYTES:
+            raise DoodleError(path, f"mapping file is larger than {MAX_MAPPING_BYTES} bytes")
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise DoodleError(path, f"cannot read mapping file: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise DoodleError(path, f"mapping file is not UTF-8 text (byte {exc.start})") from None
+    except RecursionError:
+        raise DoodleError(path, "mapping file is nested too deeply to be a mapping") from None
     except json.JSONDecodeError as exc:
         raise DoodleError(path, f"mapping file is not valid JSON: {exc}") from None
     return mapping_from_dict(data, source=str(path))
+
+
+#: a mapping file larger than this is not a mapping
+MAX_MAPPING_BYTES = 16 * 2**20
+
+
+def _names_only(values, source, what):
+    """Refuse a name that is not text or an integer (a NaN, a list, a nested object), before
+    anything is written with it."""
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (str, int, np.integer)):
+            raise DoodleError(source, f"{what} must be class names (text) or integers, got "
+                                      f"{str(v)[:40]!r} ({type(v).__name__})")
 
 
 def apply_table(labels, table, out=None):

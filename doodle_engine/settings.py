@@ -124,6 +124,47 @@ def _era_for_layout(values, date):
     return None, None
 
 
+#: accepted range of each setting: Doodler's sliders (pen width 0-6, CRF theta 1-120,
+#: CRF mu 1-255, CRF downsample 1-6, classifier downsample 1-20, scales 2-6, trees 1-9,
+#: sigma 0.01-30, gt_prob 0.5-0.95; 1.0 from doodler_engine) widened so no file Doodler
+#: wrote is refused, yet narrow enough that no value exhausts memory or time, and that
+#: pydensecrf's lattice (which crashes on non-finite features) only sees finite numbers.
+BOUNDS = {
+    "pen_width": (0, 50),
+    "crf_downsample": (1, 20),
+    "classifier_downsample": (1, 50),
+    "crf_theta": (0.5, 1000),
+    "crf_mu": (0, 1000),
+    "gt_prob": (0.01, 1),
+    "n_estimators": (1, 100),
+    "n_sigmas": (1, 16),
+    "sigma_min": (0.01, 64),
+    "sigma_max": (0.01, 64),
+}
+
+
+def check_bounds(path, **values):
+    """DoodleError unless every named setting is finite and within :data:`BOUNDS`."""
+    for name, value in values.items():
+        if value is None:
+            continue
+        lo, hi = BOUNDS[name]
+        if not (isinstance(value, (int, float, np.integer, np.floating))
+                and math.isfinite(value) and lo <= value <= hi):
+            raise DoodleError(path, f"settings: {name} must be within {lo}..{hi}, got {value!r}")
+
+
+def check_crf_params(theta, mu, downsample, gt_prob=None, n=None):
+    """Checked before any CRF call (pydensecrf crashes the process on e.g. theta 1e-300):
+    DoodleError unless theta, mu, downsample (and gt_prob) are within :data:`BOUNDS` and the
+    label count ``n`` within 1..254."""
+    check_bounds(None, crf_theta=theta, crf_mu=mu, crf_downsample=downsample, gt_prob=gt_prob)
+    if float(downsample) != int(downsample):
+        raise DoodleError(None, f"settings: crf_downsample must be a whole number, got {downsample!r}")
+    if n is not None and not 1 <= int(n) <= 254:
+        raise DoodleError(None, f"the CRF takes 1..254 labels, got {n}")
+
+
 def _positive_int(path, name, value):
     if not math.isfinite(value) or value < 1 or not float(value).is_integer():
         raise DoodleError(path, f"settings: {name} must be a whole number >= 1, got {value!r}")
@@ -186,6 +227,10 @@ def _build(values, era, source, path):
         raise DoodleError(path, f"settings: crf_mu must be >= 0, got {v[4]!r}")
     if not (0 < fields["sigma_min"] <= fields["sigma_max"]):
         raise DoodleError(path, f"settings: sigma range {fields['sigma_min']}..{fields['sigma_max']} is invalid")
+    check_bounds(path, pen_width=v[0], crf_theta=v[3], crf_mu=v[4],
+                 **{k: common[k] for k in ("crf_downsample", "classifier_downsample")},
+                 **{k: fields[k] for k in ("gt_prob", "n_estimators", "n_sigmas", "sigma_min",
+                                           "sigma_max")})
     return Settings(**common, **fields)
 
 
