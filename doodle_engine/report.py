@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -43,25 +42,25 @@ def summarize(frame):
     return pd.DataFrame(rows)
 
 
-def write_report(frame, path):
-    """Write a table as .csv or .parquet, atomically."""
+def _write_frame(frame, path):
+    """One table as .csv or .parquet, atomically, with the permissions of a normal write."""
+    from .io import atomic_write
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name("." + path.name + ".part")
-    try:
-        if path.suffix.lower() == ".parquet":
-            try:
-                frame.to_parquet(tmp, index=False)
-            except ImportError:
-                raise DoodleError(path, "writing Parquet needs pyarrow (pip install pyarrow)") from None
-        else:
-            frame.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    summary = summarize(frame)
-    summary.to_csv(path.with_name(path.stem + "_summary.csv"), index=False)
+    if path.suffix.lower() == ".parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise DoodleError(path, "writing Parquet needs pyarrow (pip install pyarrow)") from None
+        return atomic_write(path, lambda fh: frame.to_parquet(fh, index=False))
+    return atomic_write(path, lambda fh: fh.write(frame.to_csv(index=False).encode("utf-8")))
+
+
+def write_report(frame, path):
+    """Write a table as .csv or .parquet, atomically, and ``<stem>_summary.csv`` beside it
+    (:func:`summarize`).  Returns the table's path."""
+    path = Path(path)
+    _write_frame(frame, path)
+    _write_frame(summarize(frame), path.with_name(path.stem + "_summary.csv"))
     return path
 
 
@@ -129,9 +128,12 @@ def disagreement_map(path, folder, trial=""):
 
 def _save(fig, path):
     import matplotlib.pyplot as plt
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+
+    from .io import atomic_write
+    try:
+        return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=100))
+    finally:
+        plt.close(fig)
 
 
 def _metadata(paths):
