@@ -20,14 +20,24 @@ from .jobs import JOBS
 
 
 def find_npz(inputs):
-    """Files and folders (searched recursively) -> sorted list of .npz paths."""
+    """Files and folders (searched recursively) -> sorted list of .npz paths.
+
+    A folder that holds no ``.npz`` file, or no inputs at all, is a DoodleError (a mistyped
+    folder should not look like a successful run over nothing)."""
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
     files = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            files.extend(sorted(q for q in p.rglob("*.npz") if q.is_file()))
+            found = sorted(q for q in p.rglob("*.npz") if q.is_file())
+            if not found:
+                raise DoodleError(p, "folder holds no .npz files")
+            files.extend(found)
         else:
             files.append(p)
+    if not files:
+        raise DoodleError("run_batch", "no input files given")
     return list(dict.fromkeys(str(f) for f in files))
 
 

@@ -154,7 +154,9 @@ def cmd_example(args):
 
 
 def build_parser():
+    from doodle_engine import __version__
     p = argparse.ArgumentParser(prog="doodle-engine", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"doodle-engine {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp, batch=True):
@@ -232,8 +234,9 @@ def build_parser():
     sp.set_defaults(func=cmd_example)
 
     sp = sub.add_parser("bench", help="time each stage, compiled vs straightforward path")
-    sp.add_argument("files", nargs="+")
+    sp.add_argument("files", nargs="+", help=".npz files or folders")
     sp.add_argument("--repeat", type=int, default=1)
+    sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=lambda a: __import__("doodle_engine.bench", fromlist=["main"]).main(a))
     return p
 
