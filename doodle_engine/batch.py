@@ -12,6 +12,7 @@ import traceback
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .errors import DoodleError
@@ -183,7 +184,7 @@ def _resolve_workers(workers, n_files):
 
 
 def run_batch(job, inputs, workers=1, scheduler=None, client=None, table=None, resume=False,
-              progress=True, **kwargs) -> pd.DataFrame:
+              progress=True, labels_dir=None, **kwargs) -> pd.DataFrame:
     """Run ``job`` ("validate", "reconstruct", "remap", "export", "stats") over ``inputs``.
 
     ``workers``: local processes (1 = in this process; "auto": one per core, bounded by the
@@ -210,9 +211,12 @@ def run_batch(job, inputs, workers=1, scheduler=None, client=None, table=None, r
         tab.rows = []
     if scheduler is None and client is None:
         workers = _resolve_workers(workers, len(files))
+    if labels_dir is not None:
+        kwargs["keep_label"] = True
     bar = _progress(len(files), progress)
     try:
         for rows in _execute(job, files, kwargs, workers, scheduler, client):
+            _keep_labels(rows, labels_dir)
             tab.add(rows)
             if bar is not None:
                 bar.update(1)
@@ -225,6 +229,24 @@ def run_batch(job, inputs, workers=1, scheduler=None, client=None, table=None, r
     frame = _in_input_order(pd.DataFrame(kept + tab.rows), every)
     tab.finish(frame)
     return frame
+
+
+def kept_label_path(labels_dir, file, trial=""):
+    """Where :func:`run_batch` (``labels_dir=``) keeps the rebuilt label of one result."""
+    import hashlib
+    digest = hashlib.sha1(str(file).encode("utf-8")).hexdigest()[:10]
+    return Path(labels_dir) / f"{safe_stem(file)}-{digest}-{trial or 'final'}.npz"
+
+
+def _keep_labels(rows, labels_dir):
+    """Take the rebuilt labels a job returned (``_rebuilt``) out of its rows; store them in
+    ``labels_dir`` when given.  Runs in this process, so it works with local workers and Dask."""
+    for r in rows:
+        label = r.pop("_rebuilt", None)
+        if label is not None and labels_dir is not None:
+            from .io import atomic_write
+            atomic_write(kept_label_path(labels_dir, r["file"], r.get("trial", "")),
+                         lambda fh, label=label: np.savez_compressed(fh, label=label))
 
 
 def _outputs_apart(files, outdir):

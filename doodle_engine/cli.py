@@ -98,15 +98,26 @@ def _batch(args, job, **kwargs):
 
 
 def cmd_validate(args):
+    import tempfile
+
     from doodle_engine.report import print_table, write_plots, write_report
-    frame, failed = _batch(args, "validate", era=args.era, trials=args.trials, seed=args.seed,
-                           mode=args.mode, crf_backend=args.crf_backend)
-    print_table(frame)
-    _summary(frame, failed)
-    if args.report:
-        write_report(frame, args.report)
-    if args.plots:
-        write_plots(frame, args.plots)
+    with tempfile.TemporaryDirectory(prefix="doodle-engine-labels-") as kept:
+        # with --plots the rebuilt labels that differ are kept (in this run's own temporary
+        # folder) so the maps show the very reconstruction the table measured
+        frame, failed = _batch(args, "validate", era=args.era, trials=args.trials,
+                               seed=args.seed, mode=args.mode, crf_backend=args.crf_backend,
+                               labels_dir=kept if args.plots else None)
+        print_table(frame)
+        _summary(frame, failed)
+        if args.report:
+            write_report(frame, args.report)
+        if args.plots:
+            written = write_plots(frame, args.plots, labels_dir=kept, max_maps=args.max_maps,
+                                  progress=not args.quiet, classes=_classes(args.classes),
+                                  allow_pickle=args.allow_pickle)
+            for note in write_plots.last_note:
+                print(f"plots: {note}")
+            print(f"plots: {len(written)} figure(s) in {args.plots}")
     if args.min_accuracy is not None and "accuracy" in frame:
         if (frame["accuracy"].fillna(0) < args.min_accuracy).any():
             return 1
@@ -198,7 +209,11 @@ def build_parser():
         if name == "validate":
             sp.add_argument("--trials", action="store_true", help="also rebuild earlier trials")
             sp.add_argument("--report", help="write the table (.csv or .parquet)")
-            sp.add_argument("--plots", help="write figures to this folder")
+            sp.add_argument("--plots", help="write figures to this folder: accuracy histogram, "
+                                             "IoU per class, a disagreement map per result "
+                                             "that differs (from the same run as the table)")
+            sp.add_argument("--max-maps", type=int, default=20,
+                            help="at most this many disagreement maps, worst first (default 20)")
             sp.add_argument("--min-accuracy", type=float, help="exit 1 if any file is below")
         else:
             sp.add_argument("-o", "--output", required=True)

@@ -40,8 +40,12 @@ def _base_row(path, rec):
 
 
 def validate_file(path, era=None, classes=None, trials=False, seed=0, mode="exact",
-                  crf_backend=None, **_):
-    """Rebuild every result in the file (the newest, and earlier trials if asked) and compare."""
+                  crf_backend=None, keep_label=False, **_):
+    """Rebuild every result in the file (the newest, and earlier trials if asked) and compare.
+
+    With ``keep_label`` the rebuilt label of every result that differs from the stored one
+    rides along in the row under ``_rebuilt`` (the batch runner stores it for the plots and
+    takes it out of the table), so figures show the very reconstruction the table measured."""
     rec = load(path, classes=classes, era=era)
     rows = []
     for r in [rec] + (rec.trials if trials else []):
@@ -52,10 +56,13 @@ def validate_file(path, era=None, classes=None, trials=False, seed=0, mode="exac
         n = max(r.n_classes, int(res.label.max()))
         m = validate(r.label, res.label0, n)
         row = _base_row(path, r)
+        row.update({"mode": mode, "crf_backend": crf_backend or "default"})
         row.update(m.as_row(r.classes))
         row.update({f"t_{k}": v for k, v in res.timings.items()})
         row["seconds"] = time.perf_counter() - t0
         row["notes"] = "; ".join(res.notes)
+        if keep_label and m.n_differ:
+            row["_rebuilt"] = res.label0
         rows.append(row)
     return rows
 
