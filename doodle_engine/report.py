@@ -11,18 +11,37 @@ from .errors import DoodleError
 from .io import NO_CLASS
 
 
-def print_table(frame):
-    cols = [c for c in ("file", "trial", "era", "height", "width", "differ", "accuracy",
-                        "mean_iou", "kappa", "seconds", "error") if c in frame]
+#: columns of the printed table, where present
+TABLE_COLUMNS = ("file", "trial", "era", "era_source", "mode", "height", "width", "differ",
+                 "accuracy", "mean_iou", "kappa", "seconds", "skipped", "error")
+
+
+def print_table(frame, columns=TABLE_COLUMNS):
+    """Print a batch table: the file's name in full (not its path, never cut), the era used
+    and where it came from (``era_source``), and the measurements."""
+    cols = [c for c in columns if c in frame]
     if not len(frame):
-        print("(no files)")
+        print("(no results)")
         return
     view = frame[cols].copy()
     if "file" in view:
-        view["file"] = view["file"].map(lambda f: Path(str(f)).name[-60:])
-    with pd.option_context("display.max_rows", 500, "display.width", 200,
-                           "display.max_colwidth", 70):
-        print(view.to_string(index=False, float_format=lambda v: f"{v:.5f}"))
+        view["file"] = view["file"].map(lambda f: Path(str(f)).name)
+    for c in ("era", "era_source", "trial", "skipped", "mode", "error"):
+        if c in view:
+            view[c] = view[c].fillna("")
+    for c in ("height", "width", "differ"):  # whole numbers, also beside failed rows
+        if c in view:
+            view[c] = pd.to_numeric(view[c], errors="coerce").round().astype("Int64")
+    texts = [c for c in ("file", "trial", "era", "era_source", "mode", "skipped", "error")
+             if c in view]
+    formatters = {}
+    for c in texts:  # text columns aligned left
+        width = max([len(c)] + [len(str(v)) for v in view[c]])
+        formatters[c] = lambda v, width=width: f"{str(v):<{width}}"
+    with pd.option_context("display.max_rows", None, "display.width", 10_000,
+                           "display.max_colwidth", None):
+        print(view.to_string(index=False, float_format=lambda v: f"{v:.5f}",
+                             formatters=formatters, justify="left"))
 
 
 def summarize(frame):
