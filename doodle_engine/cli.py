@@ -119,7 +119,8 @@ def _summary(frame, failed):
     if "skipped" in frame:
         skipped = int((frame["skipped"].fillna("") != "").sum())
         if skipped:
-            line += f"  skipped: {skipped} (outputs newer than the input; --force redoes them)"
+            line += (f"  skipped: {skipped} (up to date: their outputs are newer than the input; "
+                     "--force redoes them)")
     if "accuracy" in ok and len(ok):
         worst = ok.loc[ok["accuracy"].idxmin()]
         line += (f"  median accuracy: {ok['accuracy'].median():.4%}  "
@@ -198,8 +199,10 @@ def cmd_validate(args):
 
 
 def cmd_reconstruct(args):
+    from doodle_engine.report import print_table
     frame, failed = _batch(args, "reconstruct", outdir=args.output, era=args.era, seed=args.seed,
                            mode=args.mode, crf_backend=args.crf_backend)
+    print_table(frame)
     _summary(frame, failed)
     return _why(1 if failed else 0, f"{failed} file(s) failed (listed above)")
 

@@ -142,3 +142,28 @@ def test_one_differing_pixel_stays_visible_at_any_image_size(size):
     # on a 400-pixel-wide panel the mark spans at least two screen pixels
     assert grown[size // 2].sum() / size * 400 >= 2
     assert (marked[grown] == [255, 0, 255]).all()
+
+
+def test_reconstruct_writes_a_colour_label_and_says_what_it_skipped(synthetic, tmp_path, capsys):
+    from PIL import Image
+
+    from doodle_engine.cli import main
+    from doodle_engine.colorize import colorize
+    path = synthetic("mlp-2022-05")
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(path), "-o", str(out), "--quiet", "--workers", "1"]) == 0
+    first = capsys.readouterr().out
+    assert "skipped" not in first.splitlines()[-1]
+    rebuilt = load(out / "mlp-2022-05.npz").label
+    grey = np.array(Image.open(out / "mlp-2022-05_label.png"))
+    colour = np.array(Image.open(out / "mlp-2022-05_label_color.png"))
+    assert np.array_equal(grey, rebuilt)
+    assert np.array_equal(colour, colorize(rebuilt, ["water", "surf", "sand"]))
+    assert main(["reconstruct", str(path), "-o", str(out), "--quiet", "--workers", "1"]) == 0
+    again = capsys.readouterr().out
+    summary = next(ln for ln in again.splitlines() if ln.startswith("files:"))
+    assert "skipped: 1 (up to date: their outputs are newer than the input; --force redoes them)" in summary
+    (out / "mlp-2022-05_label_color.png").unlink()  # a missing output is redone
+    assert main(["reconstruct", str(path), "-o", str(out), "--quiet", "--workers", "1"]) == 0
+    assert "skipped" not in capsys.readouterr().out.splitlines()[-1]
+    assert (out / "mlp-2022-05_label_color.png").exists()
