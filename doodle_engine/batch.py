@@ -24,6 +24,7 @@ try:
 except ImportError:  # not a POSIX system: tables are not locked
     fcntl = None
 
+import numpy as np
 import pandas as pd
 
 from .errors import DoodleError
@@ -32,14 +33,24 @@ from .jobs import JOBS
 
 
 def find_npz(inputs):
-    """Files and folders (searched recursively) -> sorted list of .npz paths."""
+    """Files and folders (searched recursively) -> sorted list of .npz paths.
+
+    A folder that holds no ``.npz`` file, or no inputs at all, is a DoodleError (a mistyped
+    folder should not look like a successful run over nothing)."""
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
     files = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            files.extend(sorted(q for q in p.rglob("*.npz") if q.is_file()))
+            found = sorted(q for q in p.rglob("*.npz") if q.is_file())
+            if not found:
+                raise DoodleError(p, "folder holds no .npz files")
+            files.extend(found)
         else:
             files.append(p)
+    if not files:
+        raise DoodleError("run_batch", "no input files given")
     return list(dict.fromkeys(str(f) for f in files))
 
 
@@ -272,7 +283,8 @@ def _resolve_workers(workers, n_files):
 
 
 def run_batch(job, inputs, workers=1, scheduler=None, client=None, table=None, resume=False,
-              progress=True, also_writes=None, also_reads=(), **kwargs) -> pd.DataFrame:
+              progress=True, labels_dir=None, also_writes=None, also_reads=(),
+              **kwargs) -> pd.DataFrame:
     """Run ``job`` ("validate", "reconstruct", "remap", "export", "stats") over ``inputs``.
 
     ``workers``: local processes (1 = in this process; "auto": one per core, bounded by the
@@ -295,10 +307,11 @@ def run_batch(job, inputs, workers=1, scheduler=None, client=None, table=None, r
     lock = _TableLock(table) if table else contextlib.nullcontext()
     with lock:
         return _run_locked(job, every, workers, scheduler, client, table, resume, progress,
-                           kwargs)
+                           labels_dir, kwargs)
 
 
-def _run_locked(job, every, workers, scheduler, client, table, resume, progress, kwargs):
+def _run_locked(job, every, workers, scheduler, client, table, resume, progress, labels_dir,
+                kwargs):
     files = every
     tab = _Table(table)
     kept = []
@@ -311,9 +324,12 @@ def _run_locked(job, every, workers, scheduler, client, table, resume, progress,
         for r in kept:
             tab.add([r])
         tab.rows = []
+    if labels_dir is not None:
+        kwargs["keep_label"] = True
     bar = _progress(len(files), progress)
     try:
         for rows in _execute(job, files, kwargs, workers, scheduler, client):
+            _keep_labels(rows, labels_dir)
             tab.add(rows)
             if bar is not None:
                 bar.update(1)
@@ -453,6 +469,24 @@ def _check_folder_output(option, folder, input_folders, read):
                                   "outputs would mix with, or replace, the inputs)")
     if res in read:
         raise DoodleError(folder, f"is an input file; {option} takes a folder")
+
+
+def kept_label_path(labels_dir, file, trial=""):
+    """Where :func:`run_batch` (``labels_dir=``) keeps the rebuilt label of one result."""
+    import hashlib
+    digest = hashlib.sha1(str(file).encode("utf-8")).hexdigest()[:10]
+    return Path(labels_dir) / f"{safe_stem(file)}-{digest}-{trial or 'final'}.npz"
+
+
+def _keep_labels(rows, labels_dir):
+    """Take the rebuilt labels a job returned (``_rebuilt``) out of its rows; store them in
+    ``labels_dir`` when given.  Runs in this process, so it works with local workers and Dask."""
+    for r in rows:
+        label = r.pop("_rebuilt", None)
+        if label is not None and labels_dir is not None:
+            from .io import atomic_write
+            atomic_write(kept_label_path(labels_dir, r["file"], r.get("trial", "")),
+                         lambda fh, label=label: np.savez_compressed(fh, label=label))
 
 
 def _outputs_apart(files, outdir):

@@ -19,9 +19,24 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def time_modes(record, repeat=1, modes=MODES):
-    """{mode: (best total seconds, timings of that run, label)}; the first call of each
-    mode is a warm-up (Numba compiles or loads its cache there)."""
+def time_modes(record, repeat=1, modes=MODES, step=None):
+    """Time each mode on one record.
+
+    Parameters
+    ----------
+    record : DoodleRecord
+    repeat : int
+        Timed runs per mode after one warm-up run (Numba compiles or loads its cache there);
+        the best is kept.
+    modes : sequence of (name, mode, crf_backend)
+    step : callable, optional
+        Called with the mode's name after each mode (progress).
+
+    Returns
+    -------
+    dict
+        ``{name: (best total seconds, timings of that run, label)}``.
+    """
     out = {}
     for name, mode, backend in modes:
         reconstruct(record, mode=mode, crf_backend=backend)  # warm-up
@@ -33,24 +48,45 @@ def time_modes(record, repeat=1, modes=MODES):
             if best is None or total < best[0]:
                 best = (total, res.timings, res.label)
         out[name] = best
+        if step is not None:
+            step(name)
     return out
 
 
 def main(args):
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from .batch import find_npz
+    files = find_npz(args.files)
     rows = []
-    for path in args.files:
-        rec = load(path)
-        mpx = rec.shape[0] * rec.shape[1] / 1e6
-        results = time_modes(rec, args.repeat)
-        ref_total = results["reference"][0]
-        ref_label = results["reference"][2]
-        for mode, (total, timings, label) in results.items():
-            stages = " ".join(f"{k}={v:.2f}" for k, v in timings.items())
-            agree = (label == ref_label).mean()
-            rows.append(f"{path}  {mode:15s} {total:7.2f}s {mpx / total:6.3f} Mpx/s "
-                        f"x{ref_total / total:5.2f}  agree {agree:.4%}  [{stages}]")
-    print("file  mode  total  Mpx/s  speed-up vs reference  label agreement  [stage seconds]")
+    bar = None if getattr(args, "quiet", False) else tqdm(total=len(files) * len(MODES),
+                                                          unit="run", dynamic_ncols=True)
+    try:
+        for path in files:
+            rec = load(path)
+            s = rec.settings
+            era = f"{s.era} ({s.era_source})" if s is not None else "-"
+            mpx = rec.shape[0] * rec.shape[1] / 1e6
+            if bar is not None:
+                bar.set_description(Path(path).name)
+            results = time_modes(rec, args.repeat,
+                                 step=None if bar is None else lambda _name: bar.update(1))
+            ref_total = results["reference"][0]
+            ref_label = results["reference"][2]
+            for mode, (total, timings, label) in results.items():
+                stages = " ".join(f"{k}={v:.2f}" for k, v in timings.items())
+                agree = (label == ref_label).mean()
+                rows.append(f"{Path(path).name}  {era}  {mode:15s} {total:7.2f}s "
+                            f"{mpx / total:6.3f} Mpx/s x{ref_total / total:5.2f}  "
+                            f"agree {agree:.4%}  [{stages}]")
+    finally:
+        if bar is not None:
+            bar.close()
+    print("file  era (source)  mode  total  Mpx/s  speed-up vs reference  "
+          "label agreement with reference  [stage seconds]")
     for r in rows:
         print(r)
-    print(f"peak memory (process): {peak_rss_mb():.0f} MB")
+    print(f"files: {len(files)}  peak memory (process): {peak_rss_mb():.0f} MB")
     return 0

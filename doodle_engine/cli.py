@@ -74,14 +74,78 @@ def cmd_info(args):
     return 0
 
 
+def _min_accuracy(text):
+    """--min-accuracy: a percent (``99.9`` or ``99.9%``) or a fraction (``0.999``); values
+    up to 1 are fractions, so ``1`` means 100 %."""
+    s = str(text).strip()
+    try:
+        value = float(s[:-1] if s.endswith("%") else s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number or percent: {text!r}") from None
+    if s.endswith("%") or value > 1:
+        value /= 100
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"accuracy must lie in 0..100 %, not {text!r}")
+    return value
+
+
+def _name(row):
+    """A result's name for messages: the file's name (never a cut path) and its trial."""
+    from pathlib import Path
+    trial = row.get("trial", "")
+    trial = "" if not isinstance(trial, str) else trial
+    return Path(str(row["file"])).name + (f" [trial {trial}]" if trial else "")
+
+
+def _ok(frame):
+    return frame[frame["error"] == ""] if "error" in frame else frame
+
+
+def _counts(frame, failed):
+    """'files: N' and, when earlier trials were rebuilt too, how many results of each."""
+    files = frame["file"].nunique() if "file" in frame else len(frame)
+    text = f"files: {files}"
+    ok = _ok(frame)
+    if "trial" in ok:
+        trials = int((ok["trial"].fillna("") != "").sum())
+        if trials:
+            text += f" ({len(ok)} results: {len(ok) - trials} final labels + {trials} earlier trials)"
+    return text + f"  failed: {failed}"
+
+
 def _summary(frame, failed):
-    ok = frame[frame["error"] == ""] if "error" in frame else frame
+    ok = _ok(frame)
+    line = _counts(frame, failed)
+    if "skipped" in frame:
+        skipped = int((frame["skipped"].fillna("") != "").sum())
+        if skipped:
+            line += (f"  skipped: {skipped} (up to date: their outputs are newer than the input; "
+                     "--force redoes them)")
     if "accuracy" in ok and len(ok):
         worst = ok.loc[ok["accuracy"].idxmin()]
-        print(f"files: {len(frame)}  failed: {failed}  median accuracy: {ok['accuracy'].median():.4%}  "
-              f"worst: {worst['file']} {worst.get('trial', '')} ({worst['accuracy']:.4%})")
-    else:
-        print(f"files: {len(frame)}  failed: {failed}")
+        line += (f"  median accuracy: {ok['accuracy'].median():.4%}  "
+                 f"worst: {_name(worst)} ({worst['accuracy']:.4%})")
+    print(line)
+    _assumed_eras(ok)
+
+
+def _assumed_eras(ok):
+    """One line when an era was assumed rather than read from the file's date or layout."""
+    if "era_source" not in ok or not len(ok):
+        return
+    assumed = ok[ok["era_source"].fillna("").astype(str).str.contains("assum")]
+    if len(assumed):
+        eras = ", ".join(sorted(set(assumed["era"].astype(str))))
+        names = ", ".join(dict.fromkeys(_name({"file": f}) for f in assumed["file"]))
+        print(f"note: era {eras} assumed for {assumed['file'].nunique()} file(s) "
+              f"({assumed['era_source'].iloc[0]}); --era sets it: {names}")
+
+
+def _why(code, reason):
+    """Exit with ``code``, saying why on one line (stderr)."""
+    if code:
+        print(f"exit {code}: {reason}", file=sys.stderr)
+    return code
 
 
 def _batch(args, job, **kwargs):
@@ -103,26 +167,49 @@ def _batch(args, job, **kwargs):
 
 
 def cmd_validate(args):
+    import tempfile
+
     from doodle_engine.report import print_table, write_plots, write_report
-    frame, failed = _batch(args, "validate", era=args.era, trials=args.trials, seed=args.seed,
-                           mode=args.mode, crf_backend=args.crf_backend)
-    print_table(frame)
-    _summary(frame, failed)
-    if args.report:
-        write_report(frame, args.report)
-    if args.plots:
-        write_plots(frame, args.plots)
+    with tempfile.TemporaryDirectory(prefix="doodle-engine-labels-") as kept:
+        # with --plots the rebuilt labels that differ are kept (in this run's own temporary
+        # folder) so the maps show the very reconstruction the table measured
+        frame, failed = _batch(args, "validate", era=args.era, trials=args.trials,
+                               seed=args.seed, mode=args.mode, crf_backend=args.crf_backend,
+                               labels_dir=kept if args.plots else None)
+        print_table(frame)
+        _summary(frame, failed)
+        if args.report:
+            write_report(frame, args.report)
+        if args.plots:
+            written = write_plots(frame, args.plots, labels_dir=kept, max_maps=args.max_maps,
+                                  progress=not args.quiet, classes=_classes(args.classes),
+                                  allow_pickle=args.allow_pickle)
+            for note in write_plots.last_note:
+                print(f"plots: {note}")
+            print(f"plots: {len(written)} figure(s) in {args.plots}")
+    below = []
     if args.min_accuracy is not None and "accuracy" in frame:
-        if (frame["accuracy"].fillna(0) < args.min_accuracy).any():
-            return 1
-    return 1 if failed else 0
+        ok = _ok(frame)
+        for _, row in ok[ok["accuracy"] < args.min_accuracy].iterrows():
+            below.append(row)
+            print(f"below --min-accuracy {args.min_accuracy:.4%}: {_name(row)} "
+                  f"{row['accuracy']:.4%} ({(args.min_accuracy - row['accuracy']) * 100:.4f} "
+                  f"points below, {int(row['differ']):,} px differ)", file=sys.stderr)
+    reasons = []
+    if below:
+        reasons.append(f"{len(below)} result(s) below --min-accuracy {args.min_accuracy:.4%}")
+    if failed:
+        reasons.append(f"{failed} file(s) failed (listed above)")
+    return _why(1 if reasons else 0, "; ".join(reasons))
 
 
 def cmd_reconstruct(args):
+    from doodle_engine.report import print_table
     frame, failed = _batch(args, "reconstruct", outdir=args.output, era=args.era, seed=args.seed,
                            mode=args.mode, crf_backend=args.crf_backend)
+    print_table(frame)
     _summary(frame, failed)
-    return 1 if failed else 0
+    return _why(1 if failed else 0, f"{failed} file(s) failed (listed above)")
 
 
 def cmd_remap(args):
@@ -130,14 +217,14 @@ def cmd_remap(args):
     mapping = load_mapping(args.mapping)  # a bad mapping file fails before any work
     frame, failed = _batch(args, "remap", outdir=args.output, mapping=mapping, default=args.default)
     _summary(frame, failed)
-    return 1 if failed else 0
+    return _why(1 if failed else 0, f"{failed} file(s) failed (listed above)")
 
 
 def cmd_export(args):
     frame, failed = _batch(args, "export", outdir=args.output,
                            label_ext=".png" if args.png_labels else ".jpg")
     _summary(frame, failed)
-    return 1 if failed else 0
+    return _why(1 if failed else 0, f"{failed} file(s) failed (listed above)")
 
 
 def cmd_stats(args):
@@ -148,7 +235,7 @@ def cmd_stats(args):
         from doodle_engine.report import write_report
         write_report(table, args.report)
     print(table.to_string(max_rows=60))
-    return 1 if failed else 0
+    return _why(1 if failed else 0, f"{failed} file(s) failed (listed above)")
 
 
 def cmd_example(args):
@@ -159,7 +246,9 @@ def cmd_example(args):
 
 
 def build_parser():
+    from doodle_engine import __version__
     p = argparse.ArgumentParser(prog="doodle-engine", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"doodle-engine {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp, batch=True):
@@ -201,8 +290,15 @@ def build_parser():
         if name == "validate":
             sp.add_argument("--trials", action="store_true", help="also rebuild earlier trials")
             sp.add_argument("--report", help="write the table (.csv or .parquet)")
-            sp.add_argument("--plots", help="write figures to this folder")
-            sp.add_argument("--min-accuracy", type=float, help="exit 1 if any file is below")
+            sp.add_argument("--plots", help="write figures to this folder: accuracy histogram, "
+                                             "IoU per class, a disagreement map per result "
+                                             "that differs (from the same run as the table)")
+            sp.add_argument("--max-maps", type=int, default=20,
+                            help="at most this many disagreement maps, worst first (default 20)")
+            sp.add_argument("--min-accuracy", type=_min_accuracy, metavar="ACC",
+                            help="exit 1 if any result is below ACC, given as a percent "
+                                 "(99.9 or 99.9%%) or a fraction (0.999; values up to 1 are "
+                                 "fractions); the results below are listed")
         else:
             sp.add_argument("-o", "--output", required=True)
         sp.set_defaults(func=func)
@@ -237,8 +333,9 @@ def build_parser():
     sp.set_defaults(func=cmd_example)
 
     sp = sub.add_parser("bench", help="time each stage, compiled vs straightforward path")
-    sp.add_argument("files", nargs="+")
+    sp.add_argument("files", nargs="+", help=".npz files or folders")
     sp.add_argument("--repeat", type=int, default=1)
+    sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=lambda a: __import__("doodle_engine.bench", fromlist=["main"]).main(a))
     return p
 

@@ -427,14 +427,25 @@ def record_arrays(record: DoodleRecord):
     return out
 
 
+def _umask():
+    """The process umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path, write_fn, overwrite=True):
-    """Run ``write_fn(fileobj)`` into a temporary file beside ``path``, then rename it."""
+    """Run ``write_fn(fileobj)`` into a temporary file beside ``path``, then rename it.
+
+    The file gets the permissions a plain ``open(path, "w")`` would give (0666 less the
+    umask), not the 0600 of the temporary file it was written to."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists() and not overwrite:
         raise DoodleError(path, "exists already (pass overwrite=True / --overwrite)")
     fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".part", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             write_fn(fh)
             fh.flush()

@@ -46,8 +46,12 @@ def _base_row(path, rec):
 
 
 def validate_file(path, era=None, classes=None, trials=False, seed=0, mode="exact",
-                  crf_backend=None, **_):
-    """Rebuild every result in the file (the newest, and earlier trials if asked) and compare."""
+                  crf_backend=None, keep_label=False, **_):
+    """Rebuild every result in the file (the newest, and earlier trials if asked) and compare.
+
+    With ``keep_label`` the rebuilt label of every result that differs from the stored one
+    rides along in the row under ``_rebuilt`` (the batch runner stores it for the plots and
+    takes it out of the table), so figures show the very reconstruction the table measured."""
     rec = load(path, classes=classes, era=era, **_read_options(_))
     rows = []
     for r in [rec] + (rec.trials if trials else []):
@@ -58,10 +62,13 @@ def validate_file(path, era=None, classes=None, trials=False, seed=0, mode="exac
         n = max(r.n_classes, int(res.label.max()))
         m = validate(r.label, res.label0, n)
         row = _base_row(path, r)
+        row.update({"mode": mode, "crf_backend": crf_backend or "default"})
         row.update(m.as_row(r.classes))
         row.update({f"t_{k}": v for k, v in res.timings.items()})
         row["seconds"] = time.perf_counter() - t0
         row["notes"] = "; ".join(res.notes)
+        if keep_label and m.n_differ:
+            row["_rebuilt"] = res.label0
         rows.append(row)
     return rows
 
@@ -80,19 +87,34 @@ def up_to_date(path, *outputs):
         return False
 
 
+#: why a file was skipped (its row's ``skipped`` column)
+SKIPPED = "up to date: outputs newer than the input (--force redoes it)"
+
+
 def _skipped(path, outputs):
     return [{"file": str(path), "output": ";".join(str(o) for o in outputs),
-             "skipped": "up to date"}]
+             "skipped": SKIPPED}]
+
+
+def reconstruct_targets(path, outdir):
+    """The files :func:`reconstruct_file` writes for the npz at ``path``: the npz, the
+    greyscale label PNG (class index 0..K-1 per pixel, for programs) and the colour label
+    PNG (Doodler's class colours, to look at)."""
+    return [output_path(outdir, path), output_path(outdir, path, "_label.png"),
+            output_path(outdir, path, "_label_color.png")]
 
 
 def reconstruct_file(path, outdir, era=None, classes=None, seed=0, mode="exact", force=False,
                      crf_backend=None, **_):
-    """Write <outdir>/<stem>.npz (Doodler layout, rebuilt label) and <stem>_label.png;
-    skipped when both exist and are newer than the input (unless ``force``)."""
+    """Write <outdir>/<stem>.npz (Doodler layout, rebuilt label), <stem>_label.png
+    (greyscale class indices) and <stem>_label_color.png (class colours); skipped when all
+    exist and are newer than the input (unless ``force``)."""
+    from .colorize import colorize
     from .export import write_image
-    target, picture = output_path(outdir, path), output_path(outdir, path, "_label.png")
-    if not force and up_to_date(path, target, picture):
-        return _skipped(path, [target, picture])
+    targets = reconstruct_targets(path, outdir)
+    if not force and up_to_date(path, *targets):
+        return _skipped(path, targets)
+    target, picture, colour = targets
     rec = load(path, classes=classes, era=era, **_read_options(_))
     t0 = time.perf_counter()
     res = reconstruct(rec, seed=seed, mode=mode, crf_backend=crf_backend)
@@ -100,7 +122,9 @@ def reconstruct_file(path, outdir, era=None, classes=None, seed=0, mode="exact",
     save(out, target, overwrite=True)
     grey = np.where(res.label0 == NO_CLASS, 0, res.label0).astype(np.uint8)
     write_image(picture, grey)
+    write_image(colour, colorize(res.label0, rec.classes))
     row = _base_row(path, rec)
+    row["mode"] = mode
     row.update({f"t_{k}": v for k, v in res.timings.items()})
     row.update({"output": str(target), "seconds": time.perf_counter() - t0})
     return [row]

@@ -44,7 +44,7 @@ def test_validate_report_plots_and_min_accuracy(synthetic, tmp_path):
     assert {"accuracy", "mean_iou", "kappa", "era", "t_fit", "iou_water"} <= set(table.columns)
     assert (tmp_path / "r_summary.csv").exists()
     assert (tmp_path / "plots" / "accuracy_hist.png").exists()
-    r = cli("validate", p, "--min-accuracy", "1.01", "--quiet")
+    r = cli("validate", p, "--min-accuracy", "100%", "--quiet")
     assert r.returncode == 1
 
 

@@ -1,0 +1,132 @@
+"""What the command line says: exit codes with one line saying why, summaries, era columns."""
+
+from __future__ import annotations
+
+import pytest
+
+from doodle_engine import __version__
+from doodle_engine.cli import main
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"doodle-engine {__version__}"
+
+
+@pytest.mark.parametrize("command", [["validate"], ["stats"], ["info"], ["bench"],
+                                     ["reconstruct", "-o", "OUT"], ["export", "-o", "OUT"]])
+def test_a_folder_without_npz_files_exits_2_with_one_line(capsys, tmp_path, command):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("not a Doodler file")
+    for folder in (empty, tmp_path / "other"):
+        args = [a.replace("OUT", str(tmp_path / "o")) for a in command] + [str(folder)]
+        code, out, err = run(capsys, *args, *(["--quiet"] if command[0] not in ("info", "bench") else []))
+        assert code == 2
+        assert err.strip() == f"error: {folder}: folder holds no .npz files"
+        assert "(no files)" not in out
+
+
+def test_bench_takes_a_folder_and_shows_progress(capsys, synthetic):
+    path = synthetic("mlp-2022-05", h=24, w=32)
+    code, out, err = run(capsys, "bench", path.parent)
+    assert code == 0
+    rows = [ln for ln in out.splitlines() if " Mpx/s x" in ln]
+    assert len(rows) == 4 and all(ln.startswith(path.name) for ln in rows)
+    assert all("mlp-2022-05 (layout+date)" in ln for ln in rows)
+    assert "4/4" in err  # the progress bar counted every mode of the file
+
+
+LONG = "2014-02-23-18-40-38_L8_a_very_long_file_name_that_goes_on_and_on_and_on_db.npz"
+
+
+@pytest.fixture
+def dated_and_undated(tmp_path):
+    """An undated file with an earlier trial (era assumed) and a dated one (era read from the
+    date), with long names."""
+    import numpy as np
+
+    from conftest import doodles_for, scene, write_npz
+    undated, dated = tmp_path / "undated", tmp_path / "session" / "results2022-05-04-14-36"
+    undated.mkdir()
+    dated.mkdir(parents=True)
+    image, truth = scene(32, 40, seed=1)
+    d = doodles_for(truth)
+    settings = [3, 2, 1, 1, 1, 0.9, 2]
+    onehot = (np.arange(3) == truth[..., None]).astype(np.uint8)
+    write_npz(undated / ("undated_" + LONG), image, d, truth, settings,
+              extra={"0image": image, "0doodles": d, "0label": onehot,
+                     "0settings": np.array(settings, float)})
+    write_npz(dated / LONG, image, d, truth, settings)
+    return tmp_path
+
+
+def test_validate_table_names_files_in_full_with_era_and_source(capsys, dated_and_undated):
+    code, out, err = run(capsys, "validate", dated_and_undated, "--trials", "--quiet",
+                         "--workers", "1")
+    assert code == 0, err
+    lines = out.splitlines()
+    header = lines[0].split()
+    assert header[:4] == ["file", "trial", "era", "era_source"]
+    rows = [ln for ln in lines if LONG in ln and not ln.startswith(("files:", "note:"))]
+    assert len(rows) == 3  # the two files' final labels and the undated file's trial
+    assert any(ln.startswith("undated_" + LONG) and "mlp-2021-10" in ln and "assumed" in ln
+               for ln in rows)
+    assert any(ln.startswith(LONG) and "mlp-2022-05" in ln and "layout+date" in ln for ln in rows)
+    summary = next(ln for ln in lines if ln.startswith("files:"))
+    assert summary.startswith("files: 2 (3 results: 2 final labels + 1 earlier trials)  failed: 0")
+    note = next(ln for ln in lines if ln.startswith("note:"))
+    assert "mlp-2021-10 assumed for 1 file(s)" in note and "undated_" + LONG in note
+
+
+@pytest.mark.parametrize("given", ["99.9", "99.9%", "0.999"])
+def test_min_accuracy_takes_a_percent_or_a_fraction(given):
+    from doodle_engine.cli import build_parser
+    args = build_parser().parse_args(["validate", "x.npz", "--min-accuracy", given])
+    assert args.min_accuracy == pytest.approx(0.999)
+
+
+@pytest.mark.parametrize("bad", ["101", "-1", "abc", "200%"])
+def test_min_accuracy_refuses_what_is_not_an_accuracy(capsys, bad):
+    with pytest.raises(SystemExit) as exc:
+        main(["validate", "x.npz", "--min-accuracy", bad])
+    assert exc.value.code == 2 and "--min-accuracy" in capsys.readouterr().err
+
+
+def test_min_accuracy_exit_names_the_results_below_and_by_how_much(capsys, synthetic):
+    path = synthetic("mlp-2022-05")
+    code, out, err = run(capsys, "validate", path, "--quiet", "--workers", "1")
+    assert code == 0
+    acc = float(next(ln for ln in out.splitlines() if ln.startswith("files:"))
+                .split("(")[-1].rstrip("%)")) / 100
+    assert acc < 1  # the stored label is the scene's truth, which no rebuild matches exactly
+    code, out, err = run(capsys, "validate", path, "--quiet", "--workers", "1",
+                         "--min-accuracy", "100%")
+    assert code == 1
+    below = [ln for ln in err.splitlines() if ln.startswith("below --min-accuracy")]
+    assert len(below) == 1 and path.name in below[0]
+    assert f"{(1 - acc) * 100:.4f} points below" in below[0]
+    assert err.splitlines()[-1] == "exit 1: 1 result(s) below --min-accuracy 100.0000%"
+    threshold = f"{acc * 100 - 0.01:.4f}"
+    code, out, err = run(capsys, "validate", path, "--quiet", "--workers", "1",
+                         "--min-accuracy", threshold)
+    assert code == 0 and err == ""
+
+
+def test_failed_files_exit_1_with_a_line_saying_why(capsys, synthetic, tmp_path):
+    path = synthetic("mlp-2022-05")
+    broken = path.parent / "broken.npz"
+    broken.write_bytes(b"not a zip")
+    code, out, err = run(capsys, "validate", path.parent, "--quiet", "--workers", "1")
+    assert code == 1
+    assert err.splitlines()[-1] == "exit 1: 1 file(s) failed (listed above)"
+    assert f"error: {broken}:" in err

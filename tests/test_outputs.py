@@ -1,0 +1,169 @@
+"""What the engine writes: permissions, the files each command leaves, and what they hold."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from doodle_engine import load, save
+from doodle_engine.export import write_image
+from doodle_engine.report import write_plots, write_report
+
+
+@pytest.fixture
+def umask():
+    """Run a test under a given umask, restoring the old one afterwards."""
+    old = os.umask(0o022)
+    os.umask(old)
+    yield lambda mask: os.umask(mask)
+    os.umask(old)
+
+
+def _mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027, 0o002])
+def test_every_output_gets_the_permissions_of_a_normal_write(synthetic, tmp_path, umask, mask):
+    umask(mask)
+    expected = 0o666 & ~mask
+    rec = load(synthetic())
+    out = tmp_path / "out"
+    frame = pd.DataFrame({"file": [str(rec.path)], "accuracy": [1.0], "differ": [0],
+                          "iou_water": [1.0], "error": [""]})
+    written = [save(rec, out / "x.npz"),
+               write_image(out / "x.png", np.zeros((4, 4), np.uint8)),
+               write_image(out / "x.jpg", np.zeros((4, 4, 3), np.uint8)),
+               write_report(frame, out / "rows.csv"), out / "rows_summary.csv",
+               write_report(frame, out / "rows.parquet"), out / "rows_summary.csv"]
+    written += write_plots(frame, out / "plots")
+    plain = out / "plain.txt"
+    plain.write_text("x")  # what a normal write gives, for comparison
+    assert _mode(plain) == expected
+    for path in written:
+        assert _mode(path) == expected, (path, oct(_mode(path)))
+
+
+@pytest.fixture
+def two_files(tmp_path):
+    """A folder of two files: ``same.npz`` stores the label that era mlp-2022-05 rebuilds
+    (not the era its layout gives: a default rebuild differs), ``other.npz`` a label that
+    differs from any rebuild."""
+    from conftest import doodles_for, scene, write_npz
+    from doodle_engine import reconstruct
+    folder = tmp_path / "results"
+    folder.mkdir()
+    image, truth = scene(40, 56, seed=3)
+    doodles = doodles_for(truth)
+    settings = [3, 2, 1, 1, 1, 0.9, 2]
+    write_npz(folder / "other.npz", image, doodles, truth, settings)
+    res = reconstruct(load(folder / "other.npz"), era="mlp-2022-05")
+    default = reconstruct(load(folder / "other.npz"))
+    assert (default.label0 != res.label0).any()  # the options change the result
+    write_npz(folder / "same.npz", image, doodles, res.label0, settings)
+    return folder
+
+
+def _spy_reconstruct(monkeypatch):
+    import doodle_engine.jobs as jobs
+    calls = []
+    real = jobs.reconstruct
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, "reconstruct", counting)
+    return calls
+
+
+def test_plots_show_the_reconstruction_the_table_measured(two_files, tmp_path, monkeypatch):
+    from doodle_engine.batch import kept_label_path, run_batch
+    calls = _spy_reconstruct(monkeypatch)
+    kept = tmp_path / "kept"
+    frame = run_batch("validate", [two_files], workers=1, progress=False, era="mlp-2022-05",
+                      labels_dir=kept)
+    assert len(calls) == 2 and all(c["mode"] == "exact" for c in calls)
+    rows = frame.set_index(frame["file"].map(lambda f: os.path.basename(f)))
+    assert rows.loc["same.npz", "differ"] == 0 and rows.loc["other.npz", "differ"] > 0
+    assert "_rebuilt" not in frame
+    same, other = (kept_label_path(kept, two_files / n) for n in ("same.npz", "other.npz"))
+    assert not same.exists()  # equal results need no map
+    with np.load(other) as z:
+        rebuilt = z["label"]
+    stored = load(two_files / "other.npz").label
+    assert int((stored != rebuilt).sum()) == rows.loc["other.npz", "differ"]
+
+    written = write_plots(frame, tmp_path / "plots", labels_dir=kept)
+    assert len(calls) == 2  # the plots rebuilt nothing
+    names = sorted(p.name for p in written)
+    assert names == ["accuracy_hist.png", "class_iou.png", "disagreement_other.png"]
+
+
+def test_kept_labels_come_back_from_worker_processes_and_dask(two_files, tmp_path):
+    from doodle_engine.batch import kept_label_path, run_batch
+    path = two_files / "other.npz"
+    runs = {}
+    for name, kw in [("local", {"workers": 1}), ("processes", {"workers": 2})]:
+        run_batch("validate", [two_files], progress=False, labels_dir=tmp_path / name, **kw)
+        runs[name] = np.load(kept_label_path(tmp_path / name, path))["label"]
+    distributed = pytest.importorskip("dask.distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        run_batch("validate", [two_files], client=client, progress=False,
+                  labels_dir=tmp_path / "dask")
+    runs["dask"] = np.load(kept_label_path(tmp_path / "dask", path))["label"]
+    assert all(np.array_equal(runs["local"], v) for v in runs.values())
+
+
+def test_validate_plots_command_draws_only_the_files_that_differ(two_files, tmp_path, capsys):
+    from doodle_engine.cli import main
+    code = main(["validate", str(two_files), "--era", "mlp-2022-05", "--plots",
+                 str(tmp_path / "plots"), "--workers", "1"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
+        "accuracy_hist.png", "class_iou.png", "disagreement_other.png"]
+    assert "1/1" in err  # the plot phase's progress bar
+    assert "plots: 3 figure(s)" in out
+
+
+@pytest.mark.parametrize("size", [30, 400, 4000])
+def test_one_differing_pixel_stays_visible_at_any_image_size(size):
+    from doodle_engine.report import _marked
+    diff = np.zeros((size, size), bool)
+    diff[size // 2, size // 3] = True
+    marked, grown = _marked(diff, np.zeros((size, size, 3), np.uint8), panel_px=400)
+    # on a 400-pixel-wide panel the mark spans at least two screen pixels
+    assert grown[size // 2].sum() / size * 400 >= 2
+    assert (marked[grown] == [255, 0, 255]).all()
+
+
+def test_reconstruct_writes_a_colour_label_and_says_what_it_skipped(synthetic, tmp_path, capsys):
+    from PIL import Image
+
+    from doodle_engine.cli import main
+    from doodle_engine.colorize import colorize
+    path = synthetic("mlp-2022-05")
+    out = tmp_path / "out"
+    assert main(["reconstruct", str(path), "-o", str(out), "--quiet", "--workers", "1"]) == 0
+    first = capsys.readouterr().out
+    assert "skipped" not in first.splitlines()[-1]
+    rebuilt = load(out / "mlp-2022-05.npz").label
+    grey = np.array(Image.open(out / "mlp-2022-05_label.png"))
+    colour = np.array(Image.open(out / "mlp-2022-05_label_color.png"))
+    assert np.array_equal(grey, rebuilt)
+    assert np.array_equal(colour, colorize(rebuilt, ["water", "surf", "sand"]))
+    assert main(["reconstruct", str(path), "-o", str(out), "--quiet", "--workers", "1"]) == 0
+    again = capsys.readouterr().out
+    summary = next(ln for ln in again.splitlines() if ln.startswith("files:"))
+    assert "skipped: 1 (up to date: their outputs are newer than the input; --force redoes them)" in summary
+    (out / "mlp-2022-05_label_color.png").unlink()  # a missing output is redone
+    assert main(["reconstruct", str(path), "-o", str(out), "--quiet", "--workers", "1"]) == 0
+    assert "skipped" not in capsys.readouterr().out.splitlines()[-1]
+    assert (out / "mlp-2022-05_label_color.png").exists()
