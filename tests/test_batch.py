@@ -10,6 +10,7 @@ import pytest
 
 from doodle_engine import DoodleError, load
 from doodle_engine.batch import run_batch
+from doodle_engine.jobs import SKIPPED
 from conftest import doodles_for, scene, write_npz
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,16 +110,16 @@ def test_rerun_skips_up_to_date_outputs_and_redoes_changed_inputs(folder, tmp_pa
     assert "skipped" not in first or first["skipped"].isna().all()
     again = run_batch("reconstruct", [folder / "img0.npz", folder / "img1.npz"], outdir=out,
                       progress=False)
-    assert (again["skipped"] == "up to date").all()
+    assert (again["skipped"] == SKIPPED).all()
     later = (out / "img0.npz").stat().st_mtime + 5
     os.utime(folder / "img0.npz", (later, later))
     third = run_batch("reconstruct", [folder / "img0.npz", folder / "img1.npz"], outdir=out,
                       progress=False).set_index("file")
-    assert third.loc[str(folder / "img0.npz"), "skipped"] != "up to date"
-    assert third.loc[str(folder / "img1.npz"), "skipped"] == "up to date"
+    assert third.loc[str(folder / "img0.npz"), "skipped"] != SKIPPED
+    assert third.loc[str(folder / "img1.npz"), "skipped"] == SKIPPED
     forced = run_batch("export", [folder / "img1.npz"], outdir=tmp_path / "ex", progress=False)
     again = run_batch("export", [folder / "img1.npz"], outdir=tmp_path / "ex", progress=False)
-    assert (again["skipped"] == "up to date").all() and len(forced) == 1
+    assert (again["skipped"] == SKIPPED).all() and len(forced) == 1
 
 
 def test_stream_keeps_rows_with_different_columns_and_survives_a_cut_line(folder, tmp_path):
