@@ -32,12 +32,17 @@ from .jobs import JOBS
 
 
 def find_npz(inputs):
-    """Files and folders (searched recursively) -> sorted list of .npz paths."""
+    """Files and folders (searched recursively) -> sorted list of .npz paths.  A folder
+    named ``*.npz`` given by name is listed as itself (so it is refused as "a folder"), and
+    a folder with no .npz file in it is an error: a run never ends quietly with nothing done."""
     files = []
     for item in inputs:
         p = Path(item)
-        if p.is_dir():
-            files.extend(sorted(q for q in p.rglob("*.npz") if q.is_file()))
+        if p.is_dir() and p.suffix.lower() != ".npz":
+            found = sorted(q for q in p.rglob("*.npz") if q.is_file())
+            if not found:
+                raise DoodleError(p, "is a folder with no .npz files in it")
+            files.extend(found)
         else:
             files.append(p)
     return list(dict.fromkeys(str(f) for f in files))
