@@ -577,11 +577,9 @@ def _execute_pool(job, files, kwargs, n):
                         if rows is None:
                             w.proc.join()
                             rows = _died(w.path, w.proc.exitcode)
-                            w.stop()
-                            workers[workers.index(w)] = w = _Worker(ctx)
                         w.path = None
                         if todo:
-                            if not w.proc.is_alive():  # sent its rows, then died
+                            if not w.proc.is_alive():  # died, or sent its rows and then died
                                 w.stop()
                                 workers[workers.index(w)] = w = _Worker(ctx)
                             w.give(job, todo.popleft(), kwargs)
@@ -594,6 +592,7 @@ def _execute_pool(job, files, kwargs, n):
 def _worker_main(conn, parent_pid):
     """A worker: run the jobs it is sent until told to stop or its parent is gone."""
     _die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     while True:
         try:
             task = conn.recv()
