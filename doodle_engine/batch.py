@@ -36,13 +36,14 @@ def find_npz(inputs):
     """Files and folders (searched recursively) -> sorted list of .npz paths.
 
     A folder that holds no ``.npz`` file, or no inputs at all, is a DoodleError (a mistyped
-    folder should not look like a successful run over nothing)."""
+    folder should not look like a successful run over nothing).  A folder named ``*.npz``
+    given by name is listed as itself (so it is refused as "a folder")."""
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     files = []
     for item in inputs:
         p = Path(item)
-        if p.is_dir():
+        if p.is_dir() and p.suffix.lower() != ".npz":
             found = sorted(q for q in p.rglob("*.npz") if q.is_file())
             if not found:
                 raise DoodleError(p, "folder holds no .npz files")
@@ -606,11 +607,9 @@ def _execute_pool(job, files, kwargs, n):
                         if rows is None:
                             w.proc.join()
                             rows = _died(w.path, w.proc.exitcode)
-                            w.stop()
-                            workers[workers.index(w)] = w = _Worker(ctx)
                         w.path = None
                         if todo:
-                            if not w.proc.is_alive():  # sent its rows, then died
+                            if not w.proc.is_alive():  # died, or sent its rows and then died
                                 w.stop()
                                 workers[workers.index(w)] = w = _Worker(ctx)
                             w.give(job, todo.popleft(), kwargs)
@@ -623,6 +622,7 @@ def _execute_pool(job, files, kwargs, n):
 def _worker_main(conn, parent_pid):
     """A worker: run the jobs it is sent until told to stop or its parent is gone."""
     _die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
     while True:
         try:
             task = conn.recv()

@@ -255,6 +255,8 @@ def _decode_classes(arr, path):
     if arr is None:
         return None
     arr = np.asarray(arr)
+    if arr.dtype.kind == "O" and arr.ndim == 1 and all(isinstance(c, str) for c in arr.tolist()):
+        arr = arr.astype(str)  # names pickled as Python strings (read only with allow_pickle)
     if arr.dtype.kind not in "US" or arr.ndim != 1:
         raise DoodleError(path, f"'classes' must be a 1-D array of names, got {arr.dtype} {arr.shape}")
     if arr.size > MAX_CLASSES:

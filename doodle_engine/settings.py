@@ -177,6 +177,8 @@ def decode_settings(values, era=None, path=None, date=None):
     ``era`` overrides detection (any key of :data:`ERAS`); ``date`` (YYYY-MM-DD) or a
     results-folder date in ``path`` separates the two eras that share a layout.
     """
+    if np.asarray(values).dtype.kind not in "biuf":  # complex, text, objects: not cast
+        raise DoodleError(path, f"settings must hold real numbers, got {np.asarray(values).dtype}")
     try:
         values = np.asarray(values, dtype=np.float64).ravel()
     except (TypeError, ValueError):
