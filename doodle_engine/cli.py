@@ -231,13 +231,25 @@ def cmd_export(args):
 
 
 def cmd_stats(args):
-    from doodle_engine.report import class_stats
+    from doodle_engine.report import class_stats, stats_summary
     frame, failed = _batch(args, "stats")
     table = class_stats(frame, args.metadata)
     if args.report:
         from doodle_engine.report import write_report
         write_report(table, args.report)
-    print(table.to_string(max_rows=60))
+    print(stats_summary(frame).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(_counts(frame, failed) + (f"  full table (per file): {args.report}" if args.report
+                                    else "  (--report FILE.csv writes the table per file)"))
+    if args.metadata:
+        joined = int(table["metadata_csv"].notna().sum()) if "metadata_csv" in table else 0
+        files = int(table["file_name"].notna().sum()) if "file_name" in table else 0
+        if joined == 0:
+            print(f"warning: no file joined the metadata ({files} file(s) matched by npz file "
+                  "name against annotation_image_filename in "
+                  f"{', '.join(args.metadata)}): the metadata columns are empty",
+                  file=sys.stderr)
+        else:
+            print(f"metadata: {joined} of {files} file(s) joined")
     return _why(1 if failed else 0, f"{failed} file(s) failed (listed above)")
 
 
