@@ -161,7 +161,24 @@ def mapping_from_dict(data, source="dict"):
 
 
 def load_mapping(path_or_mapping):
-    """A Mapping from a Mapping, a dict, or the path of a JSON mapping file."""
+    """Read a class mapping.
+
+    Parameters
+    ----------
+    path_or_mapping : Mapping, dict or path
+        A :class:`Mapping`, a dict (names -> names, or 0-based integers -> integers) or the
+        path of a JSON mapping file (Coast Train's or Doodler's schema).
+
+    Returns
+    -------
+    Mapping
+
+    Examples
+    --------
+    >>> from doodle_engine.remap import load_mapping
+    >>> load_mapping({"surf": "water", "water": "water"}).targets
+    ['water']
+    """
     if isinstance(path_or_mapping, Mapping):
         return path_or_mapping
     if isinstance(path_or_mapping, dict):
