@@ -3,8 +3,9 @@
 from .errors import DoodleError
 from .io import NO_CLASS, DoodleRecord, load, save
 from .reconstruct import Reconstruction, reconstruct
+from . import remap  # noqa: E402  the module, callable as remap(labels, mapping, ...)
 from .settings import ERAS, Settings, decode_settings
 
 __all__ = ["DoodleError", "DoodleRecord", "ERAS", "NO_CLASS", "Reconstruction", "Settings",
-           "decode_settings", "load", "reconstruct", "save"]
+           "decode_settings", "load", "reconstruct", "remap", "save"]
 __version__ = "0.1.0"

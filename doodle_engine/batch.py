@@ -286,16 +286,55 @@ def _resolve_workers(workers, n_files):
 def run_batch(job, inputs, workers=1, scheduler=None, client=None, table=None, resume=False,
               progress=True, labels_dir=None, also_writes=None, also_reads=(),
               **kwargs) -> pd.DataFrame:
-    """Run ``job`` ("validate", "reconstruct", "remap", "export", "stats") over ``inputs``.
+    """Run a per-file job over files and folders; one table row per result.
 
-    ``workers``: local processes (1 = in this process; "auto": one per core, bounded by the
-    number of files and the free memory, see :func:`auto_workers`).  ``scheduler`` (address) or
-    ``client`` (dask.distributed.Client): run on that Dask cluster instead.  ``table``: a
-    CSV path that receives rows as files finish; with ``resume`` files already done
-    (unchanged, no error) are skipped.  ``also_writes`` ({"report": file, "plots": folder})
-    and ``also_reads`` (mapping, metadata files) are checked with the table and ``outdir``
-    by :func:`check_outputs` before any work: no output may replace an input or a file that
-    is not of its own kind.  A worker process that dies gives its file an error row."""
+    Parameters
+    ----------
+    job : {"validate", "reconstruct", "remap", "export", "stats"}
+    inputs : list of paths
+        ``.npz`` files and folders (searched recursively).  A folder with no ``.npz`` is a
+        DoodleError.
+    workers : int or "auto"
+        Local processes (1 = in this process; "auto": one per core, bounded by the number
+        of files and the free memory, see :func:`auto_workers`).  Several workers spawn
+        processes: call it under ``if __name__ == "__main__":`` in a script.
+    scheduler : str, optional
+        Address of a Dask scheduler (``tcp://host:8786``) to run on instead.
+    client : dask.distributed.Client, optional
+        A Dask client to run on instead.
+    table : path, optional
+        CSV that receives rows as files finish (a stopped run can resume from it).
+    resume : bool
+        Skip files already in ``table``, unchanged and without error.
+    progress : bool
+        Show a progress bar.
+    labels_dir : path, optional
+        For ``"validate"``: keep the rebuilt label of each result that differs from its
+        stored one in this folder (for :func:`doodle_engine.report.write_plots`).
+    also_writes : dict, optional
+        Other outputs of the run (``{"report": file, "plots": folder}``) and ``also_reads``
+        (mapping, metadata files): checked with ``table`` and ``outdir`` by
+        :func:`check_outputs` before any work, so no output replaces an input or a file
+        that is not of its own kind.
+    **kwargs
+        Passed to the job: ``outdir``, ``era``, ``seed``, ``mode``, ``crf_backend``,
+        ``classes``, ``trials``, ``mapping``, ``default``, ``label_ext``, ``force``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per result in input order; failed files have a non-empty ``error`` (a
+        worker process that dies gives its file an error row).
+
+    Examples
+    --------
+    >>> from doodle_engine.batch import run_batch
+    >>> from doodle_engine.example import make_example
+    >>> path = make_example("example.npz", 48, 64, overwrite=True)
+    >>> table = run_batch("validate", [path], mode="fast", progress=False)
+    >>> list(table[["era", "error"]].iloc[0])
+    ['mlp-2021-10', '']
+    """
     if job not in JOBS:
         raise DoodleError(None, f"unknown job {job!r}")
     every = find_npz(inputs)

@@ -224,17 +224,37 @@ def cmd_export(args):
     frame, failed = _batch(args, "export", outdir=args.output,
                            label_ext=".png" if args.png_labels else ".jpg")
     _summary(frame, failed)
+    if "jpeg_changed_px" in frame:
+        changed = frame["jpeg_changed_px"].fillna(0)
+        if changed.sum():
+            beyond = int(frame["jpeg_beyond_classes_px"].fillna(0).sum())
+            print(f"note: JPEG labels (as Doodler wrote them) changed {int(changed.sum()):,} px "
+                  f"in {int((changed > 0).sum())} of {int(frame['jpeg_changed_px'].notna().sum())} "
+                  f"file(s) ({int(changed.max()):,} px at most in one; {beyond:,} px hold a value "
+                  "that is no class); --png-labels writes exact labels")
     return _why(1 if failed else 0, f"{failed} file(s) failed (listed above)")
 
 
 def cmd_stats(args):
-    from doodle_engine.report import class_stats
+    from doodle_engine.report import class_stats, stats_summary
     frame, failed = _batch(args, "stats")
     table = class_stats(frame, args.metadata)
     if args.report:
         from doodle_engine.report import write_report
         write_report(table, args.report)
-    print(table.to_string(max_rows=60))
+    print(stats_summary(frame).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(_counts(frame, failed) + (f"  full table (per file): {args.report}" if args.report
+                                    else "  (--report FILE.csv writes the table per file)"))
+    if args.metadata:
+        joined = int(table["metadata_csv"].notna().sum()) if "metadata_csv" in table else 0
+        files = int(table["file_name"].notna().sum()) if "file_name" in table else 0
+        if joined == 0:
+            print(f"warning: no file joined the metadata ({files} file(s) matched by npz file "
+                  "name against annotation_image_filename in "
+                  f"{', '.join(args.metadata)}): the metadata columns are empty",
+                  file=sys.stderr)
+        else:
+            print(f"metadata: {joined} of {files} file(s) joined")
     return _why(1 if failed else 0, f"{failed} file(s) failed (listed above)")
 
 
@@ -311,10 +331,18 @@ def build_parser():
     sp.add_argument("--table")
     sp.set_defaults(func=cmd_remap)
 
-    sp = sub.add_parser("export", help="write images, labels, colour labels, overlays, doodles")
+    sp = sub.add_parser(
+        "export", help="write images, labels, colour labels, overlays, doodles",
+        description="Write images/, labels/ (greyscale class indices), colorlabels/, overlays/ "
+                    "and doodles/ as Doodler's gen_images_and_labels.py named them. Labels are "
+                    "JPEG by default, as Doodler wrote them, and JPEG changes class values along "
+                    "class edges (99-1,462 px per file on Doodler's own files, some to values "
+                    "that are no class): use --png-labels for exact labels, e.g. for training.")
     common(sp)
     sp.add_argument("-o", "--output", required=True)
-    sp.add_argument("--png-labels", action="store_true", help="lossless PNG labels instead of JPEG")
+    sp.add_argument("--png-labels", action="store_true",
+                    help="write labels as lossless PNG: exact class values (recommended; the "
+                         "default JPEG, Doodler's format, changes values along class edges)")
     sp.add_argument("--table")
     sp.set_defaults(func=cmd_export)
 

@@ -52,7 +52,31 @@ def palette_from(colors, n_classes):
 
 
 def colorize(label, classes=None, colors=None, none_color=(0, 0, 0)):
-    """0-based label raster -> RGB uint8 image with the class colours (a table lookup)."""
+    """A label raster in colour.
+
+    Parameters
+    ----------
+    label : array of int
+        0-based class indices (``NO_CLASS`` = 255 for no class).
+    classes : list of str, optional
+        Class names: their number chooses Doodler's palette (G10 up to 10, Light24 up to 24).
+    colors : list, optional
+        Your own colours ('#RRGGBB' or RGB triples), one per class.
+    none_color : tuple
+        Colour of pixels with no class.
+
+    Returns
+    -------
+    numpy.ndarray
+        H x W x 3 uint8.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from doodle_engine.colorize import colorize
+    >>> colorize(np.array([[0, 1]]), ["water", "sand"])[0].tolist()
+    [[51, 102, 204], [220, 57, 18]]
+    """
     label = np.asarray(label)
     n = len(classes) if classes is not None else int(label[label != NO_CLASS].max(initial=0)) + 1
     pal = palette_from(colors, n)
@@ -63,9 +87,31 @@ def colorize(label, classes=None, colors=None, none_color=(0, 0, 0)):
 
 
 def color_doodles(doodles, classes=None, colors=None, image=None):
-    """Doodles (0 = none, v = class v-1) -> RGB as Doodler's ``color_doodles``: undoodled
-    pixels take the palette's last colour (Doodler looked up class -1), and pixels whose
-    image band 0 is 0 are black when ``image`` is given."""
+    """Doodles in colour, exactly as Doodler stored ``color_doodles``.
+
+    Parameters
+    ----------
+    doodles : array of int
+        0 = not doodled, v = class v-1.
+    classes : list of str, optional
+    colors : list, optional
+        Your own colours, one per class.
+    image : array, optional
+        Pixels whose band 0 is 0 are black, as Doodler drew them.
+
+    Returns
+    -------
+    numpy.ndarray
+        H x W x 3 uint8; undoodled pixels take the palette's last colour (Doodler looked up
+        class -1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from doodle_engine.colorize import color_doodles
+    >>> color_doodles(np.array([[0, 1]]), ["water", "sand"])[0].tolist()
+    [[49, 99, 149], [51, 102, 204]]
+    """
     n = len(classes) if classes is not None else int(np.max(doodles, initial=1))
     if colors is not None:
         last = palette_from(colors, n)[-1]
@@ -80,7 +126,33 @@ def color_doodles(doodles, classes=None, colors=None, image=None):
 
 
 def overlay(image, label, alpha=0.5, classes=None, colors=None, skip_none=True):
-    """Blend the colour label over the image: ``(1 - alpha) * image + alpha * colour``."""
+    """Blend the colour label over the image: ``(1 - alpha) * image + alpha * colour``.
+
+    Parameters
+    ----------
+    image : array
+        H x W or H x W x bands (the first three bands are used).
+    label : array of int
+        0-based class indices (``NO_CLASS`` = 255 for no class).
+    alpha : float
+        Weight of the colour, 0..1.
+    classes, colors
+        As for :func:`colorize`.
+    skip_none : bool
+        Leave pixels with no class as the image.
+
+    Returns
+    -------
+    numpy.ndarray
+        H x W x 3 uint8.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from doodle_engine.colorize import overlay
+    >>> overlay(np.zeros((1, 2, 3), np.uint8), np.array([[0, 255]]), 0.5, ["water"])[0].tolist()
+    [[26, 51, 102], [0, 0, 0]]
+    """
     if not 0 <= alpha <= 1:
         raise DoodleError(None, f"alpha must be in [0, 1], got {alpha}")
     img = np.asarray(image)

@@ -39,7 +39,31 @@ def doodles_for(truth, classes=(0, 1, 2)):
 
 
 def make_example(path, h=240, w=320, seed=0, overwrite=False):
-    """Write an example Doodler .npz (May-2022 layout) and return its path."""
+    """Write a generated Doodler file to try the engine on.
+
+    Parameters
+    ----------
+    path : str or path
+        The ``.npz`` to write.
+    h, w : int
+        Image size.
+    seed : int
+        Seeds the generated scene.
+    overwrite : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``: an undated file with 7 settings values (era ``mlp-2021-10``, assumed),
+        classes water, surf and sand, and the label the engine rebuilds from its doodles.
+
+    Examples
+    --------
+    >>> from doodle_engine.example import make_example
+    >>> make_example("example.npz", 48, 64, overwrite=True).name
+    'example.npz'
+    """
     from .reconstruct import reconstruct
 
     image, truth = scene(h, w, seed)

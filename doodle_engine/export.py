@@ -52,10 +52,34 @@ def export_targets(path, outdir, label_ext=".jpg"):
 
 
 def export_record(record: DoodleRecord, outdir, label_ext=".jpg", alpha=0.5):
-    """Write images/, labels/, colorlabels/, overlays/ and doodles/ for one record.
+    """Write images/, labels/, colorlabels/, overlays/ and doodles/ for one record, named
+    as Doodler's ``gen_images_and_labels.py`` named them.
 
-    Labels are greyscale 0-based class indices (pixels with no class are 0, as Doodler
-    wrote them).  Doodler wrote labels as JPEG; ``label_ext='.png'`` keeps them lossless."""
+    Parameters
+    ----------
+    record : DoodleRecord
+    outdir : path
+    label_ext : {".jpg", ".png"}
+        Labels are greyscale 0-based class indices (no class = 0, as Doodler wrote them).
+        ``.jpg`` is Doodler's format and changes class values along class edges (99-1,462
+        px per file on Doodler's own files); ``.png`` keeps them exact.
+    alpha : float
+        Weight of the colour in the overlays.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written.
+
+    Examples
+    --------
+    >>> import doodle_engine as de
+    >>> from doodle_engine.example import make_example
+    >>> from doodle_engine.export import export_record
+    >>> rec = de.load(make_example("example.npz", 48, 64, overwrite=True))
+    >>> [p.parent.name for p in export_record(rec, "exported", label_ext=".png")][:3]
+    ['images', 'labels', 'colorlabels']
+    """
     if record.label is None:
         raise DoodleError(record.path, "has no label to export")
     image = record.orig_image if record.orig_image is not None else record.image

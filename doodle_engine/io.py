@@ -379,11 +379,47 @@ def trial_prefixes(keys):
 
 def load(path, classes=None, era=None, date=None, allow_pickle=False,
          max_pixels=DEFAULT_MAX_PIXELS, trials=True) -> DoodleRecord:
-    """Read a Doodler .npz of any era.  See :class:`DoodleRecord`.
+    """Read a Doodler .npz of any era.
 
-    ``classes`` supplies class names when the file has none (else a classes.txt beside
-    the file is used); ``era`` overrides the detected era; ``date`` (YYYY-MM-DD) tells
-    apart the eras that share a settings layout when the path carries no results date.
+    Parameters
+    ----------
+    path : str or path
+        The ``.npz`` file.  Nothing in it is unpickled unless ``allow_pickle``.
+    classes : list of str, optional
+        Class names when the file has none (else a ``classes.txt`` beside the file is used).
+    era : str, optional
+        Overrides the era detected from the settings layout and the results date
+        (:data:`doodle_engine.ERAS`).
+    date : str, optional
+        ``YYYY-MM-DD``: tells apart the eras that share a settings layout when the path
+        carries no results date.
+    allow_pickle : bool
+        Read object arrays (pickled data): only for files you trust.
+    max_pixels : int
+        Refuse images above this many pixels (checked from the array headers).
+    trials : bool
+        Also read the earlier attempts stored in the file (``rec.trials``).
+
+    Returns
+    -------
+    DoodleRecord
+        ``label`` is a 0-based uint8 raster (``NO_CLASS`` = 255 for no class) whatever the
+        file's layout; ``settings.era`` and ``settings.era_source`` say which era was used
+        and where it came from.
+
+    Raises
+    ------
+    DoodleError
+        One line naming the file and the problem.
+
+    Examples
+    --------
+    >>> import doodle_engine as de
+    >>> from doodle_engine.example import make_example
+    >>> path = make_example("example.npz", 48, 64, overwrite=True)
+    >>> rec = de.load(path)
+    >>> rec.shape, rec.classes, rec.settings.era
+    ((48, 64), ['water', 'surf', 'sand'], 'mlp-2021-10')
     """
     arrays = read_arrays(path, allow_pickle=allow_pickle, max_pixels=max_pixels, trials=trials)
     record = _record_from_arrays(arrays, "", path, classes, era, date)
@@ -463,8 +499,29 @@ def atomic_write(path, write_fn, overwrite=True):
 def save(record: DoodleRecord, path, overwrite=False, keep_trials=True):
     """Write ``record`` as a Doodler-compatible compressed npz, atomically.
 
-    Refuses to write over the record's own input file, and over any existing file unless
-    ``overwrite=True``.  Earlier trials are written back under their '0' prefixes.
+    Parameters
+    ----------
+    record : DoodleRecord
+    path : str or path
+        The file to write (through a temporary file and a rename, with the permissions a
+        normal write gives).
+    overwrite : bool
+        Replace an existing file.  The file the record was read from is never replaced.
+    keep_trials : bool
+        Write the earlier trials back under their ``0`` prefixes.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Examples
+    --------
+    >>> import doodle_engine as de
+    >>> from doodle_engine.example import make_example
+    >>> rec = de.load(make_example("example.npz", 48, 64, overwrite=True))
+    >>> de.save(rec, "copy.npz", overwrite=True).name
+    'copy.npz'
     """
     path = Path(path)
     if record.path is not None and path.exists() and os.path.samefile(path, record.path):

@@ -152,7 +152,21 @@ def export_file(path, outdir, classes=None, label_ext=".jpg", force=False, **_):
     written = export_record(rec, outdir, label_ext=label_ext)
     row = _base_row(path, rec)
     row["output"] = ";".join(str(p) for p in written)
+    if label_ext.lower() in (".jpg", ".jpeg"):
+        row.update(jpeg_label_damage(rec, targets[1]))
     return [row]
+
+
+def jpeg_label_damage(record, jpeg_path):
+    """How much a JPEG label written by export differs from the label it was made from:
+    ``jpeg_changed_px`` (pixels whose value changed) and ``jpeg_beyond_classes_px``
+    (pixels whose value is not a class index at all)."""
+    from PIL import Image
+    grey = np.where(record.label == NO_CLASS, 0, record.label)
+    with Image.open(jpeg_path) as img:
+        back = np.asarray(img)
+    return {"jpeg_changed_px": int((back != grey).sum()),
+            "jpeg_beyond_classes_px": int((back >= max(record.n_classes, 1)).sum())}
 
 
 def stats_file(path, classes=None, **_):

@@ -87,19 +87,56 @@ def _check_inputs(image, doodles, settings, where):
 
 
 def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
-                crf_backend=None, n_jobs=1, path=None, mode="exact") -> Reconstruction:
+                crf_backend=None, workers=1, path=None, mode="exact",
+                n_jobs=None) -> Reconstruction:
     """Rebuild the label from doodles as the Doodler era of ``settings`` did.
 
-    Call with a :class:`DoodleRecord`, or with ``image``, ``doodles`` and ``settings`` (a
-    :class:`Settings` or a raw settings array).  ``era`` overrides the detected era;
-    ``seed`` seeds the random forest (Doodler's was unseeded; MLP eras are deterministic).
-    ``mode``: "exact" (default; compiled kernels that give Doodler's labels), "fast"
-    (compiled float32 trainer on at most 40,000 rows: close, not identical) or "reference"
-    (scikit-learn's own trainer and predict: the straightforward path).
-    ``crf_backend``: "pydensecrf" (the library Doodler called) or "numba" (the compiled
-    permutohedral lattice, same semantics, no C++ build); by default pydensecrf in the exact
-    and reference modes when it is installed, else numba.
+    Parameters
+    ----------
+    record_or_image : DoodleRecord or array
+        A record from :func:`doodle_engine.load`, or an image (H x W x bands) given with
+        ``doodles`` and ``settings``.
+    doodles : array, optional
+        0 = not doodled, v = class v-1 (only with an image).
+    settings : Settings or array, optional
+        Doodler's settings (a :class:`Settings` or the raw settings array); by default the
+        record's.
+    era : str, optional
+        Overrides the detected era (:data:`doodle_engine.ERAS`).
+    seed : int
+        Seeds the random forest (Doodler's was unseeded; MLP eras are deterministic).
+    crf_backend : {"pydensecrf", "numba"}, optional
+        The library Doodler called, or the compiled permutohedral lattice with the same
+        semantics; by default pydensecrf in exact and reference mode when installed.
+    workers : int
+        Threads for the random forest's fit (``n_jobs`` is its old name, deprecated).
+    path : str, optional
+        Named in error messages when an image is given.
+    mode : {"exact", "fast", "reference"}
+        ``exact``: compiled kernels that give Doodler's labels; ``fast``: compiled float32
+        trainer on at most 40,000 rows (close, not identical); ``reference``:
+        scikit-learn's own trainer and predict (the straightforward path).
+
+    Returns
+    -------
+    Reconstruction
+        ``label`` (1-based, 0 = no class, as Doodler's ``seg``), ``label0`` (0-based,
+        ``NO_CLASS`` = 255), ``era``, ``timings`` (seconds per stage) and ``notes``.
+
+    Examples
+    --------
+    >>> import doodle_engine as de
+    >>> from doodle_engine.example import make_example
+    >>> rec = de.load(make_example("example.npz", 48, 64, overwrite=True))
+    >>> res = de.reconstruct(rec, mode="fast")
+    >>> res.label0.shape, res.era
+    ((48, 64), 'mlp-2021-10')
     """
+    if n_jobs is not None:
+        import warnings
+        warnings.warn("reconstruct(n_jobs=...) is deprecated: use workers=...",
+                      DeprecationWarning, stacklevel=2)
+        workers = n_jobs
     if isinstance(record_or_image, DoodleRecord):
         rec = record_or_image
         image, doodles, where = rec.image, rec.doodles, rec.path
@@ -130,7 +167,7 @@ def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
         notes.append("one class doodled: every pixel gets it, no classifier, no CRF")
         return Reconstruction(label, None, settings.era, settings, timer.timings, notes)
     label, clf_label = run(img, doodles, settings, timer, notes,
-                           _Options(seed, n_jobs, mode, where, crf_backend))
+                           _Options(seed, workers, mode, where, crf_backend))
     return Reconstruction(label.astype(np.uint8), clf_label, settings.era, settings,
                           timer.timings, notes)
 

@@ -1,5 +1,9 @@
 """Merge, split and rename classes with one lookup table applied in a single pass.
 
+``doodle_engine.remap(labels, mapping, ...)`` calls :func:`remap`: this module is callable,
+so the top-level name is the function while ``from doodle_engine.remap import remap_record``
+(and every other name here) keeps working.
+
 Mappings come as a dict of names (old -> new), a dict of integers (0-based old -> new),
 or a JSON mapping file in one of the two schemas Doodler users have:
 
@@ -11,7 +15,10 @@ or a JSON mapping file in one of the two schemas Doodler users have:
 
 from __future__ import annotations
 
+import inspect
 import json
+import sys
+import types
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -30,38 +37,69 @@ class Mapping:
     targets: list | None
     index_map: dict | None = None
     source: str = "dict"
+    classes: list | None = None  # the source classes a mapping file lists (Coast Train)
 
-    def table(self, classes=None, n=None, default=None):
-        """Lookup table (uint8, 256 entries) for 0-based labels of ``classes``.
+    def lookup(self, classes=None, default=None, where=None):
+        """``(table, flags, classes)``: the 256-entry uint8 lookup table for 0-based labels,
+        the values that have no rule (``flags``, 1 = must not occur), and the class names
+        used (``classes``, else the mapping file's own list, else None).
 
-        Unmapped classes raise DoodleError unless ``default`` (a target name or index)."""
+        ``NO_CLASS`` stays ``NO_CLASS``.  A class with no rule maps to ``default`` (a target
+        name or index) when given, else is flagged; with class names, values beyond the
+        classes are flagged too."""
         if default is not None:
             _names_only([default], self.source, "the default target")
-        table = np.arange(256, dtype=np.int64)
-        table[:] = NO_CLASS
+        classes = classes if classes is not None else self.classes
+        table = np.full(256, NO_CLASS, np.int64)
+        flags = np.zeros(256, np.uint8)
         if self.index_map is not None:
-            n = n if n is not None else (len(classes) if classes is not None else 255)
-            for old in range(n):
+            for old in range(NO_CLASS):
                 if old in self.index_map:
                     table[old] = self.index_map[old]
                 elif default is not None:
-                    table[old] = int(default)
+                    table[old] = self._index(default)
                 else:
-                    raise DoodleError(self.source, f"class {old} has no rule and no default was given")
+                    flags[old] = 1
+            if classes is not None:
+                flags[len(classes):NO_CLASS] = 1
         else:
             if classes is None:
-                raise DoodleError(self.source, "a name mapping needs the labels' class names")
+                raise DoodleError(where or self.source,
+                                  "a name mapping needs the labels' class names (classes=)")
+            if len(classes) > NO_CLASS:
+                raise DoodleError(where or self.source, f"{len(classes)} classes: at most 255")
             for old, name in enumerate(classes):
                 target = self._target_for(name, old)
-                if target is None:
-                    if default is None:
-                        raise DoodleError(self.source, f"class {name!r} has no rule in the mapping "
-                                                       "(pass a default)")
+                if target is None and default is not None:
                     target = default
-                table[old] = self._index(target)
-        if (table[table != NO_CLASS] >= NO_CLASS).any() or (table < 0).any():
+                if target is None:
+                    flags[old] = 1
+                else:
+                    table[old] = self._index(target)
+            flags[len(classes):NO_CLASS] = 1
+        if (table[:NO_CLASS][flags[:NO_CLASS] == 0] >= NO_CLASS).any() or (table < 0).any():
             raise DoodleError(self.source, "mapping targets must be class indices 0..254")
-        return table.astype(np.uint8)
+        return table.astype(np.uint8), flags, classes
+
+    def table(self, classes=None, n=None, default=None, where=None):
+        """Lookup table (uint8, 256 entries) for 0-based labels of ``classes`` (or of ``n``
+        classes numbered 0..n-1): a class among them with no rule raises DoodleError
+        unless ``default`` (a target name or index) is given."""
+        table, flags, classes = self.lookup(classes, default, where)
+        n = n if n is not None else (len(classes) if classes is not None else NO_CLASS)
+        for old in range(min(n, NO_CLASS)):
+            if flags[old]:
+                raise DoodleError(where or self.source, self.unmapped(old, classes))
+        return table
+
+    def unmapped(self, value, classes=None):
+        """The message for a label value with no rule."""
+        if classes is not None and value >= len(classes):
+            return (f"label value {value} is not a class (the labels have {len(classes)} "
+                    f"classes: {list(classes)})")
+        name = repr(classes[value]) if classes is not None else str(value)
+        return (f"class {name} (label value {value}) has no rule in the mapping "
+                f"{self.source} (pass default= / --default)")
 
     def _target_for(self, name, old):
         if name in self.aliases:
@@ -102,8 +140,11 @@ def mapping_from_dict(data, source="dict"):
         _names_only(aliases.values(), source, "'aliases' targets")
         if isinstance(supers, list):
             _names_only(supers, source, "'super_classes'")
+        listed = data.get("classes")
+        listed = [str(c) for c in listed] if isinstance(listed, list) else None
         if isinstance(supers, list):
-            return Mapping(dict(aliases), [str(s) for s in supers], source=source)
+            return Mapping(dict(aliases), [str(s) for s in supers], source=source,
+                           classes=listed)
         if isinstance(supers, dict):
             try:
                 order = sorted(supers, key=lambda k: int(supers[k]))
@@ -111,9 +152,10 @@ def mapping_from_dict(data, source="dict"):
                     raise ValueError
             except (TypeError, ValueError, OverflowError):
                 raise DoodleError(source, "'super_classes' must number the superclasses 1..N") from None
-            return Mapping(dict(aliases), order, source=f"{source} (doodler schema)")
+            return Mapping(dict(aliases), order, source=f"{source} (doodler schema)",
+                           classes=listed)
         targets = list(dict.fromkeys(aliases.values()))
-        return Mapping(dict(aliases), targets, source=source)
+        return Mapping(dict(aliases), targets, source=source, classes=listed)
     if all(isinstance(k, (int, np.integer)) for k in data) and all(
             isinstance(v, (int, np.integer)) for v in data.values()):
         return Mapping(None, None, {int(k): int(v) for k, v in data.items()}, source=source)
@@ -124,7 +166,24 @@ def mapping_from_dict(data, source="dict"):
 
 
 def load_mapping(path_or_mapping):
-    """A Mapping from a Mapping, a dict, or the path of a JSON mapping file."""
+    """Read a class mapping.
+
+    Parameters
+    ----------
+    path_or_mapping : Mapping, dict or path
+        A :class:`Mapping`, a dict (names -> names, or 0-based integers -> integers) or the
+        path of a JSON mapping file (Coast Train's or Doodler's schema).
+
+    Returns
+    -------
+    Mapping
+
+    Examples
+    --------
+    >>> from doodle_engine.remap import load_mapping
+    >>> load_mapping({"surf": "water", "water": "water"}).targets
+    ['water']
+    """
     if isinstance(path_or_mapping, Mapping):
         return path_or_mapping
     if isinstance(path_or_mapping, dict):
@@ -164,46 +223,126 @@ def _names_only(values, source, what):
 def apply_table(labels, table, out=None):
     """``table[labels]`` in one pass; works on any integer dtype and any shape (one image or
     a stack).  Values beyond the table raise DoodleError."""
+    labels = _integer_labels(labels)
+    from .kernels.lut import apply_lut_checked
+    out, found = apply_lut_checked(labels, np.ascontiguousarray(table, np.uint8),
+                                   np.zeros(len(table), np.uint8), out=out)
+    if found:
+        raise DoodleError(None, f"label values {labels.min()}..{labels.max()} exceed the table")
+    return out
+
+
+def _integer_labels(labels):
     labels = np.asarray(labels)
     if labels.dtype.kind not in "ui":
         raise DoodleError(None, f"labels must be integers, got {labels.dtype}")
-    if labels.size and (labels.min() < 0 or labels.max() >= len(table)):
-        raise DoodleError(None, f"label values {labels.min()}..{labels.max()} exceed the table")
-    from .kernels.lut import apply_lut
-    return apply_lut(labels, np.ascontiguousarray(table), out=out)
+    return labels
 
 
-def remap(labels, mapping, classes=None, default=None, doodles=False):
-    """Remap a 0-based label raster (or stack), or doodles (``doodles=True``: 0 stays 0 and
-    v -> new(v-1)+1).  ``mapping``: dict, :class:`Mapping` or mapping-file path."""
+def remap(labels, mapping, classes=None, default=None, doodles=False, path=None):
+    """Merge, split or rename the classes of a label raster in one pass.
+
+    Parameters
+    ----------
+    labels : array of int
+        0-based class indices (``NO_CLASS`` = 255 for no class), one image or a stack, any
+        integer dtype; or Doodler doodles with ``doodles=True`` (0 = not doodled, v = class
+        v-1).
+    mapping : dict, Mapping or path
+        Names -> names, 0-based integers -> integers, or a mapping JSON file (Coast Train's
+        or Doodler's schema, see the module's notes).
+    classes : list of str, optional
+        The labels' class names, needed by name mappings.  When omitted, the ``classes``
+        list of a mapping file is used (Coast Train's files carry one).
+    default : str or int, optional
+        Target for classes with no rule; without it such a class present in ``labels`` is an
+        error naming it.
+    doodles : bool
+        Remap doodles: 0 stays 0, v -> new(v-1)+1.
+    path : str, optional
+        The file the labels came from, named in error messages.
+
+    Returns
+    -------
+    numpy.ndarray of uint8
+        The remapped labels, same shape (``NO_CLASS`` stays ``NO_CLASS``).
+
+    Raises
+    ------
+    DoodleError
+        A class present in ``labels`` with no rule (and no ``default``), a value that is not
+        a class, or a bad mapping.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import doodle_engine as de
+    >>> labels = np.array([[0, 1], [2, 255]], np.uint8)
+    >>> de.remap(labels, {"water": "water", "surf": "water", "sand": "land"},
+    ...          classes=["water", "surf", "sand"])
+    array([[  0,   0],
+           [  1, 255]], dtype=uint8)
+    """
+    from .kernels.lut import apply_lut_checked
     m = load_mapping(mapping)
-    labels = np.asarray(labels)
-    if classes is not None:
-        n = len(classes)
-    else:
-        valid = labels[labels > 0] - 1 if doodles else labels[labels != NO_CLASS]
-        n = int(valid.max()) + 1 if valid.size else 0
-    table = m.table(classes, n=n, default=default)
+    labels = _integer_labels(labels)
+    table, flags, classes = m.lookup(classes, default, where=path)
     if doodles:
         dtable = np.zeros(256, np.uint8)
-        dtable[1:] = (table[:255].astype(np.int64) + 1).clip(0, 255).astype(np.uint8)
-        dtable[1:][table[:255] == NO_CLASS] = 0
-        return apply_table(labels, dtable)
-    return apply_table(labels, table)
+        dflags = np.zeros(256, np.uint8)
+        dtable[1:] = np.where(table[:255] == NO_CLASS, 0, table[:255].astype(np.int64) + 1)
+        dflags[1:] = flags[:255]
+        out, found = apply_lut_checked(labels, dtable, dflags)
+    else:
+        out, found = apply_lut_checked(labels, table, flags)
+    if found:  # the rare path: find which value, to name it
+        values = np.unique(labels)
+        if doodles:
+            values = values[values > 0] - 1
+        bad = [int(v) for v in values if not 0 <= v < NO_CLASS or flags[int(v)]]
+        bad = [v for v in bad if v != NO_CLASS] or bad
+        v = bad[0]
+        if not 0 <= v <= NO_CLASS:
+            raise DoodleError(path, f"label value {v} is outside 0..255")
+        raise DoodleError(path if path is not None else m.source, m.unmapped(v, classes))
+    return out
 
 
 def remap_record(record: DoodleRecord, mapping, default=None) -> DoodleRecord:
-    """A new record with label, doodles, classes and colour images remapped consistently."""
+    """A new record with label, doodles, classes and colour images remapped consistently.
+
+    Parameters
+    ----------
+    record : DoodleRecord
+    mapping : dict, Mapping or path
+        As for :func:`remap`.  A file without class names uses the mapping file's ``classes``.
+    default : str or int, optional
+        Target for classes with no rule.
+
+    Returns
+    -------
+    DoodleRecord
+        With the new classes; earlier trials remapped too.  The input is not changed.
+
+    Examples
+    --------
+    >>> import doodle_engine as de
+    >>> from doodle_engine.remap import remap_record
+    >>> rec = de.load("example.npz")                                     # doctest: +SKIP
+    >>> new = remap_record(rec, {"water": "water", "surf": "water", "sand": "land"})  # doctest: +SKIP
+    """
     from .colorize import color_doodles, colorize
 
     m = load_mapping(mapping)
-    if record.classes is None and m.index_map is None:
+    classes = record.classes if record.classes is not None else m.classes
+    if classes is None and m.index_map is None:
         raise DoodleError(record.path, "the file has no class names: pass classes (or --classes)")
-    classes = record.classes
-    table = m.table(classes, n=record.n_classes, default=default)
+    where = record.path if record.path is not None else None
     new_classes = m.new_classes(classes)
-    label = apply_table(record.label, table) if record.label is not None else None
-    doodles = remap(record.doodles, m, classes=classes, default=default, doodles=True)
+    label = None
+    if record.label is not None:
+        label = remap(record.label, m, classes=classes, default=default, path=where)
+    doodles = remap(record.doodles, m, classes=classes, default=default, doodles=True, path=where)
     k = None
     if label is not None and record.label_layout == "onehot":
         valid = label != NO_CLASS
@@ -213,3 +352,14 @@ def remap_record(record: DoodleRecord, mapping, default=None) -> DoodleRecord:
                    color_label=None if label is None else colorize(label, new_classes),
                    color_doodles=color_doodles(doodles, new_classes),
                    trials=[remap_record(t, m, default) for t in record.trials])
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable as :func:`remap` (``doodle_engine.remap(labels, mapping)``)."""
+
+    def __call__(self, *args, **kwargs):
+        return remap(*args, **kwargs)
+
+
+__signature__ = inspect.signature(remap)
+sys.modules[__name__].__class__ = _CallableModule

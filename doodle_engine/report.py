@@ -296,6 +296,22 @@ def _metadata(paths):
     return pd.concat(frames, ignore_index=True) if frames else None
 
 
+def stats_summary(table):
+    """A short view of the ``stats`` job's rows (before any metadata join, whose columns may
+    start with ``px_`` too): per class, the pixels over all files, their share, and in how
+    many files the class occurs."""
+    px = [c for c in table.columns if c.startswith("px_")]
+    ok = table[table["error"] == ""] if "error" in table else table
+    rows = []
+    total = ok[px].fillna(0).to_numpy().sum() if px else 0
+    for c in px:
+        n = ok[c].fillna(0)
+        rows.append({"class": c[3:], "pixels": int(n.sum()),
+                     "fraction": n.sum() / total if total else float("nan"),
+                     "files": int((n > 0).sum())})
+    return pd.DataFrame(rows, columns=["class", "pixels", "fraction", "files"])
+
+
 def class_stats(frame, metadata=None):
     """Per-file class-pixel counts and fractions, joined to Coast Train metadata on the npz
     file name when given (column order differs between records: columns are matched by

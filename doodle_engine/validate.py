@@ -55,8 +55,29 @@ def metrics_from_confusion(cm):
 
 
 def validate(stored, rebuilt, n_classes=None) -> Metrics:
-    """Compare two 0-based label rasters (NO_CLASS = none).  ``n_classes`` defaults to the
-    largest class present + 1."""
+    """Compare a rebuilt label with the stored one.
+
+    Parameters
+    ----------
+    stored, rebuilt : array of int
+        0-based label rasters of the same shape (``NO_CLASS`` = 255 for no class).
+    n_classes : int, optional
+        Number of classes; by default the largest class present + 1.
+
+    Returns
+    -------
+    Metrics
+        ``n_differ`` (pixels), ``accuracy``, ``iou`` (per class), ``mean_iou``, ``kappa``
+        and ``confusion`` (rows stored, columns rebuilt, last = no class).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from doodle_engine.validate import validate
+    >>> m = validate(np.array([[0, 1], [1, 1]]), np.array([[0, 1], [1, 0]]), n_classes=2)
+    >>> m.n_differ, m.accuracy
+    (1, 0.75)
+    """
     stored = np.asarray(stored)
     rebuilt = np.asarray(rebuilt)
     if stored.shape != rebuilt.shape:

@@ -130,3 +130,34 @@ def test_failed_files_exit_1_with_a_line_saying_why(capsys, synthetic, tmp_path)
     assert code == 1
     assert err.splitlines()[-1] == "exit 1: 1 file(s) failed (listed above)"
     assert f"error: {broken}:" in err
+
+
+def test_stats_prints_a_short_summary_and_warns_when_no_file_joined(capsys, synthetic, tmp_path):
+    import pandas as pd
+    path = synthetic("mlp-2022-05")
+    meta = tmp_path / "meta.csv"
+    pd.DataFrame({"annotation_image_filename": ["someone_else.npz"], "ImageHeightPx": [5]}
+                 ).to_csv(meta, index=False)
+    code, out, err = run(capsys, "stats", path, "--metadata", meta, "--report",
+                         tmp_path / "s.csv", "--quiet", "--workers", "1")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["class", "pixels", "fraction", "files"]
+    assert len(lines) == 1 + 4 + 1  # water, surf, sand, none, and the counts line
+    assert lines[-1].startswith("files: 1  failed: 0  full table (per file):")
+    assert err.startswith("warning: no file joined the metadata")
+    table = pd.read_csv(tmp_path / "s.csv")
+    assert "ImageHeightPx" in table and table["ImageHeightPx"].isna().all()
+    pd.DataFrame({"annotation_image_filename": [f"x/{path.name}"], "ImageHeightPx": [5]}
+                 ).to_csv(meta, index=False)
+    code, out, err = run(capsys, "stats", path, "--metadata", meta, "--quiet", "--workers", "1")
+    assert code == 0 and err == "" and "metadata: 1 of 1 file(s) joined" in out
+
+
+def test_stats_summary_ignores_metadata_columns_named_px(capsys, synthetic, tmp_path):
+    import pandas as pd
+    path = synthetic("mlp-2022-05")
+    meta = tmp_path / "meta.csv"
+    pd.DataFrame({"annotation_image_filename": [path.name], "px_size_m": [10]}).to_csv(meta, index=False)
+    code, out, err = run(capsys, "stats", path, "--metadata", meta, "--quiet", "--workers", "1")
+    assert code == 0 and "size_m" not in out

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import needs_real
 from doodle_engine import load, save
 from doodle_engine.export import write_image
 from doodle_engine.report import write_plots, write_report
@@ -167,3 +168,40 @@ def test_reconstruct_writes_a_colour_label_and_says_what_it_skipped(synthetic, t
     assert main(["reconstruct", str(path), "-o", str(out), "--quiet", "--workers", "1"]) == 0
     assert "skipped" not in capsys.readouterr().out.splitlines()[-1]
     assert (out / "mlp-2022-05_label_color.png").exists()
+
+
+def test_export_counts_what_jpeg_labels_changed_and_png_keeps_them(synthetic, tmp_path, capsys):
+    from PIL import Image
+
+    from doodle_engine.cli import build_parser, main
+    path = synthetic("mlp-2022-05", h=64, w=80)
+    assert main(["export", str(path), "-o", str(tmp_path / "jpg"), "--quiet",
+                 "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    label = load(path).label
+    back = np.array(Image.open(tmp_path / "jpg" / "labels" / "mlp-2022-05_label.jpg"))
+    changed = int((back != label).sum())
+    assert changed > 0  # JPEG blurs class edges
+    note = next(ln for ln in out.splitlines() if ln.startswith("note: JPEG labels"))
+    assert f"changed {changed:,} px in 1 of 1 file(s)" in note and "--png-labels" in note
+    assert main(["export", str(path), "-o", str(tmp_path / "png"), "--png-labels", "--quiet",
+                 "--workers", "1"]) == 0
+    assert "JPEG" not in capsys.readouterr().out
+    exact = np.array(Image.open(tmp_path / "png" / "labels" / "mlp-2022-05_label.png"))
+    assert np.array_equal(exact, label)
+    helptext = " ".join(next(a for a in build_parser()._subparsers._group_actions[0].choices
+                             .items() if a[0] == "export")[1].format_help().split())
+    assert "JPEG changes class values" in helptext and "--png-labels" in helptext
+
+
+@needs_real
+def test_jpeg_labels_of_the_real_files_change_by_the_documented_amounts(tmp_path):
+    """README and --help quote 99-1,462 px per file (0 on a one-class file)."""
+    from conftest import real_files
+    from doodle_engine.jobs import export_file
+    changed = []
+    for f in real_files():
+        row = export_file(f, tmp_path / "ex")[0]
+        changed.append(row["jpeg_changed_px"])
+    nonzero = [c for c in changed if c]
+    assert min(nonzero) == 99 and max(nonzero) == 1462

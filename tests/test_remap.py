@@ -56,7 +56,10 @@ def test_doodles_keep_zero():
 
 def test_unmapped_class_is_an_error_unless_a_default():
     with pytest.raises(DoodleError, match="no rule"):
-        remap(np.zeros((2, 2), np.uint8), {"a": "x"}, classes=["a", "b"])
+        remap(np.array([[0, 1]], np.uint8), {"a": "x"}, classes=["a", "b"])
+    # a class with no rule that no pixel holds is no error (checked in the remap's own pass)
+    np.testing.assert_array_equal(
+        remap(np.zeros((2, 2), np.uint8), {"a": "x"}, classes=["a", "b"]), np.zeros((2, 2)))
     out = remap(np.array([[0, 1]], np.uint8), {"a": "x"}, classes=["a", "b"], default="x")
     np.testing.assert_array_equal(out, [[0, 0]])
 
@@ -84,3 +87,77 @@ def test_remap_record_keeps_everything_consistent(synthetic, tmp_path):
     np.testing.assert_array_equal(out.color_label[out.label == 1][0], [0xDC, 0x39, 0x12])
     back = load(save(out, tmp_path / "remapped.npz"))
     assert back.classes == ["water", "land"] and back.label_k == 2
+
+
+def test_top_level_remap_is_the_function_and_the_module_still_imports():
+    import doodle_engine as de
+    import doodle_engine.remap as module
+    from doodle_engine.remap import remap as function, remap_record as record_fn
+    labels = np.array([[0, 1], [2, NO_CLASS]], np.uint8)
+    rule = {"water": "water", "surf": "water", "sand": "land"}
+    classes = ["water", "surf", "sand"]
+    expected = np.array([[0, 0], [1, NO_CLASS]], np.uint8)
+    np.testing.assert_array_equal(de.remap(labels, rule, classes=classes), expected)
+    np.testing.assert_array_equal(function(labels, rule, classes=classes), expected)
+    assert module is de.remap and module.remap_record is record_fn
+    import inspect
+    assert list(inspect.signature(de.remap).parameters)[:2] == ["labels", "mapping"]
+
+
+def test_a_mapping_files_own_classes_are_used_when_none_are_given(tmp_path):
+    path = tmp_path / "coast.json"
+    path.write_text(json.dumps({"aliases": {"water": "water", "surf": "water", "sand": "land"},
+                                "classes": ["water", "surf", "sand"],
+                                "super_classes": ["water", "land"]}))
+    labels = np.array([[0, 1, 2]], np.uint8)
+    np.testing.assert_array_equal(remap(labels, path), [[0, 0, 1]])
+    with pytest.raises(DoodleError, match="class names"):
+        remap(labels, {"water": "water"})  # a plain dict has no class list
+
+
+@needs_coast
+def test_coast_train_s2_file_without_classes_given():
+    path = COAST_DIR / "remap_coast_train_classes_s2.json"
+    data = json.loads(path.read_text())
+    labels = np.arange(len(data["classes"]), dtype=np.uint8)[None]
+    np.testing.assert_array_equal(remap(labels, path), remap(labels, path, classes=data["classes"]))
+
+
+def test_an_unmapped_class_error_names_the_npz_and_the_class(synthetic, tmp_path):
+    rec = load(synthetic("mlp-2022-05"))
+    with pytest.raises(DoodleError) as exc:
+        remap_record(rec, {"water": "water", "surf": "water"})
+    msg = str(exc.value)
+    assert msg.startswith(f"{rec.path}: class 'sand' (label value 2) has no rule in the mapping")
+    from doodle_engine.cli import main
+    mapping = tmp_path / "m.json"
+    mapping.write_text(json.dumps({"water": "water", "surf": "water"}))
+    assert main(["remap", str(rec.path), "--mapping", str(mapping), "-o", str(tmp_path / "o"),
+                 "--quiet", "--workers", "1"]) == 1
+
+
+def test_values_that_are_no_class_are_errors():
+    with pytest.raises(DoodleError, match="label value 3 is not a class"):
+        remap(np.array([[0, 3]], np.uint8), {"a": "x", "b": "x"}, classes=["a", "b"])
+    with pytest.raises(DoodleError, match="outside 0..255"):
+        remap(np.array([[0, 300]], np.int32), {0: 0, 1: 0})
+    with pytest.raises(DoodleError, match="outside 0..255"):
+        remap(np.array([[-1, 0]], np.int16), {0: 0, 1: 0})
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.int64])
+def test_checked_lut_kernel_matches_its_numpy_twin(dtype):
+    from doodle_engine.kernels.lut import apply_lut_checked, apply_lut_checked_numpy
+    rng = np.random.default_rng(1)
+    table = rng.integers(0, 255, 256).astype(np.uint8)
+    hi = 256 if dtype == np.uint8 else 300
+    lo = -5 if np.dtype(dtype).kind == "i" else 0
+    for flagged in ([], [7], [3, 200]):
+        flags = np.zeros(256, np.uint8)
+        flags[flagged] = 1
+        for low, high in ((0, 7), (0, 256), (lo, hi)):
+            labels = rng.integers(low, min(high, np.iinfo(dtype).max), (300, 257)).astype(dtype)
+            got = apply_lut_checked(labels, table, flags)
+            want = apply_lut_checked_numpy(labels, table, flags)
+            np.testing.assert_array_equal(got[0], want[0])
+            assert got[1] == want[1]

@@ -1,0 +1,54 @@
+"""The Python API: NumPy-style docstrings whose examples run, one name per idea."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import numpy as np
+import pytest
+
+import doodle_engine as de
+
+PUBLIC = ["doodle_engine.io.load", "doodle_engine.io.save", "doodle_engine.reconstruct.reconstruct",
+          "doodle_engine.remap.remap", "doodle_engine.remap.remap_record",
+          "doodle_engine.remap.load_mapping", "doodle_engine.validate.validate",
+          "doodle_engine.batch.run_batch", "doodle_engine.colorize.colorize",
+          "doodle_engine.colorize.overlay", "doodle_engine.colorize.color_doodles",
+          "doodle_engine.export.export_record", "doodle_engine.example.make_example",
+          "doodle_engine.report.write_plots"]
+
+
+def _obj(name):
+    module, attr = name.rsplit(".", 1)
+    return getattr(importlib.import_module(module), attr)
+
+
+@pytest.mark.parametrize("name", PUBLIC)
+def test_public_functions_have_numpy_style_docstrings(name):
+    doc = _obj(name).__doc__ or ""
+    for section in ("Parameters\n    ----------", "Returns\n    -------"):
+        assert section in doc, f"{name} lacks {section.split()[0]}"
+    if name != "doodle_engine.report.write_plots":
+        assert "Examples\n    --------" in doc, f"{name} lacks Examples"
+
+
+@pytest.mark.parametrize("name", [n for n in PUBLIC if n != "doodle_engine.report.write_plots"])
+def test_docstring_examples_run(name, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    obj = _obj(name)
+    finder = doctest.DocTestFinder(recurse=False)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    tests = finder.find(obj, name, globs={})
+    assert tests and tests[0].examples
+    for t in tests:
+        runner.run(t)
+    assert runner.failures == 0, f"{runner.failures} example(s) of {name} failed"
+
+
+def test_reconstruct_takes_workers_and_n_jobs_is_a_deprecated_alias(synthetic):
+    rec = de.load(synthetic("rf-2021-06"))
+    new = de.reconstruct(rec, workers=1, seed=3)
+    with pytest.warns(DeprecationWarning, match="workers"):
+        old = de.reconstruct(rec, n_jobs=1, seed=3)
+    np.testing.assert_array_equal(new.label, old.label)
