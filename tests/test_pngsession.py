@@ -298,3 +298,9 @@ def test_rgb_unknown_black_without_zero_band0(march_session):
     ann[5, 5] = 0  # black where the image's band 0 is not 0: no class
     with pytest.raises(DoodleError, match=r"\(0, 0, 0\) x 1 px"):
         ps.decode_annotations(ann, 3, image=image, path="x.png")
+
+
+def test_date_argument_for_an_undated_folder(oct_session):
+    app, image, mask, label = oct_session
+    e = ps.read_png_session(app / "results", date="2020-10-17")[0]
+    assert e["date"] == "2020-10-17" and e["session_date"] == "2020-10-17" and e["time"] is None
