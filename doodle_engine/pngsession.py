@@ -397,13 +397,15 @@ def list_png_session(folder):
     return out
 
 
-def read_png_session(path, classes=None, images=None, convention=None, missing="error"):
+def read_png_session(path, classes=None, images=None, convention=None, missing="error",
+                     date=None):
     """Every doodled image of a pre-npz Doodler results folder, as entry dicts in time order.
 
     ``images``: folder holding the images (default: the results folder, then Doodler's
     ``assets`` beside ``results``); ``missing``: ``"error"`` (default) or ``"skip"`` for a doodle
     PNG whose image cannot be found.  Without time stamps in the names (October 2020) the
-    order is by name and each entry's ``time`` is None.
+    order is by name and each entry's ``time`` is None.  ``date`` ('YYYY-MM-DD') stands in
+    for the session date when neither the folder nor the file names carry one.
     """
     folder = Path(path)
     if not folder.exists():
@@ -416,6 +418,7 @@ def read_png_session(path, classes=None, images=None, convention=None, missing="
                                   "pre-npz results folder")
     names, source = _resolve_classes(classes, folder)
     sdate, stime = session_date(folder)
+    sdate = sdate or date
     folders = _image_folders(folder, images)
     entries = []
     for g in groups:

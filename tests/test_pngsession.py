@@ -277,3 +277,30 @@ def test_history_sessions_build_and_read(tmp_path):
     assert all(e["convention"] == ps.RGB_2020 and e["classes"] == ["water", "land"] for e in entries)
     with pytest.raises(dc.MirrorError, match="never written inside the repository"):
         dc.build(dc.Path(__file__).resolve().parents[1] / "cases", None, MIRROR)
+
+
+def test_light24_session_of_twelve_classes():
+    from doodle_engine.colorize import LIGHT24
+
+    pal = np.array([hex_to_rgb(c) for c in LIGHT24], np.uint8)
+    mask = np.zeros((6, 6), np.uint8)
+    mask[0, :] = 12
+    mask[1, :] = 1
+    ann = pal[(mask.astype(np.int64) - 1) % 24]  # undoodled = Light24[-1]
+    doodles, notes = ps.decode_annotations(ann, 12, convention=ps.RGB_2020)
+    assert np.array_equal(doodles, mask) and notes == []
+
+
+def test_rgb_unknown_black_without_zero_band0(march_session):
+    folder, truth = march_session
+    image, doodles, label = truth["img_a"]
+    ann = _rgb2021(doodles, image)
+    ann[5, 5] = 0  # black where the image's band 0 is not 0: no class
+    with pytest.raises(DoodleError, match=r"\(0, 0, 0\) x 1 px"):
+        ps.decode_annotations(ann, 3, image=image, path="x.png")
+
+
+def test_date_argument_for_an_undated_folder(oct_session):
+    app, image, mask, label = oct_session
+    e = ps.read_png_session(app / "results", date="2020-10-17")[0]
+    assert e["date"] == "2020-10-17" and e["session_date"] == "2020-10-17" and e["time"] is None
