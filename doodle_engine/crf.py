@@ -37,7 +37,9 @@ class Params:
     sxy: float = 3.0
     gauss_compat: float = 3.0
     schan: float | None = None
+    schan_bands: int | None = None
     upsample: str = "nearest"
+    argmax_plus_one: bool = True
     label_shift: str = "if-no-zero"
     final_rescale: str = "orig_mn"
 
@@ -107,14 +109,17 @@ def _gaussian_kernel(h, w, sxy=3.0, compat=3.0):
     return kernel
 
 
-def bilateral_features(image_small, theta, schan):
-    """(N, 5) float32 [row/theta, col/theta, channels/schan], as
-    ``pydensecrf.utils.create_pairwise_bilateral(sdims=(theta, theta), schan, img, chdim=2)``."""
+def bilateral_features(image_small, theta, schan, n_scaled=None):
+    """(N, 2 + C) float32 [row/theta, col/theta, channels/schan], as
+    ``pydensecrf.utils.create_pairwise_bilateral(sdims=(theta, theta), schan, img, chdim=2)``.
+    ``n_scaled``: only the first that many channels are divided (Doodler passed a 3-tuple of
+    scales for images with location channels appended: those stayed in pixel units)."""
     h, w = image_small.shape[:2]
     # pydensecrf divides the float32 arrays in place by numpy float64 scalars: the quotient
     # is taken in float64 and rounded to float32 (numpy >= 2 promotion)
     chans = np.rollaxis(image_small, 2).astype(np.float32)
-    chans = (chans / np.float64(schan)).astype(np.float32)
+    k = chans.shape[0] if n_scaled is None else min(int(n_scaled), chans.shape[0])
+    chans[:k] = (chans[:k] / np.float64(schan)).astype(np.float32)
     mesh = np.array(np.meshgrid(range(h), range(w), indexing="ij"), dtype=np.float32)
     mesh = (mesh / np.float64(theta)).astype(np.float32)
     feats = np.concatenate([mesh, chans])
@@ -126,14 +131,14 @@ def colour_scale(image_shape):
 
 
 def mean_field_q(unary, image_small, n, theta, mu, scale, backend="pydensecrf", sxy=3.0,
-                 gauss_compat=3.0):
+                 gauss_compat=3.0, n_scaled=None):
     """The two pairwise terms Doodler used and 10 mean-field iterations: Q (n, N)."""
     h, w = image_small.shape[:2]
     unary = np.ascontiguousarray(unary, dtype=np.float32)
     if backend == "numba":
         from .kernels import crf as kcrf
         kernels = [_gaussian_kernel(h, w, float(sxy), float(gauss_compat)),
-                   kcrf.Kernel(bilateral_features(image_small, theta, scale), mu)]
+                   kcrf.Kernel(bilateral_features(image_small, theta, scale, n_scaled), mu)]
         return kcrf.mean_field(unary.T, kernels, 10).T
     if backend != "pydensecrf":
         raise ValueError(f"unknown CRF backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -142,7 +147,7 @@ def mean_field_q(unary, image_small, n, theta, mu, scale, backend="pydensecrf", 
     d.setUnaryEnergy(unary)
     d.addPairwiseGaussian(sxy=(sxy, sxy), compat=gauss_compat, kernel=dcrf.DIAG_KERNEL,
                           normalization=dcrf.NORMALIZE_SYMMETRIC)
-    d.addPairwiseEnergy(bilateral_features(image_small, theta, scale).T.copy(), compat=mu,
+    d.addPairwiseEnergy(bilateral_features(image_small, theta, scale, n_scaled).T.copy(), compat=mu,
                         kernel=dcrf.DIAG_KERNEL, normalization=dcrf.NORMALIZE_SYMMETRIC)
     return np.asarray(d.inference(10))
 
@@ -153,8 +158,11 @@ def _refine(unary, image, n, p, shape, backend):
     img = image[::p.downsample, ::p.downsample, :]
     h, w = img.shape[:2]
     scale = colour_scale(image.shape) if p.schan is None else p.schan
-    q = mean_field_q(unary, img, n, p.theta, p.mu, scale, backend, p.sxy, p.gauss_compat)
-    small = np.argmax(q, axis=0).reshape((h, w)).astype(np.uint8) + 1
+    q = mean_field_q(unary, img, n, p.theta, p.mu, scale, backend, p.sxy, p.gauss_compat,
+                     p.schan_bands)
+    small = np.argmax(q, axis=0).reshape((h, w)).astype(np.uint8) + (1 if p.argmax_plus_one else 0)
+    if p.upsample == "none":
+        return small.astype(np.float64)  # full resolution: the integers are rescaled as they are
     if p.upsample == "bilinear-aa":
         return resize_bilinear(small, shape)
     return resize_nearest(small, shape)

@@ -134,12 +134,18 @@ def feature_matrix(image_std, sigmas, loc_mode, sobel_border=False):
 
 
 def _column_plan(n_channels, n_sigmas, recipe):
-    """Which columns of the full (location, blur, Sobel, eig0, eig1) matrix the era kept."""
+    """Which columns of the full (location, blur, Sobel, eig0, eig1) matrix the era kept, in
+    order; -1 and -2 stand for the raw column and row grids ("gxgy", March 2021), which
+    Doodler put at the start of every (channel, sigma) group."""
     keep = [recipe.location not in (None, "gxgy"), recipe.intensity, recipe.edges,
             recipe.texture, recipe.texture]
-    cols = [c * n_sigmas * FEATURES_PER_SCALE + s * FEATURES_PER_SCALE + f
-            for c in range(n_channels) for s in range(n_sigmas)
-            for f in range(FEATURES_PER_SCALE) if keep[f]]
+    cols = []
+    for c in range(n_channels):
+        for s in range(n_sigmas):
+            if recipe.location == "gxgy":
+                cols += [-1, -2]
+            base = (c * n_sigmas + s) * FEATURES_PER_SCALE
+            cols += [base + f for f in range(FEATURES_PER_SCALE) if keep[f]]
     return cols
 
 
@@ -147,8 +153,7 @@ def era_features(image_std, sigmas, recipe, mode="exact"):
     """The feature matrix of ``recipe``'s era: per channel, per sigma, the location feature
     in the era's form and the feature kinds it had on (blur, Sobel, Hessian eigenvalues).
     ``mode`` "reference" computes it with scikit-image; otherwise the compiled twin (float32
-    columns in "fast").  The raw column / row pair of March 2021 ("gxgy") follows the last
-    channel's features, as Doodler appended it."""
+    columns in "fast")."""
     loc = recipe.location if recipe.location not in (None, "gxgy") else "raw"
     border = recipe.sobel_border
     if mode == "reference":
@@ -157,11 +162,13 @@ def era_features(image_std, sigmas, recipe, mode="exact"):
         from .kernels.features import feature_matrix as compiled_features
         dtype = np.float32 if mode == "fast" else np.float64
         full = compiled_features(image_std, sigmas, loc, dtype, border)
-    n_ch = image_std.shape[2]
-    cols = _column_plan(n_ch, len(sigmas), recipe)
-    out = full if len(cols) == full.shape[1] else full[:, cols]
-    if recipe.location == "gxgy":
-        h, w = image_std.shape[:2]
-        gx, gy = np.meshgrid(np.arange(w, dtype=out.dtype), np.arange(h, dtype=out.dtype))
-        out = np.column_stack([out, gx.ravel(), gy.ravel()])
+    cols = _column_plan(image_std.shape[2], len(sigmas), recipe)
+    if cols == list(range(full.shape[1])):
+        return full
+    h, w = image_std.shape[:2]
+    out = np.empty((full.shape[0], len(cols)), full.dtype)
+    grids = {-1: np.tile(np.arange(w, dtype=full.dtype), h),
+             -2: np.repeat(np.arange(h, dtype=full.dtype), w)}
+    for j, c in enumerate(cols):
+        out[:, j] = grids[c] if c < 0 else full[:, c]
     return out

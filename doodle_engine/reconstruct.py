@@ -6,6 +6,7 @@ Labels inside the pipeline are 1-based (0 = no class), as in Doodler; the return
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -114,11 +115,18 @@ def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
     if not isinstance(settings, Settings):
         settings = decode_settings(settings, era=era, path=where)
     elif era is not None and era != settings.era:
-        settings = decode_settings(encode_settings(settings), era=era, path=where)
+        if settings.layout == 0:  # no stored settings (PNG session): the same sliders
+            era_recipe(era, where)
+            settings = dataclasses.replace(settings, era=era, era_source="user")
+        else:
+            settings = decode_settings(encode_settings(settings), era=era, path=where)
     crf_backend = _choose_crf_backend(crf_backend, mode, where)
     recipe = era_recipe(settings.era, where)
     if recipe.sigma_rule == "n_sigmas" and settings.n_sigmas is None:
         raise DoodleError(where, f"era {settings.era} needs n_sigmas, which these settings "
+                                 f"({settings.layout} values) do not hold")
+    if recipe.classifier == "rf" and recipe.trees.endswith("settings") and settings.n_estimators is None:
+        raise DoodleError(where, f"era {settings.era} needs n_estimators, which these settings "
                                  f"({settings.layout} values) do not hold")
     doodles = np.asarray(doodles)
     _check_inputs(image, doodles, settings, where)
@@ -234,7 +242,8 @@ def _crf_params(run):
         downsample=s.crf_downsample if r.crf_decimate is None else r.crf_decimate,
         gt_prob=s.gt_prob if r.gt_prob is None else r.gt_prob,
         sxy=r.gauss_sxy, gauss_compat=r.gauss_compat, schan=r.bilateral_schan,
-        upsample=r.upsample, label_shift=r.label_shift, final_rescale=r.final_rescale)
+        schan_bands=r.schan_bands, upsample=r.upsample, argmax_plus_one=r.argmax_plus_one,
+        label_shift=r.label_shift, final_rescale=r.final_rescale)
 
 
 def _rolled_crf(run, label, k, sign, params):

@@ -193,3 +193,29 @@ def encode_settings(s: Settings):
     else:
         tail = [s.gt_prob, s.n_sigmas]
     return np.array(head + tail, dtype=np.float64)
+
+
+def settings_for_era(era, path=None, source="era defaults", **sliders):
+    """Settings for a result that stored none (PNG-era sessions): the app's slider defaults
+    of ``era`` (:attr:`Recipe.defaults`), with ``sliders`` (e.g. ``crf_theta=60``) replacing
+    any of them.  ``layout`` is 0 (no settings array)."""
+    from .eras import SLIDERS, recipe
+    r = recipe(era, path)
+    unknown = set(sliders) - set(SLIDERS)
+    if unknown:
+        raise DoodleError(path, f"unknown setting(s) {', '.join(sorted(unknown))}; "
+                                f"known: {', '.join(SLIDERS)}")
+    values = dict(pen_width=3.0, crf_downsample=1, classifier_downsample=1, crf_theta=1.0,
+                  crf_mu=1.0, gt_prob=0.9, n_estimators=None, n_sigmas=None, sigma_min=1.0,
+                  sigma_max=16.0)
+    values.update(r.default_settings)
+    values.update({k: v for k, v in sliders.items() if v is not None})
+    for name in ("crf_downsample", "classifier_downsample"):
+        values[name] = _positive_int(path, name, float(values[name]))
+    if r.classifier == "rf" and values["n_estimators"] is None:
+        raise DoodleError(path, f"era {r.name} needs n_estimators (no default known)")
+    if values["n_estimators"] is not None:
+        values["n_estimators"] = _positive_int(path, "n_estimators", float(values["n_estimators"]))
+    if not 0 < values["gt_prob"] <= 1:
+        raise DoodleError(path, f"settings: gt_prob must be in (0, 1], got {values['gt_prob']!r}")
+    return Settings(**values, era=r.name, era_source=source, layout=0)
