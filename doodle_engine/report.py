@@ -13,7 +13,9 @@ from .errors import DoodleError
 
 def print_table(frame):
     cols = [c for c in ("file", "trial", "era", "height", "width", "differ", "accuracy",
-                        "mean_iou", "kappa", "seconds", "error") if c in frame]
+                        "accuracy_min", "accuracy_median", "accuracy_max", "runner_up",
+                        "runner_up_differ", "mean_iou", "kappa", "seconds", "error")
+            if c in frame]
     if not len(frame):
         print("(no files)")
         return
