@@ -8,6 +8,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from .eras import recipe as era_recipe
 from .errors import DoodleError
 
 #: Doodler's cap on training rows (MLP eras)
@@ -19,50 +20,70 @@ FAST_MAX_SAMPLES = 40_000
 MODES = ("exact", "fast", "reference")
 
 
-def training_rows(features, doodles, settings, max_samples=MLP_MAX_SAMPLES):
+def row_cap(recipe, max_samples=MLP_MAX_SAMPLES):
+    """(threshold, rows kept) of the era's cap on training rows, or None.  MLP eras keep
+    ``max_samples`` (Doodler's 100,000, or fewer in fast mode)."""
+    if recipe.classifier == "mlp":
+        return (max_samples, max_samples)
+    return recipe.row_cap
+
+
+def training_rows(features, doodles, settings, max_samples=MLP_MAX_SAMPLES, recipe=None):
     """(X, y, classes_seen): doodled rows in raster order, strided by the classifier
-    downsample factor, then capped as the era did.  ``classes_seen`` is taken after the
-    stride and before the cap, as Doodler took it."""
+    downsample factor, then capped as the era did (above a threshold, that many evenly spaced
+    indices: df7fccf kept 500,000 of more than 200,000, so rows repeat).  ``classes_seen`` is
+    taken after the stride and before the cap, as Doodler took it."""
+    r = era_recipe(recipe if recipe is not None else settings.era)
     flat = doodles.ravel()
     idx = np.flatnonzero(flat)[:: settings.classifier_downsample]
     y = flat[idx]
     seen = np.unique(y)
-    if settings.era.startswith("rf"):
-        # df7fccf: above 200,000 rows, 500,000 evenly spaced indices (so rows repeat)
-        if idx.size > 200_000:
-            idx = idx[np.round(np.linspace(0, idx.size - 1, 500_000)).astype(int)]
-    elif idx.size > max_samples:
-        idx = idx[np.round(np.linspace(0, idx.size - 1, max_samples)).astype(int)]
+    cap = row_cap(r, max_samples)
+    if cap is not None and idx.size > cap[0]:
+        idx = idx[np.round(np.linspace(0, idx.size - 1, cap[1])).astype(int)]
     return features[idx], flat[idx], seen
 
 
-def make_classifier(settings, seed=0, n_jobs=1):
-    if settings.era.startswith("rf"):
-        # Doodler added n_estimators to a fresh forest's own n_estimators before fitting
-        return RandomForestClassifier(n_estimators=2 * settings.n_estimators, n_jobs=n_jobs,
-                                      class_weight="balanced_subsample", min_samples_split=5,
-                                      random_state=seed)
+def n_trees(recipe, settings):
+    """The forest size: a fixed number, the settings' n_estimators, or twice it (from
+    b02840d Doodler added n_estimators to a fresh forest's own n_estimators before fitting)."""
+    if recipe.trees == "settings":
+        return int(settings.n_estimators)
+    if recipe.trees == "2x settings":
+        return 2 * int(settings.n_estimators)
+    return int(recipe.trees)
+
+
+def make_classifier(settings, seed=0, n_jobs=1, recipe=None):
+    r = era_recipe(recipe if recipe is not None else settings.era)
+    if r.classifier == "rf":
+        return RandomForestClassifier(n_estimators=n_trees(r, settings), n_jobs=n_jobs,
+                                      class_weight=r.class_weight,
+                                      min_samples_split=r.min_samples_split, random_state=seed)
     return make_pipeline(StandardScaler(),
-                         MLPClassifier(solver="adam", alpha=1, random_state=1, max_iter=2000,
-                                       early_stopping=True, hidden_layer_sizes=[100, 60]))
+                         MLPClassifier(solver="adam", alpha=r.mlp_alpha, random_state=1,
+                                       max_iter=r.mlp_max_iter, early_stopping=True,
+                                       hidden_layer_sizes=list(r.mlp_hidden)))
 
 
-def fit(features, doodles, settings, seed=0, n_jobs=1, path=None, mode="exact"):
+def fit(features, doodles, settings, seed=0, n_jobs=1, path=None, mode="exact", recipe=None):
     """Train the era's classifier on the doodled rows; returns (model, classes seen)."""
     if mode not in MODES:
         raise DoodleError(path, f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    r = era_recipe(recipe if recipe is not None else settings.era, path)
     cap = FAST_MAX_SAMPLES if mode == "fast" else MLP_MAX_SAMPLES
-    x, y, seen = training_rows(features, doodles, settings, max_samples=cap)
-    compiled = mode != "reference" and not settings.era.startswith("rf")
+    x, y, seen = training_rows(features, doodles, settings, max_samples=cap, recipe=r)
+    compiled_mlp = mode != "reference" and r.classifier == "mlp"
     try:
-        if compiled:
+        if compiled_mlp:
             from .kernels.mlp import fit_mlp
             if len(np.unique(y)) < 2:
                 raise ValueError("only one class among the training rows")
             dtype = np.float32 if mode == "fast" else np.float64
-            clf = fit_mlp(x, y, dtype=dtype)
+            clf = fit_mlp(x, y, dtype=dtype, hidden=tuple(r.mlp_hidden), alpha=r.mlp_alpha,
+                          max_iter=r.mlp_max_iter)
         else:
-            clf = make_classifier(settings, seed=seed, n_jobs=n_jobs)
+            clf = make_classifier(settings, seed=seed, n_jobs=n_jobs, recipe=r)
             clf.fit(x, y)
             if mode != "reference" and isinstance(clf, RandomForestClassifier):
                 from .kernels.forest import PackedForest

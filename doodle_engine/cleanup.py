@@ -100,3 +100,12 @@ def zero_unknown(label, known):
     for k in np.setdiff1d(np.unique(label), known):
         label[label == k] = 0
     return label
+
+
+def median_disk(label, radius):
+    """scikit-image's rank ``median(label, disk(radius))`` of a uint8 label (the 2020-21
+    apps' median filter): each pixel gets the lower median of the label values in the disk
+    around it, the disk cut at the image border."""
+    from skimage.filters.rank import median
+    from skimage.morphology import disk
+    return median(np.asarray(label).astype(np.uint8), disk(int(radius)))

@@ -35,9 +35,17 @@ def _workers(arg):
 def cmd_info(args):
     import numpy as np
     out = []
+    from doodle_engine.era_match import match_era, needs_match
+    from doodle_engine.eras import recipe as era_recipe
     for path in find_npz(args.files):
-        rec = load(path, classes=_classes(args.classes), era=args.era,
+        rec = load(path, classes=_classes(args.classes),
+                   era=None if args.era == "auto" else args.era,
                    allow_pickle=args.allow_pickle, max_pixels=args.max_pixels)
+        match = None
+        if rec.settings is not None and rec.label is not None and (
+                args.era == "auto" or (args.era is None and needs_match(rec.settings))):
+            match = match_era(rec)
+            rec.settings = match.result.settings
         present = sorted(int(v) for v in np.unique(rec.label)) if rec.label is not None else []
         info = {"file": path, "height": rec.shape[0], "width": rec.shape[1],
                 "bands": 1 if rec.image.ndim == 2 else rec.image.shape[2],
@@ -50,6 +58,10 @@ def cmd_info(args):
                 "doodle_coverage": float((rec.doodles > 0).mean()),
                 "label_layout": rec.label_layout, "label_k": rec.label_k,
                 "era": rec.settings.era if rec.settings else None,
+                "era_source": rec.settings.era_source if rec.settings else None,
+                "era_match": ({"candidates": [vars(c) for c in match.candidates], **match.row()}
+                              if match else None),
+                "recipe": _recipe_json(era_recipe(rec.settings.era)) if rec.settings else None,
                 "features": feature_recipe(rec.settings.era) if rec.settings else None,
                 "settings": rec.settings.as_dict() if rec.settings else None,
                 "trials": [t.trial_prefix for t in rec.trials]}
@@ -65,6 +77,14 @@ def cmd_info(args):
             print(f"  label     {rec.label_layout}" + (f", K={rec.label_k}" if rec.label_k is not None else ""))
             if s:
                 print(f"  era       {s.era} ({s.era_source}): {ERAS[s.era]}")
+                if match and match.runner_up:
+                    ru = match.row()
+                    print(f"  runner-up {ru['runner_up']}: {ru['runner_up_differ']:+d} px "
+                          f"({ru['runner_up_points']:.3f} accuracy points worse)")
+                r = era_recipe(s.era)
+                print(f"  recipe    commits {', '.join(r.commits)}; {r.start} .. {r.end}; "
+                      f"{r.one_line()}")
+                print("            " + ", ".join(f"{k}={v}" for k, v in r.knobs().items()))
                 print(f"  features  {info['features']}")
                 print("  settings  " + ", ".join(f"{k}={v}" for k, v in s.as_dict().items()
                                                 if k not in ("era", "era_source")))
@@ -111,6 +131,44 @@ def _counts(frame, failed):
         if trials:
             text += f" ({len(ok)} results: {len(ok) - trials} final labels + {trials} earlier trials)"
     return text + f"  failed: {failed}"
+
+
+def _recipe_json(r):
+    out = {"name": r.name, "commits": list(r.commits), "start": r.start, "end": r.end,
+           "description": r.description, "layouts": list(r.layouts),
+           "defaults": r.default_settings}
+    out.update({k: (list(v) if isinstance(v, tuple) else v) for k, v in r.knobs().items()})
+    return out
+
+
+def cmd_eras(args):
+    """List the eras, or (with folders / files) tell which era made each file, counted."""
+    from pathlib import Path
+
+    from doodle_engine.eras import RECIPES
+    if not args.inputs:
+        if args.json:
+            print(json.dumps([_recipe_json(r) for r in RECIPES.values()], indent=1))
+            return 0
+        print(f"{'era':15} {'commits':26} {'from':16} {'to':16} {'layout':8} {'classifier':10} behaviour")
+        for r in RECIPES.values():
+            clf = r.classifier if r.classifier == "mlp" else f"rf {r.trees}"
+            print(f"{r.name:15} {','.join(r.commits)[:26]:26} {r.start:16} {r.end:16} "
+                  f"{'/'.join(r.layouts):8} {clf[:10]:10} {r.description}")
+        return 0
+    frame, failed = _batch(args, "eras", seed=args.seed, mode=args.mode)
+    ok = _ok(frame)
+    if len(ok):
+        cols = [c for c in ("file", "era", "era_source", "differ", "runner_up",
+                            "runner_up_differ") if c in ok]
+        view = ok[cols].copy()
+        view["file"] = view["file"].map(lambda f: Path(str(f)).name)
+        print(view.to_string(index=False))
+        print()
+        counts = ok.groupby(["era", "era_source"]).size().rename("files").reset_index()
+        print(counts.to_string(index=False))
+    print(_counts(frame, failed))
+    return _why(1 if failed else 0, f"{failed} file(s) failed (listed above)")
 
 
 def _summary(frame, failed):
@@ -175,7 +233,7 @@ def cmd_validate(args):
         # folder) so the maps show the very reconstruction the table measured
         frame, failed = _batch(args, "validate", era=args.era, trials=args.trials,
                                seed=args.seed, mode=args.mode, crf_backend=args.crf_backend,
-                               labels_dir=kept if args.plots else None)
+                               seeds=args.seeds, labels_dir=kept if args.plots else None)
         print_table(frame)
         _summary(frame, failed)
         if args.report:
@@ -290,15 +348,33 @@ def build_parser():
     sp = sub.add_parser("info", help="describe Doodler files")
     sp.add_argument("files", nargs="+")
     sp.add_argument("--json", action="store_true")
-    sp.add_argument("--era", choices=list(ERAS))
+    sp.add_argument("--era", choices=list(ERAS) + ["auto"],
+                    help="override the detected era; 'auto': tell it from the stored label")
     common(sp, batch=False)
     sp.set_defaults(func=cmd_info)
+
+    sp = sub.add_parser("eras", help="list Doodler's eras, or tell which era made each file")
+    sp.add_argument("inputs", nargs="*", help=".npz files or folders (none: list the eras)")
+    sp.add_argument("--json", action="store_true", help="the list as JSON (every recipe value)")
+    sp.add_argument("--seed", type=int, default=0, help="forest seed of the candidates")
+    sp.add_argument("--mode", choices=["exact", "fast", "reference"], default="exact")
+    sp.add_argument("--classes")
+    sp.add_argument("--workers", type=_workers, default="auto")
+    sp.add_argument("--scheduler")
+    sp.add_argument("--resume", action="store_true")
+    sp.add_argument("--quiet", action="store_true")
+    sp.add_argument("--force", action="store_true")
+    sp.add_argument("--table", help="stream rows to this CSV (needed for --resume)")
+    sp.set_defaults(func=cmd_eras)
 
     for name, func, helptext in [("validate", cmd_validate, "rebuild labels and compare with the stored ones"),
                                  ("reconstruct", cmd_reconstruct, "rebuild labels into new npz files")]:
         sp = sub.add_parser(name, help=helptext)
         common(sp)
-        sp.add_argument("--era", choices=list(ERAS), help="override the detected era")
+        sp.add_argument("--era", choices=list(ERAS) + ["auto"],
+                        help="override the detected era; 'auto': rebuild under every era the "
+                             "settings layout allows and keep the best match of the stored "
+                             "label (the default when the path has no results date)")
         sp.add_argument("--seed", type=int, default=0, help="random-forest seed")
         sp.add_argument("--mode", choices=["exact", "fast", "reference"], default="exact",
                         help="exact: Doodler's labels (default); fast: compiled float32 trainer "
@@ -309,6 +385,9 @@ def build_parser():
         sp.add_argument("--table", help="stream rows to this CSV (needed for --resume)")
         if name == "validate":
             sp.add_argument("--trials", action="store_true", help="also rebuild earlier trials")
+            sp.add_argument("--seeds", type=int, default=1,
+                            help="rebuild forest-era files with this many seeds (--seed, "
+                                 "--seed + 1, ...) and report min / median / max accuracy")
             sp.add_argument("--report", help="write the table (.csv or .parquet)")
             sp.add_argument("--plots", help="write figures to this folder: accuracy histogram, "
                                              "IoU per class, a disagreement map per result "

@@ -10,12 +10,39 @@ nearest-neighbour interpolation.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import numpy as np
 from skimage.transform import resize
 
 from .settings import check_crf_params
 from .standardize import rescale
+
+
+@dataclass(frozen=True)
+class Params:
+    """The CRF constants of one run: the settings' sliders and the era's fixed values.
+
+    ``schan`` None means Doodler's colour scale ``1 + 5 max(image.shape) / 3000``;
+    ``upsample``: "nearest" (order-0 resize) or "bilinear-aa" (order 1 with anti-aliasing,
+    then min-max rescaled, October 2020); ``label_shift``: "if-no-zero" (shift to start at 1
+    unless the label holds 0, 2021 apps), "always" (shift to start at 1, 2020 - May 2021) or
+    "none" (labels used as they are, October 2020); ``final_rescale``: the CRF label is
+    min-max rescaled to [orig_mn, orig_mx] ("orig_mn", df7fccf on) or [1, orig_mx] ("one",
+    earlier) of the decimated label."""
+
+    theta: float
+    mu: float
+    downsample: int
+    gt_prob: float
+    sxy: float = 3.0
+    gauss_compat: float = 3.0
+    schan: float | None = None
+    schan_bands: int | None = None
+    upsample: str = "nearest"
+    argmax_plus_one: bool = True
+    label_shift: str = "if-no-zero"
+    final_rescale: str = "orig_mn"
 
 
 #: "pydensecrf": the C++ library Doodler called; "numba": doodle_engine's compiled
@@ -70,27 +97,30 @@ def gaussian_features(h, w, sxy=3.0):
 
 
 @functools.lru_cache(maxsize=1)
-def _gaussian_kernel(h, w):
+def _gaussian_kernel(h, w, sxy=3.0, compat=3.0):
     """The compiled Gaussian term depends on the image size alone: the last one built is kept
     and reused (the rolled CRF runs of a file, consecutive files of one size in a batch); one
     only, so a worker holds at most one spare (about 30 bytes a CRF pixel).  Read-only."""
     from .kernels import crf as kcrf
     # positions on a grid: few vertices, each shared by many pixels, so the hash tables stay
     # in cache and beat sorting every corner
-    kernel = kcrf.Kernel(gaussian_features(h, w), 3.0, method="hash")
+    kernel = kcrf.Kernel(gaussian_features(h, w, sxy), compat, method="hash")
     for a in (kernel.offsets, kernel.bary, kernel.neighbours, kernel.norm):
         a.flags.writeable = False
     return kernel
 
 
-def bilateral_features(image_small, theta, schan):
-    """(N, 5) float32 [row/theta, col/theta, channels/schan], as
-    ``pydensecrf.utils.create_pairwise_bilateral(sdims=(theta, theta), schan, img, chdim=2)``."""
+def bilateral_features(image_small, theta, schan, n_scaled=None):
+    """(N, 2 + C) float32 [row/theta, col/theta, channels/schan], as
+    ``pydensecrf.utils.create_pairwise_bilateral(sdims=(theta, theta), schan, img, chdim=2)``.
+    ``n_scaled``: only the first that many channels are divided (Doodler passed a 3-tuple of
+    scales for images with location channels appended: those stayed in pixel units)."""
     h, w = image_small.shape[:2]
     # pydensecrf divides the float32 arrays in place by numpy float64 scalars: the quotient
     # is taken in float64 and rounded to float32 (numpy >= 2 promotion)
     chans = np.rollaxis(image_small, 2).astype(np.float32)
-    chans = (chans / np.float64(schan)).astype(np.float32)
+    k = chans.shape[0] if n_scaled is None else min(int(n_scaled), chans.shape[0])
+    chans[:k] = (chans[:k] / np.float64(schan)).astype(np.float32)
     mesh = np.array(np.meshgrid(range(h), range(w), indexing="ij"), dtype=np.float32)
     mesh = (mesh / np.float64(theta)).astype(np.float32)
     feats = np.concatenate([mesh, chans])
@@ -101,34 +131,42 @@ def colour_scale(image_shape):
     return 1 + (5 * (np.array(image_shape).max() / 3000))
 
 
-def mean_field_q(unary, image_small, n, theta, mu, scale, backend="pydensecrf"):
+def mean_field_q(unary, image_small, n, theta, mu, scale, backend="pydensecrf", sxy=3.0,
+                 gauss_compat=3.0, n_scaled=None):
     """The two pairwise terms Doodler used and 10 mean-field iterations: Q (n, N)."""
     h, w = image_small.shape[:2]
     unary = np.ascontiguousarray(unary, dtype=np.float32)
     if backend == "numba":
         from .kernels import crf as kcrf
-        kernels = [_gaussian_kernel(h, w),
-                   kcrf.Kernel(bilateral_features(image_small, theta, scale), mu)]
+        kernels = [_gaussian_kernel(h, w, float(sxy), float(gauss_compat)),
+                   kcrf.Kernel(bilateral_features(image_small, theta, scale, n_scaled), mu)]
         return kcrf.mean_field(unary.T, kernels, 10).T
     if backend != "pydensecrf":
         raise ValueError(f"unknown CRF backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     dcrf = _densecrf()
     d = dcrf.DenseCRF2D(h, w, n)  # Doodler passed (H, W): pydensecrf reads it as (W, H)
     d.setUnaryEnergy(unary)
-    d.addPairwiseGaussian(sxy=(3, 3), compat=3, kernel=dcrf.DIAG_KERNEL,
+    d.addPairwiseGaussian(sxy=(sxy, sxy), compat=gauss_compat, kernel=dcrf.DIAG_KERNEL,
                           normalization=dcrf.NORMALIZE_SYMMETRIC)
-    d.addPairwiseEnergy(bilateral_features(image_small, theta, scale).T.copy(), compat=mu,
+    d.addPairwiseEnergy(bilateral_features(image_small, theta, scale, n_scaled).T.copy(), compat=mu,
                         kernel=dcrf.DIAG_KERNEL, normalization=dcrf.NORMALIZE_SYMMETRIC)
     return np.asarray(d.inference(10))
 
 
-def _refine(unary, image, n, theta, mu, downsample, shape, backend):
+def _refine(unary, image, n, p, shape, backend):
     """Mean field on the image decimated by ``[::downsample]`` (colour scale from the full
-    image), argmax + 1, nearest-neighbour resized back to ``shape`` (floats, uint8 / 255)."""
-    img = image[::downsample, ::downsample, :]
+    image unless the era fixed it), argmax + 1, resized back to ``shape`` (floats)."""
+    img = image[::p.downsample, ::p.downsample, :]
     h, w = img.shape[:2]
-    q = mean_field_q(unary, img, n, theta, mu, colour_scale(image.shape), backend)
-    return resize_nearest(np.argmax(q, axis=0).reshape((h, w)).astype(np.uint8) + 1, shape)
+    scale = colour_scale(image.shape) if p.schan is None else p.schan
+    q = mean_field_q(unary, img, n, p.theta, p.mu, scale, backend, p.sxy, p.gauss_compat,
+                     p.schan_bands)
+    small = np.argmax(q, axis=0).reshape((h, w)).astype(np.uint8) + (1 if p.argmax_plus_one else 0)
+    if p.upsample == "none":
+        return small.astype(np.float64)  # full resolution: the integers are rescaled as they are
+    if p.upsample == "bilinear-aa":
+        return resize_bilinear(small, shape)
+    return resize_nearest(small, shape)
 
 
 def resize_nearest(label_small, shape):
@@ -136,17 +174,35 @@ def resize_nearest(label_small, shape):
     return resize(label_small, shape, order=0, anti_aliasing=False)
 
 
-def crf_from_labels(label, image, theta, mu, downsample, gt_prob, backend="pydensecrf"):
-    """Doodler's ``crf_refine`` (2021 - May 2022).  Returns (uint8 label, n).
+def resize_bilinear(label_small, shape):
+    """scikit-image's default resize (order 1, anti-aliasing when shrinking) as the October
+    2020 app called it: float in [0, 1] (uint8 / 255)."""
+    return resize(label_small, shape, order=1, anti_aliasing=True)
 
-    ``n`` counts labels as Doodler did: when the full label contains 0, ``max - min`` of the
-    decimated label, else the labels are shifted to start at 1 and ``n = max - min + 1``.
-    The CRF result is min-max rescaled back to the decimated label's range and truncated."""
-    check_crf_params(theta, mu, downsample, gt_prob)
+
+def _as_params(params, mu, downsample, gt_prob):
+    if isinstance(params, Params):
+        return params
+    return Params(theta=params, mu=mu, downsample=downsample, gt_prob=gt_prob)
+
+
+def crf_from_labels(label, image, params, mu=None, downsample=None, gt_prob=None,
+                    backend="pydensecrf"):
+    """Doodler's ``crf_refine`` (2020 - May 2022).  Returns (uint8 label, n).
+
+    ``params``: a :class:`Params` (or, as before, theta followed by mu, downsample and
+    gt_prob).  ``n`` counts labels as Doodler did: with ``label_shift`` "if-no-zero", when
+    the full label contains 0, ``max - min`` of the decimated label, else the labels are
+    shifted to start at 1 and ``n = max - min + 1``.  The CRF result is min-max rescaled back
+    to the decimated label's range (or [1, max]) and truncated."""
+    p = _as_params(params, mu, downsample, gt_prob)
+    check_crf_params(p.theta, p.mu, p.downsample, p.gt_prob)
     has_zero = np.unique(label)[0] == 0
-    lab = label[::downsample, ::downsample]
+    lab = label[::p.downsample, ::p.downsample]
     orig_mn, orig_mx = lab.min(), lab.max()
-    if has_zero:
+    if p.label_shift == "none":
+        n = 1 + (orig_mx - orig_mn)
+    elif p.label_shift == "if-no-zero" and has_zero:
         n = orig_mx - orig_mn
     else:
         lab = (lab - orig_mn) + 1
@@ -157,10 +213,15 @@ def crf_from_labels(label, image, theta, mu, downsample, gt_prob, backend="pyden
         # constant that rescaled to NaN -> 0, and its in-painting loop never ended.  The CRF
         # cannot change a one-label field, so the label is returned unchanged.
         return label.astype(np.uint8).copy(), max(n, 1)
-    unary = unary_from_labels(lab.astype("int"), n, gt_prob=gt_prob)
-    result = _refine(unary, image, n, theta, mu, downsample, label.shape, backend)
+    if lab.max() > n:
+        # labels not starting at 1 with no shift (October 2020): pydensecrf's unary indexing
+        # failed there; the labels are shifted so the run can go on
+        lab = (lab - lab.min()) + 1
+    unary = unary_from_labels(lab.astype("int"), n, gt_prob=p.gt_prob)
+    result = _refine(unary, image, n, p, label.shape, backend)
+    low = orig_mn if p.final_rescale == "orig_mn" else 1
     with np.errstate(invalid="ignore"):
-        return _to_uint8(rescale(result, orig_mn, orig_mx)), n
+        return _to_uint8(rescale(result, low, orig_mx)), n
 
 
 def _to_uint8(values):
@@ -169,23 +230,23 @@ def _to_uint8(values):
     return values.astype(np.uint8)
 
 
-def crf_from_onehot(onehot, image, theta, mu, downsample, backend="pydensecrf"):
+def crf_from_onehot(onehot, image, p, backend="pydensecrf"):
     """doodler_engine's ``crf_refine``: unary from a (H, W, n) one-hot 'softmax'.
     Returns labels 1..n (rescaled to that range, as the engine did)."""
-    check_crf_params(theta, mu, downsample, n=onehot.shape[-1])
+    check_crf_params(p.theta, p.mu, p.downsample, n=onehot.shape[-1])
     h0, w0, n = onehot.shape
-    lab = onehot[::downsample, ::downsample]
+    lab = onehot[::p.downsample, ::p.downsample]
     unary = unary_from_softmax(np.ascontiguousarray(np.rollaxis(lab, -1, 0)))
-    result = _refine(unary, image, n, theta, mu, downsample, (h0, w0), backend)
+    result = _refine(unary, image, n, p, (h0, w0), backend)
     return _to_uint8(rescale(result, 1, n))
 
 
-def crf_from_doodles(doodles, image, n, theta, mu, downsample, backend="pydensecrf"):
+def crf_from_doodles(doodles, image, n, p, backend="pydensecrf"):
     """doodler_engine's fall-back: unary from the doodles with gt_prob 0.51.
     Returns labels rescaled to 1..(number of distinct doodle values, 0 included)."""
-    check_crf_params(theta, mu, downsample, n=n)
+    check_crf_params(p.theta, p.mu, p.downsample, n=n)
     l_unique = len(np.unique(doodles))
-    lab = doodles[::downsample, ::downsample]
+    lab = doodles[::p.downsample, ::p.downsample]
     unary = unary_from_labels(lab.astype("int"), n, gt_prob=0.51)
-    result = _refine(unary, image, n, theta, mu, downsample, doodles.shape, backend)
+    result = _refine(unary, image, n, p, doodles.shape, backend)
     return _to_uint8(rescale(result, 1, l_unique))

@@ -16,18 +16,24 @@ import numpy as np
 from scipy import ndimage
 from skimage import feature, filters
 
+from .eras import recipe as era_recipe
+
 FEATURES_PER_SCALE = 5
 #: Doodler's location coordinate unit: scikit-image mapped int64 to float by 2**-63
 _INT64_UNIT = 2.0 ** -63
 
 
-def sigma_schedule(settings, n_doodled_classes):
-    """The sigmas Doodler used for ``settings.era`` (see README, "Eras")."""
-    era = settings.era
-    smin, smax = settings.sigma_min, settings.sigma_max
-    if era == "engine-2022-06":
-        num = n_doodled_classes  # doodler_engine passed the class count where n_sigmas belongs
-    elif era in ("mlp-2021-10", "mlp-2022-05"):
+def sigma_schedule(settings, n_doodled_classes, recipe=None):
+    """The sigmas Doodler used: ``logspace(log2 min, log2 max, num, base 2)`` with ``num`` by
+    the era's rule - the settings' n_sigmas, the number of doodled classes (doodler_engine
+    passed it where n_sigmas belongs) or the log2 span + 1 - and the range from the settings
+    unless the era fixed it."""
+    r = era_recipe(recipe if recipe is not None else settings.era)
+    smin, smax = r.sigma_range if r.sigma_range is not None else (settings.sigma_min,
+                                                                  settings.sigma_max)
+    if r.sigma_rule == "n_classes":
+        num = n_doodled_classes
+    elif r.sigma_rule == "n_sigmas":
         num = settings.n_sigmas
     else:
         num = int(np.log2(smax) - np.log2(smin) + 1)
@@ -35,17 +41,14 @@ def sigma_schedule(settings, n_doodled_classes):
 
 
 def location_mode(era):
-    """How the location feature was made in ``era``.
+    """How the location feature was made in ``era`` (a name or a recipe).
 
     "raw": radius of the integer pixel grid (random-forest eras);
     "blur-old": Gaussian of the grid as scikit-image <= 0.18 converted it, i.e. (x + 0.5)
     in units of 2**-63 (Doodler 2021 - May 2022 ran on those versions);
-    "blur-new": the same with x in units of 2**-63 (scikit-image >= 0.19, doodler_engine)."""
-    if era.startswith("rf"):
-        return "raw"
-    if era == "engine-2022-06":
-        return "blur-new"
-    return "blur-old"
+    "blur-new": the same with x in units of 2**-63 (scikit-image >= 0.19, doodler_engine);
+    "gxgy": the raw column and row indices as two features; None: no location feature."""
+    return era_recipe(era).location
 
 
 def zeroes_sobel_border(era):
@@ -56,16 +59,25 @@ def zeroes_sobel_border(era):
     random-forest and 2021 MLP eras on it.  The 2022-05-04 files were made on 0.17/0.18 (they
     are reproduced exactly only without the zeroing and with the old location feature), and
     doodler_engine on current versions."""
-    return era not in ("mlp-2022-05", "engine-2022-06")
+    return era_recipe(era).sobel_border
 
 
 def feature_recipe(era):
     """The scikit-image behaviours the features of ``era`` follow, in words (for ``info``)."""
+    r = era_recipe(era)
     loc = {"raw": "raw pixel radius", "blur-old": "blurred grid, scikit-image <= 0.18 (x + 1/2)",
-           "blur-new": "blurred grid, scikit-image >= 0.19"}[location_mode(era)]
-    sob = ("Sobel border zeroed (scikit-image <= 0.16)" if zeroes_sobel_border(era)
+           "blur-new": "blurred grid, scikit-image >= 0.19", "gxgy": "raw column and row",
+           None: "none"}[r.location]
+    sob = ("Sobel border zeroed (scikit-image <= 0.16)" if r.sobel_border
            else "Sobel border kept (scikit-image >= 0.17)")
-    return f"location: {loc}; {sob}"
+    kinds = [k for k, on in (("intensity", r.intensity), ("edges", r.edges),
+                             ("texture", r.texture)) if on]
+    text = f"location: {loc}; {sob}"
+    if len(kinds) < 3:
+        text += f"; kinds: {', '.join(kinds)}"
+    if r.standardize != "adjusted-std":
+        text += f"; standardization: {r.standardize}"
+    return text
 
 
 def location_axes(shape, sigma, mode):
@@ -118,4 +130,45 @@ def feature_matrix(image_std, sigmas, loc_mode, sobel_border=False):
             for f in scale_features(channel, s, loc, sobel_border):
                 out[:, col] = f.ravel()
                 col += 1
+    return out
+
+
+def _column_plan(n_channels, n_sigmas, recipe):
+    """Which columns of the full (location, blur, Sobel, eig0, eig1) matrix the era kept, in
+    order; -1 and -2 stand for the raw column and row grids ("gxgy", March 2021), which
+    Doodler put at the start of every (channel, sigma) group."""
+    keep = [recipe.location not in (None, "gxgy"), recipe.intensity, recipe.edges,
+            recipe.texture, recipe.texture]
+    cols = []
+    for c in range(n_channels):
+        for s in range(n_sigmas):
+            if recipe.location == "gxgy":
+                cols += [-1, -2]
+            base = (c * n_sigmas + s) * FEATURES_PER_SCALE
+            cols += [base + f for f in range(FEATURES_PER_SCALE) if keep[f]]
+    return cols
+
+
+def era_features(image_std, sigmas, recipe, mode="exact"):
+    """The feature matrix of ``recipe``'s era: per channel, per sigma, the location feature
+    in the era's form and the feature kinds it had on (blur, Sobel, Hessian eigenvalues).
+    ``mode`` "reference" computes it with scikit-image; otherwise the compiled twin (float32
+    columns in "fast")."""
+    loc = recipe.location if recipe.location not in (None, "gxgy") else "raw"
+    border = recipe.sobel_border
+    if mode == "reference":
+        full = feature_matrix(image_std, sigmas, loc, border)
+    else:
+        from .kernels.features import feature_matrix as compiled_features
+        dtype = np.float32 if mode == "fast" else np.float64
+        full = compiled_features(image_std, sigmas, loc, dtype, border)
+    cols = _column_plan(image_std.shape[2], len(sigmas), recipe)
+    if cols == list(range(full.shape[1])):
+        return full
+    h, w = image_std.shape[:2]
+    out = np.empty((full.shape[0], len(cols)), full.dtype)
+    grids = {-1: np.tile(np.arange(w, dtype=full.dtype), h),
+             -2: np.repeat(np.arange(h, dtype=full.dtype), w)}
+    for j, c in enumerate(cols):
+        out[:, j] = grids[c] if c < 0 else full[:, c]
     return out

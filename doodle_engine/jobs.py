@@ -45,25 +45,65 @@ def _base_row(path, rec):
     return row
 
 
+def _rebuild(r, era=None, seed=0, mode="exact", crf_backend=None):
+    """(Reconstruction, extra row columns).  The era is told from the stored label (best
+    match among the eras the settings layout allows) when ``era`` is "auto", or when it is
+    None and the path gave no date to choose among several."""
+    from .era_match import match_era, needs_match
+    if r.label is not None and r.settings is not None and (
+            era == "auto" or (era is None and needs_match(r.settings))):
+        m = match_era(r, seed=seed, mode=mode, crf_backend=crf_backend)
+        return m.result, m.row()
+    return reconstruct(r, seed=seed, mode=mode, crf_backend=crf_backend), {}
+
+
+def _load_era(era):
+    """The era to pass to ``load``: "auto" decides later, from the label."""
+    return None if era == "auto" else era
+
+
+def seed_spread(r, era, seeds, first_seed=0, mode="exact", crf_backend=None, first=None):
+    """Accuracies of ``r`` rebuilt with ``seeds`` forest seeds (first_seed, first_seed + 1, ...)
+    under ``era``; ``first`` is the Reconstruction already made with ``first_seed``.
+    Features are computed once; each seed fits its own forest."""
+    shared = {}
+    accs = []
+    for k in range(seeds):
+        s = first_seed + k
+        res = first if (k == 0 and first is not None) else reconstruct(
+            r, era=era, seed=s, mode=mode, crf_backend=crf_backend, shared=shared)
+        accs.append(float((res.label0 == r.label).mean()))
+    return accs
+
+
 def validate_file(path, era=None, classes=None, trials=False, seed=0, mode="exact",
-                  crf_backend=None, keep_label=False, **_):
+                  crf_backend=None, seeds=1, keep_label=False, **_):
     """Rebuild every result in the file (the newest, and earlier trials if asked) and compare.
 
-    With ``keep_label`` the rebuilt label of every result that differs from the stored one
-    rides along in the row under ``_rebuilt`` (the batch runner stores it for the plots and
-    takes it out of the table), so figures show the very reconstruction the table measured."""
-    rec = load(path, classes=classes, era=era, **_read_options(_))
+    ``seeds`` > 1: forest-era results are rebuilt with that many seeds and the spread of
+    their accuracy is reported (Doodler's forest was unseeded).  With ``keep_label`` the
+    rebuilt label of every result that differs from the stored one rides along in the row
+    under ``_rebuilt`` (the batch runner stores it for the plots and takes it out of the
+    table), so figures show the very reconstruction the table measured."""
+    from .eras import recipe as era_recipe
+    rec = load(path, classes=classes, era=_load_era(era), **_read_options(_))
     rows = []
     for r in [rec] + (rec.trials if trials else []):
         if r.label is None:
             raise DoodleError(path, "has no stored label to validate against")
         t0 = time.perf_counter()
-        res = reconstruct(r, seed=seed, mode=mode, crf_backend=crf_backend)
+        res, extra = _rebuild(r, era, seed, mode, crf_backend)
         n = max(r.n_classes, int(res.label.max()))
         m = validate(r.label, res.label0, n)
         row = _base_row(path, r)
-        row.update({"mode": mode, "crf_backend": crf_backend or "default"})
+        row.update({"era": res.era, "era_source": res.settings.era_source, "mode": mode,
+                    "crf_backend": crf_backend or "default"})
+        row.update(extra)
         row.update(m.as_row(r.classes))
+        if seeds > 1 and era_recipe(res.era).classifier == "rf":
+            accs = seed_spread(r, res.era, seeds, seed, mode, crf_backend, first=res)
+            row.update({"seeds": seeds, "accuracy_min": min(accs),
+                        "accuracy_median": float(np.median(accs)), "accuracy_max": max(accs)})
         row.update({f"t_{k}": v for k, v in res.timings.items()})
         row["seconds"] = time.perf_counter() - t0
         row["notes"] = "; ".join(res.notes)
@@ -71,6 +111,22 @@ def validate_file(path, era=None, classes=None, trials=False, seed=0, mode="exac
             row["_rebuilt"] = res.label0
         rows.append(row)
     return rows
+
+
+def era_file(path, classes=None, seed=0, mode="exact", crf_backend=None, **_):
+    """Which Doodler era made the file: from its settings layout and results date, else the
+    era whose rebuild matches its stored label best."""
+    from .era_match import match_era, needs_match
+    rec = load(path, classes=classes, trials=False, **_read_options(_))
+    row = _base_row(path, rec)
+    if rec.settings is None:
+        raise DoodleError(path, "has no settings: its era cannot be told")
+    if needs_match(rec.settings) and rec.label is not None:
+        m = match_era(rec, seed=seed, mode=mode, crf_backend=crf_backend)
+        row.update({"era": m.era, "era_source": m.result.settings.era_source,
+                    "accuracy": m.candidates[0].accuracy, "differ": m.candidates[0].differ})
+        row.update(m.row())
+    return [row]
 
 
 def output_path(outdir, path, suffix=".npz"):
@@ -115,16 +171,16 @@ def reconstruct_file(path, outdir, era=None, classes=None, seed=0, mode="exact",
     if not force and up_to_date(path, *targets):
         return _skipped(path, targets)
     target, picture, colour = targets
-    rec = load(path, classes=classes, era=era, **_read_options(_))
+    rec = load(path, classes=classes, era=_load_era(era), **_read_options(_))
     t0 = time.perf_counter()
-    res = reconstruct(rec, seed=seed, mode=mode, crf_backend=crf_backend)
+    res, extra = _rebuild(rec, era, seed, mode, crf_backend)
     out = with_label(rec, res.label0, layout=rec.label_layout or "onehot")
     save(out, target, overwrite=True)
     grey = np.where(res.label0 == NO_CLASS, 0, res.label0).astype(np.uint8)
     write_image(picture, grey)
     write_image(colour, colorize(res.label0, rec.classes))
     row = _base_row(path, rec)
-    row["mode"] = mode
+    row.update({"era": res.era, "era_source": res.settings.era_source, "mode": mode, **extra})
     row.update({f"t_{k}": v for k, v in res.timings.items()})
     row.update({"output": str(target), "seconds": time.perf_counter() - t0})
     return [row]
@@ -204,4 +260,4 @@ def unique_names(names):
 
 
 JOBS = {"validate": validate_file, "reconstruct": reconstruct_file, "remap": remap_file,
-        "export": export_file, "stats": stats_file}
+        "export": export_file, "stats": stats_file, "eras": era_file}

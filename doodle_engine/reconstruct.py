@@ -6,17 +6,19 @@ Labels inside the pipeline are 1-based (0 = no class), as in Doodler; the return
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import classifier, cleanup, crf
+from .eras import recipe as era_recipe
 from .errors import DoodleError
-from .features import feature_matrix, location_mode, sigma_schedule, zeroes_sobel_border
+from .features import era_features, sigma_schedule
 from .io import DoodleRecord, zero_based
 from .settings import Settings, decode_settings, encode_settings
-from .standardize import standardize
+from .standardize import crf_image, standardize
 
 
 @dataclass
@@ -87,7 +89,7 @@ def _check_inputs(image, doodles, settings, where):
 
 
 def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
-                crf_backend=None, workers=1, path=None, mode="exact",
+                crf_backend=None, workers=1, path=None, mode="exact", shared=None,
                 n_jobs=None) -> Reconstruction:
     """Rebuild the label from doodles as the Doodler era of ``settings`` did.
 
@@ -116,6 +118,9 @@ def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
         ``exact``: compiled kernels that give Doodler's labels; ``fast``: compiled float32
         trainer on at most 40,000 rows (close, not identical); ``reference``:
         scikit-learn's own trainer and predict (the straightforward path).
+    shared : dict, optional
+        Kept between calls on the same image and doodles (e.g. the candidate eras of one
+        file): features and fits that eras share are computed once.
 
     Returns
     -------
@@ -148,55 +153,101 @@ def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
     if not isinstance(settings, Settings):
         settings = decode_settings(settings, era=era, path=where)
     elif era is not None and era != settings.era:
-        settings = decode_settings(encode_settings(settings), era=era, path=where)
+        if settings.layout == 0:  # no stored settings (PNG session): the same sliders
+            era_recipe(era, where)
+            settings = dataclasses.replace(settings, era=era, era_source="user")
+        else:
+            settings = decode_settings(encode_settings(settings), era=era, path=where)
     crf_backend = _choose_crf_backend(crf_backend, mode, where)
-    if settings.era in ("mlp-2021-10", "mlp-2022-05") and settings.n_sigmas is None:
+    recipe = era_recipe(settings.era, where)
+    if recipe.sigma_rule == "n_sigmas" and settings.n_sigmas is None:
         raise DoodleError(where, f"era {settings.era} needs n_sigmas, which these settings "
+                                 f"({settings.layout} values) do not hold")
+    if recipe.classifier == "rf" and recipe.trees.endswith("settings") and settings.n_estimators is None:
+        raise DoodleError(where, f"era {settings.era} needs n_estimators, which these settings "
                                  f"({settings.layout} values) do not hold")
     doodles = np.asarray(doodles)
     _check_inputs(image, doodles, settings, where)
-    run = _ERA_PIPELINES[settings.era]
-    timer = _Timer()
-    notes = []
-    with timer.stage("standardize"):
-        img = standardize(image)
+    run = _Run(recipe, settings, doodles, _Timer(), [],
+               _Options(seed, workers, mode, where, crf_backend), {} if shared is None else shared)
+    with run.timer.stage("standardize"):
+        run.img = _cached(run, ("standardize", recipe.standardize),
+                          lambda: standardize(image, recipe.standardize))
+        run.crf_img = crf_image(image, run.img, recipe)
     present = np.unique(doodles)
     if len(present[1:]) == 1:
         # Doodler's shortcut (it drops the first unique value, assumed to be 0)
         label = np.full(doodles.shape, present[1], np.uint8)
-        notes.append("one class doodled: every pixel gets it, no classifier, no CRF")
-        return Reconstruction(label, None, settings.era, settings, timer.timings, notes)
-    label, clf_label = run(img, doodles, settings, timer, notes,
-                           _Options(seed, workers, mode, where, crf_backend))
+        run.notes.append("one class doodled: every pixel gets it, no classifier, no CRF")
+        return Reconstruction(label, None, settings.era, settings, run.timer.timings, run.notes)
+    label, clf_label = _FLOWS[recipe.crf_flow](run)
+    label = _median(run, label)
     return Reconstruction(label.astype(np.uint8), clf_label, settings.era, settings,
-                          timer.timings, notes)
+                          run.timer.timings, run.notes)
+
+
+@dataclass
+class _Run:
+    """One reconstruction: the era's recipe, its inputs and what the stages have made."""
+    recipe: object
+    settings: Settings
+    doodles: np.ndarray
+    timer: _Timer
+    notes: list
+    opts: _Options
+    shared: dict
+    img: np.ndarray | None = None  # standardized image (features)
+    crf_img: np.ndarray | None = None  # the image the CRF sees
+
+
+def _cached(run, key, make):
+    """``make()`` once per key among the reconstructions sharing ``run.shared``."""
+    if key not in run.shared:
+        run.shared[key] = make()
+    return run.shared[key]
 
 
 # ----------------------------------------------------------------------------- shared steps
-def _features(img, doodles, settings, timer, opts):
-    n_classes = len(np.unique(doodles)) - 1
-    with timer.stage("features"):
-        sigmas = sigma_schedule(settings, n_classes)
-        loc, border = location_mode(settings.era), zeroes_sobel_border(settings.era)
-        if opts.mode == "reference":
-            return feature_matrix(img, sigmas, loc, border)
-        from .kernels.features import feature_matrix as compiled_features
-        dtype = np.float32 if opts.mode == "fast" else np.float64
-        return compiled_features(img, sigmas, loc, dtype, border)
+def _sigmas(run):
+    n_classes = len(np.unique(run.doodles)) - 1
+    return sigma_schedule(run.settings, n_classes, run.recipe)
 
 
-def _fit(feats, doodles, settings, timer, opts):
-    with timer.stage("fit"):
-        return classifier.fit(feats, doodles, settings, seed=opts.seed, n_jobs=opts.n_jobs,
-                              path=opts.path, mode=opts.mode)
+def _features(run):
+    r, opts = run.recipe, run.opts
+    sigmas = _sigmas(run)
+    key = ("features", r.feature_key(), tuple(sigmas), opts.mode)
+
+    def make():
+        with run.timer.stage("features"):
+            return era_features(run.img, sigmas, r, opts.mode)
+
+    return _cached(run, key, make)
 
 
-def _classify_undoodled(img, doodles, settings, timer, opts):
-    feats = _features(img, doodles, settings, timer, opts)
-    clf, seen = _fit(feats, doodles, settings, timer, opts)
-    with timer.stage("predict"):
-        label = classifier.predict_undoodled(clf, feats, doodles)
-    return label, seen
+def _fit(run, feats):
+    r, s, opts = run.recipe, run.settings, run.opts
+    key = ("fit", r.fit_key(), tuple(_sigmas(run)), s.classifier_downsample,
+           s.n_estimators if r.classifier == "rf" else None,
+           opts.seed if r.classifier == "rf" else None, opts.mode)
+
+    def make():
+        with run.timer.stage("fit"):
+            return classifier.fit(feats, run.doodles, s, seed=opts.seed, n_jobs=opts.n_jobs,
+                                  path=opts.path, mode=opts.mode, recipe=r)
+
+    return _cached(run, key, make), key
+
+
+def _classify_undoodled(run):
+    feats = _features(run)
+    (clf, seen), key = _fit(run, feats)
+
+    def make():
+        with run.timer.stage("predict"):
+            return classifier.predict_undoodled(clf, feats, run.doodles)
+
+    return _cached(run, ("predict",) + key, make).copy(), seen
 
 
 def _cleaner(opts):
@@ -207,33 +258,59 @@ def _cleaner(opts):
     return compiled
 
 
-def _cleanup_2021(label, timer, opts):
-    with timer.stage("cleanup"):
+def _clean(run, label):
+    """The era's clean-up of the classifier label: hole filling per class (size 2 H), then
+    the distance-2 edge zeroing (always, or when H > 512)."""
+    r = run.recipe
+    with run.timer.stage("cleanup"):
         h = label.shape[0]
-        label = cleanup.filter_one_hot(label, 2 * h)
-        if h > 512:
-            label = _cleaner(opts).filter_one_hot_spatial(label, 2)
+        if r.fill_holes:
+            label = cleanup.filter_one_hot(label, 2 * h)
+        if r.spatial_filter == "always" or (r.spatial_filter == "h>512" and h > 512):
+            label = _cleaner(run.opts).filter_one_hot_spatial(label, 2)
         return label
 
 
-def _rolled_crf(img, label, settings, k, refilter, backend):
+def _crf_params(run):
+    """The CRF constants of the era, with the settings filling what the era left to them."""
+    r, s = run.recipe, run.settings
+    return crf.Params(
+        theta=s.crf_theta if r.bilateral_sdims is None else r.bilateral_sdims,
+        mu=s.crf_mu if r.bilateral_compat is None else r.bilateral_compat,
+        downsample=s.crf_downsample if r.crf_decimate is None else r.crf_decimate,
+        gt_prob=s.gt_prob if r.gt_prob is None else r.gt_prob,
+        sxy=r.gauss_sxy, gauss_compat=r.gauss_compat, schan=r.bilateral_schan,
+        schan_bands=r.schan_bands, upsample=r.upsample, argmax_plus_one=r.argmax_plus_one,
+        label_shift=r.label_shift, final_rescale=r.final_rescale)
+
+
+def _rolled_crf(run, label, k, sign, params):
     k = int(k)
+    shift = sign * k
     # np.roll without an axis rolls the flattened array: k pixels of the label, k values
     # (not pixels) of the HxWx3 image - reproduced as Doodler ran it
-    out, n = crf.crf_from_labels(np.roll(label, k), np.roll(img, k), settings.crf_theta,
-                                 settings.crf_mu, settings.crf_downsample, settings.gt_prob,
-                                 backend)
-    out = np.roll(out, -k)
-    if refilter:
+    out, n = crf.crf_from_labels(np.roll(label, shift), np.roll(run.crf_img, shift), params,
+                                 backend=run.opts.crf_backend)
+    out = np.roll(out, -shift)
+    if run.recipe.refilter:
         out = cleanup.filter_one_hot(out, 2 * out.shape[0])
     weight = 0.1 if k == 0 else 1 / np.sqrt(k)
     return out, weight
 
 
-def _tta_average(img, label, settings, n_runs, refilter, backend):
-    runs = [_rolled_crf(img, label, settings, k, refilter, backend)
-            for k in np.linspace(0, int(img.shape[0]) / 5, n_runs)]
-    stack = np.dstack([r for r, _ in runs])
+def roll_offsets(recipe, h):
+    """The k of the era's rolled CRF runs: ``linspace(0, span, rolls)``, where span is H/5,
+    int(H/5) or H."""
+    span = {"H/5": int(h) / 5, "int(H/5)": int(int(h) / 5), "H": int(h)}[recipe.roll_span]
+    return np.linspace(0, span, recipe.rolls)
+
+
+def _rolled_average(run, label):
+    r, params = run.recipe, _crf_params(run)
+    signs = (1, -1) if r.roll_signs == "+-" else (1,)
+    runs = [_rolled_crf(run, label, k, sign, params)
+            for sign in signs for k in roll_offsets(r, run.img.shape[0])]
+    stack = np.dstack([o for o, _ in runs])
     return np.round(np.average(stack, axis=-1, weights=[w for _, w in runs])).astype("uint8")
 
 
@@ -247,41 +324,47 @@ def _inpaint_or(out, fallback, notes, what, opts):
         return fallback.astype(np.uint8).copy()
 
 
-# ----------------------------------------------------------------------------- eras
-def _era_tta(n_runs, refilter):
-    """2021 eras: classifier, clean-up, in-paint, rolled CRF average, in-paint."""
-
-    def run(img, doodles, settings, timer, notes, opts):
-        label, _ = _classify_undoodled(img, doodles, settings, timer, opts)
-        clf_label = label.astype(np.uint8)
-        label = _cleanup_2021(label, timer, opts)
-        with timer.stage("cleanup"):
-            label = _inpaint_or(label, clf_label, notes, "clean-up", opts)
-        with timer.stage("crf"):
-            out = _tta_average(img, label, settings, n_runs, refilter, opts.crf_backend)
-        with timer.stage("cleanup"):
-            out = _inpaint_or(out, label, notes, "CRF result", opts)
-        return out, clf_label
-
-    return run
+def _median(run, label):
+    """The era's median filter ``disk(r)`` of the final label (2020-21 apps), if any."""
+    r = run.recipe.median_radius
+    if not r:
+        return label
+    with run.timer.stage("cleanup"):
+        return cleanup.median_disk(label, r)
 
 
-def _era_kludge(img, doodles, settings, timer, notes, opts):
+# ----------------------------------------------------------------------------- CRF flows
+def _flow_rolled(run):
+    """Classifier (doodled pixels keep their doodle), clean-up, in-paint, the weighted
+    average of the rolled CRF runs, in-paint (2020 - May 2022)."""
+    label, _ = _classify_undoodled(run)
+    clf_label = label.astype(np.uint8)
+    label = _clean(run, label)
+    with run.timer.stage("cleanup"):
+        label = _inpaint_or(label, clf_label, run.notes, "clean-up", run.opts)
+    with run.timer.stage("crf"):
+        out = _rolled_average(run, label)
+    with run.timer.stage("cleanup"):
+        out = _inpaint_or(out, label, run.notes, "CRF result", run.opts)
+    return out, clf_label
+
+
+def _flow_kludge(run):
     """7054a6e (2022-05-04): as 2021 but unknown labels zeroed, one plain CRF run decides
     (the rolled runs were computed and discarded: skipped here), class-set check."""
-    label, seen = _classify_undoodled(img, doodles, settings, timer, opts)
+    label, seen = _classify_undoodled(run)
     clf_label = label.astype(np.uint8)
-    label = _cleanup_2021(label, timer, opts)
-    with timer.stage("cleanup"):
+    label = _clean(run, label)
+    opts, notes = run.opts, run.notes
+    with run.timer.stage("cleanup"):
         cleanup.zero_unknown(label, seen)
         label = _inpaint_or(label, clf_label, notes, "clean-up", opts)
         cleanup.zero_unknown(label, seen)
         match = np.unique(label)
-    with timer.stage("crf"):
-        out, n = crf.crf_from_labels(label, img, settings.crf_theta, settings.crf_mu,
-                                     settings.crf_downsample, settings.gt_prob,
-                                     opts.crf_backend)
-    with timer.stage("cleanup"):
+    with run.timer.stage("crf"):
+        out, n = crf.crf_from_labels(label, run.crf_img, _crf_params(run),
+                                     backend=opts.crf_backend)
+    with run.timer.stage("cleanup"):
         cleanup.zero_unknown(out, seen)  # Doodler tested the pre-CRF label's values here
         if n == 1:
             out[label > 0] = np.unique(label)
@@ -302,13 +385,14 @@ def _recode(values, targets, present):
     return out
 
 
-def _era_engine(img, doodles, settings, timer, notes, opts):
+def _flow_engine(run):
     """doodler_engine (June 2022 on): probabilities for every pixel, argmax, one-hot
     'softmax' CRF; retry from the doodles when a class is lost; else keep the MLP label."""
+    doodles, img, opts = run.doodles, run.crf_img, run.opts
     n = len(np.unique(doodles)[1:])
-    feats = _features(img, doodles, settings, timer, opts)
-    clf, _ = _fit(feats, doodles, settings, timer, opts)
-    with timer.stage("predict"):
+    feats = _features(run)
+    (clf, _), _ = _fit(run, feats)
+    with run.timer.stage("predict"):
         proba = classifier.predict_proba_all(clf, feats)
     h, w = doodles.shape
     mlp = np.argmax(proba.reshape(h, w, -1), -1) + 1
@@ -316,28 +400,21 @@ def _era_engine(img, doodles, settings, timer, notes, opts):
     mlp = _recode(mlp, doodled, np.unique(mlp)) - 1
     clf_label = (mlp + 1).astype(np.uint8)
     onehot = (np.arange(n) == mlp[..., None]).astype(int).astype(np.float64)
-    th, mu, ds = settings.crf_theta, settings.crf_mu, settings.crf_downsample
-    with timer.stage("crf"):
+    p = _crf_params(run)
+    with run.timer.stage("crf"):
         if n != len(np.unique(np.argmax(onehot, -1))):
-            out = crf.crf_from_doodles(doodles, img, n, th, mu, ds, opts.crf_backend)
-            notes.append("classifier lost a class: CRF run from the doodles (gt_prob 0.51)")
+            out = crf.crf_from_doodles(doodles, img, n, p, opts.crf_backend)
+            run.notes.append("classifier lost a class: CRF run from the doodles (gt_prob 0.51)")
         else:
-            out = crf.crf_from_onehot(onehot, img, th, mu, ds, opts.crf_backend)
+            out = crf.crf_from_onehot(onehot, img, p, opts.crf_backend)
             out = _recode(out, doodled, np.unique(out)) - 1
             if len(doodled) != len(np.unique(out)):
-                notes.append("CRF lost a class: CRF run again from the doodles (gt_prob 0.51)")
-                out = crf.crf_from_doodles(doodles, img, n, th, mu, ds, opts.crf_backend)
+                run.notes.append("CRF lost a class: CRF run again from the doodles (gt_prob 0.51)")
+                out = crf.crf_from_doodles(doodles, img, n, p, opts.crf_backend)
             else:
                 return (out + 1).astype(np.uint8), clf_label
         out = _recode(out, doodled, np.unique(out)) - 1
     return (out + 1).astype(np.uint8), clf_label
 
 
-_ERA_PIPELINES = {
-    "rf-2021-05": _era_tta(10, refilter=True),
-    "rf-2021-06": _era_tta(10, refilter=True),
-    "mlp-2021-06": _era_tta(5, refilter=False),
-    "mlp-2021-10": _era_tta(5, refilter=False),
-    "mlp-2022-05": _era_kludge,
-    "engine-2022-06": _era_engine,
-}
+_FLOWS = {"rolled": _flow_rolled, "kludge": _flow_kludge, "engine": _flow_engine}

@@ -13,7 +13,8 @@ from .io import NO_CLASS
 
 #: columns of the printed table, where present
 TABLE_COLUMNS = ("file", "trial", "era", "era_source", "mode", "height", "width", "differ",
-                 "accuracy", "mean_iou", "kappa", "seconds", "skipped", "error")
+                 "accuracy", "accuracy_min", "accuracy_median", "accuracy_max", "runner_up",
+                 "runner_up_differ", "mean_iou", "kappa", "seconds", "skipped", "error")
 
 
 def print_table(frame, columns=TABLE_COLUMNS):

@@ -36,20 +36,13 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from .eras import ERAS as _ERAS
+from .eras import era_for_date
 from .errors import DoodleError
 
-#: every era the engine knows, oldest first, with a one-line description
-ERAS = {
-    "rf-2021-05": "random forest, 9-value settings with sigma range (May 2021)",
-    "rf-2021-06": "random forest, 7-value settings (May-June 2021, dash_doodler df7fccf)",
-    "mlp-2021-06": "MLP, 6-value settings, 5 fixed scales (June-Oct 2021, 4fdca02)",
-    "mlp-2021-10": "MLP, n_sigmas, rolled-CRF average (Sept 2021 - May 2022, 779690c)",
-    "mlp-2022-05": "MLP, n_sigmas, single CRF run 'kludge' (May-June 2022, 7054a6e)",
-    "engine-2022-06": "doodler_engine: predict_proba, softmax CRF, classes as scales (June 2022 on)",
-}
+#: every era the engine knows, oldest first, with a one-line description (from the recipes)
+ERAS = _ERAS
 
-_KLUDGE_DATE = "2022-05-04"
-_ENGINE_DATE = "2022-06-14"
 _DATE_RE = re.compile(r"results(\d{4}-\d{2}-\d{2})")
 
 
@@ -100,28 +93,27 @@ def date_from_path(path):
     return m.group(1) if m else None
 
 
-def _era_for_layout(values, date):
+def layout_key(values):
+    """The settings layout of ``values``: "9", "6", "7rf", "7mlp", "7engine" (1.0 where
+    gt_prob was, only doodler_engine wrote it), or None (an undecidable 7-value array or an
+    unknown size)."""
     n = len(values)
-    if n == 9:
-        return "rf-2021-05", "layout"
-    if n == 6:
-        return "mlp-2021-06", "layout"
+    if n in (9, 6):
+        return str(n)
     if n == 7:
         kind = decide_layout7(values)
         if kind == "rf":
-            return "rf-2021-06", "layout"
+            return "7rf"
         if kind == "mlp":
-            if float(values[5]) == 1.0:
-                return "engine-2022-06", "layout"
-            if date is None:
-                return "mlp-2021-10", "layout (no date: assumed)"
-            if date >= _ENGINE_DATE:
-                return "engine-2022-06", "layout+date"
-            if date >= _KLUDGE_DATE:
-                return "mlp-2022-05", "layout+date"
-            return "mlp-2021-10", "layout+date"
+            return "7engine" if float(values[5]) == 1.0 else "7mlp"
+    return None
+
+
+def _era_for_layout(values, date):
+    layout = layout_key(values)
+    if layout is None:
         return None, None
-    return None, None
+    return era_for_date(layout, date)
 
 
 #: accepted range of each setting: Doodler's sliders (pen width 0-6, CRF theta 1-120,
@@ -248,3 +240,29 @@ def encode_settings(s: Settings):
     else:
         tail = [s.gt_prob, s.n_sigmas]
     return np.array(head + tail, dtype=np.float64)
+
+
+def settings_for_era(era, path=None, source="era defaults", **sliders):
+    """Settings for a result that stored none (PNG-era sessions): the app's slider defaults
+    of ``era`` (:attr:`Recipe.defaults`), with ``sliders`` (e.g. ``crf_theta=60``) replacing
+    any of them.  ``layout`` is 0 (no settings array)."""
+    from .eras import SLIDERS, recipe
+    r = recipe(era, path)
+    unknown = set(sliders) - set(SLIDERS)
+    if unknown:
+        raise DoodleError(path, f"unknown setting(s) {', '.join(sorted(unknown))}; "
+                                f"known: {', '.join(SLIDERS)}")
+    values = dict(pen_width=3.0, crf_downsample=1, classifier_downsample=1, crf_theta=1.0,
+                  crf_mu=1.0, gt_prob=0.9, n_estimators=None, n_sigmas=None, sigma_min=1.0,
+                  sigma_max=16.0)
+    values.update(r.default_settings)
+    values.update({k: v for k, v in sliders.items() if v is not None})
+    for name in ("crf_downsample", "classifier_downsample"):
+        values[name] = _positive_int(path, name, float(values[name]))
+    if r.classifier == "rf" and values["n_estimators"] is None:
+        raise DoodleError(path, f"era {r.name} needs n_estimators (no default known)")
+    if values["n_estimators"] is not None:
+        values["n_estimators"] = _positive_int(path, "n_estimators", float(values["n_estimators"]))
+    if not 0 < values["gt_prob"] <= 1:
+        raise DoodleError(path, f"settings: gt_prob must be in (0, 1], got {values['gt_prob']!r}")
+    return Settings(**values, era=r.name, era_source=source, layout=0)
