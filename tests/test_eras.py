@@ -24,7 +24,7 @@ from doodle_engine.jobs import validate_file
 from doodle_engine.reconstruct import roll_offsets
 from doodle_engine.settings import decode_settings, settings_for_era
 from doodle_engine.standardize import colour_indices, crf_image, standardize
-from conftest import write_npz
+from conftest import needs_real, real_files, write_npz
 
 OLD_NAMES = ["rf-2021-05", "rf-2021-06", "mlp-2021-06", "mlp-2021-10", "mlp-2022-05",
              "engine-2022-06"]
@@ -362,3 +362,17 @@ def test_cli_lists_the_eras_and_counts_a_folder(tmp_path, capsys):
     assert main(["eras", str(folder), "--workers", "1", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "mlp-2022-05" in out and "mlp-2021-06" in out and "files: 2" in out
+
+
+@needs_real
+def test_renamed_2022_files_are_rebuilt_exactly_without_an_era(tmp_path):
+    """Two 2022-05-04 files without their results-folder date: the best match is the 2022 app
+    and its label has 0 differing pixels (as mlp-2021-10, the layout's assumption, they differ)."""
+    import shutil
+    picks = [p for p in real_files() if "results2022-05-04" in p.name and "S2_rgb" in p.name][:2]
+    assert len(picks) == 2
+    for i, p in enumerate(picks):
+        renamed = shutil.copy(p, tmp_path / f"renamed_{i}.npz")
+        row = validate_file(renamed)[0]
+        assert (row["era"], row["era_source"], row["differ"]) == ("mlp-2022-05", BEST_MATCH, 0)
+        assert row["runner_up_differ"] > 0
