@@ -122,6 +122,10 @@ def cmd_eras(args):
                             "runner_up_differ") if c in ok]
         view = ok[cols].copy()
         view["file"] = view["file"].map(lambda f: str(f)[-60:])
+        for c in ("differ", "runner_up_differ"):
+            if c in view:
+                view[c] = view[c].map(lambda v: "" if v != v or v is None else f"{int(v):,}")
+        view = view.fillna("")
         print(view.to_string(index=False))
         print()
         counts = ok.groupby(["era", "era_source"]).size().rename("files").reset_index()

@@ -16,7 +16,7 @@ from doodle_engine import ERAS, load, reconstruct
 from doodle_engine import crf
 from doodle_engine.classifier import make_classifier, n_trees, training_rows
 from doodle_engine.cleanup import median_disk
-from doodle_engine.era_match import BEST_MATCH, match_era
+from doodle_engine.era_match import BEST_MATCH, BEST_MATCH_TIE, match_era
 from doodle_engine.eras import RECIPES, era_for_date, recipe, recipes_for_layout
 from doodle_engine.example import doodles_for, scene
 from doodle_engine.features import era_features, feature_matrix
@@ -331,6 +331,15 @@ def test_forest_candidates_share_features_and_fits(tmp_path):
     assert {c.era for c in m.candidates} == {"rf-2021-05c", "rf-2021-06"}
     again = match_era(load(p), crf_backend="numba")
     assert [vars(c) for c in again.candidates] == [vars(c) for c in m.candidates]
+    if m.candidates[0].differ == m.candidates[1].differ:  # a tie keeps the assumed era
+        assert (m.era, m.result.settings.era_source) == ("rf-2021-06", BEST_MATCH_TIE)
+    shared = {}
+    first = reconstruct(load(p), era="rf-2021-06", shared=shared, crf_backend="numba")
+    second = reconstruct(load(p), era="rf-2021-05c", shared=shared, crf_backend="numba")
+    assert "fit" in first.timings and "features" in first.timings
+    assert "fit" not in second.timings and "features" not in second.timings  # shared
+    third = reconstruct(load(p), era="rf-2021-06", seed=1, shared=shared, crf_backend="numba")
+    assert "fit" in third.timings and "features" not in third.timings  # a new seed refits
 
 
 def test_seed_spread_of_a_forest_file(tmp_path):
