@@ -59,7 +59,7 @@ def cmd_info(args):
                 "label_layout": rec.label_layout, "label_k": rec.label_k,
                 "era": rec.settings.era if rec.settings else None,
                 "era_source": rec.settings.era_source if rec.settings else None,
-                "era_match": ({"candidates": [vars(c) for c in match.candidates], **match.row()}
+                "era_match": ({**match.row(), "candidates": [vars(c) for c in match.candidates]}
                               if match else None),
                 "recipe": _recipe_json(era_recipe(rec.settings.era)) if rec.settings else None,
                 "features": feature_recipe(rec.settings.era) if rec.settings else None,

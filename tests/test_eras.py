@@ -385,3 +385,20 @@ def test_renamed_2022_files_are_rebuilt_exactly_without_an_era(tmp_path):
         row = validate_file(renamed)[0]
         assert (row["era"], row["era_source"], row["differ"]) == ("mlp-2022-05", BEST_MATCH, 0)
         assert row["runner_up_differ"] > 0
+
+
+def test_info_json_shows_the_recipe_and_the_best_match(tmp_path, capsys):
+    from doodle_engine.cli import main
+    image, truth, d = _scene()
+    p = write_npz(tmp_path / "forest.npz", image, d, truth, LAYOUT_VALUES["7rf"])
+    assert main(["info", str(p), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)[0]
+    assert info["era"] in ("rf-2021-05c", "rf-2021-06")
+    assert info["era_source"].startswith(BEST_MATCH)
+    assert info["recipe"]["name"] == info["era"] and info["recipe"]["commits"]
+    cands = info["era_match"]["candidates"]
+    assert {c["era"] for c in cands} == {"rf-2021-05c", "rf-2021-06"}
+    assert info["era_match"]["runner_up_differ"] == cands[1]["differ"] - cands[0]["differ"]
+    assert main(["info", str(p), "--json", "--era", "rf-2021-05c"]) == 0
+    info = json.loads(capsys.readouterr().out)[0]
+    assert (info["era"], info["era_source"], info["era_match"]) == ("rf-2021-05c", "user", None)
