@@ -246,7 +246,7 @@ _RECIPES = [
            **dict(_WIN, trees="2x settings", session="accumulate-rows",
                   class_weight="balanced_subsample", min_samples_split=5, row_cap=(500_000, 500_000),
                   rolls=5, roll_span="int(H/5)", location="raw", standardize="sqrt",
-                  crf_image="standardized")),
+                  crf_image="standardized", crf_location="radius")),
     Recipe("rf-2021-05", ("7aad21f", "5b27727", "09d12a2"), "2021-05-09 11:27", "2021-05-09 20:28",
            "random forest, 9-value settings with sigma range (May 2021, 7aad21f)", ("9",),
            defaults=_d(**_NPZ_DEF), spatial_filter="always", roll_span="H",

@@ -141,7 +141,9 @@ def test_crf_image_with_location_channels():
     np.testing.assert_allclose(rad[..., 3], np.hypot(rows, cols))
     six = crf_image(img, std, RECIPES["rf-2020-10c"])
     assert six.shape == (4, 5, 6)
-    assert crf_image(img, standardize(img, "sqrt"), RECIPES["rf-2021-05a"]).dtype == np.float16
+    sq = crf_image(img, standardize(img, "sqrt"), RECIPES["rf-2021-05a"])  # + radius (fb5461e)
+    np.testing.assert_array_equal(sq[..., :3], standardize(img, "sqrt"))
+    np.testing.assert_allclose(sq[..., 3], np.hypot(rows, cols))
 
 
 @pytest.mark.skipif(not _has_pydensecrf(), reason="pydensecrf not installed")
