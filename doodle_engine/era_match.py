@@ -12,8 +12,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-import numpy as np
-
 from .eras import recipe as era_recipe
 from .eras import recipes_for_layout
 from .errors import DoodleError
