@@ -59,7 +59,7 @@ def cmd_info(args):
                 "label_layout": rec.label_layout, "label_k": rec.label_k,
                 "era": rec.settings.era if rec.settings else None,
                 "era_source": rec.settings.era_source if rec.settings else None,
-                "era_match": ({"candidates": [vars(c) for c in match.candidates], **match.row()}
+                "era_match": ({**match.row(), "candidates": [vars(c) for c in match.candidates]}
                               if match else None),
                 "recipe": _recipe_json(era_recipe(rec.settings.era)) if rec.settings else None,
                 "features": feature_recipe(rec.settings.era) if rec.settings else None,
@@ -163,6 +163,10 @@ def cmd_eras(args):
                             "runner_up_differ") if c in ok]
         view = ok[cols].copy()
         view["file"] = view["file"].map(lambda f: Path(str(f)).name)
+        for c in ("differ", "runner_up_differ"):
+            if c in view:
+                view[c] = view[c].map(lambda v: "" if v != v or v is None else f"{int(v):,}")
+        view = view.fillna("")
         print(view.to_string(index=False))
         print()
         counts = ok.groupby(["era", "era_source"]).size().rename("files").reset_index()

@@ -12,8 +12,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-import numpy as np
-
 from .eras import recipe as era_recipe
 from .eras import recipes_for_layout
 from .errors import DoodleError
@@ -22,6 +20,8 @@ from .settings import decode_settings, encode_settings, layout_key
 
 #: era_source of a result whose era was chosen by matching the stored label
 BEST_MATCH = "best match"
+#: ... when another candidate matched it exactly as well (the layout's assumed era was kept)
+BEST_MATCH_TIE = "best match (tie)"
 
 
 @dataclass
@@ -99,4 +99,7 @@ def match_era(record, seed=0, mode="exact", crf_backend=None, n_jobs=1, eras=Non
     order = {n: i for i, n in enumerate(names)}
     cands.sort(key=lambda c: (c.differ, c.era != assumed, -order[c.era]))
     best = cands[0].era
-    return EraMatch(best, results[best], cands)
+    res = results[best]
+    if len(cands) > 1 and cands[1].differ == cands[0].differ:
+        res.settings = dataclasses.replace(res.settings, era_source=BEST_MATCH_TIE)
+    return EraMatch(best, res, cands)

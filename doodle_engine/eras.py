@@ -114,8 +114,11 @@ class Recipe:
                                      self.mlp_max_iter, self.row_cap)
 
     def knobs(self):
-        """Every behaviour field and its value (for ``info`` and the docs)."""
+        """Every behaviour field that applies to this era's classifier, and its value (for
+        ``info`` and the docs)."""
         skip = {"name", "commits", "start", "end", "description", "layouts", "defaults"}
+        skip |= ({"trees", "class_weight", "min_samples_split"} if self.classifier == "mlp"
+                 else {"mlp_hidden", "mlp_alpha", "mlp_max_iter"})
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in skip}
 
     def one_line(self):
@@ -221,38 +224,29 @@ _RECIPES = [
            "min_samples_split 5, rows capped at 100,000, 10 rolled CRF runs (+-k)",
            defaults=_d(**dict(_WIN_DEF, n_estimators=3)),
            **dict(_WIN, trees="2x settings", session="accumulate-rows",
-                  class_weight="balanced_subsample", row_cap=(100_000, 100_000),
+                  class_weight="balanced_subsample", min_samples_split=5, row_cap=(100_000, 100_000),
                   rolls=5, roll_span="int(H/5)", roll_signs="+-")),
     Recipe("rf-2021-03b", ("0916994", "52dfbf7"), "2021-03-21 19:45", "2021-03-24 21:44",
            "raw column and row as features and CRF bands; rows capped at 500,000",
-           defaults=_d(**dict(_WIN_DEF, pen_width=4.0, crf_downsample=3, n_estimators=3)),
+           defaults=_d(**dict(_WIN_DEF, crf_downsample=3, n_estimators=3)),
            **dict(_WIN, trees="2x settings", session="accumulate-rows",
-                  class_weight="balanced_subsample", row_cap=(500_000, 500_000),
+                  class_weight="balanced_subsample", min_samples_split=5, row_cap=(500_000, 500_000),
                   rolls=5, roll_span="int(H/5)", roll_signs="+-", location="gxgy",
                   crf_location="gxgy")),
-    Recipe("rf-2021-03c", ("647a0de", "7744f2b"), "2021-03-24 21:44", "2021-04-26 18:54",
-           "raw pixel radius as the location feature and CRF band",
-           defaults=_d(**dict(_WIN_DEF, pen_width=4.0, crf_downsample=3, n_estimators=3)),
+    Recipe("rf-2021-03c", ("647a0de", "7744f2b", "423a4bf", "d13e9fc"), "2021-03-24 21:44",
+           "2021-05-03 06:48", "raw pixel radius as the location feature and CRF band",
+           defaults=_d(**dict(_WIN_DEF, crf_downsample=3, n_estimators=3)),
            **dict(_WIN, trees="2x settings", session="accumulate-rows",
-                  class_weight="balanced_subsample", row_cap=(500_000, 500_000),
-                  rolls=5, roll_span="int(H/5)", roll_signs="+-", location="raw",
-                  crf_location="radius")),
-    Recipe("rf-2021-04", ("423a4bf", "d13e9fc"), "2021-04-26 18:54", "2021-05-03 06:48",
-           "as rf-2021-03c with the mu slider's default at 1",
-           defaults=_d(**dict(_WIN_DEF, pen_width=4.0, crf_downsample=3, crf_mu=1.0,
-                              n_estimators=3)),
-           **dict(_WIN, trees="2x settings", session="accumulate-rows",
-                  class_weight="balanced_subsample", row_cap=(500_000, 500_000),
+                  class_weight="balanced_subsample", min_samples_split=5, row_cap=(500_000, 500_000),
                   rolls=5, roll_span="int(H/5)", roll_signs="+-", location="raw",
                   crf_location="radius")),
     Recipe("rf-2021-05a", ("fb5461e", "3e51228"), "2021-05-03 06:48", "2021-05-09 11:27",
            "element-wise sqrt 'standardization'; 5 rolled CRF runs (+k); last PNG sessions",
-           defaults=_d(**dict(_WIN_DEF, pen_width=4.0, crf_downsample=4, crf_mu=43.0,
-                              n_estimators=3)),
+           defaults=_d(**dict(_WIN_DEF, crf_downsample=4, crf_mu=40.0, n_estimators=3)),
            **dict(_WIN, trees="2x settings", session="accumulate-rows",
-                  class_weight="balanced_subsample", row_cap=(500_000, 500_000),
+                  class_weight="balanced_subsample", min_samples_split=5, row_cap=(500_000, 500_000),
                   rolls=5, roll_span="int(H/5)", location="raw", standardize="sqrt",
-                  crf_image="standardized")),
+                  crf_image="standardized", crf_location="radius")),
     Recipe("rf-2021-05", ("7aad21f", "5b27727", "09d12a2"), "2021-05-09 11:27", "2021-05-09 20:28",
            "random forest, 9-value settings with sigma range (May 2021, 7aad21f)", ("9",),
            defaults=_d(**_NPZ_DEF), spatial_filter="always", roll_span="H",

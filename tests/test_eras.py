@@ -16,7 +16,7 @@ from doodle_engine import ERAS, load, reconstruct
 from doodle_engine import crf
 from doodle_engine.classifier import make_classifier, n_trees, training_rows
 from doodle_engine.cleanup import median_disk
-from doodle_engine.era_match import BEST_MATCH, match_era
+from doodle_engine.era_match import BEST_MATCH, BEST_MATCH_TIE, match_era
 from doodle_engine.eras import RECIPES, era_for_date, recipe, recipes_for_layout
 from doodle_engine.example import doodles_for, scene
 from doodle_engine.features import era_features, feature_matrix
@@ -24,7 +24,7 @@ from doodle_engine.jobs import validate_file
 from doodle_engine.reconstruct import roll_offsets
 from doodle_engine.settings import decode_settings, settings_for_era
 from doodle_engine.standardize import colour_indices, crf_image, standardize
-from conftest import write_npz
+from conftest import needs_real, real_files, write_npz
 
 OLD_NAMES = ["rf-2021-05", "rf-2021-06", "mlp-2021-06", "mlp-2021-10", "mlp-2022-05",
              "engine-2022-06"]
@@ -141,7 +141,9 @@ def test_crf_image_with_location_channels():
     np.testing.assert_allclose(rad[..., 3], np.hypot(rows, cols))
     six = crf_image(img, std, RECIPES["rf-2020-10c"])
     assert six.shape == (4, 5, 6)
-    assert crf_image(img, standardize(img, "sqrt"), RECIPES["rf-2021-05a"]).dtype == np.float16
+    sq = crf_image(img, standardize(img, "sqrt"), RECIPES["rf-2021-05a"])  # + radius (fb5461e)
+    np.testing.assert_array_equal(sq[..., :3], standardize(img, "sqrt"))
+    np.testing.assert_allclose(sq[..., 3], np.hypot(rows, cols))
 
 
 @pytest.mark.skipif(not _has_pydensecrf(), reason="pydensecrf not installed")
@@ -331,6 +333,15 @@ def test_forest_candidates_share_features_and_fits(tmp_path):
     assert {c.era for c in m.candidates} == {"rf-2021-05c", "rf-2021-06"}
     again = match_era(load(p), crf_backend="numba")
     assert [vars(c) for c in again.candidates] == [vars(c) for c in m.candidates]
+    if m.candidates[0].differ == m.candidates[1].differ:  # a tie keeps the assumed era
+        assert (m.era, m.result.settings.era_source) == ("rf-2021-06", BEST_MATCH_TIE)
+    shared = {}
+    first = reconstruct(load(p), era="rf-2021-06", shared=shared, crf_backend="numba")
+    second = reconstruct(load(p), era="rf-2021-05c", shared=shared, crf_backend="numba")
+    assert "fit" in first.timings and "features" in first.timings
+    assert "fit" not in second.timings and "features" not in second.timings  # shared
+    third = reconstruct(load(p), era="rf-2021-06", seed=1, shared=shared, crf_backend="numba")
+    assert "fit" in third.timings and "features" not in third.timings  # a new seed refits
 
 
 def test_seed_spread_of_a_forest_file(tmp_path):
@@ -362,3 +373,34 @@ def test_cli_lists_the_eras_and_counts_a_folder(tmp_path, capsys):
     assert main(["eras", str(folder), "--workers", "1", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "mlp-2022-05" in out and "mlp-2021-06" in out and "files: 2" in out
+
+
+@needs_real
+def test_renamed_2022_files_are_rebuilt_exactly_without_an_era(tmp_path):
+    """Two 2022-05-04 files without their results-folder date: the best match is the 2022 app
+    and its label has 0 differing pixels (as mlp-2021-10, the layout's assumption, they differ)."""
+    import shutil
+    picks = [p for p in real_files() if "results2022-05-04" in p.name and "S2_rgb" in p.name][:2]
+    assert len(picks) == 2
+    for i, p in enumerate(picks):
+        renamed = shutil.copy(p, tmp_path / f"renamed_{i}.npz")
+        row = validate_file(renamed)[0]
+        assert (row["era"], row["era_source"], row["differ"]) == ("mlp-2022-05", BEST_MATCH, 0)
+        assert row["runner_up_differ"] > 0
+
+
+def test_info_json_shows_the_recipe_and_the_best_match(tmp_path, capsys):
+    from doodle_engine.cli import main
+    image, truth, d = _scene()
+    p = write_npz(tmp_path / "forest.npz", image, d, truth, LAYOUT_VALUES["7rf"])
+    assert main(["info", str(p), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)[0]
+    assert info["era"] in ("rf-2021-05c", "rf-2021-06")
+    assert info["era_source"].startswith(BEST_MATCH)
+    assert info["recipe"]["name"] == info["era"] and info["recipe"]["commits"]
+    cands = info["era_match"]["candidates"]
+    assert {c["era"] for c in cands} == {"rf-2021-05c", "rf-2021-06"}
+    assert info["era_match"]["runner_up_differ"] == cands[1]["differ"] - cands[0]["differ"]
+    assert main(["info", str(p), "--json", "--era", "rf-2021-05c"]) == 0
+    info = json.loads(capsys.readouterr().out)[0]
+    assert (info["era"], info["era_source"], info["era_match"]) == ("rf-2021-05c", "user", None)
