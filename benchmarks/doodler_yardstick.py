@@ -148,6 +148,8 @@ def run_one(session_dir, stem, commit, seed, mirror=DEFAULT_MIRROR, history=None
     with tempfile.TemporaryDirectory(prefix="yardstick-") as tmp:
         work = Path(tmp)
         for h in history or []:
+            if len(np.unique(entries[h]["doodles"][entries[h]["doodles"] > 0])) < 2:
+                continue  # one class doodled: Doodler skipped the forest (no rows, no trees)
             np.random.seed(seed)
             _call(mod, d, entries[h]["image"], entries[h]["doodles"].copy(), work)
         e = entries[stem]
@@ -161,6 +163,26 @@ def run_one(session_dir, stem, commit, seed, mirror=DEFAULT_MIRROR, history=None
     return 1.0 - diff / stored.size, diff, secs
 
 
+def summary(csv_path):
+    """Markdown table: one row per (session, case, code commit, history), median over seeds."""
+    groups = {}
+    with open(csv_path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            key = (row["session"], row["case"], row["code_commit"], row["history"])
+            groups.setdefault(key, []).append(row)
+    lines = ["| session | case | code | history | seeds | accuracy per seed (%) | median (%) "
+             "| median px differing |", "|---|---|---|---|---|---|---|---|"]
+    for (sess, case, commit, hist), rows in groups.items():
+        rows.sort(key=lambda r: int(r["seed"]))
+        accs = sorted(float(r["accuracy"]) for r in rows)
+        diffs = sorted(int(r["diff_px"]) for r in rows)
+        per_seed = ", ".join(f"{float(r['accuracy']) * 100:.2f}" for r in rows)
+        seeds = ",".join(r["seed"] for r in rows)
+        lines.append(f"| {sess} | {case} | {commit} | {hist} | {seeds} | {per_seed} | "
+                     f"{accs[len(accs) // 2] * 100:.2f} | {diffs[len(diffs) // 2]:,} |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--cases", help="folder written by doodler_cases.py --build")
@@ -172,6 +194,7 @@ def main(argv=None):
                     help="2021 forest: first segment the session's earlier images (time order)")
     ap.add_argument("--csv", help="append rows to this CSV")
     ap.add_argument("--mirror", default=DEFAULT_MIRROR)
+    ap.add_argument("--summary", metavar="CSV", help="print a Markdown table of a results CSV")
     ap.add_argument("--one", nargs=4, metavar=("SESSION_DIR", "STEM", "COMMIT", "SEED"),
                     help=argparse.SUPPRESS)
     ap.add_argument("--history", nargs="*", help=argparse.SUPPRESS)
@@ -180,6 +203,9 @@ def main(argv=None):
         sdir, stem, commit, seed = args.one
         acc, diff, secs = run_one(sdir, stem, commit, int(seed), args.mirror, args.history)
         print("RESULT " + json.dumps({"accuracy": acc, "diff_px": diff, "seconds": secs}))
+        return 0
+    if args.summary:
+        print(summary(args.summary))
         return 0
     if not args.cases:
         ap.error("--cases DIR is required")
