@@ -328,6 +328,18 @@ def test_crf_parameters_are_checked_before_any_cxx_call():
                              hi * 2 if name == "crf_mu" else 1, 0.9, 2])
 
 
+def test_one_worker_batch_with_a_crashing_crf_setting_finishes(tmp_path, good):
+    """With --workers 1 files run in this process: crf_theta 1e-300 (a pydensecrf segfault)
+    must be an error row, and the good files and the table must still come out."""
+    bad = write_zip(tmp_path / "theta.npz", base_members(settings=[3, 2, 1, 1e-300, 1, 0.9, 2]))
+    table = tmp_path / "t.csv"
+    code, _, err = run_cli("validate", bad, *good, "--table", table, "--workers", "1", "--quiet",
+                           "--crf-backend", "pydensecrf")
+    assert code == 1 and one_line(err).startswith(f"error: {bad}: settings: crf_theta")
+    frame = pd.read_csv(table, keep_default_na=False).set_index("file")
+    assert (frame.loc[[str(g) for g in good], "error"] == "").all() and len(frame) == 4
+
+
 def test_a_batch_over_every_hostile_file_gives_a_row_each_and_changes_nothing(tmp_path, good):
     folder = tmp_path / "mixed"
     folder.mkdir()
