@@ -144,7 +144,7 @@ def up_to_date(path, *outputs):
 
 
 #: why a file was skipped (its row's ``skipped`` column)
-SKIPPED = "up to date: outputs newer than the input (--force redoes it)"
+SKIPPED = "up to date"  # outputs newer than the input; --force redoes them
 
 
 def _skipped(path, outputs):
