@@ -70,7 +70,7 @@ def _with_era(settings, era, where):
     return dataclasses.replace(s, era_source=BEST_MATCH)
 
 
-def match_era(record, seed=0, mode="exact", crf_backend=None, n_jobs=1, eras=None) -> EraMatch:
+def match_era(record, seed=0, mode="exact", crf_backend=None, workers=1, eras=None) -> EraMatch:
     """Rebuild ``record`` under each candidate era (or ``eras``) and keep the best match of
     its stored label.  Ties keep the era the layout assumes, else the newest tied one."""
     where = record.path
@@ -87,7 +87,7 @@ def match_era(record, seed=0, mode="exact", crf_backend=None, n_jobs=1, eras=Non
         settings = _with_era(record.settings, name, where)
         try:
             res = reconstruct(record, settings=settings, seed=seed, mode=mode,
-                              crf_backend=crf_backend, n_jobs=n_jobs, shared=shared)
+                              crf_backend=crf_backend, workers=workers, shared=shared)
         except DoodleError:
             continue  # an era these settings cannot run under (e.g. no n_sigmas)
         differ = int((res.label0 != record.label).sum())
