@@ -192,15 +192,18 @@ def _summary(frame, failed):
 
 
 def _assumed_eras(ok):
-    """One line when an era was assumed rather than read from the file's date or layout."""
+    """One line when an era was assumed, and one when it was told from the stored label (best
+    match), rather than read from the file's date or layout."""
     if "era_source" not in ok or not len(ok):
         return
-    assumed = ok[ok["era_source"].fillna("").astype(str).str.contains("assum")]
-    if len(assumed):
-        eras = ", ".join(sorted(set(assumed["era"].astype(str))))
-        names = ", ".join(dict.fromkeys(_name({"file": f}) for f in assumed["file"]))
-        print(f"note: era {eras} assumed for {assumed['file'].nunique()} file(s) "
-              f"({assumed['era_source'].iloc[0]}); --era sets it: {names}")
+    source = ok["era_source"].fillna("").astype(str)
+    for kind, what in (("assum", "assumed"), ("best match", "told from the stored label")):
+        picked = ok[source.str.contains(kind)]
+        if len(picked):
+            eras = ", ".join(sorted(set(picked["era"].astype(str))))
+            names = ", ".join(dict.fromkeys(_name({"file": f}) for f in picked["file"]))
+            print(f"note: era {eras} {what} for {picked['file'].nunique()} file(s) "
+                  f"({picked['era_source'].iloc[0]}); --era sets it: {names}")
 
 
 def _why(code, reason):
@@ -369,6 +372,9 @@ def build_parser():
     sp.add_argument("--quiet", action="store_true")
     sp.add_argument("--force", action="store_true")
     sp.add_argument("--table", help="stream rows to this CSV (needed for --resume)")
+    sp.add_argument("--allow-pickle", action="store_true",
+                    help="read object arrays (pickled data): only for files you trust")
+    sp.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
     sp.set_defaults(func=cmd_eras)
 
     for name, func, helptext in [("validate", cmd_validate, "rebuild labels and compare with the stored ones"),

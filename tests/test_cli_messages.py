@@ -79,13 +79,13 @@ def test_validate_table_names_files_in_full_with_era_and_source(capsys, dated_an
     assert header[:4] == ["file", "trial", "era", "era_source"]
     rows = [ln for ln in lines if LONG in ln and not ln.startswith(("files:", "note:"))]
     assert len(rows) == 3  # the two files' final labels and the undated file's trial
-    assert any(ln.startswith("undated_" + LONG) and "mlp-2021-10" in ln and "assumed" in ln
-               for ln in rows)
+    # no date in the path: the era is told from the stored label (best match), and said so
+    assert any(ln.startswith("undated_" + LONG) and "best match" in ln for ln in rows)
     assert any(ln.startswith(LONG) and "mlp-2022-05" in ln and "layout+date" in ln for ln in rows)
     summary = next(ln for ln in lines if ln.startswith("files:"))
     assert summary.startswith("files: 2 (3 results: 2 final labels + 1 earlier trials)  failed: 0")
     note = next(ln for ln in lines if ln.startswith("note:"))
-    assert "mlp-2021-10 assumed for 1 file(s)" in note and "undated_" + LONG in note
+    assert "told from the stored label for 1 file(s)" in note and "undated_" + LONG in note
 
 
 @pytest.mark.parametrize("given", ["99.9", "99.9%", "0.999"])
