@@ -246,6 +246,8 @@ def _classes_txt(path):
         return None
     cand = Path(path).with_name("classes.txt")
     if cand.is_file():
+        if cand.stat().st_size > 2**20:
+            raise DoodleError(cand, "is larger than 1 MiB; not a list of class names")
         names = [ln.strip() for ln in cand.read_text(encoding="utf-8", errors="replace").splitlines()]
         return [n for n in names if n] or None
     return None
