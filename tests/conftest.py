@@ -47,7 +47,11 @@ def synthetic(tmp_path):
     def make(era="mlp-2021-10", name=None, h=48, w=64, seed=0, **kw):
         image, truth = scene(h, w, seed)
         doodles = doodles_for(truth)
-        folder = tmp_path / ("results2022-05-04-14-00" if era == "mlp-2022-05" else "results")
+        # dated as Doodler named its results folders: the date picks the era among those
+        # sharing a settings layout (an undated file would be matched against its label)
+        from doodle_engine.eras import RECIPES
+        start = RECIPES[era].start[:10] if era in RECIPES else "2021-10-16"
+        folder = tmp_path / f"results{start}-14-00"
         folder.mkdir(exist_ok=True)
         settings = SETTINGS.get(era, SETTINGS["mlp-2021-10"])
         return write_npz(folder / (name or f"{era}.npz"), image, doodles, truth, settings, **kw)
