@@ -25,7 +25,6 @@ except ImportError:  # not a POSIX system: tables are not locked
     fcntl = None
 
 import numpy as np
-import pandas as pd
 
 from .errors import DoodleError
 from .export import safe_stem
@@ -120,6 +119,7 @@ class _Table:
         rows = []
         if self.path.exists():
             try:
+                import pandas as pd
                 rows += pd.read_csv(self.path, keep_default_na=False).to_dict("records")
             except (ValueError, UnicodeDecodeError, OSError) as exc:
                 raise DoodleError(self.path, f"cannot be read as an earlier table ({exc}); "
@@ -379,6 +379,7 @@ def _run_locked(job, every, workers, scheduler, client, table, resume, progress,
     finally:
         if bar is not None:
             bar.close()
+    import pandas as pd  # here, not at start-up
     frame = _in_input_order(pd.DataFrame(kept + tab.rows), every)
     tab.finish(frame)
     return frame
