@@ -65,6 +65,19 @@ def largest_first(files):
     return sorted(files, key=size, reverse=True)
 
 
+#: jobs that rebuild labels: ordered by predicted cost (``cost.py``), the others by size
+_REBUILDING = ("validate", "reconstruct", "eras")
+
+
+def start_order(job, files, kwargs):
+    """The order files are handed to workers: costliest first (predicted from headers and
+    settings) for the jobs that rebuild labels, largest on disk first for the others."""
+    if job in _REBUILDING:
+        from .cost import costliest_first
+        return costliest_first(files, kwargs.get("mode") or "exact")
+    return largest_first(files)
+
+
 def _run_one(job_name, path, kwargs):
     """Run one job, turning any failure into an error row (the batch goes on)."""
     t0 = time.perf_counter()
@@ -622,7 +635,7 @@ def _execute_pool(job, files, kwargs, n):
     # spawn, not fork: Numba's thread pool in this process must not be forked; and one
     # thread per worker (Numba, BLAS), or N workers x N threads fight over N cores
     ctx = multiprocessing.get_context("spawn")
-    todo = deque(largest_first(files))
+    todo = deque(start_order(job, files, kwargs))
     workers = []
     with _single_threaded_children():
         try:
@@ -730,7 +743,7 @@ def _execute_dask(job, files, kwargs, scheduler, client):
         client = _connect(Client, scheduler)
     try:
         futures = {client.submit(_run_one, job, f, kwargs, pure=False): f
-                   for f in largest_first(files)}
+                   for f in start_order(job, files, kwargs)}
         for fut in dask_completed(futures):
             try:
                 yield fut.result()
