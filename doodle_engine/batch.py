@@ -25,7 +25,6 @@ except ImportError:  # not a POSIX system: tables are not locked
     fcntl = None
 
 import numpy as np
-import pandas as pd
 
 from .errors import DoodleError
 from .export import safe_stem
@@ -64,6 +63,19 @@ def largest_first(files):
         except OSError:
             return -1
     return sorted(files, key=size, reverse=True)
+
+
+#: jobs that rebuild labels: ordered by predicted cost (``cost.py``), the others by size
+_REBUILDING = ("validate", "reconstruct", "eras")
+
+
+def start_order(job, files, kwargs):
+    """The order files are handed to workers: costliest first (predicted from headers and
+    settings) for the jobs that rebuild labels, largest on disk first for the others."""
+    if job in _REBUILDING:
+        from .cost import costliest_first
+        return costliest_first(files, kwargs.get("mode") or "exact")
+    return largest_first(files)
 
 
 def _run_one(job_name, path, kwargs):
@@ -120,6 +132,7 @@ class _Table:
         rows = []
         if self.path.exists():
             try:
+                import pandas as pd
                 rows += pd.read_csv(self.path, keep_default_na=False).to_dict("records")
             except (ValueError, UnicodeDecodeError, OSError) as exc:
                 raise DoodleError(self.path, f"cannot be read as an earlier table ({exc}); "
@@ -379,6 +392,7 @@ def _run_locked(job, every, workers, scheduler, client, table, resume, progress,
     finally:
         if bar is not None:
             bar.close()
+    import pandas as pd  # here, not at start-up
     frame = _in_input_order(pd.DataFrame(kept + tab.rows), every)
     tab.finish(frame)
     return frame
@@ -621,7 +635,7 @@ def _execute_pool(job, files, kwargs, n):
     # spawn, not fork: Numba's thread pool in this process must not be forked; and one
     # thread per worker (Numba, BLAS), or N workers x N threads fight over N cores
     ctx = multiprocessing.get_context("spawn")
-    todo = deque(largest_first(files))
+    todo = deque(start_order(job, files, kwargs))
     workers = []
     with _single_threaded_children():
         try:
@@ -729,7 +743,7 @@ def _execute_dask(job, files, kwargs, scheduler, client):
         client = _connect(Client, scheduler)
     try:
         futures = {client.submit(_run_one, job, f, kwargs, pure=False): f
-                   for f in largest_first(files)}
+                   for f in start_order(job, files, kwargs)}
         for fut in dask_completed(futures):
             try:
                 yield fut.result()

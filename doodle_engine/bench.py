@@ -12,7 +12,7 @@ from .reconstruct import reconstruct
 
 #: (row name, mode, CRF backend); None = the mode's default backend
 MODES = (("reference", "reference", None), ("exact", "exact", None),
-         ("exact/numba-crf", "exact", "numba"), ("fast", "fast", None))
+         ("exact/pydensecrf", "exact", "pydensecrf"), ("fast", "fast", None))
 
 
 def peak_rss_mb():

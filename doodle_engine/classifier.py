@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.ensemble import RandomForestClassifier
-from sklearn.neural_network import MLPClassifier
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from .eras import recipe as era_recipe
 from .errors import DoodleError
@@ -55,6 +51,12 @@ def n_trees(recipe, settings):
 
 
 def make_classifier(settings, seed=0, n_jobs=1, recipe=None):
+    # scikit-learn is imported here, where it is first needed (about 1 s per process): the
+    # compiled MLP of exact and fast mode never imports it
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
     r = era_recipe(recipe if recipe is not None else settings.era)
     if r.classifier == "rf":
         return RandomForestClassifier(n_estimators=n_trees(r, settings), n_jobs=n_jobs,
@@ -85,7 +87,7 @@ def fit(features, doodles, settings, seed=0, n_jobs=1, path=None, mode="exact", 
         else:
             clf = make_classifier(settings, seed=seed, n_jobs=n_jobs, recipe=r)
             clf.fit(x, y)
-            if mode != "reference" and isinstance(clf, RandomForestClassifier):
+            if mode != "reference" and r.classifier == "rf":
                 from .kernels.forest import PackedForest
                 clf = PackedForest(clf)  # compiled inference over the same trees
     except ValueError as exc:

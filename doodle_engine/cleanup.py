@@ -6,16 +6,16 @@ Labels here are 1-based (0 = no class), as inside Doodler."""
 from __future__ import annotations
 
 import numpy as np
-from scipy import ndimage
-from scipy.signal import convolve2d
 
-_FOUR = ndimage.generate_binary_structure(2, 1)
+# SciPy is imported in the functions that use it (start-up time): 4-connectivity
+_FOUR = np.array([[False, True, False], [True, True, True], [False, True, False]])
 _INPAINT_KERNEL = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]])
 
 
 def fill_small_holes(mask, max_hole):
     """Fill 4-connected background regions smaller than ``max_hole`` pixels (touching the
     border or not), as scikit-image <= 0.18 ``remove_small_holes(mask, max_hole)`` did."""
+    from scipy import ndimage
     holes, n = ndimage.label(~mask, structure=_FOUR)
     if n == 0:
         return mask.copy()
@@ -49,6 +49,7 @@ def filter_one_hot_spatial(label, distance):
     ``distance`` leave the plane; a counter adds 1 for every plane where the pixel lies
     within ``distance`` (outside pixels included).  The label is the first plane still set
     (plane 0 when none), and pixels whose counter equals the largest label become 0."""
+    from scipy import ndimage
     kmax = int(label.max())
     count = np.zeros(label.shape, np.int64)
     out = np.zeros(label.shape, np.int64)
@@ -71,6 +72,7 @@ class NothingToInpaint(ValueError):
 
 def inpaint_nans(im):
     """Fill NaNs by repeated 3x3 neighbour averaging (symmetric boundary), Doodler's loop."""
+    from scipy.signal import convolve2d
     im = np.array(im, dtype=np.float64)
     nans = np.isnan(im)
     if nans.all():

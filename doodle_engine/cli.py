@@ -390,8 +390,8 @@ def build_parser():
                         help="exact: Doodler's labels (default); fast: compiled float32 trainer "
                              "on fewer rows; reference: scikit-learn's own trainer")
         sp.add_argument("--crf-backend", choices=["pydensecrf", "numba"], default=None,
-                        help="CRF implementation (default: pydensecrf in exact/reference mode "
-                             "when installed, the compiled numba lattice otherwise)")
+                        help="CRF implementation (default: the compiled numba lattice, same labels "
+                             "as pydensecrf; pydensecrf in reference mode when installed)")
         sp.add_argument("--table", help="stream rows to this CSV (needed for --resume)")
         if name == "validate":
             sp.add_argument("--trials", action="store_true", help="also rebuild earlier trials")

@@ -13,7 +13,6 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-from skimage.transform import resize
 
 from .settings import check_crf_params
 from .standardize import rescale
@@ -171,12 +170,14 @@ def _refine(unary, image, n, p, shape, backend):
 
 def resize_nearest(label_small, shape):
     """scikit-image's order-0 resize as Doodler called it: float in [0, 1] (uint8 / 255)."""
+    from skimage.transform import resize
     return resize(label_small, shape, order=0, anti_aliasing=False)
 
 
 def resize_bilinear(label_small, shape):
     """scikit-image's default resize (order 1, anti-aliasing when shrinking) as the October
     2020 app called it: float in [0, 1] (uint8 / 255)."""
+    from skimage.transform import resize
     return resize(label_small, shape, order=1, anti_aliasing=True)
 
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from scipy import ndimage
-from skimage import feature, filters
 
 from .eras import recipe as era_recipe
 
@@ -89,6 +87,7 @@ def location_axes(shape, sigma, mode):
     offset = 0.5 if mode == "blur-old" else 0.0
     # scipy filters axis 0 then axis 1; along an axis where the grid is constant every line
     # gives the same numbers, so a 1xW (resp. Hx1) grid gives the full grid's values bit for bit
+    from scipy import ndimage
     row = ((np.arange(w, dtype=np.float64) + offset) * _INT64_UNIT)[None, :]
     col = ((np.arange(h, dtype=np.float64) + offset) * _INT64_UNIT)[:, None]
     gx = ndimage.gaussian_filter(row, sigma, mode="nearest", truncate=4.0)
@@ -105,6 +104,7 @@ def location_feature(shape, sigma, mode):
 def scale_features(channel, sigma, loc, sobel_border=False):
     """The five features of one float32 channel at one sigma (list of 2-D arrays).
     ``sobel_border``: zero the Sobel feature's outer rows and columns (scikit-image <= 0.16)."""
+    from skimage import feature, filters
     blur = filters.gaussian(channel, sigma=sigma, mode="nearest", truncate=4.0, preserve_range=True)
     edges = filters.sobel(blur)
     if sobel_border:

@@ -42,7 +42,7 @@ class _Options:
     n_jobs: int = 1
     mode: str = "exact"
     path: str | None = None
-    crf_backend: str = "pydensecrf"
+    crf_backend: str = "numba"
 
 
 class _Timer:
@@ -64,7 +64,9 @@ class _Timer:
 
 def _choose_crf_backend(backend, mode, where):
     if backend is None:
-        if mode != "fast" and crf.pydensecrf_available():
+        # the compiled lattice gives pydensecrf's labels on every real file and era (tests);
+        # the reference mode keeps the library Doodler called
+        if mode == "reference" and crf.pydensecrf_available():
             return "pydensecrf"
         return "numba"
     if backend not in crf.BACKENDS:
@@ -109,7 +111,8 @@ def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
         Seeds the random forest (Doodler's was unseeded; MLP eras are deterministic).
     crf_backend : {"pydensecrf", "numba"}, optional
         The library Doodler called, or the compiled permutohedral lattice with the same
-        semantics; by default pydensecrf in exact and reference mode when installed.
+        semantics (same labels); by default the lattice, and pydensecrf in reference mode
+        when installed.
     workers : int
         Threads for the random forest's fit (``n_jobs`` is its old name, deprecated).
     path : str, optional

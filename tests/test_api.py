@@ -52,3 +52,27 @@ def test_reconstruct_takes_workers_and_n_jobs_is_a_deprecated_alias(synthetic):
     with pytest.warns(DeprecationWarning, match="workers"):
         old = de.reconstruct(rec, n_jobs=1, seed=3)
     np.testing.assert_array_equal(new.label, old.label)
+
+
+def test_import_and_cli_start_load_no_heavy_library():
+    """``import doodle_engine`` and the command line's start do not import scikit-learn,
+    scikit-image, SciPy, pandas or Numba (each is imported where first used), and
+    ``doodle_engine.remap`` is still callable; exact mode's MLP fit needs no scikit-learn."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    code = (
+        "import sys, numpy as np\n"
+        "import doodle_engine as de\n"
+        "import doodle_engine.cli\n"
+        "heavy = ('sklearn', 'skimage', 'scipy', 'pandas', 'numba')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+        "print(de.remap(np.array([[0, 1]], np.uint8), {0: 1, 1: 0}).tolist())\n"
+        "from doodle_engine.kernels.mlp import fit_mlp\n"
+        "rng = np.random.default_rng(0)\n"
+        "fit_mlp(rng.normal(size=(300, 4)), rng.integers(1, 3, 300).astype(np.uint8), max_iter=3)\n"
+        "print('sklearn' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1], timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split("\n")[:3] == ["[]", "[[1, 0]]", "False"], out.stdout

@@ -147,6 +147,47 @@ def test_workers_start_with_the_largest_files(tmp_path):
                                                             "missing.npz"]
 
 
+def test_rebuilding_jobs_start_with_the_costliest_files_not_the_largest(tmp_path):
+    """Predicted cost (CRF pixels x runs / crf_downsample**2 + pixels + fit rows), read from
+    headers, settings and doodles: a small file with a full-resolution CRF and many training
+    rows goes before a file three times its size on disk with a CRF decimated x10."""
+    import math
+
+    import numpy as np
+
+    from doodle_engine.batch import largest_first, start_order
+    from doodle_engine.cost import PIXEL_WEIGHT, ROW_WEIGHT, RUN_PIXEL_WEIGHT, predicted_cost
+    folder = tmp_path / "results2021-10-11-12-10"  # late 2021: five rolled CRF runs
+    folder.mkdir()
+    image, truth = scene(240, 320, 1)
+    noisy = np.random.default_rng(0).integers(0, 256, image.shape, dtype=np.uint8)
+    big = write_npz(folder / "big.npz", noisy, doodles_for(truth), truth,
+                    [3, 10, 10, 1, 1, 0.9, 2])
+    small_img, small_truth = scene(120, 160, 2)
+    d = doodles_for(small_truth)
+    small = write_npz(folder / "small.npz", small_img, d, small_truth, [3, 1, 1, 1, 1, 0.9, 2])
+    bare = write_npz(folder / "bare.npz", small_img[:60], d[:60])  # no settings: its pixels
+    files = [str(big), str(small), str(bare), str(tmp_path / "missing.npz")]
+    assert os.path.getsize(big) > 3 * os.path.getsize(small)
+    px = 120 * 160
+    full = PIXEL_WEIGHT + 5 * RUN_PIXEL_WEIGHT  # per pixel at full resolution
+    assert predicted_cost(small) == pytest.approx(
+        px * 5 + full * px + ROW_WEIGHT["mlp"] * np.count_nonzero(d))
+    rows = math.ceil(np.count_nonzero(doodles_for(truth)) / 10)
+    assert predicted_cost(big) == pytest.approx(240 * 320 * (5 / 100 + full)
+                                                + ROW_WEIGHT["mlp"] * rows)
+    assert predicted_cost(bare) == 60 * 160
+    one = write_npz(folder / "one.npz", small_img, (d > 0).astype(np.uint8), small_truth,
+                    [3, 1, 1, 1, 1, 0.9, 2])
+    assert predicted_cost(one) == px  # one class doodled: no fit, no CRF
+    names = [Path(f).name for f in start_order("validate", files, {"mode": "exact"})]
+    assert names == ["small.npz", "big.npz", "bare.npz", "missing.npz"]
+    assert [Path(f).name for f in start_order("remap", files, {})] == \
+        [Path(f).name for f in largest_first(files)]
+    # fast mode caps the training rows at 40,000: the cap enters the cost
+    assert predicted_cost(small, "fast") == predicted_cost(small)
+
+
 def test_outputs_inside_the_input_folder_are_not_inputs_and_name_clashes_are_refused(folder,
                                                                                     tmp_path):
     out = folder / "rebuilt"  # outputs written inside the folder being read

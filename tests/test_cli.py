@@ -95,7 +95,7 @@ def test_bench_command(synthetic):
     lines = [ln for ln in r.stdout.splitlines() if " Mpx/s" in ln and "agree " in ln]
     assert len(lines) == 4 and "exact" in r.stdout and "peak memory" in r.stdout
     for ln in lines:
-        if " exact " in ln or " exact/numba-crf " in ln:
+        if " exact " in ln or " exact/pydensecrf " in ln:
             assert "agree 100.0000%" in ln
 
 

@@ -8,7 +8,7 @@ from doodle_engine.example import doodles_for, scene
 from doodle_engine.kernels import crf as kcrf
 from doodle_engine.standardize import standardize
 
-from conftest import real_files
+from conftest import needs_real, real_files
 
 pydensecrf = pytest.importorskip("pydensecrf.densecrf")
 import pydensecrf.utils as dutils  # noqa: E402
@@ -158,6 +158,35 @@ def test_numba_backend_agrees_with_pydensecrf_on_real_crf_inputs():
         assert (ours.argmax(0) == ref.argmax(0)).mean() >= 0.9999, path.name
 
 
+@needs_real
+def test_both_backends_give_the_same_labels_on_every_real_file_and_trial():
+    """Exact mode's default CRF (the compiled lattice) against pydensecrf, the library Doodler
+    called, on every real file and earlier trial: identical final labels.  The features and
+    the fit are shared between the two runs (``shared``), so only the CRF and what follows it
+    run twice."""
+    checked = 0
+    for path in real_files():
+        rec = load(path)
+        for i, r in enumerate([rec] + list(rec.trials)):
+            shared = {}
+            a = reconstruct(r, crf_backend="pydensecrf", shared=shared)
+            b = reconstruct(r, crf_backend="numba", shared=shared)
+            assert a.notes == b.notes, (path.name, i)
+            np.testing.assert_array_equal(a.label, b.label, err_msg=f"{path.name} trial {i}")
+            checked += 1
+    assert checked >= 14
+
+
+def test_exact_mode_defaults_to_the_compiled_crf_and_reference_to_pydensecrf(synthetic):
+    from doodle_engine.reconstruct import _choose_crf_backend
+    assert _choose_crf_backend(None, "exact", None) == "numba"
+    assert _choose_crf_backend(None, "fast", None) == "numba"
+    assert _choose_crf_backend(None, "reference", None) == "pydensecrf"
+    rec = load(synthetic("mlp-2021-10", h=40, w=56))
+    np.testing.assert_array_equal(reconstruct(rec).label,
+                                  reconstruct(rec, crf_backend="numba").label)
+
+
 def test_without_pydensecrf_the_compiled_backend_is_used(synthetic, monkeypatch):
     """Where the C++ extension cannot be built the default falls back to the lattice; asking
     for pydensecrf there is a clear error."""
@@ -165,5 +194,7 @@ def test_without_pydensecrf_the_compiled_backend_is_used(synthetic, monkeypatch)
     expected = reconstruct(rec, crf_backend="numba").label
     monkeypatch.setattr(crf, "pydensecrf_available", lambda: False)
     np.testing.assert_array_equal(reconstruct(rec).label, expected)
+    np.testing.assert_array_equal(reconstruct(rec, mode="reference").label,
+                                  reconstruct(rec, mode="reference", crf_backend="numba").label)
     with pytest.raises(DoodleError, match="not installed"):
         reconstruct(rec, crf_backend="pydensecrf")

@@ -6,7 +6,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from doodle_engine.kernels.mlp import fit_mlp, forward_numpy
+from doodle_engine.kernels.mlp import fit_mlp, forward_numpy, shuffled, split_indices
 
 
 def _data(n_classes, n=1500, seed=0):
@@ -44,6 +44,32 @@ def test_compiled_forward_matches_its_numpy_twin():
     np.testing.assert_array_equal(model.predict_proba(x, chunk=64, rows=rows),
                                   model.predict_proba(x[rows], chunk=64))  # gathered per chunk
     np.testing.assert_array_equal(m32.predict(x, rows=rows), m32.predict(x[rows]))
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 4])
+def test_split_and_shuffle_draw_as_scikit_learn(n_classes):
+    """The trainer's NumPy split and shuffle against ``train_test_split`` / ``utils.shuffle``
+    from the same RandomState: same rows, same state afterwards (ties in the stratified
+    counts included: small, odd and unbalanced class sizes)."""
+    from sklearn.model_selection import train_test_split
+    from sklearn.utils import shuffle as sk_shuffle
+    rng = np.random.default_rng(n_classes)
+    for n in (11, 12, 23, 40, 101, 997, 2000):
+        y = rng.integers(0, n_classes, n)
+        y[:2 * n_classes] = np.repeat(np.arange(n_classes), 2)  # every class twice at least
+        y1h = (y[:, None] == np.arange(n_classes)[None, :]).astype(np.float64)
+        binary = n_classes == 2
+        if binary:
+            y1h = y1h[:, 1:2].copy()
+        idx = np.arange(n)
+        a, b = np.random.RandomState(1), np.random.RandomState(1)
+        ref_tr, ref_te = train_test_split(idx, random_state=a, test_size=0.1,
+                                          stratify=y1h if binary else None)
+        tr, te = split_indices(y1h, b, stratify=binary)
+        np.testing.assert_array_equal(tr, ref_tr)
+        np.testing.assert_array_equal(te, ref_te)
+        np.testing.assert_array_equal(shuffled(tr, b), sk_shuffle(ref_tr, random_state=a))
+        assert a.randint(1 << 30) == b.randint(1 << 30)
 
 
 def test_too_few_samples_for_a_validation_split():

@@ -14,15 +14,73 @@ scikit-learn computes) give class probabilities for many pixels in bounded chunk
 
 from __future__ import annotations
 
+from math import ceil
+
 import numpy as np
 from numba import njit
-from sklearn.model_selection import train_test_split
-from sklearn.utils import shuffle as sk_shuffle
 
 TOL = 1e-4
 N_ITER_NO_CHANGE = 10
 BATCH = 200
 LR, BETA1, BETA2, EPS = 1e-3, 0.9, 0.999, 1e-8
+
+
+# ----------------------------------------------------------------------------- split, shuffle
+# scikit-learn's ``train_test_split`` (``test_size=0.1``, stratified on the one output column
+# of a binary network) and ``utils.shuffle``, drawn from the same RandomState in the same order,
+# in NumPy: the compiled trainer needs no scikit-learn import (about 1 s per process).  The
+# tests compare both with scikit-learn's.
+def _approximate_mode(class_counts, n_draws, rs):
+    """scikit-learn's ``_approximate_mode``: rows per class, ties broken by ``rs.choice``."""
+    continuous = class_counts / class_counts.sum() * n_draws
+    floored = np.floor(continuous)
+    need = int(n_draws - floored.sum())
+    if need > 0:
+        remainder = continuous - floored
+        for value in np.sort(np.unique(remainder))[::-1]:
+            (inds,) = np.where(remainder == value)
+            add_now = min(len(inds), need)
+            inds = rs.choice(inds, size=add_now, replace=False)
+            floored[inds] += 1
+            need -= add_now
+            if need == 0:
+                break
+    return floored.astype(int)
+
+
+def split_indices(y1h, rs, stratify, test_size=0.1):
+    """(train, test) row indices as ``train_test_split(..., random_state=rs,
+    test_size=test_size, stratify=y1h if stratify else None)`` draws them."""
+    n = y1h.shape[0]
+    n_test = ceil(test_size * n)
+    n_train = n - n_test
+    if n_train <= 0 or n_test <= 0:
+        raise ValueError(f"with {n} samples and test_size={test_size} the train set is empty")
+    if not stratify:
+        perm = rs.permutation(n)
+        return perm[n_test:n_test + n_train], perm[:n_test]
+    rows = y1h[:, 0] if y1h.ndim == 2 else y1h
+    classes, y_idx, counts = np.unique(rows, return_inverse=True, return_counts=True)
+    if counts.min() < 2:
+        raise ValueError("the least populated class in y has only 1 member")
+    if n_train < len(classes) or n_test < len(classes):
+        raise ValueError("the train or test split is smaller than the number of classes")
+    per_class = np.split(np.argsort(y_idx, kind="stable"), np.cumsum(counts)[:-1])
+    n_i = _approximate_mode(counts, n_train, rs)
+    t_i = _approximate_mode(counts - n_i, n_test, rs)
+    train, test = [], []
+    for i in range(len(classes)):
+        idx = per_class[i].take(rs.permutation(counts[i]), mode="clip")
+        train.extend(idx[:n_i[i]])
+        test.extend(idx[n_i[i]:n_i[i] + t_i[i]])
+    return rs.permutation(train), rs.permutation(test)
+
+
+def shuffled(order, rs):
+    """``sklearn.utils.shuffle(order, random_state=rs)``."""
+    idx = np.arange(order.shape[0])
+    rs.shuffle(idx)
+    return order[idx]
 
 
 # ----------------------------------------------------------------------------- compiled parts
@@ -238,8 +296,8 @@ def fit_mlp(x, y, hidden=(100, 60), alpha=1.0, max_iter=2000, seed=1, dtype=np.f
     sizes = [x.shape[1], *hidden, y1h.shape[1]]
     layers = [_glorot(rs, a, b) for a, b in zip(sizes[:-1], sizes[1:])]
     # scikit-learn stratifies only when the network has one output (two classes)
-    x_tr, x_val, y_tr, y_val = train_test_split(xs, y1h, random_state=rs, test_size=0.1,
-                                                stratify=y1h if binary else None)
+    tr, val = split_indices(y1h, rs, stratify=binary)
+    x_tr, x_val, y_tr, y_val = xs[tr], xs[val], y1h[tr], y1h[val]
     if x_val.shape[0] < 2:
         raise ValueError("the validation set is too small")
     y_val_idx = (y_val[:, 0] > 0.5).astype(int) if binary else y_val.argmax(1)
@@ -252,10 +310,20 @@ def fit_mlp(x, y, hidden=(100, 60), alpha=1.0, max_iter=2000, seed=1, dtype=np.f
     vs = tuple(np.zeros_like(p) for p in (coefs + inter))
     model = CompiledMLP(classes, mean, scale, coefs, inter)
     unit = CompiledMLP(classes, np.zeros(x.shape[1]), np.ones(x.shape[1]), coefs, inter)
+    best_params = _train(model, unit, x_tr, y_tr, x_val, y_val_idx, params, ms, vs, rs,
+                         alpha, binary, max_iter)
+    w0, b0, w1, b1, w2, b2 = best_params
+    model.coefs, model.intercepts = [w0, w1, w2], [b0, b1, b2]
+    return model
+
+
+def _train(model, unit, x_tr, y_tr, x_val, y_val_idx, params, ms, vs, rs, alpha, binary,
+           max_iter):
+    """The epochs with early stopping; returns the best weights."""
     best, best_params, stall, t = -np.inf, None, 0, 0
     order = np.arange(x_tr.shape[0])
     for _ in range(max_iter):
-        order = sk_shuffle(order, random_state=rs)
+        order = shuffled(order, rs)
         t = _epoch(x_tr, y_tr, order, params, ms, vs, t, alpha, binary)
         model.n_iter_ += 1
         score = float((unit.predict_proba(x_val).argmax(1) == y_val_idx).mean())
@@ -266,6 +334,4 @@ def fit_mlp(x, y, hidden=(100, 60), alpha=1.0, max_iter=2000, seed=1, dtype=np.f
             best_params = [p.copy() for p in params]
         if stall > N_ITER_NO_CHANGE:
             break
-    w0, b0, w1, b1, w2, b2 = best_params
-    model.coefs, model.intercepts = [w0, w1, w2], [b0, b1, b2]
-    return model
+    return best_params
