@@ -108,7 +108,18 @@ def replay(records, seed=0, mode="exact", crf_backend=None, workers=1, compare=T
         n = state["fitted"]
         base = classifier.n_trees(r, s)
         extra, trees = None, None
-        if knob == "first-forest" and state["forest"] is not None:
+        reuse = knob == "first-forest" and state["forest"] is not None
+        if reuse:
+            _, _, seen = classifier.training_rows(feats, rec.doodles, s, recipe=r)
+            if not np.array_equal(seen, state["forest"][1]):
+                # 1ced1fe refitted with warm_start and no new tree: the forest kept its trees
+                # but took this image's classes, so its predictions broke (today's
+                # scikit-learn raises); a fresh forest here, said in the notes
+                notes.append(f"doodled classes {seen.tolist()} differ from the session's first "
+                             f"forest's {np.asarray(state['forest'][1]).tolist()}: Doodler's "
+                             "reused forest could not predict them; a fresh forest instead")
+                reuse = False
+        if reuse:
             fitted = state["forest"]
         else:
             if knob == "accumulate-rows":

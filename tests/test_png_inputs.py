@@ -195,3 +195,11 @@ def test_validate_session_cli(march_session, capsys):
     out = capsys.readouterr().out
     assert "session " in out and "2 file(s)" in out and "time order" in out
     assert "accuracy_alone" in out and "session_points" in out
+
+
+def test_first_forest_with_other_classes_says_so(march_session):
+    folder, _ = march_session
+    recs = _session_records(folder, "rf-2020-11b")
+    recs[1].doodles[recs[1].doodles == 3] = 0  # the second image doodles two classes only
+    steps = session.replay(recs, mode="reference", compare=False)
+    assert any("differ from the session's first forest" in n for n in steps[1].notes)
