@@ -45,13 +45,25 @@ def find_npz(inputs):
         if p.is_dir() and p.suffix.lower() != ".npz":
             found = sorted(q for q in p.rglob("*.npz") if q.is_file())
             if not found:
-                raise DoodleError(p, "folder holds no .npz files")
+                found = _png_sessions(p)  # a PNG-era results folder (or folders of them)
             files.extend(found)
         else:
             files.append(p)
     if not files:
         raise DoodleError("run_batch", "no input files given")
     return list(dict.fromkeys(str(f) for f in files))
+
+
+def _png_sessions(folder):
+    """The doodle PNGs of the PNG-era results folders at or under ``folder``, each folder's in
+    time order; a DoodleError when there are none."""
+    from .pngload import doodle_pngs, is_png_session
+    folders = [folder] + sorted(q for q in folder.rglob("*") if q.is_dir())
+    found = [Path(f) for d in folders if is_png_session(d) for f in doodle_pngs(d)]
+    if not found:
+        raise DoodleError(folder, "folder holds no .npz files and no Doodler doodle PNGs "
+                                  "(*_annotations*.png)")
+    return found
 
 
 def largest_first(files):

@@ -24,17 +24,27 @@ def row_cap(recipe, max_samples=MLP_MAX_SAMPLES):
     return recipe.row_cap
 
 
-def training_rows(features, doodles, settings, max_samples=MLP_MAX_SAMPLES, recipe=None):
+def training_rows(features, doodles, settings, max_samples=MLP_MAX_SAMPLES, recipe=None,
+                  extra_rows=None):
     """(X, y, classes_seen): doodled rows in raster order, strided by the classifier
     downsample factor, then capped as the era did (above a threshold, that many evenly spaced
     indices: df7fccf kept 500,000 of more than 200,000, so rows repeat).  ``classes_seen`` is
-    taken after the stride and before the cap, as Doodler took it."""
+    taken after the stride and before the cap, as Doodler took it.  ``extra_rows`` (X, y):
+    rows of earlier images of a session, put before this image's rows and capped with them
+    (b02840d .. df7fccf pooled a session's rows so)."""
     r = era_recipe(recipe if recipe is not None else settings.era)
     flat = doodles.ravel()
     idx = np.flatnonzero(flat)[:: settings.classifier_downsample]
     y = flat[idx]
     seen = np.unique(y)
     cap = row_cap(r, max_samples)
+    if extra_rows is not None:
+        x = np.concatenate([np.asarray(extra_rows[0], features.dtype), features[idx]])
+        y = np.concatenate([np.asarray(extra_rows[1], flat.dtype), y])
+        if cap is not None and len(y) > cap[0]:
+            keep = np.round(np.linspace(0, len(y) - 1, cap[1])).astype(int)
+            x, y = x[keep], y[keep]
+        return x, y, seen
     if cap is not None and idx.size > cap[0]:
         idx = idx[np.round(np.linspace(0, idx.size - 1, cap[1])).astype(int)]
     return features[idx], flat[idx], seen
@@ -50,7 +60,7 @@ def n_trees(recipe, settings):
     return int(recipe.trees)
 
 
-def make_classifier(settings, seed=0, n_jobs=1, recipe=None):
+def make_classifier(settings, seed=0, n_jobs=1, recipe=None, trees=None):
     # scikit-learn is imported here, where it is first needed (about 1 s per process): the
     # compiled MLP of exact and fast mode never imports it
     from sklearn.ensemble import RandomForestClassifier
@@ -59,7 +69,7 @@ def make_classifier(settings, seed=0, n_jobs=1, recipe=None):
     from sklearn.preprocessing import StandardScaler
     r = era_recipe(recipe if recipe is not None else settings.era)
     if r.classifier == "rf":
-        return RandomForestClassifier(n_estimators=n_trees(r, settings), n_jobs=n_jobs,
+        return RandomForestClassifier(n_estimators=trees or n_trees(r, settings), n_jobs=n_jobs,
                                       class_weight=r.class_weight,
                                       min_samples_split=r.min_samples_split, random_state=seed)
     return make_pipeline(StandardScaler(),
@@ -68,13 +78,19 @@ def make_classifier(settings, seed=0, n_jobs=1, recipe=None):
                                        hidden_layer_sizes=list(r.mlp_hidden)))
 
 
-def fit(features, doodles, settings, seed=0, n_jobs=1, path=None, mode="exact", recipe=None):
-    """Train the era's classifier on the doodled rows; returns (model, classes seen)."""
+def fit(features, doodles, settings, seed=0, n_jobs=1, path=None, mode="exact", recipe=None,
+        extra_rows=None, trees=None):
+    """Train the era's classifier on the doodled rows; returns (model, classes seen).
+
+    Session replay (``doodle_engine.session``): ``extra_rows`` (X, y) are earlier images' rows
+    pooled with this image's (see :func:`training_rows`); ``trees`` overrides the forest size
+    (Doodler's saved forest grew by n_estimators per image)."""
     if mode not in MODES:
         raise DoodleError(path, f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
     r = era_recipe(recipe if recipe is not None else settings.era, path)
     cap = FAST_MAX_SAMPLES if mode == "fast" else MLP_MAX_SAMPLES
-    x, y, seen = training_rows(features, doodles, settings, max_samples=cap, recipe=r)
+    x, y, seen = training_rows(features, doodles, settings, max_samples=cap, recipe=r,
+                               extra_rows=extra_rows)
     compiled_mlp = mode != "reference" and r.classifier == "mlp"
     try:
         if compiled_mlp:
@@ -85,7 +101,7 @@ def fit(features, doodles, settings, seed=0, n_jobs=1, path=None, mode="exact", 
             clf = fit_mlp(x, y, dtype=dtype, hidden=tuple(r.mlp_hidden), alpha=r.mlp_alpha,
                           max_iter=r.mlp_max_iter)
         else:
-            clf = make_classifier(settings, seed=seed, n_jobs=n_jobs, recipe=r)
+            clf = make_classifier(settings, seed=seed, n_jobs=n_jobs, recipe=r, trees=trees)
             clf.fit(x, y)
             if mode != "reference" and r.classifier == "rf":
                 from .kernels.forest import PackedForest

@@ -11,6 +11,7 @@ import sys
 
 from doodle_engine import DoodleError, ERAS, load
 from doodle_engine.batch import find_npz, parse_workers, run_batch
+from doodle_engine.eras import SLIDERS
 from doodle_engine.features import feature_recipe
 from doodle_engine.io import DEFAULT_MAX_PIXELS
 
@@ -23,6 +24,17 @@ def _classes(arg):
     if p.is_file():
         return [ln.strip() for ln in p.read_text().splitlines() if ln.strip()]
     return [c.strip() for c in arg.split(",") if c.strip()]
+
+
+def _png_options(args, path=None):
+    """--settings / --images for PNG-era inputs (doodle PNGs, results folders)."""
+    from doodle_engine.pngload import is_doodle_png, parse_settings
+    opts = {}
+    if getattr(args, "settings", None) and (path is None or is_doodle_png(path)):
+        opts["settings"] = parse_settings(args.settings)
+    if getattr(args, "images", None) and (path is None or is_doodle_png(path)):
+        opts["images"] = args.images
+    return opts
 
 
 def _workers(arg):
@@ -40,7 +52,8 @@ def cmd_info(args):
     for path in find_npz(args.files):
         rec = load(path, classes=_classes(args.classes),
                    era=None if args.era == "auto" else args.era,
-                   allow_pickle=args.allow_pickle, max_pixels=args.max_pixels)
+                   allow_pickle=args.allow_pickle, max_pixels=args.max_pixels,
+                   **_png_options(args, path))
         match = None
         if rec.settings is not None and rec.label is not None and (
                 args.era == "auto" or (args.era is None and needs_match(rec.settings))):
@@ -217,8 +230,9 @@ def _batch(args, job, **kwargs):
     frame = run_batch(job, args.inputs, workers=args.workers, scheduler=args.scheduler,
                       table=getattr(args, "table", None), resume=args.resume,
                       progress=not args.quiet, classes=_classes(args.classes),
-                      force=args.force, allow_pickle=args.allow_pickle,
-                      max_pixels=args.max_pixels,
+                      force=args.force, allow_pickle=getattr(args, "allow_pickle", False),
+                      max_pixels=getattr(args, "max_pixels", DEFAULT_MAX_PIXELS),
+                      **_png_options(args),
                       also_writes={"report": getattr(args, "report", None),
                                    "plots": getattr(args, "plots", None)},
                       also_reads=[getattr(args, "mapping", None), args.classes,
@@ -231,8 +245,41 @@ def _batch(args, job, **kwargs):
     return frame, failed
 
 
+def cmd_session(args):
+    """validate --session: each input folder replayed as one Doodler session."""
+    import pandas as pd
+
+    from doodle_engine.session import load_folder, replay, replay_rows
+    rows = []
+    for folder in args.inputs:
+        records, order_note = load_folder(folder, classes=_classes(args.classes),
+                                          era=None if args.era in (None, "auto") else args.era,
+                                          **_png_options(args))
+        print(f"session {folder}: {len(records)} file(s), {order_note}")
+        steps = replay(records, seed=args.seed, mode=args.mode, crf_backend=args.crf_backend)
+        rows.extend(replay_rows(steps, records))
+    frame = pd.DataFrame(rows)
+    view = frame.drop(columns=["notes"]).copy()
+    view["file"] = view["file"].map(lambda f: f.rsplit("/", 1)[-1])
+    print(view.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    for _, row in frame.iterrows():
+        if row["notes"]:
+            print(f"note: {row['file'].rsplit('/', 1)[-1]}: {row['notes']}")
+    if "session_points" in frame:
+        print(f"{len(frame)} file(s); the session's history changed "
+              f"{int((frame['session_changed_px'].fillna(0) > 0).sum())} of them "
+              f"(accuracy change {frame['session_points'].min():+.3f} .. "
+              f"{frame['session_points'].max():+.3f} points)")
+    if args.report:
+        from doodle_engine.report import write_report
+        write_report(frame, args.report)
+    return 0
+
+
 def cmd_validate(args):
     import tempfile
+    if args.session:
+        return cmd_session(args)
 
     from doodle_engine.report import print_table, write_plots, write_report
     with tempfile.TemporaryDirectory(prefix="doodle-engine-labels-") as kept:
@@ -336,7 +383,17 @@ def build_parser():
     p.add_argument("--version", action="version", version=f"doodle-engine {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
+    def png_options(sp):
+        sp.add_argument("--settings", metavar="K=V,...|JSON",
+                        help="PNG-era sessions (no stored settings): sliders replacing the era's "
+                             "defaults, as key=value pairs (crf_theta=60,crf_mu=80), a JSON "
+                             "object or a JSON file; keys: " + ", ".join(SLIDERS))
+        sp.add_argument("--images", metavar="FOLDER",
+                        help="PNG-era sessions: the folder holding the images (default: beside "
+                             "the doodle PNGs, then Doodler's assets/)")
+
     def common(sp, batch=True):
+        png_options(sp)
         sp.add_argument("--classes", help="class names (comma list or a classes.txt) for files without them")
         sp.add_argument("--allow-pickle", action="store_true",
                         help="read object arrays (pickled data): only for files you trust")
@@ -366,6 +423,7 @@ def build_parser():
     sp.add_argument("--seed", type=int, default=0, help="forest seed of the candidates")
     sp.add_argument("--mode", choices=["exact", "fast", "reference"], default="exact")
     sp.add_argument("--classes")
+    png_options(sp)
     sp.add_argument("--workers", type=_workers, default="auto")
     sp.add_argument("--scheduler")
     sp.add_argument("--resume", action="store_true")
@@ -395,6 +453,10 @@ def build_parser():
         sp.add_argument("--table", help="stream rows to this CSV (needed for --resume)")
         if name == "validate":
             sp.add_argument("--trials", action="store_true", help="also rebuild earlier trials")
+            sp.add_argument("--session", action="store_true",
+                            help="each input is one results folder replayed as a Doodler session:"
+                                 " its files in time order, the forest learning across them as "
+                                 "the era did; reports each file with and without that history")
             sp.add_argument("--seeds", type=int, default=1,
                             help="rebuild forest-era files with this many seeds (--seed, "
                                  "--seed + 1, ...) and report min / median / max accuracy")

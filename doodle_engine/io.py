@@ -380,8 +380,8 @@ def trial_prefixes(keys):
 
 
 def load(path, classes=None, era=None, date=None, allow_pickle=False,
-         max_pixels=DEFAULT_MAX_PIXELS, trials=True) -> DoodleRecord:
-    """Read a Doodler .npz of any era.
+         max_pixels=DEFAULT_MAX_PIXELS, trials=True, settings=None, images=None) -> DoodleRecord:
+    """Read a Doodler .npz of any era, or a doodle PNG of the years before npz.
 
     Parameters
     ----------
@@ -401,6 +401,12 @@ def load(path, classes=None, era=None, date=None, allow_pickle=False,
         Refuse images above this many pixels (checked from the array headers).
     trials : bool
         Also read the earlier attempts stored in the file (``rec.trials``).
+    settings : dict or str, optional
+        PNG sessions only (they stored no settings): sliders replacing the era's defaults,
+        e.g. ``{"crf_theta": 60}`` or ``"crf_theta=60,crf_mu=80"``.
+    images : path, optional
+        PNG sessions only: the folder holding the images (default: beside the doodle PNG,
+        then Doodler's ``assets/``).  A results folder is read by :func:`load_session`.
 
     Returns
     -------
@@ -423,6 +429,15 @@ def load(path, classes=None, era=None, date=None, allow_pickle=False,
     >>> rec.shape, rec.classes, rec.settings.era
     ((48, 64), ['water', 'surf', 'sand'], 'mlp-2021-10')
     """
+    from . import pngload
+    if str(path).lower().endswith(".png"):
+        return pngload.load_png(path, classes=classes, era=era, date=date, settings=settings,
+                                images=images)
+    if pngload.is_png_session(path):
+        raise DoodleError(path, "is a PNG-era results folder: read it with "
+                                "doodle_engine.load_session (or give one of its doodle PNGs)")
+    if settings is not None:
+        raise DoodleError(path, "settings= applies to PNG sessions only (a .npz stores its own)")
     arrays = read_arrays(path, allow_pickle=allow_pickle, max_pixels=max_pixels, trials=trials)
     record = _record_from_arrays(arrays, "", path, classes, era, date)
     if trials:

@@ -17,8 +17,11 @@ from .validate import validate
 
 def _read_options(extra):
     """The reading options a batch passes on (``--max-pixels``, ``--allow-pickle``)."""
-    return {"allow_pickle": bool(extra.get("allow_pickle", False)),
+    opts = {"allow_pickle": bool(extra.get("allow_pickle", False)),
             "max_pixels": extra.get("max_pixels", DEFAULT_MAX_PIXELS)}
+    # PNG sessions: sliders replacing the era's defaults, the images' folder
+    opts.update({k: extra[k] for k in ("settings", "images") if extra.get(k) is not None})
+    return opts
 
 
 def _record_name(path):
@@ -106,6 +109,8 @@ def validate_file(path, era=None, classes=None, trials=False, seed=0, mode="exac
                         "accuracy_median": float(np.median(accs)), "accuracy_max": max(accs)})
         row.update({f"t_{k}": v for k, v in res.timings.items()})
         row["seconds"] = time.perf_counter() - t0
+        from .session import history_note
+        row["history"] = history_note(res.era)  # a forest that learned across a session
         row["notes"] = "; ".join(res.notes)
         if keep_label and m.n_differ:
             row["_rebuilt"] = res.label0

@@ -43,6 +43,7 @@ class _Options:
     mode: str = "exact"
     path: str | None = None
     crf_backend: str = "numba"
+    fitted: tuple | None = None  # (classifier, classes seen) given by a session replay
 
 
 class _Timer:
@@ -92,7 +93,7 @@ def _check_inputs(image, doodles, settings, where):
 
 def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
                 crf_backend=None, workers=1, path=None, mode="exact", shared=None,
-                n_jobs=None) -> Reconstruction:
+                n_jobs=None, fitted=None) -> Reconstruction:
     """Rebuild the label from doodles as the Doodler era of ``settings`` did.
 
     Parameters
@@ -124,6 +125,9 @@ def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
     shared : dict, optional
         Kept between calls on the same image and doodles (e.g. the candidate eras of one
         file): features and fits that eras share are computed once.
+    fitted : (classifier, classes seen), optional
+        A classifier trained elsewhere (a session replay, :mod:`doodle_engine.session`)
+        used instead of fitting one on this image's doodles.
 
     Returns
     -------
@@ -172,7 +176,8 @@ def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
     doodles = np.asarray(doodles)
     _check_inputs(image, doodles, settings, where)
     run = _Run(recipe, settings, doodles, _Timer(), [],
-               _Options(seed, workers, mode, where, crf_backend), {} if shared is None else shared)
+               _Options(seed, workers, mode, where, crf_backend, fitted),
+               {} if shared is None else shared)
     with run.timer.stage("standardize"):
         run.img = _cached(run, ("standardize", recipe.standardize),
                           lambda: standardize(image, recipe.standardize))
@@ -233,6 +238,9 @@ def _fit(run, feats):
     key = ("fit", r.fit_key(), tuple(_sigmas(run)), s.classifier_downsample,
            s.n_estimators if r.classifier == "rf" else None,
            opts.seed if r.classifier == "rf" else None, opts.mode)
+
+    if opts.fitted is not None:
+        return opts.fitted, key + ("given",)
 
     def make():
         with run.timer.stage("fit"):
