@@ -32,7 +32,7 @@ def test_a_folder_without_npz_files_exits_2_with_one_line(capsys, tmp_path, comm
         args = [a.replace("OUT", str(tmp_path / "o")) for a in command] + [str(folder)]
         code, out, err = run(capsys, *args, *(["--quiet"] if command[0] not in ("info", "bench") else []))
         assert code == 2
-        assert err.strip() == f"error: {folder}: folder holds no .npz files"
+        assert err.strip() == f"error: {folder}: folder holds no .npz files and no Doodler doodle PNGs (*_annotations*.png)"
         assert "(no files)" not in out
 
 
