@@ -72,6 +72,31 @@ def test_split_and_shuffle_draw_as_scikit_learn(n_classes):
         assert a.randint(1 << 30) == b.randint(1 << 30)
 
 
+def test_the_trainer_runs_blas_on_one_thread_with_the_same_results(monkeypatch):
+    """The minibatch products run on one BLAS thread (issue 18: OpenBLAS threads on
+    200-row products cost more than they give); the weights are the same either way."""
+    from threadpoolctl import threadpool_info
+
+    from doodle_engine.kernels import mlp
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2000, 30))
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.uint8) + 1
+    seen = []
+    train = mlp._train
+
+    def spy(*args):
+        seen.extend(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+        return train(*args)
+
+    monkeypatch.setattr(mlp, "_train", spy)
+    one = fit_mlp(x, y, max_iter=5)
+    assert seen and set(seen) == {1}
+    monkeypatch.setattr(mlp, "FIT_BLAS_THREADS", None)
+    free = fit_mlp(x, y, max_iter=5)
+    for a, b in zip(one.coefs, free.coefs):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_too_few_samples_for_a_validation_split():
     with pytest.raises(ValueError):
         fit_mlp(np.zeros((5, 3)), np.array([1, 1, 2, 2, 2], np.uint8))

@@ -19,6 +19,12 @@ from math import ceil
 import numpy as np
 from numba import njit
 
+#: BLAS threads for the trainer's products (numba's ``np.dot`` calls SciPy's OpenBLAS): one.
+#: A minibatch product (200 rows x 30-100 columns) is too small to share: OpenBLAS splits it
+#: anyway, and waking and joining its threads hundreds of times an epoch cost 1.2-19x the fit
+#: (docs/speed.md).  None leaves BLAS as it is.  Threads do not change the results (OpenBLAS
+#: splits the output, not the sums).
+FIT_BLAS_THREADS = 1
 TOL = 1e-4
 N_ITER_NO_CHANGE = 10
 BATCH = 200
@@ -310,11 +316,22 @@ def fit_mlp(x, y, hidden=(100, 60), alpha=1.0, max_iter=2000, seed=1, dtype=np.f
     vs = tuple(np.zeros_like(p) for p in (coefs + inter))
     model = CompiledMLP(classes, mean, scale, coefs, inter)
     unit = CompiledMLP(classes, np.zeros(x.shape[1]), np.ones(x.shape[1]), coefs, inter)
-    best_params = _train(model, unit, x_tr, y_tr, x_val, y_val_idx, params, ms, vs, rs,
-                         alpha, binary, max_iter)
+    with _blas_threads(FIT_BLAS_THREADS):
+        best_params = _train(model, unit, x_tr, y_tr, x_val, y_val_idx, params, ms, vs, rs,
+                             alpha, binary, max_iter)
     w0, b0, w1, b1, w2, b2 = best_params
     model.coefs, model.intercepts = [w0, w1, w2], [b0, b1, b2]
     return model
+
+
+def _blas_threads(n):
+    """A context limiting BLAS to ``n`` threads (threadpoolctl), or doing nothing for None."""
+    import contextlib
+    if n is None:
+        return contextlib.nullcontext()
+    import scipy.linalg.cython_blas  # noqa: F401  the BLAS numba's np.dot calls: loaded first,
+    from threadpoolctl import threadpool_limits  # or the limit would not see it
+    return threadpool_limits(limits=n, user_api="blas")
 
 
 def _train(model, unit, x_tr, y_tr, x_val, y_val_idx, params, ms, vs, rs, alpha, binary,
