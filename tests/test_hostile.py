@@ -28,7 +28,7 @@ import pytest
 
 from conftest import SETTINGS, doodles_for, scene, write_npz
 from doodle_engine import DoodleError, batch, cli, load
-from doodle_engine.crf import crf_from_doodles, crf_from_labels, crf_from_onehot
+from doodle_engine.crf import Params, crf_from_doodles, crf_from_labels, crf_from_onehot
 from doodle_engine.settings import BOUNDS, decode_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -311,8 +311,8 @@ def test_crf_parameters_are_checked_before_any_cxx_call():
            (1, -1, 1), (1, 1e30, 1), (1, 1, 0), (1, 1, 1e9), (1, 1, 1.5)]
     for theta, mu, ds in bad:
         for call in (lambda: crf_from_labels(label, image, theta, mu, ds, 0.9),
-                     lambda: crf_from_onehot(onehot, image, theta, mu, ds),
-                     lambda: crf_from_doodles(label, image, 2, theta, mu, ds)):
+                     lambda: crf_from_onehot(onehot, image, Params(theta, mu, ds, 0.9)),
+                     lambda: crf_from_doodles(label, image, 2, Params(theta, mu, ds, 0.51))):
             with pytest.raises(DoodleError, match="crf_|must be"):
                 call()
             COUNT["crf parameter cases"] += 1
@@ -335,7 +335,9 @@ def test_one_worker_batch_with_a_crashing_crf_setting_finishes(tmp_path, good):
     table = tmp_path / "t.csv"
     code, _, err = run_cli("validate", bad, *good, "--table", table, "--workers", "1", "--quiet",
                            "--crf-backend", "pydensecrf")
-    assert code == 1 and one_line(err).startswith(f"error: {bad}: settings: crf_theta")
+    first, why = err.strip().splitlines()
+    assert code == 1 and first.startswith(f"error: {bad}: settings: crf_theta")
+    assert why == "exit 1: 1 file(s) failed (listed above)"
     frame = pd.read_csv(table, keep_default_na=False).set_index("file")
     assert (frame.loc[[str(g) for g in good], "error"] == "").all() and len(frame) == 4
 
@@ -355,7 +357,10 @@ def test_a_batch_over_every_hostile_file_gives_a_row_each_and_changes_nothing(tm
     code, out, err = run_cli("validate", folder, "--table", table, "--workers", "2", "--quiet",
                              "--mode", "fast")
     assert code == 1
-    assert all(line.startswith("error: ") for line in err.strip().splitlines()), err[-2000:]
+    lines = err.strip().splitlines()
+    # one line per failed file, then one line saying why the exit code is 1
+    assert lines[-1].startswith("exit 1: ") and "failed" in lines[-1], err[-2000:]
+    assert all(line.startswith("error: ") for line in lines[:-1]), err[-2000:]
     frame = pd.read_csv(table, keep_default_na=False)
     assert sorted(frame["file"]) == sorted(str(p) for p in before)
     assert (frame.set_index("file").loc[[str(folder / g.name) for g in good], "error"] == "").all()
