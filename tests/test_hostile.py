@@ -611,8 +611,11 @@ def test_a_full_disk_keeps_the_rows_and_says_where(tmp_path, good):
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (1500, 1500))
 
+    # the rows that could not be written go to the temporary folder: this test's own
+    rescue = tmp_path / "rescue"
+    rescue.mkdir()
     proc = cli_proc("validate", *good, "--table", tmp_path / "t.csv", "--workers", "1", "--quiet",
-                    preexec_fn=limit)
+                    preexec_fn=limit, env={**os.environ, "TMPDIR": str(rescue)})
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 2, err
     msg = one_line(err.strip().splitlines()[-1])
