@@ -27,13 +27,17 @@ def print_table(frame, columns=TABLE_COLUMNS):
     view = frame[cols].copy()
     if "file" in view:
         view["file"] = view["file"].map(lambda f: Path(str(f)).name)
-    for c in ("era", "era_source", "trial", "skipped", "mode", "error"):
-        if c in view:
+    for c in ("era", "era_source", "runner_up", "trial", "skipped", "mode", "error"):
+        if c in view:  # a row that made no such choice shows nothing, not NaN
             view[c] = view[c].fillna("")
+    if "runner_up_differ" in view:  # pixels, blank where no runner-up was rebuilt
+        view["runner_up_differ"] = view["runner_up_differ"].map(
+            lambda v: "" if pd.isna(v) else f"{int(v)}")
     for c in ("height", "width", "differ"):  # whole numbers, also beside failed rows
         if c in view:
             view[c] = pd.to_numeric(view[c], errors="coerce").round().astype("Int64")
-    texts = [c for c in ("file", "trial", "era", "era_source", "mode", "skipped", "error")
+    texts = [c for c in ("file", "trial", "era", "era_source", "runner_up", "mode", "skipped",
+                         "error")
              if c in view]
     formatters = {}
     for c in texts:  # text columns aligned left
