@@ -27,7 +27,7 @@ except ImportError:  # not a POSIX system: tables are not locked
 import numpy as np
 
 from .errors import DoodleError
-from .io import _umask
+from .io import normal_permissions
 from .export import safe_stem
 from .jobs import JOBS
 
@@ -210,7 +210,7 @@ def _save_elsewhere(frame, name):
     """Rows whose table could not be written: into the temporary folder, else printed."""
     try:
         fd, where = tempfile.mkstemp(prefix=Path(name).stem + ".", suffix=".csv")
-        os.fchmod(fd, 0o666 & ~_umask())  # a normal write's permissions, not mkstemp's 0600
+        normal_permissions(fd)
         with os.fdopen(fd, "w") as fh:
             frame.to_csv(fh, index=False)
         return f"its {len(frame)} rows were saved to {where}"

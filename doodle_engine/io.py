@@ -489,6 +489,12 @@ def _umask():
     return mask
 
 
+def normal_permissions(fd):
+    """Give the open file ``fd`` the permissions a plain ``open(path, "w")`` would (0666 less
+    the umask) instead of the 0600 of a file made by ``tempfile.mkstemp``."""
+    os.fchmod(fd, 0o666 & ~_umask())
+
+
 def atomic_write(path, write_fn, overwrite=True):
     """Run ``write_fn(fileobj)`` into a temporary file beside ``path``, then rename it.
 
@@ -500,7 +506,7 @@ def atomic_write(path, write_fn, overwrite=True):
         raise DoodleError(path, "exists already (pass overwrite=True / --overwrite)")
     fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".part", dir=path.parent)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
+        normal_permissions(fd)
         with os.fdopen(fd, "wb") as fh:
             write_fn(fh)
             fh.flush()
