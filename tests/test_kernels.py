@@ -192,3 +192,33 @@ def test_compiled_inpainting_equals_the_convolution_loop_bit_for_bit():
     assert checked > 150
     labels = rng.integers(0, 4, (60, 80))
     np.testing.assert_array_equal(compiled.inpaint_zeros(labels), cleanup.inpaint_zeros(labels))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_fused_epoch_matches_its_numpy_twin(n_classes, dtype):
+    """Two epochs of the fused trainer (padded weights, one compiled call per epoch) against
+    the NumPy twin with scikit-learn's formulas: the same weights and Adam moments."""
+    from doodle_engine.kernels import mlp
+    x, y = _data(n_classes, n=1037)  # a short last minibatch
+    x = np.hstack([x, x[:, :1] ** 2]).astype(dtype)  # 7 inputs: padded to 8
+    y1h = (y[:, None] == np.unique(y)[None, :]).astype(dtype)
+    if n_classes == 2:
+        y1h = y1h[:, 1:2].copy()
+    rs = np.random.RandomState(1)
+    layers = [mlp._glorot(rs, a, b) for a, b in zip([7, 100, 60], [100, 60, y1h.shape[1]])]
+    params = tuple(a.astype(dtype) for w, b in layers for a in (w, b))
+    twin = tuple(p.copy() for p in params)
+    ms = [np.zeros_like(p) for p in twin[0::2] + twin[1::2]]
+    vs = [np.zeros_like(p) for p in twin[0::2] + twin[1::2]]
+    run = mlp._fused_runner(params, x, y1h, 1.0, n_classes == 2)
+    t = t_twin = 0
+    for epoch in range(2):
+        order = np.random.default_rng(epoch).permutation(len(x))
+        t = run(order, t)
+        t_twin = mlp.fused_epoch_numpy(x, y1h, order, twin, ms, vs, t_twin, 1.0, n_classes == 2)
+    assert t == t_twin == 2 * 6
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    for a, b in zip(params, twin):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, b, rtol=0, atol=tol)
