@@ -20,6 +20,8 @@ def pytest_terminal_summary(terminalreporter, config):
         return
     groups = defaultdict(dict)
     agreements = defaultdict(dict)
+    rates = defaultdict(dict)  # GFLOP/s where a benchmark counted its FLOPs
+    peaks = defaultdict(list)  # (dtype) -> BLAS matmul peaks, GFLOP/s
     for bench in session.benchmarks:
         if not bench.stats:
             continue
@@ -28,6 +30,10 @@ def pytest_terminal_summary(terminalreporter, config):
         groups[case][variant] = bench.stats.median
         if "label_agreement" in bench.extra_info:
             agreements[case][variant] = bench.extra_info["label_agreement"]
+        if "gflop_s" in bench.extra_info:
+            rates[case][variant] = (bench.extra_info["gflop_s"], bench.extra_info.get("dtype"))
+        if "peak_gflop_s" in bench.extra_info:
+            peaks[bench.extra_info["dtype"]].append(bench.extra_info["peak_gflop_s"])
     tr = terminalreporter
     tr.write_sep("=", "speed-up against the straightforward path (median times)")
     for case, times in sorted(groups.items()):
@@ -37,5 +43,22 @@ def pytest_terminal_summary(terminalreporter, config):
             ratio = f" x{ref / t:.2f}" if ref and variant != "reference" else ""
             agree = agreements[case].get(variant)
             agree = f" (labels {agree:.4%} equal)" if agree is not None and variant != "reference" else ""
-            parts.append(f"{variant} {t:.4f}s{ratio}{agree}")
+            rate = rates[case].get(variant)
+            rate = f" {rate[0]:.1f} GFLOP/s" if rate else ""
+            parts.append(f"{variant} {t:.4f}s{ratio}{agree}{rate}")
         tr.write_line(f"{case}: " + ", ".join(parts))
+    _write_peak_fractions(tr, rates, peaks)
+
+
+def _write_peak_fractions(tr, rates, peaks):
+    """GFLOP/s of the counted benchmarks as a share of the same run's BLAS matmul peak of
+    their type (1 thread, every thread)."""
+    if not peaks:
+        return
+    tr.write_sep("-", "share of the matmul peak measured in this run (1 thread / all threads)")
+    for case, by_variant in sorted(rates.items()):
+        for variant, (rate, dtype) in sorted(by_variant.items()):
+            if dtype in peaks and not case.startswith("gemm"):
+                one, every = min(peaks[dtype]), max(peaks[dtype])
+                tr.write_line(f"{case} {variant}: {rate:.1f} GFLOP/s = {rate / one:.0%} of "
+                              f"{one:.1f} / {rate / every:.0%} of {every:.1f} ({dtype})")

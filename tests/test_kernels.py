@@ -222,3 +222,21 @@ def test_fused_epoch_matches_its_numpy_twin(n_classes, dtype):
     for a, b in zip(params, twin):
         assert a.dtype == dtype
         np.testing.assert_allclose(a, b, rtol=0, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_fused_trainer_on_two_threads_gives_the_same_weights(dtype):
+    """The two-thread step splits rows, not sums: bit-identical weights to one thread."""
+    x, y = _data(3, n=1100)
+    one = fit_mlp(x, y, dtype=dtype, max_iter=4)
+    two = fit_mlp(x, y, dtype=dtype, max_iter=4, threads=2)
+    blas = fit_mlp(x, y, dtype=dtype, max_iter=4, trainer="blas")
+    assert one.n_iter_ == two.n_iter_ == 4
+    for a, b, c in zip(one.coefs + one.intercepts, two.coefs + two.intercepts,
+                       blas.coefs + blas.intercepts):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, c, rtol=0, atol=1e-12 if dtype == np.float64 else 1e-5)
+    with pytest.raises(ValueError):
+        fit_mlp(x, y, trainer="gpu")
+    with pytest.raises(ValueError):
+        fit_mlp(x, y, threads=3)

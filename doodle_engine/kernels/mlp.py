@@ -17,7 +17,7 @@ from __future__ import annotations
 from math import ceil
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 #: BLAS threads for the trainer's products (numba's ``np.dot`` calls SciPy's OpenBLAS): one.
 #: A minibatch product (200 rows x 30-100 columns) is too small to share: OpenBLAS splits it
@@ -310,50 +310,100 @@ def _adam_update(w, gw, m, v, lr, alpha, n):
 
 
 @njit(cache=True, error_model="numpy")
-def _adam_layer(a_in, delta, w, b, mw, vw, mb, vb, gw, gb, alpha, lr):
-    """The layer's gradients as scikit-learn computes them (``(a_in.T @ delta + alpha * w) / n``
-    and the mean error) in the buffers ``gw`` and ``gb``, then their Adam updates."""
-    n = delta.shape[0]
-    _matmul_into(a_in.T, delta, gw)
-    gb[:] = 0.0
-    for i in range(n):
-        for q in range(delta.shape[1]):
-            gb[q] += delta[i, q]
-    _adam_update(w, gw, mw, vw, lr, alpha, n)
-    _adam_update(b.reshape((1, -1)), gb.reshape((1, -1)), mb.reshape((1, -1)),
-                 vb.reshape((1, -1)), lr, 0.0, n)
+def _weight_adam(a_in, delta, w, mw, vw, gw, alpha, lr, lo, hi):
+    """Rows ``lo:hi`` of the layer's weight gradient as scikit-learn computes it
+    (``(a_in.T @ delta + alpha * w) / n``), then their Adam update.  Rows are independent, so
+    two threads can take one half each with the same arithmetic."""
+    _matmul_into(a_in.T[lo:hi], delta, gw[lo:hi])
+    _adam_update(w[lo:hi], gw[lo:hi], mw[lo:hi], vw[lo:hi], lr, alpha, delta.shape[0])
 
 
 @njit(cache=True, error_model="numpy")
-def _fused_step(xb, yb, params, ms, vs, lr, alpha, binary, bufs):
-    """One minibatch: forward, back-propagation and Adam, all in the buffers ``bufs``."""
+def _bias_adam(delta, b, mb, vb, gb, lr):
+    """The bias gradient (the mean error over the minibatch rows) and its Adam update."""
+    gb[:] = 0.0
+    for i in range(delta.shape[0]):
+        for q in range(delta.shape[1]):
+            gb[q] += delta[i, q]
+    _adam_update(b.reshape((1, -1)), gb.reshape((1, -1)), mb.reshape((1, -1)),
+                 vb.reshape((1, -1)), lr, 0.0, delta.shape[0])
+
+
+@njit(cache=True, error_model="numpy")
+def _forward_backward(xb, yb, params, binary, bufs, lo, hi):
+    """Rows ``lo:hi`` of the minibatch: activations, output, and the errors of every layer
+    (row by row independent; the weights are not changed)."""
     w0, b0, w1, b1, w2, b2 = params
-    a1_, a2_, out_, d1_, d0_, w1t, w2t, g0, g1, g2, gb0, gb1, gb2 = bufs
-    nb = xb.shape[0]
-    a1, a2, out, d1, d0 = a1_[:nb], a2_[:nb], out_[:nb], d1_[:nb], d0_[:nb]
-    _matmul_into(xb, w0, a1)
+    a1, a2, out, d1, d0, w1t, w2t = bufs[:7]
+    x, y, a1, a2, out, d1, d0 = xb[lo:hi], yb[lo:hi], a1[lo:hi], a2[lo:hi], out[lo:hi], \
+        d1[lo:hi], d0[lo:hi]
+    _matmul_into(x, w0, a1)
     _add_bias_relu(a1, b0)
     _matmul_into(a1, w1, a2)
     _add_bias_relu(a2, b1)
     _matmul_into(a2, w2, out)
     _add_bias(out, b2)
     _output_inplace(out, binary)
-    _subtract_into(out, yb)
-    _transpose_into(w2, w2t)  # the errors go back through the weights before the update
-    _transpose_into(w1, w1t)
+    _subtract_into(out, y)
     _matmul_into(out, w2t, d1)
     _relu_backward(d1, a2)
     _matmul_into(d1, w1t, d0)
     _relu_backward(d0, a1)
-    _adam_layer(a2, out, w2, b2, ms[2], vs[2], ms[5], vs[5], g2, gb2, alpha, lr)
-    _adam_layer(a1, d1, w1, b1, ms[1], vs[1], ms[4], vs[4], g1, gb1, alpha, lr)
-    _adam_layer(xb, d0, w0, b0, ms[0], vs[0], ms[3], vs[3], g0, gb0, alpha, lr)
 
 
 @njit(cache=True, error_model="numpy")
-def _fused_epoch(x, y1h, order, params, ms, vs, t, alpha, binary, xe, ye, bufs):
+def _update(xb, params, ms, vs, lr, alpha, bufs, part, parts):
+    """Adam on the ``part``-th of ``parts`` slices of every weight's rows (part 0 also takes
+    the biases), from the errors :func:`_forward_backward` left in ``bufs``."""
+    w0, b0, w1, b1, w2, b2 = params
+    nb = xb.shape[0]
+    a1, a2, out, d1, d0 = bufs[0][:nb], bufs[1][:nb], bufs[2][:nb], bufs[3][:nb], bufs[4][:nb]
+    g0, g1, g2, gb0, gb1, gb2 = bufs[7:]
+    for a_in, delta, w, m, v, g in ((a2, out, w2, ms[2], vs[2], g2),
+                                    (a1, d1, w1, ms[1], vs[1], g1),
+                                    (xb, d0, w0, ms[0], vs[0], g0)):
+        lo, hi = _part(w.shape[0], part, parts)
+        _weight_adam(a_in, delta, w, m, v, g, alpha, lr, lo, hi)
+    if part == 0:
+        _bias_adam(out, b2, ms[5], vs[5], gb2, lr)
+        _bias_adam(d1, b1, ms[4], vs[4], gb1, lr)
+        _bias_adam(d0, b0, ms[3], vs[3], gb0, lr)
+
+
+@njit(cache=True)
+def _part(n, part, parts):
+    """Rows ``lo:hi`` of the ``part``-th of ``parts`` slices of ``n`` rows (multiples of 4)."""
+    step = -(-n // (4 * parts)) * 4
+    return min(n, part * step), min(n, (part + 1) * step)
+
+
+@njit(cache=True, error_model="numpy")
+def _fused_step(xb, yb, params, ms, vs, lr, alpha, binary, bufs):
+    """One minibatch on one thread: forward, back-propagation and Adam, in ``bufs``."""
+    _transpose_into(params[4], bufs[6])  # the errors go back through the weights before
+    _transpose_into(params[2], bufs[5])  # the update
+    _forward_backward(xb, yb, params, binary, bufs, 0, xb.shape[0])
+    _update(xb, params, ms, vs, lr, alpha, bufs, 0, 1)
+
+
+@njit(cache=True, error_model="numpy", parallel=True)
+def _fused_step_2(xb, yb, params, ms, vs, lr, alpha, binary, bufs):
+    """:func:`_fused_step` on two threads: the minibatch rows split in two for the forward and
+    backward passes, then every weight's rows split in two for the gradients and Adam.  The
+    same arithmetic for every element, so the same result as one thread."""
+    _transpose_into(params[4], bufs[6])
+    _transpose_into(params[2], bufs[5])
+    for part in prange(2):
+        lo, hi = _part(xb.shape[0], part, 2)
+        _forward_backward(xb, yb, params, binary, bufs, lo, hi)
+    for part in prange(2):
+        _update(xb, params, ms, vs, lr, alpha, bufs, part, 2)
+
+
+@njit(cache=True, error_model="numpy")
+def _fused_epoch(x, y1h, order, params, ms, vs, t, alpha, binary, xe, ye, bufs, threads):
     """One epoch: the rows gathered in ``order`` into ``xe`` / ``ye``, then every minibatch
-    step in place; returns the new Adam step t."""
+    step in place (on ``threads`` threads: 1 or 2); returns the new Adam step t."""
     _gather_rows(x, order, xe)
     _gather_rows(y1h, order, ye)
     n = order.size
@@ -361,7 +411,12 @@ def _fused_epoch(x, y1h, order, params, ms, vs, t, alpha, binary, xe, ye, bufs):
         stop = min(start + BATCH, n)
         t += 1
         lr = LR * np.sqrt(1 - BETA2 ** t) / (1 - BETA1 ** t)
-        _fused_step(xe[start:stop], ye[start:stop], params, ms, vs, lr, alpha, binary, bufs)
+        if threads == 2:
+            _fused_step_2(xe[start:stop], ye[start:stop], params, ms, vs, lr, alpha, binary,
+                          bufs)
+        else:
+            _fused_step(xe[start:stop], ye[start:stop], params, ms, vs, lr, alpha, binary,
+                        bufs)
     return t
 
 
@@ -384,7 +439,7 @@ def _pad_params(params, lanes):
             _padded(b1, (h1,)), _padded(w2, (h1, w2.shape[1])), b2.copy())
 
 
-def _fused_runner(params, x_tr, y_tr, alpha, binary):
+def _fused_runner(params, x_tr, y_tr, alpha, binary, threads=1):
     """A function ``(order, t) -> t`` running one fused epoch on padded resident weights and
     Adam moments, then copying the weights back into ``params`` (for the validation score)."""
     lanes = 64 // x_tr.dtype.itemsize  # one AVX-512 register
@@ -396,7 +451,8 @@ def _fused_runner(params, x_tr, y_tr, alpha, binary):
     bufs = _fused_buffers(padded, x_tr.shape[0], x_tr.dtype)
 
     def run(order, t):
-        t = _fused_epoch(x_tr, y_tr, order, padded, ms, vs, t, alpha, binary, xe, ye, bufs)
+        t = _fused_epoch(x_tr, y_tr, order, padded, ms, vs, t, alpha, binary, xe, ye, bufs,
+                         threads)
         for p, pp in zip(params, padded):
             p[...] = pp[tuple(slice(0, n) for n in p.shape)]
         return t
@@ -543,13 +599,16 @@ def _glorot(rs, fan_in, fan_out):
 
 
 def fit_mlp(x, y, hidden=(100, 60), alpha=1.0, max_iter=2000, seed=1, dtype=np.float64,
-            trainer="fused"):
+            trainer="fused", threads=1):
     """Scaler + MLP trained with scikit-learn's algorithm, compiled (see module doc).
     ``dtype=np.float32`` halves the arithmetic (fast mode); weights stay in that type.
     ``trainer``: "fused" (one compiled kernel per epoch, no BLAS) or "blas" (the earlier
-    epoch loop calling BLAS for each product; kept for the benchmarks)."""
+    epoch loop calling BLAS for each product; kept for the benchmarks).  ``threads``: the
+    fused trainer's threads, 1 or 2 (same weights either way; see docs/speed-trainer.md)."""
     if trainer not in TRAINERS:
         raise ValueError(f"unknown trainer {trainer!r}; choose one of {', '.join(TRAINERS)}")
+    if threads not in (1, 2):
+        raise ValueError(f"the fused trainer runs on 1 or 2 threads, not {threads!r}")
     x = np.asarray(x, np.float64)
     mean = x.mean(axis=0)
     var = x.var(axis=0)
@@ -580,7 +639,7 @@ def fit_mlp(x, y, hidden=(100, 60), alpha=1.0, max_iter=2000, seed=1, dtype=np.f
     unit = CompiledMLP(classes, np.zeros(x.shape[1]), np.ones(x.shape[1]), coefs, inter)
     with _blas_threads(FIT_BLAS_THREADS):
         best_params = _train(model, unit, x_tr, y_tr, x_val, y_val_idx, params, ms, vs, rs,
-                             alpha, binary, max_iter, trainer)
+                             alpha, binary, max_iter, trainer, threads)
     w0, b0, w1, b1, w2, b2 = best_params
     model.coefs, model.intercepts = [w0, w1, w2], [b0, b1, b2]
     return model
@@ -597,12 +656,12 @@ def _blas_threads(n):
 
 
 def _train(model, unit, x_tr, y_tr, x_val, y_val_idx, params, ms, vs, rs, alpha, binary,
-           max_iter, trainer="fused"):
+           max_iter, trainer="fused", threads=1):
     """The epochs with early stopping; returns the best weights."""
     best, best_params, stall, t = -np.inf, None, 0, 0
     order = np.arange(x_tr.shape[0])
     if trainer == "fused":
-        run = _fused_runner(params, x_tr, y_tr, alpha, binary)
+        run = _fused_runner(params, x_tr, y_tr, alpha, binary, threads)
     else:
         def run(order, t):
             return _epoch(x_tr, y_tr, order, params, ms, vs, t, alpha, binary)
