@@ -329,6 +329,16 @@ def _bias_adam(delta, b, mb, vb, gb, lr):
                  vb.reshape((1, -1)), lr, 0.0, delta.shape[0])
 
 
+@njit(cache=True)
+def _narrow_output(a2, w2t, out, a2t, outt):
+    """``out = a2 @ w2`` for an output layer of few units (1-4 classes), computed as
+    ``(w2.T @ a2.T).T`` so the vectorized loop runs over the rows: each output element
+    is still summed over the hidden units in order."""
+    _transpose_into(a2, a2t)
+    _matmul_into(w2t, a2t, outt)
+    _transpose_into(outt, out)
+
+
 @njit(cache=True, error_model="numpy")
 def _forward_backward(xb, yb, params, binary, bufs, lo, hi):
     """Rows ``lo:hi`` of the minibatch: activations, output, and the errors of every layer
@@ -341,7 +351,7 @@ def _forward_backward(xb, yb, params, binary, bufs, lo, hi):
     _add_bias_relu(a1, b0)
     _matmul_into(a1, w1, a2)
     _add_bias_relu(a2, b1)
-    _matmul_into(a2, w2, out)
+    _narrow_output(a2, w2t, out, bufs[13][:, lo:hi], bufs[14][:, lo:hi])
     _add_bias(out, b2)
     _output_inplace(out, binary)
     _subtract_into(out, y)
@@ -358,13 +368,16 @@ def _update(xb, params, ms, vs, lr, alpha, bufs, part, parts):
     w0, b0, w1, b1, w2, b2 = params
     nb = xb.shape[0]
     a1, a2, out, d1, d0 = bufs[0][:nb], bufs[1][:nb], bufs[2][:nb], bufs[3][:nb], bufs[4][:nb]
-    g0, g1, g2, gb0, gb1, gb2 = bufs[7:]
-    for a_in, delta, w, m, v, g in ((a2, out, w2, ms[2], vs[2], g2),
-                                    (a1, d1, w1, ms[1], vs[1], g1),
+    g0, g1, g2, gb0, gb1, gb2 = bufs[7:13]
+    for a_in, delta, w, m, v, g in ((a1, d1, w1, ms[1], vs[1], g1),
                                     (xb, d0, w0, ms[0], vs[0], g0)):
         lo, hi = _part(w.shape[0], part, parts)
         _weight_adam(a_in, delta, w, m, v, g, alpha, lr, lo, hi)
-    if part == 0:
+    if part == 0:  # the narrow output layer and the biases: small, on one thread
+        g2t = bufs[15]
+        _matmul_into(out.T, a2, g2t)  # (a2.T @ out).T: rows of 4 and a wide inner loop
+        _transpose_into(g2t, g2)
+        _adam_update(w2, g2, ms[2], vs[2], lr, alpha, nb)
         _bias_adam(out, b2, ms[5], vs[5], gb2, lr)
         _bias_adam(d1, b1, ms[4], vs[4], gb1, lr)
         _bias_adam(d0, b0, ms[3], vs[3], gb0, lr)
@@ -468,7 +481,8 @@ def _fused_buffers(params, n_rows, dtype):
             np.empty((b, h1), dtype), np.empty((b, h0), dtype),
             np.empty(w1.T.shape, dtype), np.empty(w2.T.shape, dtype),
             np.empty_like(w0), np.empty_like(w1), np.empty_like(w2),
-            np.empty(h0, dtype), np.empty(h1, dtype), np.empty(k, dtype))
+            np.empty(h0, dtype), np.empty(h1, dtype), np.empty(k, dtype),
+            np.empty((h1, b), dtype), np.empty((k, b), dtype), np.empty((k, h1), dtype))
 
 
 @njit(cache=True)
