@@ -17,13 +17,14 @@ def _data(n_classes, n=1500, seed=0):
     return x, y
 
 
+@pytest.mark.parametrize("trainer", ["blas", "fused"])
 @pytest.mark.parametrize("n_classes", [2, 3, 5])
-def test_compiled_trainer_follows_scikit_learn(n_classes):
+def test_compiled_trainer_follows_scikit_learn(n_classes, trainer):
     x, y = _data(n_classes)
     ref = make_pipeline(StandardScaler(), MLPClassifier(
         solver="adam", alpha=1, random_state=1, max_iter=2000, early_stopping=True,
         hidden_layer_sizes=[100, 60])).fit(x, y)
-    ours = fit_mlp(x, y)
+    ours = fit_mlp(x, y, trainer=trainer)
     mlp = ref[-1]
     assert ours.n_iter_ == mlp.n_iter_
     np.testing.assert_allclose(ours.validation_scores_, mlp.validation_scores_)
@@ -228,8 +229,8 @@ def test_fused_epoch_matches_its_numpy_twin(n_classes, dtype):
 def test_fused_trainer_on_two_threads_gives_the_same_weights(dtype):
     """The two-thread step splits rows, not sums: bit-identical weights to one thread."""
     x, y = _data(3, n=1100)
-    one = fit_mlp(x, y, dtype=dtype, max_iter=4)
-    two = fit_mlp(x, y, dtype=dtype, max_iter=4, threads=2)
+    one = fit_mlp(x, y, dtype=dtype, max_iter=4, trainer="fused")
+    two = fit_mlp(x, y, dtype=dtype, max_iter=4, trainer="fused", threads=2)
     blas = fit_mlp(x, y, dtype=dtype, max_iter=4, trainer="blas")
     assert one.n_iter_ == two.n_iter_ == 4
     for a, b, c in zip(one.coefs + one.intercepts, two.coefs + two.intercepts,
@@ -240,3 +241,5 @@ def test_fused_trainer_on_two_threads_gives_the_same_weights(dtype):
         fit_mlp(x, y, trainer="gpu")
     with pytest.raises(ValueError):
         fit_mlp(x, y, threads=3)
+    with pytest.raises(ValueError):
+        fit_mlp(x, y, threads=2)  # the BLAS trainer: one thread
