@@ -31,7 +31,8 @@ def pytest_terminal_summary(terminalreporter, config):
         if "label_agreement" in bench.extra_info:
             agreements[case][variant] = bench.extra_info["label_agreement"]
         if "gflop_s" in bench.extra_info:
-            rates[case][variant] = (bench.extra_info["gflop_s"], bench.extra_info.get("dtype"))
+            rates[case][variant] = (bench.extra_info["gflop_s"], bench.extra_info.get("dtype"),
+                                    bench.extra_info.get("epochs"))
         if "peak_gflop_s" in bench.extra_info:
             peaks[bench.extra_info["dtype"]].append(bench.extra_info["peak_gflop_s"])
     tr = terminalreporter
@@ -57,8 +58,9 @@ def _write_peak_fractions(tr, rates, peaks):
         return
     tr.write_sep("-", "share of the matmul peak measured in this run (1 thread / all threads)")
     for case, by_variant in sorted(rates.items()):
-        for variant, (rate, dtype) in sorted(by_variant.items()):
+        for variant, (rate, dtype, epochs) in sorted(by_variant.items()):
             if dtype in peaks and not case.startswith("gemm"):
                 one, every = min(peaks[dtype]), max(peaks[dtype])
+                epochs = f", {epochs} epochs" if epochs else ""
                 tr.write_line(f"{case} {variant}: {rate:.1f} GFLOP/s = {rate / one:.0%} of "
-                              f"{one:.1f} / {rate / every:.0%} of {every:.1f} ({dtype})")
+                              f"{one:.1f} / {rate / every:.0%} of {every:.1f} ({dtype}{epochs})")
