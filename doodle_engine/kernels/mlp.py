@@ -8,6 +8,14 @@ each epoch in one compiled call instead of thousands of small Python steps.  It 
 bit-identical to scikit-learn (different BLAS call shapes and ``exp``), so it serves the
 ``mode="fast"`` path; the tests and benchmarks measure how often its labels differ.
 
+Two trainers run the same algorithm: ``trainer="blas"`` (the default; its products call
+one-thread BLAS) and ``trainer="fused"`` (each epoch one kernel without BLAS: the epoch's rows
+gathered once in shuffled order, then forward, back-propagation and Adam per minibatch over
+resident, vector-padded weights and buffers made once; ``threads=2`` splits every step over
+two threads with bit-identical results).  The fused one is opt-in: on one thread it is
+slower than BLAS here, and its two threads stall on a busy machine (docs/speed-trainer.md).
+``fused_epoch_numpy`` is its twin.
+
 ``CompiledMLP.predict_proba`` (compiled) and ``forward_numpy`` (its twin, written as
 scikit-learn computes) give class probabilities for many pixels in bounded chunks.
 """
