@@ -14,6 +14,7 @@ from doodle_engine.batch import find_npz, parse_workers, run_batch
 from doodle_engine.eras import SLIDERS
 from doodle_engine.features import feature_recipe
 from doodle_engine.io import DEFAULT_MAX_PIXELS
+from doodle_engine.modes import MODES
 
 
 def _classes(arg):
@@ -421,7 +422,7 @@ def build_parser():
     sp.add_argument("inputs", nargs="*", help=".npz files or folders (none: list the eras)")
     sp.add_argument("--json", action="store_true", help="the list as JSON (every recipe value)")
     sp.add_argument("--seed", type=int, default=0, help="forest seed of the candidates")
-    sp.add_argument("--mode", choices=["exact", "fast", "reference"], default="exact")
+    sp.add_argument("--mode", choices=list(MODES), default="exact")
     sp.add_argument("--classes")
     png_options(sp)
     sp.add_argument("--workers", type=_workers, default="auto")
@@ -444,9 +445,11 @@ def build_parser():
                              "settings layout allows and keep the best match of the stored "
                              "label (the default when the path has no results date)")
         sp.add_argument("--seed", type=int, default=0, help="random-forest seed")
-        sp.add_argument("--mode", choices=["exact", "fast", "reference"], default="exact",
-                        help="exact: Doodler's labels (default); fast: compiled float32 trainer "
-                             "on fewer rows; reference: scikit-learn's own trainer")
+        sp.add_argument("--mode", choices=list(MODES), default="exact",
+                        help="exact: Doodler's labels (default); fast, fastest: measured "
+                             "points of the speed/agreement curve (float32 trainer on fewer "
+                             "rows, shorter CRF; docs/frontier.md); reference: scikit-learn's "
+                             "own trainer")
         sp.add_argument("--crf-backend", choices=["pydensecrf", "numba"], default=None,
                         help="CRF implementation (default: the compiled numba lattice, same labels "
                              "as pydensecrf; pydensecrf in reference mode when installed)")
