@@ -78,7 +78,7 @@ def _start_up(tiny, workers, mode):
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-@pytest.mark.parametrize("mode", ["exact", "fast"])
+@pytest.mark.parametrize("mode", ["exact", "fast", "fastest"])
 def test_scale(benchmark, release, tiny, workers, mode, capsys):
     era, folder, mpx = release
     if era == "2022" and (mode, workers) != ("fast", 1):
