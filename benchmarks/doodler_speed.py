@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "data" / "doodler"
 #: Doodler's code for each MLP era with a dash_doodler commit
 ERA_COMMIT = {"mlp-2021-10": "779690c", "mlp-2022-05": "7054a6e"}
-FIELDS = ["round", "file", "trial", "era", "runner", "call_s", "process_s", "epochs",
+FIELDS = ["round", "file", "trial", "era", "runner", "call_s", "process_s", "epochs", "fit_s",
           "peak_mb", "diff_px", "pixels", "load1"]
 
 
@@ -56,7 +56,7 @@ def _record(path, trial):
 
 
 def _count_epochs(epochs, sklearn):
-    """Record the epochs of every MLP fitted in this process (scikit-learn's, when ``sklearn``,
+    """Record the epochs and seconds of every MLP fitted in this process (scikit-learn's, when ``sklearn``,
     and the engine's), without changing what the fit does.  scikit-learn is imported only for
     the runners that use it, so the engine's compiled modes keep their own start-up."""
     from doodle_engine.kernels import mlp
@@ -64,8 +64,9 @@ def _count_epochs(epochs, sklearn):
     fit_mlp = mlp.fit_mlp
 
     def counted_mlp(*a, **k):
+        t0 = time.perf_counter()
         model = fit_mlp(*a, **k)
-        epochs.append(model.n_iter_)
+        epochs.append((model.n_iter_, time.perf_counter() - t0))
         return model
 
     mlp.fit_mlp = counted_mlp
@@ -76,8 +77,9 @@ def _count_epochs(epochs, sklearn):
     fit = MLPClassifier.fit
 
     def counted(self, *a, **k):
+        t0 = time.perf_counter()
         out = fit(self, *a, **k)
-        epochs.append(self.n_iter_)
+        epochs.append((self.n_iter_, time.perf_counter() - t0))
         return out
 
     MLPClassifier.fit = counted
@@ -125,7 +127,8 @@ def run_one(path, trial, runner):
         rebuilt = res.label0
     diff = int((rebuilt != rec.label).sum())
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"era": rec.settings.era, "call_s": secs, "epochs": epochs[-1] if epochs else "",
+    ep, fit_s = epochs[-1] if epochs else ("", "")
+    return {"era": rec.settings.era, "call_s": secs, "epochs": ep, "fit_s": fit_s,
             "peak_mb": peak, "diff_px": diff, "pixels": int(rec.label.size)}
 
 
@@ -174,8 +177,9 @@ def measure(folder, runners, rounds, trials, csv_path=None):
                 res = _spawn(path, trial, runner)
                 row = {"round": rnd, "file": Path(path).name, "trial": trial, "runner": runner,
                        "load1": round(os.getloadavg()[0], 2), **res}
-                for key in ("call_s", "process_s", "peak_mb"):
-                    row[key] = round(row[key], 3)
+                for key in ("call_s", "process_s", "peak_mb", "fit_s"):
+                    if row[key] != "":
+                        row[key] = round(row[key], 3)
                 rows.append(row)
                 print(",".join(str(row[f]) for f in FIELDS), flush=True)
                 if csv_path:
@@ -198,7 +202,9 @@ def summary(csv_path):
         return statistics.median(vals) if vals else None
 
     head = ["result", *(f"{r} s" for r in runners), *(f"doodler / {m}" for m in modes),
-            "epochs (doodler / exact)", "px differ (" + " / ".join(runners) + ")"]
+            "epochs (" + " / ".join(runners) + ")",
+            "fit ms per epoch (" + " / ".join(runners) + ")",
+            "px differ (" + " / ".join(runners) + ")"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     ratios = {m: [] for m in modes}
     proc_ratios = {m: [] for m in modes}
@@ -214,8 +220,11 @@ def summary(csv_path):
                 cells.append(f"×{call['doodler'] / call[m]:.2f}")
             else:
                 cells.append("")
-        ep = [med("epochs", res, r) for r in ("doodler", "exact")]
-        cells.append(" / ".join("" if e is None else f"{e:.0f}" for e in ep))
+        ep = {r: med("epochs", res, r) for r in runners}
+        fit = {r: med("fit_s", res, r) for r in runners}
+        cells.append(" / ".join("" if ep[r] is None else f"{ep[r]:.0f}" for r in runners))
+        cells.append(" / ".join("" if not ep[r] or fit[r] is None else f"{1e3 * fit[r] / ep[r]:.0f}"
+                                for r in runners))
         cells.append(" / ".join("" if med("diff_px", res, r) is None
                                 else f"{med('diff_px', res, r):,.0f}" for r in runners))
         lines.append("| " + " | ".join(cells) + " |")
