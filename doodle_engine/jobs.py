@@ -55,7 +55,7 @@ def _rebuild(r, era=None, seed=0, mode="exact", crf_backend=None):
     from .era_match import match_era, needs_match
     if r.label is not None and r.settings is not None and (
             era == "auto" or (era is None and needs_match(r.settings))):
-        m = match_era(r, seed=seed, mode=mode, crf_backend=crf_backend)
+        m = match_era(r, seed=seed, mode=mode, crf_backend=crf_backend, stop_at_exact=True)
         return m.result, m.row()
     return reconstruct(r, seed=seed, mode=mode, crf_backend=crf_backend), {}
 

@@ -6,6 +6,7 @@ Labels inside the pipeline are 1-based (0 = no class), as in Doodler; the return
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass, field
@@ -192,10 +193,20 @@ def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
         label = np.full(doodles.shape, present[1], np.uint8)
         run.notes.append("one class doodled: every pixel gets it, no classifier, no CRF")
         return Reconstruction(label, None, settings.era, settings, run.timer.timings, run.notes)
-    label, clf_label = _FLOWS[recipe.crf_flow](run)
+    with _kernel_threads(mode):
+        label, clf_label = _FLOWS[recipe.crf_flow](run)
     label = _median(run, label)
     return Reconstruction(label.astype(np.uint8), clf_label, settings.era, settings,
                           run.timer.timings, run.notes)
+
+
+def _kernel_threads(mode):
+    """The compiled modes run their kernels on the cores other processes leave free (see
+    :mod:`doodle_engine.cores`); reference mode runs no compiled kernel."""
+    if not mode_profile(mode).compiled:
+        return contextlib.nullcontext()
+    from .cores import free_core_threads
+    return free_core_threads()
 
 
 @dataclass
