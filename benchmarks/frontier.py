@@ -272,8 +272,13 @@ def threads_note(n=None, blas=None):
         import numba
         n = numba.get_num_threads()
         blas = os.environ.get("OPENBLAS_NUM_THREADS")
-    return (f"Numba on {n} thread{'s' if n > 1 else ''}"
-            + (f", BLAS on {blas} (`--threads {blas}`)" if blas else ", BLAS threads as installed"))
+    if n == 1:
+        numba_part = "Numba on 1 thread"
+    else:
+        numba_part = (f"Numba started with {n} threads (each reconstruction uses the free "
+                      "cores among them, `doodle_engine.cores`)")
+    return numba_part + (f", BLAS on {blas} (`--threads {blas}`)" if blas
+                         else ", BLAS threads as installed")
 
 
 def _choice(s):
