@@ -187,7 +187,33 @@ def _knobs(p):
             f"{'all' if p.rolled_runs is None else p.rolled_runs}")
 
 
-def markdown(summary, exact, chosen, included, excluded, started, finished, threads):
+def per_file(summary, exact, chosen, rows):
+    """Lines of a table: per reconstruction, exact and the chosen points (seconds, differing
+    pixels, agreement, exact's seconds over the point's), from the same run."""
+    cols = [("exact", exact)] + [(n, s["point"]) for n, s in zip(("fast", "fastest"), chosen)
+                                 if s is not None]
+    by = {(r["point"], r["case"] if "case" in r else r["file"] + r["trial"]): r for r in rows}
+    cases = list(dict.fromkeys(r["case"] if "case" in r else r["file"] + r["trial"]
+                               for r in rows))
+    head = "| file | " + " | ".join(
+        f"{n} s (px differ, agreement)" + ("" if n == "exact" else f" | exact / {n}")
+        for n, _ in cols) + " |"
+    lines = ["", "## Per file: exact and the chosen points (same run)", "", head,
+             "|" + "---|" * (1 + sum(1 if n == "exact" else 2 for n, _ in cols))]
+    for case in cases:
+        e = by[(exact.name, case)]
+        cells = []
+        for n, p in cols:
+            r = by[(p.name, case)]
+            cells.append(f"{r['seconds']:.2f} ({r['differ']:,}, {r['agreement']:.4%})")
+            if n != "exact":
+                cells.append(f"×{e['seconds'] / r['seconds']:.2f}" if r["seconds"] > 0 else "-")
+        short = case.replace("dash_doodler__results", "").replace(".npz", "")
+        lines.append(f"| {short} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def markdown(summary, exact, chosen, included, excluded, started, finished, threads, rows):
     fast, fastest = chosen
     loads = [s["load"] for s in summary]
     lo, hi = min(l[0] for l in loads), max(l[1] for l in loads)
@@ -247,6 +273,7 @@ def markdown(summary, exact, chosen, included, excluded, started, finished, thre
                          + (f" ({_choice(held)} in this run)" if held else
                             " (not a point of this run's grid)")
                          + "; this run's rule chose another point.")
+    lines += per_file(summary, exact, chosen, rows)
     lines += ["", "## Every point (fastest first)", "",
               "| point | median agreement | worst agreement (file) | median s | total s | "
               "ratio to exact | median ratio | meets |", "|---|---|---|---|---|---|---|---|"]
@@ -400,7 +427,7 @@ def main(argv=None):
     chosen = choose(summary)
     if not args.from_csv or Path(args.from_csv).resolve() != (out / "frontier.csv").resolve():
         write_csv(out / "frontier.csv", rows)
-    md = markdown(summary, exact, chosen, included, excluded, started, finished, threads)
+    md = markdown(summary, exact, chosen, included, excluded, started, finished, threads, rows)
     drew = plot(out / "frontier.png", summary, chosen)
     if drew:
         md += "\n![time against agreement](frontier.png)\n"
