@@ -244,7 +244,7 @@ def summary(csv_path):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--folder", default=str(REAL), help="real Doodler npz files")
-    ap.add_argument("--modes", nargs="+", default=["exact", "fast", "reference"])
+    ap.add_argument("--modes", nargs="+", default=["exact", "fast", "fastest", "reference"])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--trials", action="store_true", help="also the earlier trials in a file")
     ap.add_argument("--only", help="only files whose name contains this")
