@@ -2,9 +2,7 @@
 
 Run ``python cli.py ...`` from a checkout, or the installed ``doodle-engine`` command."""
 
-import sys
-
-from doodle_engine.cli import main
+from doodle_engine.cli import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -49,6 +49,7 @@ def pytest_terminal_summary(terminalreporter, config):
             parts.append(f"{variant} {t:.4f}s{ratio}{agree}{rate}")
         tr.write_line(f"{case}: " + ", ".join(parts))
     _write_peak_fractions(tr, rates, peaks)
+    _release_projection(tr, session.benchmarks)
 
 
 def _write_peak_fractions(tr, rates, peaks):
@@ -64,3 +65,17 @@ def _write_peak_fractions(tr, rates, peaks):
                 epochs = f", {epochs} epochs" if epochs else ""
                 tr.write_line(f"{case} {variant}: {rate:.1f} GFLOP/s = {rate / one:.0%} of "
                               f"{one:.1f} / {rate / every:.0%} of {every:.1f} ({dtype}{epochs})")
+
+
+def _release_projection(tr, benchmarks):
+    """The scale check's projection for the whole release, one line per release, mode and
+    worker count (from the runs above: start-up once, then the measured rate)."""
+    rows = [b.extra_info["release"] for b in benchmarks
+            if b.stats and "release" in b.extra_info]
+    if not rows:
+        return
+    tr.write_sep("=", "release projection (Coast Train: 1,852 files, 1.19 Gpx)")
+    for r in sorted(rows, key=lambda r: (r["era"], r["workers"], r["projected_min"])):
+        tr.write_line(f"{r['era']} sample ({r['mpx']:.2f} Mpx: {r['eras']}), {r['mode']}, "
+                      f"{r['workers']} worker(s): {r['mpx_per_s']:.3f} Mpx/s, start-up "
+                      f"{r['start_up_s']:.2f} s -> {r['projected_min']:.0f} min projected")

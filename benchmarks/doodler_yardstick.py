@@ -76,7 +76,7 @@ def checkout(commit, mirror=DEFAULT_MIRROR):
             out.write_bytes(data)
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text("ok")
-    for cand in (dest / "src", dest):
+    for cand in (dest / "src", dest / "app_files" / "src", dest):
         if (cand / "image_segmentation.py").is_file():
             return cand
     raise RuntimeError(f"{commit}: no image_segmentation.py")

@@ -15,7 +15,7 @@ from conftest import REAL
 
 SETTINGS = decode_settings([3, 2, 2, 1, 1, 0.9, 2], era="mlp-2022-05")
 SIZES = {"0.1Mpx": (250, 400), "1Mpx": (800, 1250), "4Mpx": (1600, 2500)}
-MODES = ["reference", "exact", "fast"]
+MODES = ["reference", "exact", "fast", "fastest"]
 
 
 def _generated(name):

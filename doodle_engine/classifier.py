@@ -6,14 +6,12 @@ import numpy as np
 
 from .eras import recipe as era_recipe
 from .errors import DoodleError
+from .modes import FAST, MODES, profile  # noqa: F401  (MODES: the names, kept here too)
 
 #: Doodler's cap on training rows (MLP eras)
 MLP_MAX_SAMPLES = 100_000
-#: training rows kept in mode="fast" (evenly spaced, as Doodler's cap)
-FAST_MAX_SAMPLES = 40_000
-#: "reference": scikit-learn's trainer (the straightforward path); "exact": the compiled
-#: reimplementation of the same algorithm (same labels); "fast": compiled, float32, fewer rows
-MODES = ("exact", "fast", "reference")
+#: training rows kept in mode="fast" (evenly spaced, as Doodler's cap; see modes.FAST)
+FAST_MAX_SAMPLES = FAST.max_rows
 
 
 def row_cap(recipe, max_samples=MLP_MAX_SAMPLES):
@@ -85,25 +83,23 @@ def fit(features, doodles, settings, seed=0, n_jobs=1, path=None, mode="exact", 
     Session replay (``doodle_engine.session``): ``extra_rows`` (X, y) are earlier images' rows
     pooled with this image's (see :func:`training_rows`); ``trees`` overrides the forest size
     (Doodler's saved forest grew by n_estimators per image)."""
-    if mode not in MODES:
-        raise DoodleError(path, f"unknown mode {mode!r}; choose one of {', '.join(MODES)}")
+    prof = profile(mode, path)
     r = era_recipe(recipe if recipe is not None else settings.era, path)
-    cap = FAST_MAX_SAMPLES if mode == "fast" else MLP_MAX_SAMPLES
-    x, y, seen = training_rows(features, doodles, settings, max_samples=cap, recipe=r,
-                               extra_rows=extra_rows)
-    compiled_mlp = mode != "reference" and r.classifier == "mlp"
+    x, y, seen = training_rows(features, doodles, settings, max_samples=int(prof.max_rows),
+                               recipe=r, extra_rows=extra_rows)
+    compiled_mlp = prof.compiled and r.classifier == "mlp"
     try:
         if compiled_mlp:
             from .kernels.mlp import fit_mlp
             if len(np.unique(y)) < 2:
                 raise ValueError("only one class among the training rows")
-            dtype = np.float32 if mode == "fast" else np.float64
+            dtype = np.dtype(prof.dtype).type
             clf = fit_mlp(x, y, dtype=dtype, hidden=tuple(r.mlp_hidden), alpha=r.mlp_alpha,
                           max_iter=r.mlp_max_iter)
         else:
             clf = make_classifier(settings, seed=seed, n_jobs=n_jobs, recipe=r, trees=trees)
             clf.fit(x, y)
-            if mode != "reference" and r.classifier == "rf":
+            if prof.compiled and r.classifier == "rf":
                 from .kernels.forest import PackedForest
                 clf = PackedForest(clf)  # compiled inference over the same trees
     except ValueError as exc:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from doodle_engine import DoodleError, ERAS, load
@@ -14,6 +15,7 @@ from doodle_engine.batch import find_npz, parse_workers, run_batch
 from doodle_engine.eras import SLIDERS
 from doodle_engine.features import feature_recipe
 from doodle_engine.io import DEFAULT_MAX_PIXELS
+from doodle_engine.modes import MODES
 
 
 def _classes(arg):
@@ -421,7 +423,7 @@ def build_parser():
     sp.add_argument("inputs", nargs="*", help=".npz files or folders (none: list the eras)")
     sp.add_argument("--json", action="store_true", help="the list as JSON (every recipe value)")
     sp.add_argument("--seed", type=int, default=0, help="forest seed of the candidates")
-    sp.add_argument("--mode", choices=["exact", "fast", "reference"], default="exact")
+    sp.add_argument("--mode", choices=list(MODES), default="exact")
     sp.add_argument("--classes")
     png_options(sp)
     sp.add_argument("--workers", type=_workers, default="auto")
@@ -444,9 +446,11 @@ def build_parser():
                              "settings layout allows and keep the best match of the stored "
                              "label (the default when the path has no results date)")
         sp.add_argument("--seed", type=int, default=0, help="random-forest seed")
-        sp.add_argument("--mode", choices=["exact", "fast", "reference"], default="exact",
-                        help="exact: Doodler's labels (default); fast: compiled float32 trainer "
-                             "on fewer rows; reference: scikit-learn's own trainer")
+        sp.add_argument("--mode", choices=list(MODES), default="exact",
+                        help="exact: Doodler's labels (default); fast, fastest: measured "
+                             "points of the speed/agreement curve (float32 trainer on fewer "
+                             "rows, shorter CRF; docs/frontier.md); reference: scikit-learn's "
+                             "own trainer")
         sp.add_argument("--crf-backend", choices=["pydensecrf", "numba"], default=None,
                         help="CRF implementation (default: the compiled numba lattice, same labels "
                              "as pydensecrf; pydensecrf in reference mode when installed)")
@@ -535,5 +539,25 @@ def main(argv=None):
         return 2
 
 
+def run(argv=None):
+    """The installed ``doodle-engine`` command: :func:`main`, then a quick exit.
+
+    Once Numba has run, Python's own shutdown spends 0.23-0.3 s tearing down its modules and
+    LLVM (measured on a 2-core machine: a serial cached kernel alone costs that), more than
+    the reconstruction of a small file.  Nothing of ours needs that teardown: outputs are
+    written and renamed, workers are reaped and a Dask client is closed before ``main``
+    returns.  So the atexit handlers run, the streams are flushed, and the process ends."""
+    code = main(argv)
+    code = 0 if code is None else code
+    try:
+        import atexit
+        atexit._run_exitfuncs()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except Exception:  # a closed pipe, or no such hook: leave it to Python's own exit
+        sys.exit(code)
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -3,7 +3,7 @@ batch so that the long jobs start first (issue 18, item 4).
 
 The time of a reconstruction is mostly its CRF runs and its classifier fit:
 
-    cost = pixels x CRF runs / crf_downsample**2            (the mean-field pixels)
+    cost = pixels x CRF runs x iterations / 10 / crf_downsample**2   (the mean-field pixels)
          + (PIXEL_WEIGHT + CRF runs x per-run weight) x pixels  (features, predict, clean-up,
                                                             the full-resolution part of a run)
          + ROW_WEIGHT x training rows                       (the fit)
@@ -35,11 +35,13 @@ REFILTER_WEIGHT = 0.3
 ROW_WEIGHT = {"mlp": 60.0, "rf": 5.0}
 
 
-def crf_runs(recipe):
-    """How many CRF runs the era's flow makes (rolled runs, or one)."""
+def crf_runs(recipe, used=None):
+    """How many CRF runs the era's flow makes (rolled runs, or one); ``used``: a mode's
+    ``rolled_runs`` (None: all)."""
     if recipe.crf_flow != "rolled":
         return 1
-    return recipe.rolls * (2 if recipe.roll_signs == "+-" else 1)
+    rolls = recipe.rolls if used is None else min(recipe.rolls, int(used))
+    return rolls * (2 if recipe.roll_signs == "+-" else 1)
 
 
 def _member(zf, key, path):
@@ -61,9 +63,11 @@ def _image_shape(zf, path):
 def predicted_cost(path, mode="exact"):
     """The predicted cost of rebuilding ``path`` in ``mode`` (CRF-pixel units, see the module
     doc), or the image's pixels when the settings cannot be decoded; raises DoodleError when
-    the file cannot be read at all."""
-    from .classifier import FAST_MAX_SAMPLES, MLP_MAX_SAMPLES, row_cap
+    the file cannot be read at all.  The mode's row cap, rolled runs and mean-field
+    iterations enter it (an early stop is not foreseen: its iterations count in full)."""
+    from .classifier import row_cap
     from .eras import recipe as era_recipe
+    from .modes import profile
     from .io import _open_regular
     from .settings import decode_settings
     try:
@@ -87,13 +91,15 @@ def predicted_cost(path, mode="exact"):
     ds = r.crf_decimate if r.crf_decimate is not None else s.crf_downsample
     ds = max(int(ds), 1)
     doodled = int(counts[1:].sum())
-    runs = crf_runs(r)
+    prof = profile(mode, path)
+    runs = crf_runs(r, prof.rolled_runs)
     rows = math.ceil(doodled / max(int(s.classifier_downsample), 1))
-    cap = row_cap(r, FAST_MAX_SAMPLES if mode == "fast" else MLP_MAX_SAMPLES)
+    cap = row_cap(r, int(prof.max_rows))
     if cap is not None and rows > cap[0]:
         rows = cap[1]
     per_run = RUN_PIXEL_WEIGHT + (REFILTER_WEIGHT if r.refilter else 0.0)
-    return (pixels * runs / ds ** 2 + (PIXEL_WEIGHT + runs * per_run) * pixels
+    return (pixels * runs * prof.mf_iterations / 10 / ds ** 2
+            + (PIXEL_WEIGHT + runs * per_run) * pixels
             + ROW_WEIGHT.get(r.classifier, ROW_WEIGHT["mlp"]) * rows)
 
 

@@ -28,7 +28,8 @@ class Params:
     unless the label holds 0, 2021 apps), "always" (shift to start at 1, 2020 - May 2021) or
     "none" (labels used as they are, October 2020); ``final_rescale``: the CRF label is
     min-max rescaled to [orig_mn, orig_mx] ("orig_mn", df7fccf on) or [1, orig_mx] ("one",
-    earlier) of the decimated label."""
+    earlier) of the decimated label.  ``iterations`` and ``stop_when_stable`` are the mode's
+    mean-field knobs (Doodler: 10 iterations, no early stop; see :mod:`doodle_engine.modes`)."""
 
     theta: float
     mu: float
@@ -42,6 +43,8 @@ class Params:
     argmax_plus_one: bool = True
     label_shift: str = "if-no-zero"
     final_rescale: str = "orig_mn"
+    iterations: int = 10
+    stop_when_stable: bool = False
 
 
 #: "pydensecrf": the C++ library Doodler called; "numba": doodle_engine's compiled
@@ -131,15 +134,17 @@ def colour_scale(image_shape):
 
 
 def mean_field_q(unary, image_small, n, theta, mu, scale, backend="pydensecrf", sxy=3.0,
-                 gauss_compat=3.0, n_scaled=None):
-    """The two pairwise terms Doodler used and 10 mean-field iterations: Q (n, N)."""
+                 gauss_compat=3.0, n_scaled=None, iterations=10, stop_when_stable=False):
+    """The two pairwise terms Doodler used and ``iterations`` mean-field iterations (Doodler:
+    10): Q (n, N).  ``stop_when_stable``: stop after the first iteration (from the second
+    on) that changes no pixel's label (argmax of Q) - the same rule for both backends."""
     h, w = image_small.shape[:2]
     unary = np.ascontiguousarray(unary, dtype=np.float32)
     if backend == "numba":
         from .kernels import crf as kcrf
         kernels = [_gaussian_kernel(h, w, float(sxy), float(gauss_compat)),
                    kcrf.Kernel(bilateral_features(image_small, theta, scale, n_scaled), mu)]
-        return kcrf.mean_field(unary.T, kernels, 10).T
+        return kcrf.mean_field(unary.T, kernels, int(iterations), stop_when_stable).T
     if backend != "pydensecrf":
         raise ValueError(f"unknown CRF backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     dcrf = _densecrf()
@@ -149,7 +154,23 @@ def mean_field_q(unary, image_small, n, theta, mu, scale, backend="pydensecrf", 
                           normalization=dcrf.NORMALIZE_SYMMETRIC)
     d.addPairwiseEnergy(bilateral_features(image_small, theta, scale, n_scaled).T.copy(), compat=mu,
                         kernel=dcrf.DIAG_KERNEL, normalization=dcrf.NORMALIZE_SYMMETRIC)
-    return np.asarray(d.inference(10))
+    if not stop_when_stable:
+        return np.asarray(d.inference(int(iterations)))
+    return _stepped_until_stable(d, int(iterations))
+
+
+def _stepped_until_stable(d, iterations):
+    """pydensecrf's inference one step at a time (the same numbers as ``inference``), stopped
+    after the first step that changes no label: the twin of the compiled early stop."""
+    q, tmp1, tmp2 = d.startInference()
+    labels = None  # the first step is not compared with the unary's labels
+    for _ in range(iterations):
+        d.stepInference(q, tmp1, tmp2)
+        now = np.asarray(q).argmax(0)
+        if labels is not None and np.array_equal(now, labels):
+            break
+        labels = now
+    return np.asarray(q)
 
 
 def _refine(unary, image, n, p, shape, backend):
@@ -159,7 +180,7 @@ def _refine(unary, image, n, p, shape, backend):
     h, w = img.shape[:2]
     scale = colour_scale(image.shape) if p.schan is None else p.schan
     q = mean_field_q(unary, img, n, p.theta, p.mu, scale, backend, p.sxy, p.gauss_compat,
-                     p.schan_bands)
+                     p.schan_bands, p.iterations, p.stop_when_stable)
     small = np.argmax(q, axis=0).reshape((h, w)).astype(np.uint8) + (1 if p.argmax_plus_one else 0)
     if p.upsample == "none":
         return small.astype(np.float64)  # full resolution: the integers are rescaled as they are

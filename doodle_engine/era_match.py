@@ -22,6 +22,9 @@ from .settings import decode_settings, encode_settings, layout_key
 BEST_MATCH = "best match"
 #: ... when another candidate matched it exactly as well (the layout's assumed era was kept)
 BEST_MATCH_TIE = "best match (tie)"
+#: ... when the layout's assumed era, rebuilt first, gave the stored label exactly: no other
+#: era can match better and a tie would keep it, so the others were not rebuilt
+BEST_MATCH_EXACT = "best match (exact, others not rebuilt)"
 
 
 @dataclass
@@ -70,9 +73,14 @@ def _with_era(settings, era, where):
     return dataclasses.replace(s, era_source=BEST_MATCH)
 
 
-def match_era(record, seed=0, mode="exact", crf_backend=None, workers=1, eras=None) -> EraMatch:
+def match_era(record, seed=0, mode="exact", crf_backend=None, workers=1, eras=None,
+              stop_at_exact=False) -> EraMatch:
     """Rebuild ``record`` under each candidate era (or ``eras``) and keep the best match of
-    its stored label.  Ties keep the era the layout assumes, else the newest tied one."""
+    its stored label.  Ties keep the era the layout assumes, else the newest tied one.
+
+    The assumed era is rebuilt first.  With ``stop_at_exact``, when it gives the stored label
+    exactly the others are not rebuilt: the choice is the same (nothing matches better, and
+    a tie keeps the assumed era), only the runner-up is unknown (``BEST_MATCH_EXACT``)."""
     where = record.path
     if record.label is None:
         raise DoodleError(where, "has no stored label: the era cannot be told from it "
@@ -80,9 +88,11 @@ def match_era(record, seed=0, mode="exact", crf_backend=None, workers=1, eras=No
     if record.settings is None:
         raise DoodleError(where, "has no settings: pass --era")
     names = list(eras) if eras is not None else candidate_eras(record.settings)
+    assumed = record.settings.era
+    tried = sorted(names, key=lambda n: n != assumed)  # the assumed era first
     shared = {}
     results, cands = {}, []
-    for name in names:
+    for name in tried:
         era_recipe(name, where)
         settings = _with_era(record.settings, name, where)
         try:
@@ -93,9 +103,11 @@ def match_era(record, seed=0, mode="exact", crf_backend=None, workers=1, eras=No
         differ = int((res.label0 != record.label).sum())
         results[name] = res
         cands.append(Candidate(name, differ, 1 - differ / record.label.size))
+        if stop_at_exact and differ == 0 and name == assumed and len(names) > 1:
+            res.settings = dataclasses.replace(res.settings, era_source=BEST_MATCH_EXACT)
+            return EraMatch(name, res, cands)
     if not cands:
         raise DoodleError(where, f"no candidate era could rebuild it ({', '.join(names)})")
-    assumed = record.settings.era
     order = {n: i for i, n in enumerate(names)}
     cands.sort(key=lambda c: (c.differ, c.era != assumed, -order[c.era]))
     best = cands[0].era

@@ -152,15 +152,17 @@ def _column_plan(n_channels, n_sigmas, recipe):
 def era_features(image_std, sigmas, recipe, mode="exact"):
     """The feature matrix of ``recipe``'s era: per channel, per sigma, the location feature
     in the era's form and the feature kinds it had on (blur, Sobel, Hessian eigenvalues).
-    ``mode`` "reference" computes it with scikit-image; otherwise the compiled twin (float32
-    columns in "fast")."""
+    ``mode`` (a name or a :class:`doodle_engine.modes.ModeProfile`) "reference" computes it
+    with scikit-image; otherwise the compiled twin (float32 columns in "fast" and "fastest")."""
+    from .modes import profile
+    prof = profile(mode)
     loc = recipe.location if recipe.location not in (None, "gxgy") else "raw"
     border = recipe.sobel_border
-    if mode == "reference":
+    if not prof.compiled:
         full = feature_matrix(image_std, sigmas, loc, border)
     else:
         from .kernels.features import feature_matrix as compiled_features
-        dtype = np.float32 if mode == "fast" else np.float64
+        dtype = np.dtype(prof.dtype).type
         full = compiled_features(image_std, sigmas, loc, dtype, border)
     cols = _column_plan(image_std.shape[2], len(sigmas), recipe)
     if cols == list(range(full.shape[1])):

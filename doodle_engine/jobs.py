@@ -55,7 +55,7 @@ def _rebuild(r, era=None, seed=0, mode="exact", crf_backend=None):
     from .era_match import match_era, needs_match
     if r.label is not None and r.settings is not None and (
             era == "auto" or (era is None and needs_match(r.settings))):
-        m = match_era(r, seed=seed, mode=mode, crf_backend=crf_backend)
+        m = match_era(r, seed=seed, mode=mode, crf_backend=crf_backend, stop_at_exact=True)
         return m.result, m.row()
     return reconstruct(r, seed=seed, mode=mode, crf_backend=crf_backend), {}
 
@@ -99,7 +99,7 @@ def validate_file(path, era=None, classes=None, trials=False, seed=0, mode="exac
         n = max(r.n_classes, int(res.label.max()))
         m = validate(r.label, res.label0, n)
         row = _base_row(path, r)
-        row.update({"era": res.era, "era_source": res.settings.era_source, "mode": mode,
+        row.update({"era": res.era, "era_source": res.settings.era_source, "mode": getattr(mode, "name", mode),
                     "crf_backend": crf_backend or "default"})
         row.update(extra)
         row.update(m.as_row(r.classes))
@@ -185,7 +185,7 @@ def reconstruct_file(path, outdir, era=None, classes=None, seed=0, mode="exact",
     write_image(picture, grey)
     write_image(colour, colorize(res.label0, rec.classes))
     row = _base_row(path, rec)
-    row.update({"era": res.era, "era_source": res.settings.era_source, "mode": mode, **extra})
+    row.update({"era": res.era, "era_source": res.settings.era_source, "mode": getattr(mode, "name", mode), **extra})
     row.update({f"t_{k}": v for k, v in res.timings.items()})
     row.update({"output": str(target), "seconds": time.perf_counter() - t0})
     return [row]

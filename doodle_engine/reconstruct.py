@@ -6,6 +6,7 @@ Labels inside the pipeline are 1-based (0 = no class), as in Doodler; the return
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from .eras import recipe as era_recipe
 from .errors import DoodleError
 from .features import era_features, sigma_schedule
 from .io import DoodleRecord, zero_based
+from .modes import profile as mode_profile
 from .settings import Settings, decode_settings, encode_settings
 from .standardize import crf_image, standardize
 
@@ -40,7 +42,7 @@ class Reconstruction:
 class _Options:
     seed: int = 0
     n_jobs: int = 1
-    mode: str = "exact"
+    mode: object = "exact"  # the mode's ModeProfile
     path: str | None = None
     crf_backend: str = "numba"
     fitted: tuple | None = None  # (classifier, classes seen) given by a session replay
@@ -67,7 +69,7 @@ def _choose_crf_backend(backend, mode, where):
     if backend is None:
         # the compiled lattice gives pydensecrf's labels on every real file and era (tests);
         # the reference mode keeps the library Doodler called
-        if mode == "reference" and crf.pydensecrf_available():
+        if not mode_profile(mode, where).compiled and crf.pydensecrf_available():
             return "pydensecrf"
         return "numba"
     if backend not in crf.BACKENDS:
@@ -118,10 +120,12 @@ def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
         Threads for the random forest's fit (``n_jobs`` is its old name, deprecated).
     path : str, optional
         Named in error messages when an image is given.
-    mode : {"exact", "fast", "reference"}
-        ``exact``: compiled kernels that give Doodler's labels; ``fast``: compiled float32
-        trainer on at most 40,000 rows (close, not identical); ``reference``:
-        scikit-learn's own trainer and predict (the straightforward path).
+    mode : {"exact", "fast", "fastest", "reference"} or ModeProfile
+        ``exact``: compiled kernels that give Doodler's labels; ``fast`` and ``fastest``:
+        points of the measured speed / agreement curve (float32 trainer on fewer rows,
+        shorter CRF; close, not identical: ``docs/frontier.md``); ``reference``:
+        scikit-learn's own trainer and predict (the straightforward path).  A
+        :class:`doodle_engine.modes.ModeProfile` sets the knobs one by one.
     shared : dict, optional
         Kept between calls on the same image and doodles (e.g. the candidate eras of one
         file): features and fits that eras share are computed once.
@@ -165,6 +169,7 @@ def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
             settings = dataclasses.replace(settings, era=era, era_source="user")
         else:
             settings = decode_settings(encode_settings(settings), era=era, path=where)
+    mode = mode_profile(mode, where)
     crf_backend = _choose_crf_backend(crf_backend, mode, where)
     recipe = era_recipe(settings.era, where)
     if recipe.sigma_rule == "n_sigmas" and settings.n_sigmas is None:
@@ -188,10 +193,20 @@ def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
         label = np.full(doodles.shape, present[1], np.uint8)
         run.notes.append("one class doodled: every pixel gets it, no classifier, no CRF")
         return Reconstruction(label, None, settings.era, settings, run.timer.timings, run.notes)
-    label, clf_label = _FLOWS[recipe.crf_flow](run)
+    with _kernel_threads(mode):
+        label, clf_label = _FLOWS[recipe.crf_flow](run)
     label = _median(run, label)
     return Reconstruction(label.astype(np.uint8), clf_label, settings.era, settings,
                           run.timer.timings, run.notes)
+
+
+def _kernel_threads(mode):
+    """The compiled modes run their kernels on the cores other processes leave free (see
+    :mod:`doodle_engine.cores`); reference mode runs no compiled kernel."""
+    if not mode_profile(mode).compiled:
+        return contextlib.nullcontext()
+    from .cores import free_core_threads
+    return free_core_threads()
 
 
 @dataclass
@@ -221,10 +236,15 @@ def _sigmas(run):
     return sigma_schedule(run.settings, n_classes, run.recipe)
 
 
+def features_key(recipe, sigmas, mode):
+    """The key of a feature matrix among the reconstructions sharing ``shared``."""
+    return ("features", recipe.feature_key(), tuple(sigmas), mode_profile(mode).feature_key)
+
+
 def _features(run):
     r, opts = run.recipe, run.opts
     sigmas = _sigmas(run)
-    key = ("features", r.feature_key(), tuple(sigmas), opts.mode)
+    key = features_key(r, sigmas, opts.mode)
 
     def make():
         with run.timer.stage("features"):
@@ -237,7 +257,7 @@ def _fit(run, feats):
     r, s, opts = run.recipe, run.settings, run.opts
     key = ("fit", r.fit_key(), tuple(_sigmas(run)), s.classifier_downsample,
            s.n_estimators if r.classifier == "rf" else None,
-           opts.seed if r.classifier == "rf" else None, opts.mode)
+           opts.seed if r.classifier == "rf" else None, opts.mode.fit_key)
 
     if opts.fitted is not None:
         return opts.fitted, key + ("given",)
@@ -263,7 +283,7 @@ def _classify_undoodled(run):
 
 def _cleaner(opts):
     """The clean-up filters: SciPy's in reference mode, the compiled twins otherwise."""
-    if opts.mode == "reference":
+    if not opts.mode.compiled:
         return cleanup
     from .kernels import cleanup as compiled
     return compiled
@@ -283,8 +303,9 @@ def _clean(run, label):
 
 
 def _crf_params(run):
-    """The CRF constants of the era, with the settings filling what the era left to them."""
-    r, s = run.recipe, run.settings
+    """The CRF constants of the era, with the settings filling what the era left to them, and
+    the mode's mean-field knobs."""
+    r, s, m = run.recipe, run.settings, run.opts.mode
     return crf.Params(
         theta=s.crf_theta if r.bilateral_sdims is None else r.bilateral_sdims,
         mu=s.crf_mu if r.bilateral_compat is None else r.bilateral_compat,
@@ -292,7 +313,8 @@ def _crf_params(run):
         gt_prob=s.gt_prob if r.gt_prob is None else r.gt_prob,
         sxy=r.gauss_sxy, gauss_compat=r.gauss_compat, schan=r.bilateral_schan,
         schan_bands=r.schan_bands, upsample=r.upsample, argmax_plus_one=r.argmax_plus_one,
-        label_shift=r.label_shift, final_rescale=r.final_rescale)
+        label_shift=r.label_shift, final_rescale=r.final_rescale,
+        iterations=int(m.mf_iterations), stop_when_stable=bool(m.stop_when_stable))
 
 
 def _rolled_crf(run, label, k, sign, params):
@@ -309,18 +331,19 @@ def _rolled_crf(run, label, k, sign, params):
     return out, weight
 
 
-def roll_offsets(recipe, h):
+def roll_offsets(recipe, h, used=None):
     """The k of the era's rolled CRF runs: ``linspace(0, span, rolls)``, where span is H/5,
-    int(H/5) or H."""
+    int(H/5) or H; ``used``: only the first that many (a mode's ``rolled_runs``)."""
     span = {"H/5": int(h) / 5, "int(H/5)": int(int(h) / 5), "H": int(h)}[recipe.roll_span]
-    return np.linspace(0, span, recipe.rolls)
+    offsets = np.linspace(0, span, recipe.rolls)
+    return offsets if used is None else offsets[:int(used)]
 
 
 def _rolled_average(run, label):
     r, params = run.recipe, _crf_params(run)
     signs = (1, -1) if r.roll_signs == "+-" else (1,)
-    runs = [_rolled_crf(run, label, k, sign, params)
-            for sign in signs for k in roll_offsets(r, run.img.shape[0])]
+    offsets = roll_offsets(r, run.img.shape[0], run.opts.mode.rolled_runs)
+    runs = [_rolled_crf(run, label, k, sign, params) for sign in signs for k in offsets]
     stack = np.dstack([o for o, _ in runs])
     return np.round(np.average(stack, axis=-1, weights=[w for _, w in runs])).astype("uint8")
 

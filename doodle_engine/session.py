@@ -32,7 +32,7 @@ import numpy as np
 from . import classifier
 from .eras import recipe as era_recipe
 from .features import era_features, sigma_schedule
-from .reconstruct import reconstruct
+from .reconstruct import features_key, reconstruct
 from .standardize import standardize
 from .validate import validate
 
@@ -73,7 +73,7 @@ def _features(record, settings, recipe, mode, shared):
     feats = era_features(img, sigmas, recipe, mode)
     # handed to reconstruct so that it does not compute them again
     shared[("standardize", recipe.standardize)] = img
-    shared[("features", recipe.feature_key(), tuple(sigmas), mode)] = feats
+    shared[features_key(recipe, sigmas, mode)] = feats
     return feats
 
 

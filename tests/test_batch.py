@@ -184,8 +184,12 @@ def test_rebuilding_jobs_start_with_the_costliest_files_not_the_largest(tmp_path
     assert names == ["small.npz", "big.npz", "bare.npz", "missing.npz"]
     assert [Path(f).name for f in start_order("remap", files, {})] == \
         [Path(f).name for f in largest_first(files)]
-    # fast mode caps the training rows at 40,000: the cap enters the cost
-    assert predicted_cost(small, "fast") == predicted_cost(small)
+    # the mode's knobs enter the cost: fast makes 3 of the 5 rolled CRF runs (its 40,000-row
+    # cap does not bite here), fastest one
+    full3 = PIXEL_WEIGHT + 3 * RUN_PIXEL_WEIGHT
+    assert predicted_cost(small, "fast") == pytest.approx(
+        px * 3 + full3 * px + ROW_WEIGHT["mlp"] * np.count_nonzero(d))
+    assert predicted_cost(small, "fastest") < predicted_cost(small, "fast")
 
 
 def test_outputs_inside_the_input_folder_are_not_inputs_and_name_clashes_are_refused(folder,

@@ -93,7 +93,8 @@ def test_bench_command(synthetic):
     r = cli("bench", synthetic("mlp-2022-05"))
     assert r.returncode == 0, r.stderr
     lines = [ln for ln in r.stdout.splitlines() if " Mpx/s" in ln and "agree " in ln]
-    assert len(lines) == 4 and "exact" in r.stdout and "peak memory" in r.stdout
+    assert len(lines) == 5 and "exact" in r.stdout and "peak memory" in r.stdout
+    assert any(" fastest " in ln for ln in lines)
     for ln in lines:
         if " exact " in ln or " exact/pydensecrf " in ln:
             assert "agree 100.0000%" in ln
@@ -115,3 +116,23 @@ def test_era_override_needing_missing_settings_is_a_clear_error(tmp_path):
     r = cli("validate", p, "--era", "mlp-2021-10", "--quiet")
     assert r.returncode == 1
     assert "needs n_sigmas" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_the_installed_command_exits_quickly_with_everything_written(synthetic, tmp_path):
+    """``doodle_engine.cli:run`` (the ``doodle-engine`` script) skips Python's slow teardown:
+    its output still arrives whole, the report is written and the exit code is main's."""
+    report, npz = tmp_path / "r.csv", synthetic("mlp-2022-05")
+    code = ("import sys; from doodle_engine.cli import run; "
+            "run(sys.argv[1:])")
+    proc = subprocess.run([sys.executable, "-c", code, "validate", str(npz), "--workers",
+                           "1", "--quiet", "--report", str(report)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "files: 1  failed: 0" in proc.stdout and report.exists()
+    assert len(pd.read_csv(report)) == 1
+    proc = subprocess.run([sys.executable, "-c", code, "eras"], capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0 and proc.stdout.count("\n") >= 26  # every era, flushed
+    proc = subprocess.run([sys.executable, "-c", code, "validate", str(tmp_path / "none.npz"),
+                           "--quiet"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1 and "exit 1: 1 file(s) failed" in proc.stderr

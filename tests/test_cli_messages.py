@@ -41,9 +41,9 @@ def test_bench_takes_a_folder_and_shows_progress(capsys, synthetic):
     code, out, err = run(capsys, "bench", path.parent)
     assert code == 0
     rows = [ln for ln in out.splitlines() if " Mpx/s x" in ln]
-    assert len(rows) == 4 and all(ln.startswith(path.name) for ln in rows)
+    assert len(rows) == 5 and all(ln.startswith(path.name) for ln in rows)
     assert all("mlp-2022-05 (layout+date)" in ln for ln in rows)
-    assert "4/4" in err  # the progress bar counted every mode of the file
+    assert "5/5" in err  # the progress bar counted every mode of the file
 
 
 LONG = "2014-02-23-18-40-38_L8_a_very_long_file_name_that_goes_on_and_on_and_on_db.npz"

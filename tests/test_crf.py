@@ -198,3 +198,66 @@ def test_without_pydensecrf_the_compiled_backend_is_used(synthetic, monkeypatch)
                                   reconstruct(rec, mode="reference", crf_backend="numba").label)
     with pytest.raises(DoodleError, match="not installed"):
         reconstruct(rec, crf_backend="pydensecrf")
+
+
+def _noisy_case(seed=0, gt_prob=0.75, mu=3.0):
+    """A 30x42 CRF problem whose labels settle after a few mean-field iterations."""
+    image, img, lab = _inputs(60, 84, seed=seed)
+    lab = lab.copy()
+    rng = np.random.default_rng(0)
+    flip = rng.random(lab.shape) < 0.1
+    lab[flip] = rng.integers(1, lab.max() + 1, flip.sum())
+    n = int(lab.max())
+    u = crf.unary_from_labels(lab, n, gt_prob)
+    s = crf.colour_scale(image.shape)
+    h, w = img.shape[:2]
+    kernels = [crf._gaussian_kernel(h, w, 3.0, 3.0),
+               kcrf.Kernel(crf.bilateral_features(img, 1.0, s), mu)]
+    return u, img, n, s, mu, kernels
+
+
+@pytest.mark.parametrize("case,iterations,expect", [
+    ((0, 0.75, 3.0), 10, 5), ((0, 0.7, 3.0), 10, 7), ((0, 0.75, 1.0), 10, 2),
+    ((0, 0.65, 3.0), 10, 10), ((0, 0.7, 3.0), 4, 4)])
+def test_early_stop_mean_field_against_its_numpy_twin_and_pydensecrf(case, iterations, expect):
+    """The early stop (after the first iteration, from the second on, that changes no label)
+    stops at the same iteration in the compiled kernel, its NumPy twin and pydensecrf stepped
+    one iteration at a time; Q equals a plain run of that many iterations."""
+    u, img, n, s, mu, kernels = _noisy_case(*case)
+    q, done = kcrf.mean_field(u.T, kernels, iterations, True, return_iterations=True)
+    assert done == expect
+    twin, twin_done = kcrf.mean_field_numpy(u.T, kernels, iterations, True)
+    assert twin_done == done
+    np.testing.assert_allclose(q, twin, atol=1e-6)
+    np.testing.assert_array_equal(q.argmax(1), twin.argmax(1))
+    np.testing.assert_array_equal(q, kcrf.mean_field(u.T, kernels, done))
+    ref = crf.mean_field_q(u, img, n, 1.0, mu, s, backend="pydensecrf",
+                           iterations=iterations, stop_when_stable=True)
+    np.testing.assert_allclose(q.T, ref, atol=2e-6)
+    np.testing.assert_array_equal(q.argmax(1), ref.argmax(0))
+    if done < iterations:  # the stop: iteration `done` left the labels of `done - 1`
+        before = kcrf.mean_field(u.T, kernels, done - 1)
+        np.testing.assert_array_equal(before.argmax(1), q.argmax(1))
+
+
+def test_mean_field_without_the_stop_is_unchanged_and_its_twin_agrees():
+    u, img, n, s, mu, kernels = _noisy_case(0, 0.7, 3.0)
+    for iterations in (1, 3, 10):
+        q = kcrf.mean_field(u.T, kernels, iterations)
+        twin, done = kcrf.mean_field_numpy(u.T, kernels, iterations)
+        assert done == iterations
+        np.testing.assert_allclose(q, twin, atol=1e-6)
+        ref = crf.mean_field_q(u, img, n, 1.0, mu, s, backend="pydensecrf", iterations=iterations)
+        np.testing.assert_allclose(q.T, ref, atol=2e-6)
+
+
+def test_relabel_counts_changed_labels_as_argmax_does():
+    q = np.random.default_rng(3).random((5000, 4)).astype(np.float32)
+    q[::7, 2] = q[::7, 1]  # ties: the first maximum, as np.argmax
+    labels = np.full(5000, -1, np.int64)
+    assert kcrf.relabel(q, labels) == 5000
+    np.testing.assert_array_equal(labels, q.argmax(1))
+    q[:10] = q[:10, ::-1]
+    moved = int((q.argmax(1) != labels).sum())
+    assert kcrf.relabel(q, labels) == moved
+    np.testing.assert_array_equal(labels, q.argmax(1))

@@ -16,7 +16,7 @@ from doodle_engine import ERAS, load, reconstruct
 from doodle_engine import crf
 from doodle_engine.classifier import make_classifier, n_trees, training_rows
 from doodle_engine.cleanup import median_disk
-from doodle_engine.era_match import BEST_MATCH, BEST_MATCH_TIE, match_era
+from doodle_engine.era_match import BEST_MATCH, BEST_MATCH_EXACT, BEST_MATCH_TIE, match_era
 from doodle_engine.eras import RECIPES, era_for_date, recipe, recipes_for_layout
 from doodle_engine.example import doodles_for, scene
 from doodle_engine.features import era_features, feature_matrix
@@ -324,6 +324,26 @@ def test_an_undated_file_gets_the_era_its_label_matches(tmp_path):
     assert row["runner_up"] in ("mlp-2021-10", "engine-2022-06") and row["runner_up_differ"] >= 0
     row = validate_file(p, era="mlp-2021-10", crf_backend="numba")[0]
     assert row["era_source"] == "user" and "runner_up" not in row
+
+
+def test_an_exact_match_of_the_assumed_era_skips_the_other_candidates(tmp_path):
+    image, truth, d = _scene()
+    made = reconstruct(image, d, LAYOUT_VALUES["7mlp"], era="mlp-2021-10", crf_backend="numba")
+    p = write_npz(tmp_path / "renamed.npz", image, d, made.label0, LAYOUT_VALUES["7mlp"])
+    full = match_era(load(p), crf_backend="numba")
+    assert full.era == "mlp-2021-10" and len(full.candidates) == 3
+    short = match_era(load(p), crf_backend="numba", stop_at_exact=True)
+    assert [vars(c) for c in short.candidates] == [vars(full.candidates[0])]
+    assert short.result.settings.era_source == BEST_MATCH_EXACT
+    assert (short.result.label == full.result.label).all()
+    row = validate_file(p, crf_backend="numba")[0]
+    assert (row["era"], row["era_source"], row["differ"]) == ("mlp-2021-10", BEST_MATCH_EXACT, 0)
+    assert row["runner_up"] == "" and row["candidates"] == "mlp-2021-10:0"
+    # an assumed era that does not match exactly: every candidate is still rebuilt
+    other = reconstruct(image, d, LAYOUT_VALUES["7mlp"], era="mlp-2022-05", crf_backend="numba")
+    if (other.label0 != made.label0).any():
+        q = write_npz(tmp_path / "other.npz", image, d, other.label0, LAYOUT_VALUES["7mlp"])
+        assert len(match_era(load(q), crf_backend="numba", stop_at_exact=True).candidates) == 3
 
 
 def test_forest_candidates_share_features_and_fits(tmp_path):

@@ -225,16 +225,22 @@ def test_other_real_files_reach_the_bar_and_repeat():
 
 
 @needs_real
-def test_fast_mode_stays_close_to_the_stored_labels():
-    """mode="fast" trains differently (float32, at most 40,000 rows), so it is measured, not
-    held to 0 px: median agreement >= 99.9 % over the real files and their trials, and every
-    MLP-era file >= 99 %."""
-    accs = {}
+def test_fast_and_fastest_meet_their_agreement_thresholds():
+    """mode="fast" and "fastest" trade agreement for time (docs/frontier.md), so they are
+    measured, not held to 0 px, on every MLP-era file and trial (the forest file is the same
+    in every mode; the one-class file has no classifier): fast median >= 99.9 % and worst
+    >= 99.5 %, fastest worst >= 99 %.  Both train in float32, so they share the features
+    (and the fit, where their row caps agree)."""
+    accs = {"fast": {}, "fastest": {}}
     for name, r in _real_results():
-        if r.settings.era.startswith("rf"):
-            continue  # the forest is the same in both modes; its file is covered above
-        a = reconstruct(r, mode="fast")
-        accs[(name, r.trial_prefix)] = (a.label0 == r.label).mean()
-    assert len(accs) >= 12
-    assert min(accs.values()) >= 0.99, min(accs.items(), key=lambda kv: kv[1])
-    assert np.median(list(accs.values())) >= 0.999
+        if r.settings.era.startswith("rf") or len(np.unique(r.doodles)[1:]) < 2:
+            continue
+        shared = {}
+        for mode in accs:
+            a = reconstruct(r, mode=mode, shared=shared)
+            accs[mode][(name, r.trial_prefix)] = (a.label0 == r.label).mean()
+    assert len(accs["fast"]) >= 12
+    fast, fastest = accs["fast"], accs["fastest"]
+    assert min(fast.values()) >= 0.995, min(fast.items(), key=lambda kv: kv[1])
+    assert np.median(list(fast.values())) >= 0.999
+    assert min(fastest.values()) >= 0.99, min(fastest.items(), key=lambda kv: kv[1])

@@ -1,0 +1,441 @@
+"""The speed / agreement curve of the knobs that trade Doodler's labels for time (issue 18.3).
+
+On every real MLP-era file and earlier trial (``../shared/data/doodler`` beside the checkout;
+files whose classifier is a forest, or with one class doodled - no classifier, no CRF - are
+listed and left out), each point of a grid of :class:`doodle_engine.modes.ModeProfile` knobs
+rebuilds the label and is compared with the stored one (pixel agreement), and timed:
+
+    python benchmarks/frontier.py --out docs/          # ~10 min on 2 idle cores
+    python benchmarks/frontier.py --out docs/ --threads 1   # steadier on a shared machine
+
+writes ``docs/frontier.csv`` (one row per point and file, with the 1-minute load average at
+that moment), ``docs/frontier.md`` (per point: median and worst agreement, median and total
+seconds, ratio to exact timed in the same run; the points chosen by the rule below) and
+``docs/frontier.png`` (when matplotlib is installed), each written atomically.
+
+Timing: the feature matrix depends only on the dtype, the fit (and predict) only on the dtype
+and the row cap, so they are computed once per file and shared with every point that agrees
+on them (``reconstruct(shared=...)``); a point's seconds are its own stages (standardize,
+clean-up, CRF) plus the shared stages' seconds measured when they were computed.  The
+agreement figures do not depend on the machine's load; the seconds do.
+
+The rule (issue 18): ``fast`` = the point with the least total seconds whose median agreement
+is >= 99.9 % and worst >= 99.5 %; ``fastest`` = the point with the least total seconds whose
+worst agreement is >= 99 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from doodle_engine import load, reconstruct  # noqa: E402
+from doodle_engine.eras import recipe as era_recipe  # noqa: E402
+from doodle_engine.io import atomic_write  # noqa: E402
+from doodle_engine.modes import EXACT, PROFILES, ModeProfile  # noqa: E402
+
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "doodler"
+SHARED_STAGES = ("features", "fit", "predict")
+
+#: (dtype, training-row cap) of the fits ...
+FITS = [("float64", 100_000), ("float32", 100_000), ("float32", 40_000), ("float32", 30_000),
+        ("float32", 20_000), ("float32", 10_000)]
+#: ... crossed with (mean-field iterations, stop when labels are stable, rolled runs used)
+CRFS = [(10, False, None), (10, True, None), (7, True, None), (5, False, None),
+        (5, True, None), (3, False, None), (10, False, 1), (10, True, 1), (10, True, 2),
+        (10, True, 3), (5, True, 1), (2, False, 1)]
+#: the issue's thresholds
+FAST_MEDIAN, FAST_WORST, FASTEST_WORST = 0.999, 0.995, 0.99
+#: points within this fraction of a chosen point's total seconds are listed beside it
+NOISE = 0.05
+
+
+def grid(fits=FITS, crfs=CRFS):
+    """Every point: a ModeProfile named after its knobs (exact first)."""
+    points = []
+    for dtype, rows in fits:
+        for iters, stop, rolled in crfs:
+            name = (f"{'f64' if dtype == 'float64' else 'f32'} rows={rows // 1000}k "
+                    f"it={iters}{'+stop' if stop else ''} rolls={'all' if rolled is None else rolled}")
+            points.append(ModeProfile(name, dtype=dtype, max_rows=rows, mf_iterations=iters,
+                                      stop_when_stable=stop, rolled_runs=rolled))
+    return points
+
+
+def same_knobs(a, b):
+    return (a.compiled, a.dtype, a.max_rows, a.mf_iterations, a.stop_when_stable,
+            a.rolled_runs) == (b.compiled, b.dtype, b.max_rows, b.mf_iterations,
+                               b.stop_when_stable, b.rolled_runs)
+
+
+def cases(data):
+    """(included [(file, trial, record)], excluded [(file, why)])."""
+    included, excluded = [], []
+    for path in sorted(Path(data).glob("*.npz")):
+        rec = load(path)
+        for r in [rec] + list(rec.trials):
+            trial = r.trial_prefix or ""
+            name = path.name + (f" trial {trial}" if trial else "")
+            if r.settings is None or era_recipe(r.settings.era).classifier != "mlp":
+                excluded.append((name, f"era {r.settings.era if r.settings else '?'}: "
+                                       "random forest, not an MLP era"))
+            elif len(np.unique(r.doodles)[1:]) < 2:
+                excluded.append((name, f"era {r.settings.era}: one class doodled, no "
+                                       "classifier and no CRF (every mode gives the same label)"))
+            else:
+                included.append((path.name, trial, r))
+    return included, excluded
+
+
+def warm_up():
+    """Load or compile every kernel the points use (float64 and float32, stop on and off,
+    the rolled flow and the one-run flow) on a small generated file, untimed."""
+    from doodle_engine.example import make_example
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        for era in ("mlp-2021-10", "mlp-2022-05"):
+            rec = load(make_example(Path(tmp) / "warm.npz", 60, 80, overwrite=True), era=era)
+            for p in (EXACT, PROFILES["fast"], EXACT.with_(name="w", dtype="float32",
+                                                            stop_when_stable=True)):
+                reconstruct(rec, mode=p)
+
+
+def sweep(included, points, progress=print):
+    """Rows: one per (point, case)."""
+    import numba
+    threads = numba.get_num_threads()
+    rows = []
+    for i, (fname, trial, rec) in enumerate(included):
+        shared, stage_seconds = {}, {}
+        for point in points:
+            t0 = time.perf_counter()
+            res = reconstruct(rec, mode=point, shared=shared)
+            wall = time.perf_counter() - t0
+            t = res.timings
+            keys = {"features": point.feature_key, "fit": point.fit_key,
+                    "predict": point.fit_key}
+            for stage in SHARED_STAGES:
+                if stage in t:
+                    stage_seconds[(stage, keys[stage])] = t[stage]
+            shared_s = sum(stage_seconds.get((s, keys[s]), 0.0) for s in SHARED_STAGES)
+            own = sum(v for k, v in t.items() if k not in SHARED_STAGES)
+            agree = float((res.label0 == rec.label).mean())
+            rows.append({
+                "point": point.name, "dtype": point.dtype, "max_rows": point.max_rows,
+                "mf_iterations": point.mf_iterations,
+                "stop_when_stable": int(point.stop_when_stable),
+                "rolled_runs": "all" if point.rolled_runs is None else point.rolled_runs,
+                "case": fname + (f":trial{trial}" if trial else ""),
+                "file": fname, "trial": trial, "era": res.era,
+                "pixels": int(rec.label.size), "agreement": agree,
+                "differ": int((res.label0 != rec.label).sum()),
+                "seconds": shared_s + own, "own_seconds": own, "shared_seconds": shared_s,
+                "wall_seconds_this_call": wall,
+                "crf_seconds": t.get("crf", 0.0),
+                "load1": round(os.getloadavg()[0], 2), "numba_threads": threads,
+                "blas_threads_env": os.environ.get("OPENBLAS_NUM_THREADS", ""),
+                "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            })
+        progress(f"[{i + 1}/{len(included)}] {fname} {trial or ''}: "
+                 f"{len(points)} points, load {os.getloadavg()[0]:.1f}")
+    return rows
+
+
+def summarise(rows, points):
+    """Per point: n, median / worst agreement, median / total seconds, ratio to exact."""
+    exact = next(p for p in points if same_knobs(p, EXACT))
+    by_point = {p.name: [r for r in rows if r["point"] == p.name] for p in points}
+    exact_total = sum(r["seconds"] for r in by_point[exact.name])
+    exact_per_case = {(r["file"], r["trial"]): r["seconds"] for r in by_point[exact.name]}
+    out = []
+    for p in points:
+        rs = by_point[p.name]
+        acc = np.array([r["agreement"] for r in rs])
+        secs = np.array([r["seconds"] for r in rs])
+        per_case = [exact_per_case[(r["file"], r["trial"])] / r["seconds"] for r in rs
+                    if r["seconds"] > 0]
+        out.append({"point": p, "n": len(rs), "median": float(np.median(acc)),
+                    "worst": float(acc.min()), "worst_case": rs[int(acc.argmin())],
+                    "median_s": float(np.median(secs)), "total_s": float(secs.sum()),
+                    "speedup": exact_total / secs.sum() if secs.sum() > 0 else float("nan"),
+                    "median_speedup": float(np.median(per_case)) if per_case else float("nan"),
+                    "load": (min(r["load1"] for r in rs), max(r["load1"] for r in rs))})
+    return out, exact
+
+
+def choose(summary):
+    """(fast, fastest): the least total seconds among the points meeting each rule."""
+    fast = [s for s in summary if s["median"] >= FAST_MEDIAN and s["worst"] >= FAST_WORST]
+    fastest = [s for s in summary if s["worst"] >= FASTEST_WORST]
+    pick = lambda ss: min(ss, key=lambda s: s["total_s"]) if ss else None  # noqa: E731
+    return pick(fast), pick(fastest)
+
+
+def _knobs(p):
+    return (f"{p.dtype}, rows {p.max_rows:,}, {p.mf_iterations} iterations"
+            f"{' + stop' if p.stop_when_stable else ''}, rolled runs "
+            f"{'all' if p.rolled_runs is None else p.rolled_runs}")
+
+
+def per_file(summary, exact, chosen, rows):
+    """Lines of a table: per reconstruction, exact and the chosen points (seconds, differing
+    pixels, agreement, exact's seconds over the point's), from the same run."""
+    cols = [("exact", exact)] + [(n, s["point"]) for n, s in zip(("fast", "fastest"), chosen)
+                                 if s is not None]
+    by = {(r["point"], r["case"] if "case" in r else r["file"] + r["trial"]): r for r in rows}
+    cases = list(dict.fromkeys(r["case"] if "case" in r else r["file"] + r["trial"]
+                               for r in rows))
+    head = "| file | " + " | ".join(
+        f"{n} s (px differ, agreement)" + ("" if n == "exact" else f" | exact / {n}")
+        for n, _ in cols) + " |"
+    lines = ["", "## Per file: exact and the chosen points (same run)", "", head,
+             "|" + "---|" * (1 + sum(1 if n == "exact" else 2 for n, _ in cols))]
+    for case in cases:
+        e = by[(exact.name, case)]
+        cells = []
+        for n, p in cols:
+            r = by[(p.name, case)]
+            cells.append(f"{r['seconds']:.2f} ({r['differ']:,}, {r['agreement']:.4%})")
+            if n != "exact":
+                cells.append(f"×{e['seconds'] / r['seconds']:.2f}" if r["seconds"] > 0 else "-")
+        short = case.replace("dash_doodler__results", "").replace(".npz", "")
+        lines.append(f"| {short} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def markdown(summary, exact, chosen, included, excluded, started, finished, threads, rows):
+    fast, fastest = chosen
+    loads = [s["load"] for s in summary]
+    lo, hi = min(l[0] for l in loads), max(l[1] for l in loads)
+    lines = [
+        "[← README](../README.md)", "",
+        "# The speed / agreement curve of fast mode", "",
+        "Written by `python benchmarks/frontier.py --out docs/` (do not edit by hand: re-run it). "
+        f"Run {started} – {finished} UTC, {len(included)} reconstructions, "
+        f"{len(summary)} points, 1-minute load average {lo:.1f}–{hi:.1f} during the run "
+        f"(per row in `frontier.csv`), {threads}. Agreement: pixels equal to the label stored in the file. "
+        "The agreement figures do not depend on the load; the seconds do: on a shared machine "
+        "they are noisy, and the ranking of points close in time can change from run to run.",
+        "",
+        "Seconds per point and file: its own stages (standardize, clean-up, CRF) plus the "
+        "features, fit and predict it shares with other points of the same dtype and row cap, "
+        "measured once per file when computed (kernels loaded beforehand, untimed). Ratio: "
+        "exact's total seconds over the point's (same run); median ratio: over the files.",
+        "",
+        "Included (MLP eras): " + ", ".join(
+            f"`{f}`" + (f" trial `{t}`" if t else "") for f, t, _ in included) + ".", "",
+        "Left out: " + "; ".join(f"`{f}` ({why})" for f, why in excluded) + ".", "",
+        "Knobs: dtype (features and MLP trainer), the cap on MLP training rows (evenly spaced, "
+        "as Doodler's 100,000), mean-field iterations per CRF run, the early stop (after the "
+        "first iteration, from the second on, that changes no pixel's label), and how many of "
+        "the late-2021 era's five rolled CRF runs are made (1: only k = 0; the 2022 files make "
+        "one run whatever this knob says). The CRF is float32 in every mode (pydensecrf's own "
+        "precision, kept by the compiled lattice), so its precision is not a knob.", "",
+        "## The rule and the points it chose", "",
+        f"- `fast`: least total seconds with median >= {FAST_MEDIAN:.1%} and worst >= "
+        f"{FAST_WORST:.1%}: " + (_choice(fast) if fast else "no point meets it") + ".",
+        f"- `fastest`: least total seconds with worst >= {FASTEST_WORST:.0%}: "
+        + (_choice(fastest) if fastest else "no point meets it") + ".",
+        f"- `exact` in this run: {_choice(next(s for s in summary if s['point'] is exact))}.",
+        "",
+    ]
+    for name, s, ok in (("fast", fast, lambda x: x["median"] >= FAST_MEDIAN
+                         and x["worst"] >= FAST_WORST),
+                        ("fastest", fastest, lambda x: x["worst"] >= FASTEST_WORST)):
+        if s is None:
+            continue
+        near = [x for x in summary if ok(x) and x is not s
+                and x["total_s"] <= (1 + NOISE) * s["total_s"]]
+        lines.append(f"Within {NOISE:.0%} of `{name}`'s total seconds (as good as tied on a "
+                     "shared machine), also meeting its thresholds: "
+                     + ("; ".join(f"{x['point'].name} (worst {x['worst']:.4%}, "
+                                  f"{x['total_s']:.2f} s)" for x in near) or "none") + ".")
+    lines.append("")
+    for name, s in (("fast", fast), ("fastest", fastest)):
+        prof = PROFILES[name]
+        if s is None:
+            continue
+        if same_knobs(prof, s["point"]):
+            lines.append(f"`doodle_engine/modes.py` holds this point as `{name}`.")
+        else:
+            held = next((x for x in summary if same_knobs(prof, x["point"])), None)
+            lines.append(f"`doodle_engine/modes.py` holds `{name}` = {_knobs(prof)}"
+                         + (f" ({_choice(held)} in this run)" if held else
+                            " (not a point of this run's grid)")
+                         + "; this run's rule chose another point.")
+    lines += per_file(summary, exact, chosen, rows)
+    lines += ["", "## Every point (fastest first)", "",
+              "| point | median agreement | worst agreement (file) | median s | total s | "
+              "ratio to exact | median ratio | meets |", "|---|---|---|---|---|---|---|---|"]
+    for s in sorted(summary, key=lambda s: s["total_s"]):
+        meets = []
+        if s["median"] >= FAST_MEDIAN and s["worst"] >= FAST_WORST:
+            meets.append("fast")
+        if s["worst"] >= FASTEST_WORST:
+            meets.append("fastest")
+        w = s["worst_case"]
+        mark = " **←fast**" if s is fast else (" **←fastest**" if s is fastest else "")
+        lines.append(
+            f"| {s['point'].name}{mark} | {s['median']:.4%} | {s['worst']:.4%} "
+            f"({w['file'][:40]}{' ' + w['trial'] if w['trial'] else ''}) | {s['median_s']:.2f} "
+            f"| {s['total_s']:.2f} | ×{s['speedup']:.2f} | ×{s['median_speedup']:.2f} "
+            f"| {', '.join(meets) or '-'} |")
+    return "\n".join(lines) + "\n"
+
+
+def threads_note(n=None, blas=None):
+    """How many threads Numba and BLAS ran on (this process, or an earlier run's CSV)."""
+    if n is None:
+        import numba
+        n = numba.get_num_threads()
+        blas = os.environ.get("OPENBLAS_NUM_THREADS")
+    if n == 1:
+        numba_part = "Numba on 1 thread"
+    else:
+        numba_part = (f"Numba started with {n} threads (each reconstruction uses the free "
+                      "cores among them, `doodle_engine.cores`)")
+    return numba_part + (f", BLAS on {blas} (`--threads {blas}`)" if blas
+                         else ", BLAS threads as installed")
+
+
+def _choice(s):
+    return (f"**{s['point'].name}** ({_knobs(s['point'])}): median {s['median']:.4%}, worst "
+            f"{s['worst']:.4%}, total {s['total_s']:.1f} s (median {s['median_s']:.2f} s per "
+            f"file), ×{s['speedup']:.2f} exact's total")
+
+
+def read_csv(path):
+    """(rows, points) of an earlier run's ``frontier.csv``."""
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    points = {}
+    for r in rows:
+        for k in ("max_rows", "mf_iterations", "stop_when_stable", "pixels", "differ"):
+            r[k] = int(r[k])
+        for k in ("agreement", "seconds", "own_seconds", "shared_seconds", "crf_seconds",
+                  "load1", "wall_seconds_this_call"):
+            r[k] = float(r[k])
+        r["trial"] = r["trial"] or ""
+        if r["point"] not in points:
+            points[r["point"]] = ModeProfile(
+                r["point"], dtype=r["dtype"], max_rows=r["max_rows"],
+                mf_iterations=r["mf_iterations"], stop_when_stable=bool(r["stop_when_stable"]),
+                rolled_runs=None if r["rolled_runs"] == "all" else int(r["rolled_runs"]))
+    return rows, list(points.values())
+
+
+def write_csv(path, rows):
+    """Seconds to the microsecond, agreement to 1e-8 (a pixel of a 1 Mpx image is 1e-6)."""
+    rows = [{k: (round(v, 8 if k == "agreement" else 6) if isinstance(v, float) else v)
+             for k, v in r.items()} for r in rows]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(path, lambda fh: fh.write(buf.getvalue().encode()))
+
+
+def plot(path, summary, chosen):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
+    for ax, key, title in ((axes[0], "median", "median agreement"),
+                           (axes[1], "worst", "worst agreement")):
+        for s in summary:
+            colour = "tab:blue" if s["point"].dtype == "float32" else "tab:grey"
+            ax.scatter(s["total_s"], 100 * s[key], c=colour, s=14)
+        for s, name, c in ((chosen[0], "fast", "tab:green"), (chosen[1], "fastest", "tab:red")):
+            if s is not None:
+                ax.scatter(s["total_s"], 100 * s[key], c=c, s=60, marker="*", label=name)
+        ex = next(s for s in summary if same_knobs(s["point"], EXACT))
+        ax.scatter(ex["total_s"], 100 * ex[key], c="black", s=40, marker="s", label="exact")
+        for level in ((FAST_MEDIAN,) if key == "median" else (FAST_WORST, FASTEST_WORST)):
+            ax.axhline(100 * level, color="k", lw=0.5, ls=":")
+        ax.set_xlabel("total seconds over the files (shared machine)")
+        ax.set_ylabel(f"{title} (%)")
+        floor = max(97.5, ax.get_ylim()[0])
+        ax.set_ylim(floor, 100.02)
+        hidden = sum(100 * s[key] < floor for s in summary)
+        if hidden:
+            ax.text(0.02, 0.02, f"{hidden} point(s) below {floor:.1f} % not shown",
+                    transform=ax.transAxes, fontsize=8)
+        ax.legend(loc="lower right", fontsize=8)
+    fig.suptitle("fast-mode knobs: time against agreement with the stored labels "
+                 "(grey float64, blue float32)", fontsize=10)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plt.close(fig)
+    atomic_write(path, lambda fh: fh.write(buf.getvalue()))
+    return True
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=str(ROOT / "docs"), help="folder for frontier.csv/.md/.png")
+    ap.add_argument("--data", default=str(DEFAULT_DATA), help="folder of real Doodler files")
+    ap.add_argument("--quick", action="store_true",
+                    help="a few points only (exact, today's fast, the modes' profiles)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="run Numba and BLAS on this many threads (the process is restarted "
+                         "with NUMBA_NUM_THREADS / OPENBLAS_NUM_THREADS / OMP_NUM_THREADS set)")
+    ap.add_argument("--from-csv", help="no sweep: write frontier.md / .png from this earlier "
+                                       "frontier.csv (e.g. after changing modes.py)")
+    args = ap.parse_args(argv)
+    if args.threads is not None and os.environ.get("NUMBA_NUM_THREADS") != str(args.threads):
+        env = dict(os.environ, NUMBA_NUM_THREADS=str(args.threads),
+                   OPENBLAS_NUM_THREADS=str(args.threads), OMP_NUM_THREADS=str(args.threads))
+        os.execve(sys.executable, [sys.executable, __file__] + sys.argv[1:], env)
+    started = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+    included, excluded = cases(args.data)
+    if not included:
+        print(f"{args.data}: no MLP-era Doodler file", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    if args.from_csv:
+        rows, points = read_csv(args.from_csv)
+        stamps = sorted(r["utc"] for r in rows)
+        started, finished = (t[:16].replace("T", " ") for t in (stamps[0], stamps[-1]))
+        threads = threads_note(int(rows[0]["numba_threads"]), rows[0]["blas_threads_env"])
+    else:
+        points = grid()
+        for name in ("fast", "fastest"):  # the modes' own profiles are always points
+            if not any(same_knobs(PROFILES[name], p) for p in points):
+                points.append(PROFILES[name].with_(name=f"{name} (modes.py)"))
+        if args.quick:
+            points = [p for p in points if same_knobs(p, EXACT)
+                      or any(same_knobs(PROFILES[n], p) for n in ("fast", "fastest"))]
+        warm_up()
+        rows = sweep(included, points, progress=lambda m: print(m, flush=True))
+        threads = threads_note()
+        finished = time.strftime("%Y-%m-%d %H:%M", time.gmtime())
+    summary, exact = summarise(rows, points)
+    chosen = choose(summary)
+    if not args.from_csv or Path(args.from_csv).resolve() != (out / "frontier.csv").resolve():
+        write_csv(out / "frontier.csv", rows)
+    md = markdown(summary, exact, chosen, included, excluded, started, finished, threads, rows)
+    drew = plot(out / "frontier.png", summary, chosen)
+    if drew:
+        md += "\n![time against agreement](frontier.png)\n"
+    atomic_write(out / "frontier.md", lambda fh: fh.write(md.encode()))
+    for name, s in zip(("fast", "fastest"), chosen):
+        print(f"{name}: " + (_choice(s) if s else "no point meets the rule"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
