@@ -108,7 +108,7 @@ def test_scale(benchmark, release, tiny, workers, mode, capsys):
     benchmark.extra_info["release"] = {
         "era": era, "mode": mode, "workers": workers, "mpx": round(mpx, 3),
         "eras": eras, "mpx_per_s": round(rate, 4), "start_up_s": round(start_up, 2),
-        "projected_min": round(projected, 1)}
+        "projected_min": projected}
     with capsys.disabled():
         print(f"\n[scale] {era} release ({eras}) mode={mode} workers={workers}: {rate:.3f} Mpx/s "
               f"with start-up ({RELEASE_MPX / rate / 60:.0f} min for {RELEASE_MPX:.0f} Mpx); "
