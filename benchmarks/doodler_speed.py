@@ -45,8 +45,17 @@ FIELDS = ["round", "file", "trial", "era", "runner", "call_s", "process_s", "epo
           "peak_mb", "diff_px", "pixels", "load1"]
 
 
+#: ``--before DIR``: another checkout of the engine (e.g. an older commit) whose modes run as
+#: runners named ``MODE@before``, so before / after ratios come from one run
+BEFORE_ENV = "DOODLE_SPEED_ENGINE_ROOT"
+
+
+def _engine_root():
+    return Path(os.environ.get(BEFORE_ENV) or ROOT)
+
+
 def _record(path, trial):
-    sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(_engine_root()))
     import doodle_engine as de
 
     rec = de.load(path, trials=bool(trial))
@@ -122,7 +131,7 @@ def run_one(path, trial, runner):
         import doodle_engine as de
 
         t0 = time.perf_counter()
-        res = de.reconstruct(rec, mode=runner)
+        res = de.reconstruct(rec, mode=runner.split("@")[0])
         secs = time.perf_counter() - t0
         rebuilt = res.label0
     diff = int((rebuilt != rec.label).sum())
@@ -146,10 +155,15 @@ def jobs(folder, trials):
     return out
 
 
-def _spawn(path, trial, runner):
+def _spawn(path, trial, runner, before=None):
     cmd = [sys.executable, __file__, "--one", path, trial or "-", runner]
+    env = dict(os.environ)
+    env.pop(BEFORE_ENV, None)
+    if runner.endswith("@before"):
+        env[BEFORE_ENV] = str(before)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env,
+                          cwd=str(before) if runner.endswith("@before") else None)
     wall = time.perf_counter() - t0
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not line:
@@ -167,14 +181,14 @@ def _append(csv_path, row):
         w.writerow(row)
 
 
-def measure(folder, runners, rounds, trials, csv_path=None):
+def measure(folder, runners, rounds, trials, csv_path=None, before=None):
     todo = jobs(folder, trials)
     rows = []
     for rnd in range(rounds):
         for j, (path, trial) in enumerate(todo):
             k = (rnd + j) % len(runners)
             for runner in runners[k:] + runners[:k]:
-                res = _spawn(path, trial, runner)
+                res = _spawn(path, trial, runner, before)
                 row = {"round": rnd, "file": Path(path).name, "trial": trial, "runner": runner,
                        "load1": round(os.getloadavg()[0], 2), **res}
                 for key in ("call_s", "process_s", "peak_mb", "fit_s"):
@@ -201,12 +215,19 @@ def summary(csv_path):
                 if (r["file"], r["trial"]) == res and r["runner"] == runner and r[key] != ""]
         return statistics.median(vals) if vals else None
 
+    pairs = [(m, m.split("@")[0]) for m in modes if m.endswith("@before")
+             and m.split("@")[0] in runners]
+    if "doodler" not in runners:
+        modes = []
     head = ["result", *(f"{r} s" for r in runners), *(f"doodler / {m}" for m in modes),
+            *(f"{b} / {a}" for b, a in pairs),
             "epochs (" + " / ".join(runners) + ")",
             "fit ms per epoch (" + " / ".join(runners) + ")",
             "px differ (" + " / ".join(runners) + ")"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     ratios = {m: [] for m in modes}
+    before_after = {p: [] for p in pairs}
+    before_after_proc = {p: [] for p in pairs}
     proc_ratios = {m: [] for m in modes}
     for res in results:
         call = {r: med("call_s", res, r) for r in runners}
@@ -218,6 +239,13 @@ def summary(csv_path):
                 ratios[m].append(call["doodler"] / call[m])
                 proc_ratios[m].append(proc["doodler"] / proc[m])
                 cells.append(f"×{call['doodler'] / call[m]:.2f}")
+            else:
+                cells.append("")
+        for b, a in pairs:
+            if call[b] and call[a]:
+                before_after[(b, a)].append(call[b] / call[a])
+                before_after_proc[(b, a)].append(proc[b] / proc[a])
+                cells.append(f"×{call[b] / call[a]:.2f}")
             else:
                 cells.append("")
         ep = {r: med("epochs", res, r) for r in runners}
@@ -236,6 +264,12 @@ def summary(csv_path):
                          f"(×{min(ratios[m]):.2f}–{max(ratios[m]):.2f}); whole process "
                          f"×{statistics.median(proc_ratios[m]):.2f} median "
                          f"(×{min(proc_ratios[m]):.2f}–{max(proc_ratios[m]):.2f})")
+    for (b, a), vals in before_after.items():
+        if vals:
+            pv = before_after_proc[(b, a)]
+            lines.append(f"- {b} / {a}: call ×{statistics.median(vals):.2f} median "
+                         f"(×{min(vals):.2f}–{max(vals):.2f}); whole process "
+                         f"×{statistics.median(pv):.2f} median (×{min(pv):.2f}–{max(pv):.2f})")
     loads = [float(r["load1"]) for r in rows]
     lines.append(f"- {len(rows)} runs, 1-minute load average {min(loads):.2f}–{max(loads):.2f}")
     return "\n".join(lines)
@@ -248,6 +282,9 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--trials", action="store_true", help="also the earlier trials in a file")
     ap.add_argument("--only", help="only files whose name contains this")
+    ap.add_argument("--before", metavar="DIR",
+                    help="another checkout of the engine: its modes run too, as MODE@before")
+    ap.add_argument("--no-doodler", action="store_true", help="leave Doodler's own code out")
     ap.add_argument("--csv", help="append rows to this CSV")
     ap.add_argument("--summary", metavar="CSV", help="print a Markdown table of a results CSV")
     ap.add_argument("--one", nargs=3, metavar=("NPZ", "TRIAL", "RUNNER"), help=argparse.SUPPRESS)
@@ -265,7 +302,11 @@ def main(argv=None):
         for p in Path(folder).glob(f"*{args.only}*.npz"):
             (tmp / p.name).symlink_to(p.resolve())
         folder = tmp
-    measure(folder, ["doodler", *args.modes], args.rounds, args.trials, args.csv)
+    runners = ([] if args.no_doodler else ["doodler"]) + list(args.modes)
+    if args.before:
+        runners += [f"{m}@before" for m in args.modes if m != "reference"]
+    measure(folder, runners, args.rounds, args.trials, args.csv,
+            before=Path(args.before).resolve() if args.before else None)
     if args.csv:
         print(summary(args.csv))
     return 0
