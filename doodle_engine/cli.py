@@ -217,8 +217,9 @@ def _assumed_eras(ok):
         if len(picked):
             eras = ", ".join(sorted(set(picked["era"].astype(str))))
             names = ", ".join(dict.fromkeys(_name({"file": f}) for f in picked["file"]))
+            sources = "; ".join(dict.fromkeys(picked["era_source"].astype(str)))
             print(f"note: era {eras} {what} for {picked['file'].nunique()} file(s) "
-                  f"({picked['era_source'].iloc[0]}); --era sets it: {names}")
+                  f"({sources}); --era sets it: {names}")
 
 
 def _why(code, reason):

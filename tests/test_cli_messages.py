@@ -161,3 +161,14 @@ def test_stats_summary_ignores_metadata_columns_named_px(capsys, synthetic, tmp_
     pd.DataFrame({"annotation_image_filename": [path.name], "px_size_m": [10]}).to_csv(meta, index=False)
     code, out, err = run(capsys, "stats", path, "--metadata", meta, "--quiet", "--workers", "1")
     assert code == 0 and "size_m" not in out
+
+
+def test_the_era_note_names_every_way_an_era_was_told(capsys):
+    import pandas as pd
+
+    from doodle_engine.cli import _assumed_eras
+    ok = pd.DataFrame({"file": ["/d/a.npz", "/d/b.npz"], "era": ["rf-2021-06", "mlp-2021-06"],
+                       "era_source": ["best match (tie)", "best match (exact, others not rebuilt)"]})
+    _assumed_eras(ok)
+    note = capsys.readouterr().out
+    assert "for 2 file(s) (best match (tie); best match (exact, others not rebuilt))" in note
