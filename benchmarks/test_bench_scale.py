@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from doodle_engine.batch import run_batch
-from doodle_engine.classifier import MODES
+from doodle_engine.modes import MODES
 from conftest import ROOT
 
 COAST = ROOT.parent / "shared" / "data" / "coasttrain"

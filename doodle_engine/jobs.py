@@ -11,6 +11,7 @@ import numpy as np
 
 from .errors import DoodleError
 from .io import DEFAULT_MAX_PIXELS, NO_CLASS, load, save, with_label
+from .modes import profile
 from .reconstruct import reconstruct
 from .validate import validate
 
@@ -99,8 +100,8 @@ def validate_file(path, era=None, classes=None, trials=False, seed=0, mode="exac
         n = max(r.n_classes, int(res.label.max()))
         m = validate(r.label, res.label0, n)
         row = _base_row(path, r)
-        row.update({"era": res.era, "era_source": res.settings.era_source, "mode": getattr(mode, "name", mode),
-                    "crf_backend": crf_backend or "default"})
+        row.update({"era": res.era, "era_source": res.settings.era_source,
+                    "mode": profile(mode).name, "crf_backend": crf_backend or "default"})
         row.update(extra)
         row.update(m.as_row(r.classes))
         if seeds > 1 and era_recipe(res.era).classifier == "rf":
@@ -185,7 +186,8 @@ def reconstruct_file(path, outdir, era=None, classes=None, seed=0, mode="exact",
     write_image(picture, grey)
     write_image(colour, colorize(res.label0, rec.classes))
     row = _base_row(path, rec)
-    row.update({"era": res.era, "era_source": res.settings.era_source, "mode": getattr(mode, "name", mode), **extra})
+    row.update({"era": res.era, "era_source": res.settings.era_source,
+                "mode": profile(mode).name, **extra})
     row.update({f"t_{k}": v for k, v in res.timings.items()})
     row.update({"output": str(target), "seconds": time.perf_counter() - t0})
     return [row]

@@ -201,9 +201,9 @@ def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
 
 
 def _kernel_threads(mode):
-    """The compiled modes run their kernels on the cores other processes leave free (see
-    :mod:`doodle_engine.cores`); reference mode runs no compiled kernel."""
-    if not mode_profile(mode).compiled:
+    """The compiled modes (``mode``: a ModeProfile) run their kernels on the cores other
+    processes leave free (see :mod:`doodle_engine.cores`); reference mode runs none."""
+    if not mode.compiled:
         return contextlib.nullcontext()
     from .cores import free_core_threads
     return free_core_threads()
