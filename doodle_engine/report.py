@@ -6,12 +6,21 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.artist import setp
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle, Patch
+from scipy import ndimage
+from tqdm import tqdm
 
+from .colorize import colorize
 from .errors import DoodleError
-from .io import NO_CLASS
+from .export import safe_stem
+from .files import atomic_write
+from .inputs import load
+from .outputs import kept_label_path
+from .palette import palette_from
+from .record import NO_CLASS
 
-
-#: columns of the printed table, where present
 TABLE_COLUMNS = ("file", "trial", "era", "era_source", "mode", "height", "width", "differ",
                  "accuracy", "accuracy_min", "accuracy_median", "accuracy_max", "runner_up",
                  "runner_up_differ", "mean_iou", "kappa", "seconds", "skipped", "error")
@@ -69,11 +78,10 @@ def summarize(frame):
 
 def _write_frame(frame, path):
     """One table as .csv or .parquet, atomically, with the permissions of a normal write."""
-    from .io import atomic_write
     path = Path(path)
     if path.suffix.lower() == ".parquet":
         try:
-            import pyarrow  # noqa: F401
+            import pyarrow  # noqa: F401, PLC0415  optional: only a Parquet table needs it
         except ImportError:
             raise DoodleError(path, "writing Parquet needs pyarrow (pip install pyarrow)") from None
         return atomic_write(path, lambda fh: frame.to_parquet(fh, index=False))
@@ -117,17 +125,14 @@ def write_plots(frame, folder, labels_dir=None, max_maps=20, progress=False, cla
     list of pathlib.Path
         The files written.  ``write_plots.last_note`` says which maps were left out and why.
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     ok = frame[frame["error"] == ""] if "error" in frame else frame
     written, notes = [], []
     if "accuracy" in ok and len(ok):
         n = len(ok)
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig = Figure(figsize=(6, 4))
+        ax = fig.subplots()
         ax.hist(ok["accuracy"] * 100, bins=20, color="#3366CC")
         ax.set_xlabel("pixel accuracy vs stored label (%)")
         ax.set_ylabel("results (files and trials)")
@@ -136,13 +141,14 @@ def write_plots(frame, folder, labels_dir=None, max_maps=20, progress=False, cla
         written.append(_save(fig, folder / "accuracy_hist.png"))
         iou_cols = [c for c in ok.columns if c.startswith("iou_")]
         if iou_cols:
-            fig, ax = plt.subplots(figsize=(max(6, len(iou_cols) * 0.6), 4))
+            fig = Figure(figsize=(max(6, len(iou_cols) * 0.6), 4))
+            ax = fig.subplots()
             means = ok[iou_cols].mean()
             ax.bar([c[4:] for c in iou_cols], means.values, color="#DC3912")
             ax.set_ylabel("mean IoU")
             ax.set_ylim(0, 1)
             ax.set_title(_count_title("Mean IoU per class", ok))
-            plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
+            setp(ax.get_xticklabels(), rotation=45, ha="right")
             fig.tight_layout()
             written.append(_save(fig, folder / "class_iou.png"))
         differ = ok[ok["differ"] > 0] if "differ" in ok else ok.iloc[:0]
@@ -156,11 +162,9 @@ def write_plots(frame, folder, labels_dir=None, max_maps=20, progress=False, cla
                              "results that differ (raise --max-maps for more)")
             bar = None
             if progress:
-                from tqdm import tqdm
                 bar = tqdm(total=len(worst), unit="map", desc="plots", dynamic_ncols=True)
             try:
                 for _, row in worst.iterrows():
-                    from .batch import kept_label_path
                     kept = kept_label_path(labels_dir, row["file"], row.get("trial", ""))
                     if kept.exists():
                         name = _map_name(row, kept, written)
@@ -193,7 +197,6 @@ def _count_title(what, ok):
 def _map_name(row, kept, written):
     """disagreement_<file stem>[_<trial>].png, with the run's digest of the path added when
     two files of the same name (in different folders) both need a map."""
-    from .export import safe_stem
     trial = row.get("trial", "") or ""
     name = f"disagreement_{safe_stem(row['file'])}" + (f"_trial{trial}" if trial else "")
     if any(Path(w).name == name + ".png" for w in written):
@@ -204,7 +207,6 @@ def _map_name(row, kept, written):
 def _marked(diff, image_rgb, panel_px=400):
     """The image dimmed, with differing pixels in magenta grown so that each shows as at least
     about two screen pixels on a panel ``panel_px`` wide, whatever the image size."""
-    from scipy import ndimage
     h, w = diff.shape
     radius = max(0, int(np.ceil(max(h, w) / panel_px)))
     grown = ndimage.binary_dilation(diff, iterations=radius) if radius and diff.any() else diff
@@ -219,15 +221,6 @@ def disagreement_map(row, kept_label, folder, classes=None, allow_pickle=False, 
     the stored label and the image are read from the npz again.  Differing pixels are drawn
     in magenta, grown to stay visible at any image size, and circled when they are few; a legend
     names the classes and their colours."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
-    from scipy import ndimage
-
-    from .colorize import colorize, palette_from
-    from .export import safe_stem
-    from .io import load
 
     path, trial = str(row["file"]), row.get("trial", "") or ""
     rec = load(path, classes=classes, allow_pickle=allow_pickle)
@@ -246,7 +239,8 @@ def disagreement_map(row, kept_label, folder, classes=None, allow_pickle=False, 
     image = image.astype(np.uint8) if image.dtype != np.uint8 else image
     marked, grown = _marked(diff, image)
     h, w = diff.shape
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4.2 * h / w + 1.6))
+    fig = Figure(figsize=(16, 4.2 * h / w + 1.6))
+    axes = fig.subplots(1, 4)
     panels = [(image, "image"), (colorize(stored, names), "stored label (Doodler)"),
               (colorize(rebuilt, names), "rebuilt label"),
               (marked, f"differ: {int(diff.sum()):,} px (magenta)")]
@@ -259,7 +253,7 @@ def disagreement_map(row, kept_label, folder, classes=None, allow_pickle=False, 
         for sl in ndimage.find_objects(comps):
             cy, cx = (sl[0].start + sl[0].stop - 1) / 2, (sl[1].start + sl[1].stop - 1) / 2
             r = max(sl[0].stop - sl[0].start, sl[1].stop - sl[1].start) / 2 + max(h, w) / 40
-            axes[3].add_patch(plt.Circle((cx, cy), r, fill=False, color="yellow", lw=1.2))
+            axes[3].add_patch(Circle((cx, cy), r, fill=False, color="yellow", lw=1.2))
     handles = [Patch(color=pal[i] / 255, label=f"{i}: {names[i]}") for i in range(n)
                if i in present]
     if NO_CLASS in present:
@@ -277,13 +271,8 @@ def disagreement_map(row, kept_label, folder, classes=None, allow_pickle=False, 
 
 
 def _save(fig, path):
-    import matplotlib.pyplot as plt
-
-    from .io import atomic_write
-    try:
-        return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=100))
-    finally:
-        plt.close(fig)
+    """A figure as a PNG, atomically (a pyplot-free Figure: no global backend is touched)."""
+    return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=100))
 
 
 def _metadata(paths):
