@@ -7,7 +7,8 @@ import pytest
 from doodle_engine import load, reconstruct
 from doodle_engine import classifier
 from doodle_engine.example import doodles_for, scene
-from doodle_engine.features import feature_matrix, location_mode, sigma_schedule
+from doodle_engine.eras import recipe as era_recipe
+from doodle_engine.features import feature_matrix, sigma_schedule
 from doodle_engine.record import DoodleRecord
 from doodle_engine.settings import decode_settings
 from doodle_engine.standardize import standardize
@@ -51,7 +52,7 @@ def test_reconstruct(benchmark, case, mode):
 def training():
     rec = _generated("1Mpx")
     feats = feature_matrix(standardize(rec.image), sigma_schedule(SETTINGS, 3),
-                           location_mode(SETTINGS.era))
+                           era_recipe(SETTINGS.era).location)
     return feats, rec.doodles
 
 

@@ -8,12 +8,10 @@ from .eras import recipe as era_recipe
 from .errors import DoodleError
 from .kernels import forest as kforest
 from .kernels import mlp as kmlp
-from .modes import FAST, MODES, profile  # noqa: F401  (MODES: the names, kept here too)
+from .modes import profile
 
 #: Doodler's cap on training rows (MLP eras)
 MLP_MAX_SAMPLES = 100_000
-#: training rows kept in mode="fast" (evenly spaced, as Doodler's cap; see modes.FAST)
-FAST_MAX_SAMPLES = FAST.max_rows
 
 
 def row_cap(recipe, max_samples=MLP_MAX_SAMPLES):

@@ -38,28 +38,6 @@ def sigma_schedule(settings, n_doodled_classes, recipe=None):
     return np.logspace(np.log2(smin), np.log2(smax), num=num, base=2, endpoint=True)
 
 
-def location_mode(era):
-    """How the location feature was made in ``era`` (a name or a recipe).
-
-    "raw": radius of the integer pixel grid (random-forest eras);
-    "blur-old": Gaussian of the grid as scikit-image <= 0.18 converted it, i.e. (x + 0.5)
-    in units of 2**-63 (Doodler 2021 - May 2022 ran on those versions);
-    "blur-new": the same with x in units of 2**-63 (scikit-image >= 0.19, doodler_engine);
-    "gxgy": the raw column and row indices as two features; None: no location feature."""
-    return era_recipe(era).location
-
-
-def zeroes_sobel_border(era):
-    """Whether the Sobel feature of ``era`` has its first and last row and column set to 0.
-
-    scikit-image <= 0.16 did that in ``filters.sobel`` (0.17 stopped); Doodler's pinned
-    environment (``dashdoodler.yml``: scikit-image 0.16.2, from 2020-10 until 2022-06) ran the
-    random-forest and 2021 MLP eras on it.  The 2022-05-04 files were made on 0.17/0.18 (they
-    are reproduced exactly only without the zeroing and with the old location feature), and
-    doodler_engine on current versions."""
-    return era_recipe(era).sobel_border
-
-
 def feature_recipe(era):
     """The scikit-image behaviours the features of ``era`` follow, in words (for ``info``)."""
     r = era_recipe(era)

@@ -14,9 +14,6 @@ LIGHT24 = ["#FD3216", "#00FE35", "#6A76FC", "#FED4C4", "#FE00CE", "#0DF9FF", "#F
            "#FF9616", "#479B55", "#EEA6FB", "#DC587D", "#D626FF", "#6E899C", "#00B5F7",
            "#B68E00", "#C9FBE5", "#FF0092", "#22FFA7", "#E3EE9E", "#86CE00", "#BC7196",
            "#7E7DCD", "#FC6955", "#E48F72"]
-#: colour of undoodled pixels in Doodler's ``color_doodles`` with <= 10 classes: Doodler
-#: looked up class -1, i.e. the palette's last colour (G10's #316395)
-UNDOODLED = (49, 99, 149)
 
 
 def hex_to_rgb(code):

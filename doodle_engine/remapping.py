@@ -218,17 +218,6 @@ def _names_only(values, source, what):
                                       f"{str(v)[:40]!r} ({type(v).__name__})")
 
 
-def apply_table(labels, table, out=None):
-    """``table[labels]`` in one pass; works on any integer dtype and any shape (one image or
-    a stack).  Values beyond the table raise DoodleError."""
-    labels = _integer_labels(labels)
-    out, found = klut.apply_lut_checked(labels, np.ascontiguousarray(table, np.uint8),
-                                   np.zeros(len(table), np.uint8), out=out)
-    if found:
-        raise DoodleError(None, f"label values {labels.min()}..{labels.max()} exceed the table")
-    return out
-
-
 def _integer_labels(labels):
     labels = np.asarray(labels)
     if labels.dtype.kind not in "ui":

@@ -41,9 +41,6 @@ from .reconstruct import features_key, reconstruct
 from .standardize import standardize
 from .validate import validate
 
-#: the ``session`` knob values
-KNOBS = ("none", "first-forest", "add-trees", "accumulate-rows")
-
 HISTORY_MISSING = "history missing: cannot be exact"
 
 

@@ -18,14 +18,13 @@ def _data(n_classes, n=1500, seed=0):
     return x, y
 
 
-@pytest.mark.parametrize("trainer", ["blas", "fused"])
 @pytest.mark.parametrize("n_classes", [2, 3, 5])
-def test_compiled_trainer_follows_scikit_learn(n_classes, trainer):
+def test_compiled_trainer_follows_scikit_learn(n_classes):
     x, y = _data(n_classes)
     ref = make_pipeline(StandardScaler(), MLPClassifier(
         solver="adam", alpha=1, random_state=1, max_iter=2000, early_stopping=True,
         hidden_layer_sizes=[100, 60])).fit(x, y)
-    ours = fit_mlp(x, y, trainer=trainer)
+    ours = fit_mlp(x, y)
     mlp = ref[-1]
     assert ours.n_iter_ == mlp.n_iter_
     np.testing.assert_allclose(ours.validation_scores_, mlp.validation_scores_)
@@ -104,6 +103,13 @@ def test_too_few_samples_for_a_validation_split():
         fit_mlp(np.zeros((5, 3)), np.array([1, 1, 2, 2, 2], np.uint8))
 
 
+@pytest.mark.parametrize("hidden", [(100,), (100, 60, 30)])
+def test_the_compiled_mlp_refuses_other_than_two_hidden_layers(hidden):
+    x, y = _data(3)
+    with pytest.raises(ValueError, match="exactly two hidden layers"):
+        fit_mlp(x, y, hidden=hidden)
+
+
 @pytest.mark.parametrize("loc_mode", ["blur-old", "blur-new", "raw"])
 @pytest.mark.parametrize("sobel_border", [False, True])
 @pytest.mark.parametrize("shape", [(37, 53), (5, 4), (64, 64)])
@@ -134,16 +140,6 @@ def test_gaussian_weights_are_scipys():
         r = (w.size - 1) // 2
         np.testing.assert_allclose(gaussian_filter1d(impulse, s, mode="constant")[40 - r:41 + r], w,
                                    rtol=0, atol=1e-16)
-
-
-@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.int64])
-def test_lut_matches_numpy_take(dtype):
-    from doodle_engine.kernels.lut import apply_lut
-    rng = np.random.default_rng(0)
-    table = rng.integers(0, 255, 300).astype(np.uint8)
-    labels = rng.integers(0, 256 if dtype == np.uint8 else 300, (3, 70, 90)).astype(dtype)
-    np.testing.assert_array_equal(apply_lut(labels, table), np.take(table, labels))
-    np.testing.assert_array_equal(apply_lut(labels[:0], table), np.take(table, labels[:0]))
 
 
 @pytest.mark.parametrize("n_classes", [2, 4])
@@ -194,53 +190,3 @@ def test_compiled_inpainting_equals_the_convolution_loop_bit_for_bit():
     assert checked > 150
     labels = rng.integers(0, 4, (60, 80))
     np.testing.assert_array_equal(compiled.inpaint_zeros(labels), cleanup.inpaint_zeros(labels))
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("n_classes", [2, 4])
-def test_fused_epoch_matches_its_numpy_twin(n_classes, dtype):
-    """Two epochs of the fused trainer (padded weights, one compiled call per epoch) against
-    the NumPy twin with scikit-learn's formulas: the same weights and Adam moments."""
-    from doodle_engine.kernels import mlp
-    x, y = _data(n_classes, n=1037)  # a short last minibatch
-    x = np.hstack([x, x[:, :1] ** 2]).astype(dtype)  # 7 inputs: padded to 8
-    y1h = (y[:, None] == np.unique(y)[None, :]).astype(dtype)
-    if n_classes == 2:
-        y1h = y1h[:, 1:2].copy()
-    rs = np.random.RandomState(1)
-    layers = [mlp._glorot(rs, a, b) for a, b in zip([7, 100, 60], [100, 60, y1h.shape[1]])]
-    params = tuple(a.astype(dtype) for w, b in layers for a in (w, b))
-    twin = tuple(p.copy() for p in params)
-    ms = [np.zeros_like(p) for p in twin[0::2] + twin[1::2]]
-    vs = [np.zeros_like(p) for p in twin[0::2] + twin[1::2]]
-    run = mlp._fused_runner(params, x, y1h, 1.0, n_classes == 2)
-    t = t_twin = 0
-    for epoch in range(2):
-        order = np.random.default_rng(epoch).permutation(len(x))
-        t = run(order, t)
-        t_twin = mlp.fused_epoch_numpy(x, y1h, order, twin, ms, vs, t_twin, 1.0, n_classes == 2)
-    assert t == t_twin == 2 * 6
-    tol = 1e-12 if dtype == np.float64 else 2e-5
-    for a, b in zip(params, twin):
-        assert a.dtype == dtype
-        np.testing.assert_allclose(a, b, rtol=0, atol=tol)
-
-
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_fused_trainer_on_two_threads_gives_the_same_weights(dtype):
-    """The two-thread step splits rows, not sums: bit-identical weights to one thread."""
-    x, y = _data(3, n=1100)
-    one = fit_mlp(x, y, dtype=dtype, max_iter=4, trainer="fused")
-    two = fit_mlp(x, y, dtype=dtype, max_iter=4, trainer="fused", threads=2)
-    blas = fit_mlp(x, y, dtype=dtype, max_iter=4, trainer="blas")
-    assert one.n_iter_ == two.n_iter_ == 4
-    for a, b, c in zip(one.coefs + one.intercepts, two.coefs + two.intercepts,
-                       blas.coefs + blas.intercepts):
-        np.testing.assert_array_equal(a, b)
-        np.testing.assert_allclose(a, c, rtol=0, atol=1e-12 if dtype == np.float64 else 1e-5)
-    with pytest.raises(ValueError):
-        fit_mlp(x, y, trainer="gpu")
-    with pytest.raises(ValueError):
-        fit_mlp(x, y, threads=3)
-    with pytest.raises(ValueError):
-        fit_mlp(x, y, threads=2)  # the BLAS trainer: one thread

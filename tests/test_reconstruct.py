@@ -49,9 +49,9 @@ def test_sigma_schedules_follow_the_eras():
 
 
 def test_the_sobel_border_is_zeroed_in_the_eras_run_on_scikit_image_0_16():
-    from doodle_engine.features import feature_matrix, zeroes_sobel_border
-    from doodle_engine.settings import ERAS
-    new = {e for e in ERAS if not zeroes_sobel_border(e)}
+    from doodle_engine.eras import RECIPES
+    from doodle_engine.features import feature_matrix
+    new = {name for name, r in RECIPES.items() if not r.sobel_border}
     assert new == {"mlp-2022-05", "engine-2022-06"}  # every earlier era ran on 0.16
     x = np.random.default_rng(0).random((20, 30, 3))
     plain = feature_matrix(x, [1.0], "blur-old").reshape(20, 30, 3, 5)
