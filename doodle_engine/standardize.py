@@ -2,8 +2,10 @@
 
 import numpy as np
 
+from .eras import CONSTRAINTS
+
 #: standardization kinds (``Recipe.standardize``)
-KINDS = ("adjusted-std", "sqrt", "none")
+KINDS = CONSTRAINTS["standardize"].values
 
 
 def rescale(values, lo, hi):

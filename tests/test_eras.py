@@ -3,6 +3,7 @@ synthetic files of every era; the era told from the file; the forest seed spread
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from doodle_engine import crf
 from doodle_engine.classifier import make_classifier, n_trees, training_rows
 from doodle_engine.cleanup import median_disk
 from doodle_engine.era_match import BEST_MATCH, BEST_MATCH_EXACT, BEST_MATCH_TIE, match_era
-from doodle_engine.eras import RECIPES, era_for_date, recipe, recipes_for_layout
+from doodle_engine.eras import CONSTRAINTS, RECIPES, Recipe, era_for_date, recipe, recipes_for_layout
 from doodle_engine.example import doodles_for, scene
 from doodle_engine.features import era_features, feature_matrix
 from doodle_engine.jobs import validate_file
@@ -58,6 +59,38 @@ def test_recipes_are_consistent():
         assert rs, layout
         for a, b in zip(rs, rs[1:]):  # ordered, not overlapping (to the minute)
             assert a.start < b.start and a.end <= b.start, (a.name, b.name)
+
+
+
+def test_every_recipe_value_is_the_snapshot_taken_before_eras_were_derived():
+    """tests/data/recipes.json: every field of every era, as ``repr`` (so 3 and 3.0, a tuple
+    and a list differ), written from the recipes before they were derived one from another
+    with ``dataclasses.replace`` (issue 26).  Any change to a recipe value shows here."""
+    snapshot = json.loads((Path(__file__).parent / "data" / "recipes.json").read_text())
+    now = {name: {f.name: repr(getattr(r, f.name)) for f in dataclasses.fields(r)}
+           for name, r in RECIPES.items()}
+    assert list(now) == list(snapshot)  # the same eras, oldest first
+    for name, values in snapshot.items():
+        assert now[name] == values, name
+
+
+def test_every_recipe_field_has_a_constraint_and_a_bad_value_is_refused():
+    assert set(CONSTRAINTS) == {f.name for f in dataclasses.fields(Recipe)}
+    r = RECIPES["mlp-2021-10"]
+    bad = {"crf_flow": "rolld", "location": "blur", "standardize": "std", "session": "all",
+           "label_shift": "sometimes", "upsample": "cubic", "trees": "ten", "edges": 1,
+           "mlp_hidden": (100,), "row_cap": (100_000,), "gt_prob": 1.5, "rolls": 0,
+           "min_samples_split": 1, "crf_decimate": 2.5, "sigma_range": (4.0, 1.0),
+           "schan_bands": 7, "gauss_sxy": 0.0, "median_radius": -1, "layouts": ("8",),
+           "defaults": (("pen", 3.0),), "commits": (), "start": "2021-13", "class_weight": "auto"}
+    for name, value in bad.items():
+        with pytest.raises(ValueError, match=f"recipe 'mlp-2021-10': {name}="):
+            dataclasses.replace(r, **{name: value})
+    with pytest.raises(ValueError, match="exactly two hidden layers"):
+        dataclasses.replace(r, mlp_hidden=(100, 60, 30))
+    with pytest.raises(ValueError, match="is after end"):
+        dataclasses.replace(r, start="2030-01-01 00:00")
+    assert dataclasses.replace(r, crf_flow="kludge", rolls=1).crf_flow == "kludge"
 
 
 def test_a_date_picks_the_recipe_whose_range_holds_it():
