@@ -58,14 +58,14 @@ def n_trees(recipe, settings):
     return int(recipe.trees)
 
 
-def make_classifier(settings, seed=0, n_jobs=1, recipe=None, trees=None):
+def make_classifier(settings, seed=0, threads=1, recipe=None, trees=None):
     """The era's scikit-learn classifier, as Doodler built it (scikit-learn is loaded here,
     on first use: the compiled MLP of exact and fast mode never needs it)."""
     from sklearn import ensemble, neural_network, pipeline, preprocessing  # noqa: PLC0415
     r = era_recipe(recipe if recipe is not None else settings.era)
     if r.classifier == "rf":
         return ensemble.RandomForestClassifier(
-            n_estimators=trees or n_trees(r, settings), n_jobs=n_jobs,
+            n_estimators=trees or n_trees(r, settings), n_jobs=threads,
             class_weight=r.class_weight, min_samples_split=r.min_samples_split,
             random_state=seed)
     mlp = neural_network.MLPClassifier(solver="adam", alpha=r.mlp_alpha, random_state=1,
@@ -74,7 +74,7 @@ def make_classifier(settings, seed=0, n_jobs=1, recipe=None, trees=None):
     return pipeline.make_pipeline(preprocessing.StandardScaler(), mlp)
 
 
-def fit(features, doodles, settings, seed=0, n_jobs=1, path=None, mode="exact", recipe=None,
+def fit(features, doodles, settings, seed=0, threads=1, path=None, mode="exact", recipe=None,
         extra_rows=None, trees=None):
     """Train the era's classifier on the doodled rows; returns (model, classes seen).
 
@@ -94,7 +94,7 @@ def fit(features, doodles, settings, seed=0, n_jobs=1, path=None, mode="exact", 
             clf = kmlp.fit_mlp(x, y, dtype=dtype, hidden=tuple(r.mlp_hidden), alpha=r.mlp_alpha,
                                max_iter=r.mlp_max_iter)
         else:
-            clf = make_classifier(settings, seed=seed, n_jobs=n_jobs, recipe=r, trees=trees)
+            clf = make_classifier(settings, seed=seed, threads=threads, recipe=r, trees=trees)
             clf.fit(x, y)
             if prof.compiled and r.classifier == "rf":
                 clf = kforest.PackedForest(clf)  # compiled inference over the same trees

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from .eras import recipe as era_recipe
 from .eras import recipes_for_layout
-from .errors import DoodleError
+from .errors import DoodleError, renamed
 from .reconstruct import reconstruct
 from .settings import decode_settings, encode_settings, layout_key
 
@@ -73,14 +73,16 @@ def _with_era(settings, era, where):
     return dataclasses.replace(s, era_source=BEST_MATCH)
 
 
-def match_era(record, seed=0, mode="exact", crf_backend=None, workers=1, eras=None,
-              stop_at_exact=False) -> EraMatch:
+def match_era(record, seed=0, mode="exact", crf_backend=None, threads=1, eras=None,
+              stop_at_exact=False, workers=None) -> EraMatch:
     """Rebuild ``record`` under each candidate era (or ``eras``) and keep the best match of
     its stored label.  Ties keep the era the layout assumes, else the newest tied one.
 
     The assumed era is rebuilt first.  With ``stop_at_exact``, when it gives the stored label
     exactly the others are not rebuilt: the choice is the same (nothing matches better, and
-    a tie keeps the assumed era), only the runner-up is unknown (``BEST_MATCH_EXACT``)."""
+    a tie keeps the assumed era), only the runner-up is unknown (``BEST_MATCH_EXACT``).
+    ``threads``: the forest fit's threads (``workers``, its old name, goes in version 0.2.0)."""
+    threads = renamed("match_era", "workers", "threads", workers, threads)
     where = record.path
     if record.label is None:
         raise DoodleError(where, "has no stored label: the era cannot be told from it "
@@ -97,7 +99,7 @@ def match_era(record, seed=0, mode="exact", crf_backend=None, workers=1, eras=No
         settings = _with_era(record.settings, name, where)
         try:
             res = reconstruct(record, settings=settings, seed=seed, mode=mode,
-                              crf_backend=crf_backend, workers=workers, shared=shared)
+                              crf_backend=crf_backend, threads=threads, shared=shared)
         except DoodleError:
             continue  # an era these settings cannot run under (e.g. no n_sigmas)
         differ = int((res.label0 != record.label).sum())

@@ -1,5 +1,10 @@
-"""The engine's errors: bad input (one line naming the file and the problem), and an image
-with nothing to in-paint from."""
+"""The engine's errors and warnings: bad input (one line naming the file and the problem), an
+image with nothing to in-paint from, and renamed arguments (when their old names go)."""
+
+import warnings
+
+#: the version in which the deprecated argument names below are removed
+REMOVED_IN = "0.2.0"
 
 
 class DoodleError(Exception):
@@ -13,3 +18,13 @@ class DoodleError(Exception):
 
 class NothingToInpaint(ValueError):
     """Every pixel is NaN: Doodler's in-painting loop would never end."""
+
+
+def renamed(func, old, new, old_value, new_value):
+    """``new_value``, or ``old_value`` when the caller still used the old name (then a
+    DeprecationWarning saying the new name and the version in which the old one goes)."""
+    if old_value is None:
+        return new_value
+    warnings.warn(f"{func}({old}=...) is deprecated and will be removed in version "
+                  f"{REMOVED_IN}: use {new}=...", DeprecationWarning, stacklevel=3)
+    return old_value

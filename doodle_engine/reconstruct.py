@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,7 +16,7 @@ import numpy as np
 from . import classifier, cleanup, crf
 from .cores import free_core_threads
 from .eras import recipe as era_recipe
-from .errors import DoodleError, NothingToInpaint
+from .errors import DoodleError, NothingToInpaint, renamed
 from .features import era_features, sigma_schedule
 from .kernels import cleanup as compiled
 from .modes import profile as mode_profile
@@ -44,7 +43,7 @@ class Reconstruction:
 @dataclass
 class _Options:
     seed: int = 0
-    n_jobs: int = 1
+    threads: int = 1
     mode: object = "exact"  # the mode's ModeProfile
     path: str | None = None
     crf_backend: str = "numba"
@@ -97,8 +96,8 @@ def _check_inputs(image, doodles, settings, where):
 
 
 def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
-                crf_backend=None, workers=1, path=None, mode="exact", shared=None,
-                n_jobs=None, fitted=None) -> Reconstruction:
+                crf_backend=None, threads=1, path=None, mode="exact", shared=None,
+                fitted=None, workers=None, n_jobs=None) -> Reconstruction:
     """Rebuild the label from doodles as the Doodler era of ``settings`` did.
 
     Parameters
@@ -119,8 +118,9 @@ def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
         The library Doodler called, or the compiled permutohedral lattice with the same
         semantics (same labels); by default the lattice, and pydensecrf in reference mode
         when installed.
-    workers : int
-        Threads for the random forest's fit (``n_jobs`` is its old name, deprecated).
+    threads : int
+        Threads for the random forest's fit (``workers`` and ``n_jobs`` are its old names,
+        deprecated: they go in version 0.2.0; ``workers`` means processes everywhere else).
     path : str, optional
         Named in error messages when an image is given.
     mode : {"exact", "fast", "fastest", "reference"} or ModeProfile
@@ -151,10 +151,8 @@ def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
     >>> res.label0.shape, res.era
     ((48, 64), 'mlp-2021-10')
     """
-    if n_jobs is not None:
-        warnings.warn("reconstruct(n_jobs=...) is deprecated: use workers=...",
-                      DeprecationWarning, stacklevel=2)
-        workers = n_jobs
+    threads = renamed("reconstruct", "workers", "threads", workers, threads)
+    threads = renamed("reconstruct", "n_jobs", "threads", n_jobs, threads)
     if isinstance(record_or_image, DoodleRecord):
         rec = record_or_image
         image, doodles, where = rec.image, rec.doodles, rec.path
@@ -183,7 +181,7 @@ def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
     doodles = np.asarray(doodles)
     _check_inputs(image, doodles, settings, where)
     run = _Run(recipe, settings, doodles, _Timer(), [],
-               _Options(seed, workers, mode, where, crf_backend, fitted),
+               _Options(seed, threads, mode, where, crf_backend, fitted),
                {} if shared is None else shared)
     with run.timer.stage("standardize"):
         run.img = _cached(run, ("standardize", recipe.standardize),
@@ -265,7 +263,7 @@ def _fit(run, feats):
 
     def make():
         with run.timer.stage("fit"):
-            return classifier.fit(feats, run.doodles, s, seed=opts.seed, n_jobs=opts.n_jobs,
+            return classifier.fit(feats, run.doodles, s, seed=opts.seed, threads=opts.threads,
                                   path=opts.path, mode=opts.mode, recipe=r)
 
     return _cached(run, key, make), key

@@ -33,7 +33,7 @@ import pandas as pd
 
 from . import classifier
 from .eras import recipe as era_recipe
-from .errors import DoodleError
+from .errors import DoodleError, renamed
 from .features import era_features, sigma_schedule
 from .inputs import load
 from .png import is_png_session, load_session
@@ -79,11 +79,13 @@ def _features(record, settings, recipe, mode, shared):
     return feats
 
 
-def replay(records, seed=0, mode="exact", crf_backend=None, workers=1, compare=True):
+def replay(records, seed=0, mode="exact", crf_backend=None, threads=1, compare=True, workers=None):
     """Replay ``records`` (one results folder, in time order; each with its settings) as one
     Doodler session.  Returns a :class:`ReplayStep` per record; with ``compare`` each step
     also holds the rebuild of the image alone (a fresh forest), to tell how much the
-    session's history changes it."""
+    session's history changes it.  ``threads``: the forest fit's threads (``workers``, its old
+    name, goes in version 0.2.0)."""
+    threads = renamed("replay", "workers", "threads", workers, threads)
     steps = []
     state = {"rows": None, "forest": None, "fitted": 0, "width": None}
     for i, rec in enumerate(records):
@@ -92,11 +94,11 @@ def replay(records, seed=0, mode="exact", crf_backend=None, workers=1, compare=T
         knob = r.session if r.classifier == "rf" else "none"
         notes = []
         alone = (reconstruct(rec, seed=seed, mode=mode, crf_backend=crf_backend,
-                             workers=workers) if compare else None)
+                             threads=threads) if compare else None)
         one_class = len(np.unique(rec.doodles)[1:]) < 2
         if knob == "none" or one_class:
             res = alone if alone is not None else reconstruct(
-                rec, seed=seed, mode=mode, crf_backend=crf_backend, workers=workers)
+                rec, seed=seed, mode=mode, crf_backend=crf_backend, threads=threads)
             if one_class:
                 notes.append("one class doodled: no forest, adds nothing to the session")
             steps.append(ReplayStep(rec.path, s.era, knob, 0, None, None, res, alone, notes))
@@ -128,11 +130,11 @@ def replay(records, seed=0, mode="exact", crf_backend=None, workers=1, compare=T
                 extra, trees = state["rows"], base + n * int(s.n_estimators)
             elif knob == "add-trees":
                 trees = base * (n + 1)
-            fitted = classifier.fit(feats, rec.doodles, s, seed=seed, n_jobs=workers,
+            fitted = classifier.fit(feats, rec.doodles, s, seed=seed, threads=threads,
                                     path=rec.path, mode=mode, recipe=r, extra_rows=extra,
                                     trees=trees)
         x, y, _ = classifier.training_rows(feats, rec.doodles, s, recipe=r, extra_rows=extra)
-        res = reconstruct(rec, seed=seed, mode=mode, crf_backend=crf_backend, workers=workers,
+        res = reconstruct(rec, seed=seed, mode=mode, crf_backend=crf_backend, threads=threads,
                           shared=shared, fitted=fitted)
         if knob == "accumulate-rows":
             state["rows"] = (x, y)

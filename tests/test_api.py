@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import doodle_engine as de
+from doodle_engine.errors import REMOVED_IN
 
 PUBLIC = ["doodle_engine.inputs.load", "doodle_engine.npz.save", "doodle_engine.reconstruct.reconstruct",
           "doodle_engine.remapping.remap", "doodle_engine.remapping.remap_record",
@@ -46,12 +47,17 @@ def test_docstring_examples_run(name, tmp_path, monkeypatch):
     assert runner.failures == 0, f"{runner.failures} example(s) of {name} failed"
 
 
-def test_reconstruct_takes_workers_and_n_jobs_is_a_deprecated_alias(synthetic):
+def test_reconstruct_takes_threads_and_the_old_names_say_when_they_go(synthetic):
+    """``workers`` means processes everywhere: reconstruct's forest threads are ``threads``;
+    ``workers`` and ``n_jobs`` still work, with a warning naming the version they go in."""
     rec = de.load(synthetic("rf-2021-06"))
-    new = de.reconstruct(rec, workers=1, seed=3)
-    with pytest.warns(DeprecationWarning, match="workers"):
-        old = de.reconstruct(rec, n_jobs=1, seed=3)
-    np.testing.assert_array_equal(new.label, old.label)
+    new = de.reconstruct(rec, threads=1, seed=3)
+    for old_name in ("workers", "n_jobs"):
+        with pytest.warns(DeprecationWarning,
+                          match=rf"reconstruct\({old_name}=\.\.\.\) is deprecated and will be "
+                                rf"removed in version {REMOVED_IN}: use threads="):
+            old = de.reconstruct(rec, seed=3, **{old_name: 1})
+        np.testing.assert_array_equal(new.label, old.label)
 
 
 def test_import_and_cli_start_load_no_heavy_library():
@@ -76,3 +82,13 @@ def test_import_and_cli_start_load_no_heavy_library():
                          cwd=Path(__file__).resolve().parents[1], timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[:3] == ["[]", "[[1, 0]]", "False"], out.stdout
+
+
+def test_the_version_is_written_once():
+    """pyproject.toml reads the version from ``doodle_engine.__version__`` (dynamic)."""
+    import importlib.metadata
+    import tomllib
+    from pathlib import Path
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert "version" not in project["project"] and project["project"]["dynamic"] == ["version"]
+    assert importlib.metadata.version("doodle-engine") == de.__version__
