@@ -18,12 +18,16 @@ Each built session is ``DIR/<session>/<results folder>/`` holding the images, th
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import numpy as np
+from PIL import Image
 
 DEFAULT_MIRROR = "/work/.mirror/Doodleverse+dash_doodler/repo"
 IMAGE_DIRS = ("assets", "to_label", "labeled")
@@ -69,9 +73,7 @@ def _has_blob(mirror, blob):
 
 def _size(mirror, commit, path):
     """(width, height) of an image in the mirror (reads the header only)."""
-    import io
 
-    from PIL import Image
 
     with Image.open(io.BytesIO(_git(mirror, "show", f"{commit}:{path}", binary=True))) as im:
         return im.size
@@ -194,8 +196,6 @@ def list_sessions(mirror=DEFAULT_MIRROR):
 def _classes_needed(folder, cases):
     """How many classes the session's PNGs use: the largest greyscale label value and the
     largest G10 colour index among the doodles (the undoodled colour excluded)."""
-    import numpy as np
-    from PIL import Image
 
     g10 = [(51, 102, 204), (220, 57, 18), (255, 153, 0), (16, 150, 24), (153, 0, 153),
            (0, 153, 198), (221, 68, 119), (102, 170, 0), (184, 46, 46), (49, 99, 149)]

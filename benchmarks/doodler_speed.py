@@ -19,8 +19,8 @@ peak resident memory and the pixels that differ from the stored label.  Rounds r
 whole set with the runners' order rotated, so slow drifts of the machine hit every runner
 alike; the summary gives per-file medians and the speed-up of each mode over Doodler.
 
-    python benchmarks/doodler_speed.py --csv docs/doodler-speed.csv [--rounds 3] [--trials]
-    python benchmarks/doodler_speed.py --summary docs/doodler-speed.csv
+    python benchmarks/doodler_speed.py --csv docs/measurements/doodler-speed.csv [--rounds 3] [--trials]
+    python benchmarks/doodler_speed.py --summary docs/measurements/doodler-speed.csv
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "data" / "doodler"
@@ -56,7 +58,7 @@ def _engine_root():
 
 def _record(path, trial):
     sys.path.insert(0, str(_engine_root()))
-    import doodle_engine as de
+    import doodle_engine as de  # noqa: PLC0415  (after sys.path: the engine checkout this run measures)
 
     rec = de.load(path, trials=bool(trial))
     if trial:
@@ -68,7 +70,7 @@ def _count_epochs(epochs, sklearn):
     """Record the epochs and seconds of every MLP fitted in this process (scikit-learn's, when ``sklearn``,
     and the engine's), without changing what the fit does.  scikit-learn is imported only for
     the runners that use it, so the engine's compiled modes keep their own start-up."""
-    from doodle_engine.kernels import mlp
+    from doodle_engine.kernels import mlp  # noqa: PLC0415  (after sys.path: the engine checkout this run measures)
 
     fit_mlp = mlp.fit_mlp
 
@@ -81,7 +83,7 @@ def _count_epochs(epochs, sklearn):
     mlp.fit_mlp = counted_mlp
     if not sklearn:
         return
-    from sklearn.neural_network import MLPClassifier
+    from sklearn.neural_network import MLPClassifier  # noqa: PLC0415  (only the runners that use it pay its start-up)
 
     fit = MLPClassifier.fit
 
@@ -97,12 +99,12 @@ def _count_epochs(epochs, sklearn):
 def _doodler(rec, work):
     """Doodler's segmentation of the record's era commit; returns its 1-based label."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from doodler_yardstick import _shims, checkout
+    from doodler_yardstick import _shims, checkout  # noqa: PLC0415  (after sys.path)
 
     code = checkout(ERA_COMMIT[rec.settings.era])
     _shims()
     sys.path.insert(0, str(code))
-    import image_segmentation as mod  # noqa: E402  (the commit's own module)
+    import image_segmentation as mod  # noqa: PLC0415  (the Doodler commit's own module, after sys.path)
 
     s = rec.settings
     (work / "results").mkdir(parents=True, exist_ok=True)
@@ -117,8 +119,6 @@ def _doodler(rec, work):
 
 def run_one(path, trial, runner):
     """One run in this process; returns the row's measured values."""
-    import numpy as np
-
     rec = _record(path, trial)
     epochs = []
     _count_epochs(epochs, sklearn=runner in ("doodler", "reference"))
@@ -128,7 +128,7 @@ def run_one(path, trial, runner):
         seg = np.asarray(seg).astype(np.int64)
         rebuilt = np.where(seg == 0, 255, seg - 1)
     else:
-        import doodle_engine as de
+        import doodle_engine as de  # noqa: PLC0415  (after sys.path: the engine checkout this run measures)
 
         t0 = time.perf_counter()
         res = de.reconstruct(rec, mode=runner.split("@")[0])
@@ -144,7 +144,7 @@ def run_one(path, trial, runner):
 def jobs(folder, trials):
     """(path, trial prefix or "") for every MLP-era result Doodler's code here can rebuild."""
     sys.path.insert(0, str(ROOT))
-    import doodle_engine as de
+    import doodle_engine as de  # noqa: PLC0415  (after sys.path: the engine checkout this run measures)
 
     out = []
     for path in sorted(Path(folder).glob("*.npz")):

@@ -9,7 +9,7 @@ doodles decoded from the case's doodle PNG and the app's default slider values o
 and compares the result with the stored greyscale label PNG.  One subprocess per run.
 
     python benchmarks/doodler_yardstick.py --cases /tmp/doodler_cases [--commit ba61375]
-        [--session NAME] [--seeds 0 1 2] [--csv docs/doodler-yardstick.csv]
+        [--session NAME] [--seeds 0 1 2] [--csv docs/measurements/doodler-yardstick.csv]
 
 Doodler never seeded its forest; ``--seeds`` seeds NumPy's global generator, from which an
 unseeded scikit-learn forest draws its trees' seeds.
@@ -28,12 +28,14 @@ import time
 import types
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_MIRROR = "/work/.mirror/Doodleverse+dash_doodler/repo"
 CODE_DIR = Path(tempfile.gettempdir()) / "doodler_code"
 
 # The app's default slider values per commit (read from app.py / doodler.py / my_defaults.py
-# of that commit; see docs/eras-history.md).  "call" names the segmentation signature.
+# of that commit; see docs/guide/eras-history.md).  "call" names the segmentation signature.
 DEFAULTS = {
     # rf-2020-10b: median checkbox on (disk 20), intensity + texture, sigma [2, 16]
     "ba61375": dict(call="2020-10-17", median=["Apply Median Filter"], edges=False,
@@ -86,15 +88,13 @@ def _shims():
     """What the 2020-21 segmentation module needs that today's stack lacks: NumPy's removed
     aliases (np.int, np.float, np.product) and plotly's colour lists (used only to colour the
     saved label PNG)."""
-    import numpy as np
-
     for name, value in (("int", int), ("float", float), ("bool", bool)):
         if name not in np.__dict__:
             setattr(np, name, value)
     if not hasattr(np, "product"):
         np.product = np.prod
     if "plotly" not in sys.modules:
-        from doodle_engine.palette import G10, LIGHT24
+        from doodle_engine.palette import G10, LIGHT24  # noqa: PLC0415  (after sys.path: the engine checkout this run measures)
 
         plotly = types.ModuleType("plotly")
         express = types.ModuleType("plotly.express")
@@ -133,15 +133,13 @@ def _call(mod, d, img, mask, work):
 def run_one(session_dir, stem, commit, seed, mirror=DEFAULT_MIRROR, history=None):
     """One run in this process: (accuracy, differing pixels, seconds).  ``history``: stems of
     earlier images of the session whose rows the 2021 forest accumulates first (in order)."""
-    import numpy as np
-
     sys.path.insert(0, str(ROOT))
-    from doodle_engine import png as ps
+    from doodle_engine import png as ps  # noqa: PLC0415  (after sys.path: the engine checkout this run measures)
 
     code = checkout(commit, mirror)
     _shims()
     sys.path.insert(0, str(code))
-    import image_segmentation as mod  # noqa: E402  (the commit's module)
+    import image_segmentation as mod  # noqa: PLC0415  (the Doodler commit's own module, after sys.path)
 
     entries = {ps.parse_name(e["path"])["stem"]: e for e in ps.read_png_session(session_dir)}
     d = DEFAULTS[commit]
@@ -210,7 +208,7 @@ def main(argv=None):
     if not args.cases:
         ap.error("--cases DIR is required")
     sys.path.insert(0, str(ROOT))
-    from doodle_engine import png as ps
+    from doodle_engine import png as ps  # noqa: PLC0415  (after sys.path: the engine checkout this run measures)
 
     rows = []
     for sdir in sorted(Path(args.cases).glob("*/results*")):

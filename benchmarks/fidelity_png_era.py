@@ -9,7 +9,7 @@ writes.  A case is left out when Doodler's own code does not reproduce its store
 (median below ``--reproduced``, 99 % by default: a slider moved, or a label of another commit).
 
     python benchmarks/fidelity_png_era.py --cases /tmp/doodler_cases \\
-        --doodler docs/doodler-yardstick.csv [--engine-csv out.csv] [--markdown table.md]
+        --doodler docs/measurements/doodler-yardstick.csv [--engine-csv out.csv] [--markdown table.md]
 
 Only cases whose session was re-run with Doodler's code *of the session's commit* count.
 """
@@ -139,8 +139,9 @@ def table(engine_rows, doodler, reproduced=REPRODUCED):
 
 def markdown(rows, seeds=None):
     seeds = seeds or {}
-    lines = ["| case | commit | era | Doodler median (%) (seeds) | engine median (%) (seeds) | difference (points) "
-             "| left out? | per seed: engine / Doodler |", "|---|---|---|---:|---:|---:|---|---|"]
+    lines = ["| case | commit | era | Doodler median (%) (seeds) | engine median (%) (seeds) "
+             "| difference (points) | left out? | per seed: engine / Doodler |",
+             "|---|---|---|---:|---:|---:|---|---|"]
     for r in rows:
         d = "—" if r["doodler"] is None else f"{r['doodler'] * 100:.2f} ({r['doodler_seeds']})"
         diff = "—" if r["diff"] is None else f"{r['diff']:+.2f}"

@@ -5,13 +5,13 @@ files whose classifier is a forest, or with one class doodled - no classifier, n
 listed and left out), each point of a grid of :class:`doodle_engine.modes.ModeProfile` knobs
 rebuilds the label and is compared with the stored one (pixel agreement), and timed:
 
-    python benchmarks/frontier.py --out docs/          # ~10 min on 2 idle cores
-    python benchmarks/frontier.py --out docs/ --threads 1   # steadier on a shared machine
+    python benchmarks/frontier.py --out docs/measurements/          # ~10 min on 2 idle cores
+    python benchmarks/frontier.py --out docs/measurements/ --threads 1   # steadier on a shared machine
 
-writes ``docs/frontier.csv`` (one row per point and file, with the 1-minute load average at
-that moment), ``docs/frontier.md`` (per point: median and worst agreement, median and total
+writes ``docs/measurements/frontier.csv`` (one row per point and file, with the 1-minute load average at
+that moment), ``docs/measurements/frontier.md`` (per point: median and worst agreement, median and total
 seconds, ratio to exact timed in the same run; the points chosen by the rule below) and
-``docs/frontier.png`` (when matplotlib is installed), each written atomically.
+``docs/measurements/frontier.png`` (when matplotlib is installed), each written atomically.
 
 Timing: the feature matrix depends only on the dtype, the fit (and predict) only on the dtype
 and the row cap, so they are computed once per file and shared with every point that agrees
@@ -31,17 +31,21 @@ import csv
 import io
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import numba
 import numpy as np
+from matplotlib.figure import Figure
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from doodle_engine import load, reconstruct  # noqa: E402
 from doodle_engine.eras import recipe as era_recipe  # noqa: E402
-from doodle_engine.files import atomic_write
+from doodle_engine.example import make_example  # noqa: E402
+from doodle_engine.files import atomic_write  # noqa: E402
 from doodle_engine.modes import EXACT, PROFILES, ModeProfile  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "doodler"
@@ -99,8 +103,6 @@ def cases(data):
 def warm_up():
     """Load or compile every kernel the points use (float64 and float32, stop on and off,
     the rolled flow and the one-run flow) on a small generated file, untimed."""
-    from doodle_engine.example import make_example
-    import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         for era in ("mlp-2021-10", "mlp-2022-05"):
             rec = load(make_example(Path(tmp) / "warm.npz", 60, 80, overwrite=True), era=era)
@@ -111,7 +113,6 @@ def warm_up():
 
 def sweep(included, points, progress=print):
     """Rows: one per (point, case)."""
-    import numba
     threads = numba.get_num_threads()
     rows = []
     for i, (fname, trial, rec) in enumerate(included):
@@ -215,11 +216,12 @@ def per_file(summary, exact, chosen, rows):
 def markdown(summary, exact, chosen, included, excluded, started, finished, threads, rows):
     fast, fastest = chosen
     loads = [s["load"] for s in summary]
-    lo, hi = min(l[0] for l in loads), max(l[1] for l in loads)
+    lo, hi = min(ld[0] for ld in loads), max(ld[1] for ld in loads)
     lines = [
-        "[← README](../README.md)", "",
+        "[← README](../../README.md)", "",
         "# The speed / agreement curve of fast mode", "",
-        "Written by `python benchmarks/frontier.py --out docs/` (do not edit by hand: re-run it). "
+        "Written by `python benchmarks/frontier.py --out docs/measurements/` "
+        "(do not edit by hand: re-run it). "
         f"Run {started} – {finished} UTC, {len(included)} reconstructions, "
         f"{len(summary)} points, 1-minute load average {lo:.1f}–{hi:.1f} during the run "
         f"(per row in `frontier.csv`), {threads}. Agreement: pixels equal to the label stored in the file. "
@@ -295,7 +297,6 @@ def markdown(summary, exact, chosen, included, excluded, started, finished, thre
 def threads_note(n=None, blas=None):
     """How many threads Numba and BLAS ran on (this process, or an earlier run's CSV)."""
     if n is None:
-        import numba
         n = numba.get_num_threads()
         blas = os.environ.get("OPENBLAS_NUM_THREADS")
     if n == 1:
@@ -345,13 +346,8 @@ def write_csv(path, rows):
 
 
 def plot(path, summary, chosen):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharex=True)
+    fig = Figure(figsize=(11, 4.2))
+    axes = fig.subplots(1, 2, sharex=True)
     for ax, key, title in ((axes[0], "median", "median agreement"),
                            (axes[1], "worst", "worst agreement")):
         for s in summary:
@@ -378,14 +374,14 @@ def plot(path, summary, chosen):
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
     atomic_write(path, lambda fh: fh.write(buf.getvalue()))
     return True
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=str(ROOT / "docs"), help="folder for frontier.csv/.md/.png")
+    ap.add_argument("--out", default=str(ROOT / "docs" / "measurements"),
+                    help="folder for frontier.csv/.md/.png")
     ap.add_argument("--data", default=str(DEFAULT_DATA), help="folder of real Doodler files")
     ap.add_argument("--quick", action="store_true",
                     help="a few points only (exact, today's fast, the modes' profiles)")

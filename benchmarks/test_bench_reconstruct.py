@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from conftest import REAL
 
-from doodle_engine import load, reconstruct
-from doodle_engine import classifier
-from doodle_engine.example import doodles_for, scene
+from doodle_engine import classifier, cleanup, crf, load, reconstruct
 from doodle_engine.eras import recipe as era_recipe
+from doodle_engine.example import doodles_for, scene
 from doodle_engine.features import feature_matrix, sigma_schedule
+from doodle_engine.kernels import cleanup as compiled_cleanup
+from doodle_engine.kernels.features import feature_matrix as compiled
+from doodle_engine.kernels.forest import PackedForest
 from doodle_engine.record import DoodleRecord
 from doodle_engine.settings import decode_settings
 from doodle_engine.standardize import standardize
-from conftest import REAL
 
 SETTINGS = decode_settings([3, 2, 2, 1, 1, 0.9, 2], era="mlp-2022-05")
 SIZES = {"0.1Mpx": (250, 400), "1Mpx": (800, 1250), "4Mpx": (1600, 2500)}
@@ -80,7 +83,6 @@ def test_stage_predict(benchmark, training, mode):
 
 @pytest.mark.parametrize("variant", ["reference", "compiled"])
 def test_stage_features(benchmark, variant):
-    from doodle_engine.kernels.features import feature_matrix as compiled
     rec = _generated("1Mpx")
     img = standardize(rec.image)
     sigmas = sigma_schedule(SETTINGS, 3)
@@ -93,7 +95,6 @@ def test_stage_features(benchmark, variant):
 
 @pytest.mark.parametrize("variant", ["reference", "compiled"])
 def test_stage_forest_predict(benchmark, training, variant):
-    from doodle_engine.kernels.forest import PackedForest
     feats, doodles = training
     rf_settings = decode_settings([3, 2, 2, 1, 1, 3, 0.9])
     clf, _ = classifier.fit(feats, doodles, rf_settings, mode="reference")
@@ -109,7 +110,6 @@ def test_stage_forest_predict(benchmark, training, variant):
 def test_stage_crf(benchmark, size, variant):
     """One Doodler CRF run (crf_downsample 2) with pydensecrf ("reference") and with the
     compiled permutohedral lattice; the label agreement goes into extra_info."""
-    from doodle_engine import crf
     h, w = {"1Mpx": (800, 1250), "4Mpx": (1600, 2500)}[size]
     image, truth = scene(h, w, seed=2)
     img = standardize(image)
@@ -128,16 +128,13 @@ def test_stage_crf(benchmark, size, variant):
 def test_stage_cleanup(benchmark, variant):
     """The 2021 clean-up of a 1 Mpx classifier label with 2 % speckle: spatial filter near
     class edges (images taller than 512 rows) and in-painting of the pixels it zeroes."""
-    import numpy as np
-    from doodle_engine import cleanup
-    from doodle_engine.kernels import cleanup as compiled
     _, truth = scene(800, 1250, seed=3)
     rng = np.random.default_rng(0)
     label = (truth + 1).astype(np.int64)
     speckle = rng.random(label.shape) < 0.02
     label[speckle] = rng.integers(1, 4, int(speckle.sum()))
     label = cleanup.filter_one_hot(label, 2 * label.shape[0])
-    mod = cleanup if variant == "reference" else compiled
+    mod = cleanup if variant == "reference" else compiled_cleanup
 
     def run():
         return mod.inpaint_zeros(mod.filter_one_hot_spatial(label, 2))

@@ -15,10 +15,11 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ROOT
+from tests_helpers import write_release
 
 from doodle_engine.batch import run_batch
 from doodle_engine.modes import MODES
-from conftest import ROOT
 
 COAST = ROOT.parent / "shared" / "data" / "coasttrain"
 RELEASE_MPX = 1192.6
@@ -57,7 +58,6 @@ def _files(n, seed=0):
 
 @pytest.fixture(scope="module", params=["undated", "2022"])
 def release(request, tmp_path_factory):
-    from tests_helpers import write_release
     sizes, settings = _files(N_FILES)
     folder, mpx = write_release(tmp_path_factory.mktemp("release"), sizes, settings,
                                 dated=request.param == "2022")
@@ -66,7 +66,6 @@ def release(request, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from tests_helpers import write_release
     folder, _ = write_release(tmp_path_factory.mktemp("tiny"), [(24, 24)])
     return folder
 

@@ -2,8 +2,8 @@
 
 Builds the October 2020 session of 101f9a3 (the fastest era to rebuild) from the mirror into
 a temporary folder, rebuilds one case with the engine (seed 0) and checks the figure that
-docs/fidelity-png-era.md records for it.  The whole table:
-``python benchmarks/fidelity_png_era.py --cases DIR --doodler docs/doodler-yardstick.csv``.
+docs/measurements/fidelity-png-era.md records for it.  The whole table:
+``python benchmarks/fidelity_png_era.py --cases DIR --doodler docs/measurements/doodler-yardstick.csv``.
 Skipped when the mirror is absent.
 """
 
@@ -18,7 +18,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 MIRROR = Path("/work/.mirror/Doodleverse+dash_doodler/repo")
-DOC = ROOT / "docs" / "fidelity-png-era.md"
+DOC = ROOT / "docs" / "measurements" / "fidelity-png-era.md"
 
 pytestmark = pytest.mark.skipif(not MIRROR.is_dir(), reason="dash_doodler mirror not present")
 
@@ -48,7 +48,7 @@ def test_engine_figure_of_a_101f9a3_case(tmp_path):
     assert len(rows) == 1 and rows[0]["era"] == "rf-2020-10f"
     got = float(rows[0]["accuracy"]) * 100
     want = _recorded("cropped2_12", "101f9a3")
-    assert want is not None, "docs/fidelity-png-era.md lacks the case"
+    assert want is not None, "docs/measurements/fidelity-png-era.md lacks the case"
     assert abs(got - want) < 0.01
     # the table from these rows and a Doodler CSV of the same case
     doodler = tmp_path / "d.csv"

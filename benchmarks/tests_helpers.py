@@ -6,7 +6,6 @@ import numpy as np
 
 from doodle_engine.example import doodles_for, scene
 
-
 DEFAULT_SETTINGS = (3, 2, 2, 1, 1, 0.9, 2)  # pen, CRF ds, classifier ds, theta, mu, gt_prob, n_sigmas
 
 

@@ -103,7 +103,8 @@ def cmd_info(args):
             print(f"  classes   {rec.classes} ({rec.classes_source})")
             print(f"  present   {info['classes_present']}  doodled {info['doodled_classes']}  "
                   f"coverage {info['doodle_coverage']:.2%}")
-            print(f"  label     {rec.label_layout}" + (f", K={rec.label_k}" if rec.label_k is not None else ""))
+            print(f"  label     {rec.label_layout}"
+                  + (f", K={rec.label_k}" if rec.label_k is not None else ""))
             if s:
                 print(f"  era       {s.era} ({s.era_source}): {ERAS[s.era]}")
                 if match and match.runner_up:
@@ -438,8 +439,9 @@ def build_parser():
     sp.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
     sp.set_defaults(func=cmd_eras)
 
-    for name, func, helptext in [("validate", cmd_validate, "rebuild labels and compare with the stored ones"),
-                                 ("reconstruct", cmd_reconstruct, "rebuild labels into new npz files")]:
+    for name, func, helptext in [
+            ("validate", cmd_validate, "rebuild labels and compare with the stored ones"),
+            ("reconstruct", cmd_reconstruct, "rebuild labels into new npz files")]:
         sp = sub.add_parser(name, help=helptext)
         common(sp)
         sp.add_argument("--era", choices=list(ERAS) + ["auto"],
@@ -450,7 +452,7 @@ def build_parser():
         sp.add_argument("--mode", choices=list(MODES), default="exact",
                         help="exact: Doodler's labels (default); fast, fastest: measured "
                              "points of the speed/agreement curve (float32 trainer on fewer "
-                             "rows, shorter CRF; docs/frontier.md); reference: scikit-learn's "
+                             "rows, shorter CRF; docs/measurements/frontier.md); reference: scikit-learn's "
                              "own trainer")
         sp.add_argument("--crf-backend", choices=["pydensecrf", "numba"], default=None,
                         help="CRF implementation (default: the compiled numba lattice, same labels "

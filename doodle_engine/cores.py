@@ -5,7 +5,7 @@ its end for the slowest.  On a machine that other processes keep busy a thread o
 whole time slice for its core, and a kernel made of many short parallel steps (the CRF's
 mean-field iterations) then runs many times slower than on one thread: measured on a 2-core
 machine at load 3, the lattice CRF of a 229x408 file took 8.4 s on 2 threads and 0.31 s on one
-(docs/speed.md).  So a reconstruction asks for no more threads than there are cores nobody
+(docs/measurements/speed.md).  So a reconstruction asks for no more threads than there are cores nobody
 else is running on, counted from the kernel's run queue at that moment.  It never asks for
 more than Numba was started with (``NUMBA_NUM_THREADS``, one in batch workers).
 """

@@ -287,7 +287,8 @@ def run_one(job_name, path, kwargs):
     except Exception as exc:  # a bug or a library failure: record it, keep going
         last = traceback.extract_tb(exc.__traceback__)[-1]
         rows = [{"file": str(path),
-                 "error": f"{path}: {type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})"}]
+                 "error": f"{path}: {type(exc).__name__}: {exc} "
+                          f"(at {Path(last.filename).name}:{last.lineno})"}]
     for r in rows:
         r["mtime"] = source_mtime(path)
         r.setdefault("seconds", time.perf_counter() - t0)

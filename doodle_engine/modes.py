@@ -2,7 +2,7 @@
 
 One :class:`ModeProfile` per mode.  ``exact`` is Doodler's algorithm as it ran (same labels);
 ``fast`` and ``fastest`` are points of the speed / agreement curve measured on the real
-MLP-era files (``benchmarks/frontier.py``, ``docs/frontier.md``); ``reference`` runs the
+MLP-era files (``benchmarks/frontier.py``, ``docs/measurements/frontier.md``); ``reference`` runs the
 libraries Doodler called.  The CRF is float32 in every mode (pydensecrf's precision, which
 the compiled lattice keeps), so precision is not a knob of the CRF here.
 """
@@ -64,11 +64,11 @@ class ModeProfile:
 EXACT = ModeProfile("exact")
 #: the libraries Doodler called (scikit-learn, scikit-image, SciPy, pydensecrf)
 REFERENCE = ModeProfile("reference", compiled=False)
-#: chosen on the curve: median >= 99.9 %, worst >= 99.5 % agreement (docs/frontier.md; on
+#: chosen on the curve: median >= 99.9 %, worst >= 99.5 % agreement (docs/measurements/frontier.md; on
 #: the 12 real MLP-era reconstructions median 100 %, worst 99.58 %)
 FAST = ModeProfile("fast", dtype="float32", max_rows=40_000, mf_iterations=10,
                    stop_when_stable=True, rolled_runs=3)
-#: chosen on the curve: worst >= 99 % agreement (docs/frontier.md; median 100 %, worst
+#: chosen on the curve: worst >= 99 % agreement (docs/measurements/frontier.md; median 100 %, worst
 #: 99.24 %)
 FASTEST = ModeProfile("fastest", dtype="float32", max_rows=30_000, mf_iterations=10,
                       stop_when_stable=True, rolled_runs=1)

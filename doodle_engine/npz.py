@@ -85,8 +85,9 @@ def parse_header(fh, key, path):
         dtype = np.lib.format.descr_to_dtype(header["descr"])
     except (ValueError, SyntaxError, TypeError, KeyError, RecursionError, MemoryError,
             UnicodeDecodeError, OverflowError) as exc:
+        first = str(exc).splitlines()[0][:80] if str(exc) else ""
         raise DoodleError(path, f"array {key!r} has a corrupt header "
-                                f"({type(exc).__name__}: {str(exc).splitlines()[0][:80] if str(exc) else ''})") from None
+                                f"({type(exc).__name__}: {first})") from None
     return shape, fortran, dtype
 
 
@@ -242,7 +243,8 @@ def _record_from_arrays(arrays, prefix, path, classes, era, date):
     if doodles.ndim == 3 and doodles.shape[2] == 1:
         doodles = doodles[:, :, 0]
     if doodles.dtype.kind not in "ui" or doodles.ndim != 2:
-        raise DoodleError(where, f"'doodles' must be a 2-D integer array, got {doodles.dtype} {doodles.shape}")
+        raise DoodleError(where, f"'doodles' must be a 2-D integer array, got {doodles.dtype} "
+                                 f"{doodles.shape}")
     if doodles.shape != image.shape[:2]:
         raise DoodleError(where, f"shape mismatch: image is {image.shape[:2]}, doodles {doodles.shape}")
     if doodles.size and (doodles.min() < 0 or doodles.max() > 254):

@@ -7,7 +7,7 @@ Until 2021-05-09 Doodler saved, per segmented image, three PNGs in its results f
 * ``<stem>_label_greyscale[<time>][_<id>].png`` - the result as 8-bit greyscale, value v = class v-1.
 
 The image itself stayed in Doodler's ``assets`` folder.  Two colour conventions for the doodle
-PNG exist (see docs/eras-history.md):
+PNG exist (see docs/guide/eras-history.md):
 
 ``rgba-2020-10`` (2020-10-17 ... 2020-10-30)
     RGBA, alpha 128 everywhere; pixel colour = G10[(mask - 1) mod 256 mod 10] with the uint8
@@ -397,7 +397,7 @@ def list_png_session(folder):
         for i, (ts, ann) in enumerate(anns):
             nxt = anns[i + 1][0] if i + 1 < len(anns) else None
 
-            def pick(kind, ts=ts, nxt=nxt):
+            def pick(kind, ts=ts, nxt=nxt, kinds=kinds):
                 # the first label written at or after this doodle PNG and before the next one
                 cands = sorted(kinds[kind], key=lambda t: t[0])
                 ok = [p for t, p in cands if t >= ts and (nxt is None or t < nxt or not t)]

@@ -126,7 +126,7 @@ def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
     mode : {"exact", "fast", "fastest", "reference"} or ModeProfile
         ``exact``: compiled kernels that give Doodler's labels; ``fast`` and ``fastest``:
         points of the measured speed / agreement curve (float32 trainer on fewer rows,
-        shorter CRF; close, not identical: ``docs/frontier.md``); ``reference``:
+        shorter CRF; close, not identical: ``docs/measurements/frontier.md``); ``reference``:
         scikit-learn's own trainer and predict (the straightforward path).  A
         :class:`doodle_engine.modes.ModeProfile` sets the knobs one by one.
     shared : dict, optional

@@ -220,7 +220,8 @@ def _build(values, era, source, path):
     if not (v[4] >= 0):
         raise DoodleError(path, f"settings: crf_mu must be >= 0, got {v[4]!r}")
     if not (0 < fields["sigma_min"] <= fields["sigma_max"]):
-        raise DoodleError(path, f"settings: sigma range {fields['sigma_min']}..{fields['sigma_max']} is invalid")
+        raise DoodleError(path, f"settings: sigma range {fields['sigma_min']}..{fields['sigma_max']} "
+                                f"is invalid")
     check_bounds(path, pen_width=v[0], crf_theta=v[3], crf_mu=v[4],
                  **{k: common[k] for k in ("crf_downsample", "classifier_downsample")},
                  **{k: fields[k] for k in ("gt_prob", "n_estimators", "n_sigmas", "sigma_min",

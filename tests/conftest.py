@@ -6,7 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from png_sessions import build_march_session, build_oct_session
 
+from doodle_engine.eras import RECIPES
 from doodle_engine.example import doodles_for, scene  # noqa: F401  (shared with tests)
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
@@ -49,7 +51,6 @@ def synthetic(tmp_path):
         doodles = doodles_for(truth)
         # dated as Doodler named its results folders: the date picks the era among those
         # sharing a settings layout (an undated file would be matched against its label)
-        from doodle_engine.eras import RECIPES
         start = RECIPES[era].start[:10] if era in RECIPES else "2021-10-16"
         folder = tmp_path / f"results{start}-14-00"
         folder.mkdir(exist_ok=True)
@@ -65,3 +66,15 @@ def real_files():
 
 needs_real = pytest.mark.skipif(not real_files(), reason="../shared/data/doodler not present")
 needs_coast = pytest.mark.skipif(not COAST_DIR.is_dir(), reason="../shared/data/coasttrain not present")
+
+
+@pytest.fixture
+def oct_session(tmp_path):
+    """An October 2020 PNG session (``png_sessions.build_oct_session``)."""
+    return build_oct_session(tmp_path)
+
+
+@pytest.fixture
+def march_session(tmp_path):
+    """A March 2021 PNG session (``png_sessions.build_march_session``)."""
+    return build_march_session(tmp_path)

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import importlib.metadata
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,9 +69,6 @@ def test_import_and_cli_start_load_no_heavy_library():
     """``import doodle_engine`` and the command line's start do not import scikit-learn,
     scikit-image, SciPy, pandas or Numba (each is imported where first used), and
     ``doodle_engine.remap`` is still callable; exact mode's MLP fit needs no scikit-learn."""
-    import subprocess
-    import sys
-    from pathlib import Path
     code = (
         "import sys, numpy as np\n"
         "import doodle_engine as de\n"
@@ -86,9 +88,6 @@ def test_import_and_cli_start_load_no_heavy_library():
 
 def test_the_version_is_written_once():
     """pyproject.toml reads the version from ``doodle_engine.__version__`` (dynamic)."""
-    import importlib.metadata
-    import tomllib
-    from pathlib import Path
     project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     assert "version" not in project["project"] and project["project"]["dynamic"] == ["version"]
     assert importlib.metadata.version("doodle-engine") == de.__version__

@@ -1,3 +1,4 @@
+import math
 import os
 import signal
 import subprocess
@@ -5,13 +6,18 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from conftest import doodles_for, scene, write_npz
 
 from doodle_engine import DoodleError, load
-from doodle_engine.batch import run_batch
+from doodle_engine.batch import run_batch, start_order
+from doodle_engine.cli import build_parser
+from doodle_engine.cost import PIXEL_WEIGHT, ROW_WEIGHT, RUN_PIXEL_WEIGHT, predicted_cost
+from doodle_engine.inputs import largest_first
 from doodle_engine.jobs import SKIPPED
-from conftest import doodles_for, scene, write_npz
+from doodle_engine.pool import WORKER_MEMORY, auto_workers, resolve_workers
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,7 +135,8 @@ def test_stream_keeps_rows_with_different_columns_and_survives_a_cut_line(folder
     mtime = os.stat(good).st_mtime
     stream.write_text(
         '{"file": "%s", "trial": "", "accuracy": 0.9, "iou_water": 1.0, "error": "", "mtime": %r}\n'
-        '{"file": "%s", "error": "broken", "mtime": 1.0}\n{"file": "cut' % (good, mtime, folder / "broken.npz"))
+        '{"file": "%s", "error": "broken", "mtime": 1.0}\n{"file": "cut'
+        % (good, mtime, folder / "broken.npz"))
     frame = run_batch("validate", [folder], table=table, resume=True, progress=False)
     assert sorted(frame["file"]) == sorted(str(p) for p in folder.glob("*.npz"))
     kept = frame.set_index("file").loc[good]
@@ -138,7 +145,6 @@ def test_stream_keeps_rows_with_different_columns_and_survives_a_cut_line(folder
 
 
 def test_workers_start_with_the_largest_files(tmp_path):
-    from doodle_engine.inputs import largest_first
     sizes = {"a.npz": 10, "b.npz": 300, "c.npz": 40}
     for name, n in sizes.items():
         (tmp_path / name).write_bytes(b"x" * n)
@@ -151,13 +157,8 @@ def test_rebuilding_jobs_start_with_the_costliest_files_not_the_largest(tmp_path
     """Predicted cost (CRF pixels x runs / crf_downsample**2 + pixels + fit rows), read from
     headers, settings and doodles: a small file with a full-resolution CRF and many training
     rows goes before a file three times its size on disk with a CRF decimated x10."""
-    import math
 
-    import numpy as np
 
-    from doodle_engine.batch import start_order
-    from doodle_engine.inputs import largest_first
-    from doodle_engine.cost import PIXEL_WEIGHT, ROW_WEIGHT, RUN_PIXEL_WEIGHT, predicted_cost
     folder = tmp_path / "results2021-10-11-12-10"  # late 2021: five rolled CRF runs
     folder.mkdir()
     image, truth = scene(240, 320, 1)
@@ -209,7 +210,6 @@ def test_outputs_inside_the_input_folder_are_not_inputs_and_name_clashes_are_ref
 
 
 def test_auto_workers_are_bounded_by_cores_files_and_free_memory():
-    from doodle_engine.pool import WORKER_MEMORY, auto_workers, resolve_workers
     gib = 2**30
     assert auto_workers(10, cores=8, free=64 * gib) == 8
     assert auto_workers(3, cores=8, free=64 * gib) == 3          # no idle workers
@@ -224,7 +224,6 @@ def test_auto_workers_are_bounded_by_cores_files_and_free_memory():
 
 
 def test_cli_workers_option_takes_auto_or_a_positive_number(capsys):
-    from doodle_engine.cli import build_parser
     p = build_parser()
     assert p.parse_args(["validate", "x.npz"]).workers == "auto"
     assert p.parse_args(["validate", "x.npz", "--workers", "2"]).workers == 2

@@ -4,8 +4,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-
-from conftest import COAST_DIR, needs_coast
+from conftest import COAST_DIR, SETTINGS, doodles_for, needs_coast, scene, write_npz
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -77,7 +76,6 @@ def test_bad_mapping_exits_2(synthetic, tmp_path):
 
 @needs_coast
 def test_stats_with_coast_train_metadata(tmp_path):
-    from conftest import doodles_for, scene, write_npz
     meta = sorted(COAST_DIR.glob("metadata_C_*.csv"))[0]
     name = Path(pd.read_csv(meta)["annotation_image_filename"].iloc[0]).name
     image, truth = scene()
@@ -110,7 +108,6 @@ def test_validate_with_the_compiled_crf_backend(synthetic, tmp_path):
 
 
 def test_era_override_needing_missing_settings_is_a_clear_error(tmp_path):
-    from conftest import SETTINGS, doodles_for, scene, write_npz
     image, truth = scene(32, 40)
     p = write_npz(tmp_path / "rf.npz", image, doodles_for(truth), truth, SETTINGS["rf-2021-06"])
     r = cli("validate", p, "--era", "mlp-2021-10", "--quiet")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
+from conftest import doodles_for, scene, write_npz
 
 from doodle_engine import __version__
-from doodle_engine.cli import main
+from doodle_engine.cli import _assumed_eras, build_parser, main
 
 
 def run(capsys, *args):
@@ -32,7 +35,8 @@ def test_a_folder_without_npz_files_exits_2_with_one_line(capsys, tmp_path, comm
         args = [a.replace("OUT", str(tmp_path / "o")) for a in command] + [str(folder)]
         code, out, err = run(capsys, *args, *(["--quiet"] if command[0] not in ("info", "bench") else []))
         assert code == 2
-        assert err.strip() == f"error: {folder}: folder holds no .npz files and no Doodler doodle PNGs (*_annotations*.png)"
+        assert err.strip() == (f"error: {folder}: folder holds no .npz files and no Doodler doodle PNGs "
+                               f"(*_annotations*.png)")
         assert "(no files)" not in out
 
 
@@ -53,9 +57,6 @@ LONG = "2014-02-23-18-40-38_L8_a_very_long_file_name_that_goes_on_and_on_and_on_
 def dated_and_undated(tmp_path):
     """An undated file with an earlier trial (era assumed) and a dated one (era read from the
     date), with long names."""
-    import numpy as np
-
-    from conftest import doodles_for, scene, write_npz
     undated, dated = tmp_path / "undated", tmp_path / "session" / "results2022-05-04-14-36"
     undated.mkdir()
     dated.mkdir(parents=True)
@@ -90,7 +91,6 @@ def test_validate_table_names_files_in_full_with_era_and_source(capsys, dated_an
 
 @pytest.mark.parametrize("given", ["99.9", "99.9%", "0.999"])
 def test_min_accuracy_takes_a_percent_or_a_fraction(given):
-    from doodle_engine.cli import build_parser
     args = build_parser().parse_args(["validate", "x.npz", "--min-accuracy", given])
     assert args.min_accuracy == pytest.approx(0.999)
 
@@ -133,7 +133,6 @@ def test_failed_files_exit_1_with_a_line_saying_why(capsys, synthetic, tmp_path)
 
 
 def test_stats_prints_a_short_summary_and_warns_when_no_file_joined(capsys, synthetic, tmp_path):
-    import pandas as pd
     path = synthetic("mlp-2022-05")
     meta = tmp_path / "meta.csv"
     pd.DataFrame({"annotation_image_filename": ["someone_else.npz"], "ImageHeightPx": [5]}
@@ -155,7 +154,6 @@ def test_stats_prints_a_short_summary_and_warns_when_no_file_joined(capsys, synt
 
 
 def test_stats_summary_ignores_metadata_columns_named_px(capsys, synthetic, tmp_path):
-    import pandas as pd
     path = synthetic("mlp-2022-05")
     meta = tmp_path / "meta.csv"
     pd.DataFrame({"annotation_image_filename": [path.name], "px_size_m": [10]}).to_csv(meta, index=False)
@@ -164,9 +162,7 @@ def test_stats_summary_ignores_metadata_columns_named_px(capsys, synthetic, tmp_
 
 
 def test_the_era_note_names_every_way_an_era_was_told(capsys):
-    import pandas as pd
 
-    from doodle_engine.cli import _assumed_eras
     ok = pd.DataFrame({"file": ["/d/a.npz", "/d/b.npz"], "era": ["rf-2021-06", "mlp-2021-06"],
                        "era_source": ["best match (tie)", "best match (exact, others not rebuilt)"]})
     _assumed_eras(ok)

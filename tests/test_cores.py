@@ -5,6 +5,7 @@ import subprocess
 import sys
 import time
 
+import numba
 import pytest
 
 from doodle_engine import cores
@@ -41,7 +42,6 @@ def test_busy_processes_take_cores_away():
 
 
 def test_the_thread_setting_is_restored(monkeypatch):
-    import numba
 
     before = numba.get_num_threads()
     monkeypatch.setattr(cores, "free_cores", lambda total=None: 1)

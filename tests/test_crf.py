@@ -2,16 +2,16 @@
 
 import numpy as np
 import pytest
-
-from doodle_engine import DoodleError, crf, load, reconstruct
-from doodle_engine.example import doodles_for, scene
-from doodle_engine.kernels import crf as kcrf
-from doodle_engine.standardize import standardize
-
 from conftest import needs_real, real_files
 
+from doodle_engine import DoodleError, crf, load, reconstruct
+from doodle_engine.example import scene
+from doodle_engine.kernels import crf as kcrf
+from doodle_engine.reconstruct import _choose_crf_backend
+from doodle_engine.standardize import standardize
+
 pydensecrf = pytest.importorskip("pydensecrf.densecrf")
-import pydensecrf.utils as dutils  # noqa: E402
+dutils = pytest.importorskip("pydensecrf.utils")
 
 
 def _inputs(h=60, w=84, seed=0, downsample=2):
@@ -178,7 +178,6 @@ def test_both_backends_give_the_same_labels_on_every_real_file_and_trial():
 
 
 def test_exact_mode_defaults_to_the_compiled_crf_and_reference_to_pydensecrf(synthetic):
-    from doodle_engine.reconstruct import _choose_crf_backend
     assert _choose_crf_backend(None, "exact", None) == "numba"
     assert _choose_crf_backend(None, "fast", None) == "numba"
     assert _choose_crf_backend(None, "reference", None) == "pydensecrf"

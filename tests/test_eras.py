@@ -3,20 +3,23 @@ synthetic files of every era; the era told from the file; the forest seed spread
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
+import pydensecrf.utils as dutils
 import pytest
+from conftest import needs_real, real_files, write_npz
 from scipy import ndimage
 from skimage import img_as_float32
 from skimage.filters.rank import median
 from skimage.morphology import disk
 from skimage.transform import resize
 
-from doodle_engine import ERAS, load, reconstruct
-from doodle_engine import crf
+from doodle_engine import ERAS, crf, load, reconstruct
 from doodle_engine.classifier import make_classifier, n_trees, training_rows
 from doodle_engine.cleanup import median_disk
+from doodle_engine.cli import main
 from doodle_engine.era_match import BEST_MATCH, BEST_MATCH_EXACT, BEST_MATCH_TIE, match_era
 from doodle_engine.eras import CONSTRAINTS, RECIPES, Recipe, era_for_date, recipe, recipes_for_layout
 from doodle_engine.example import doodles_for, scene
@@ -25,7 +28,6 @@ from doodle_engine.jobs import validate_file
 from doodle_engine.reconstruct import roll_offsets
 from doodle_engine.settings import decode_settings, settings_for_era
 from doodle_engine.standardize import colour_indices, crf_image, standardize
-from conftest import needs_real, real_files, write_npz
 
 OLD_NAMES = ["rf-2021-05", "rf-2021-06", "mlp-2021-06", "mlp-2021-10", "mlp-2022-05",
              "engine-2022-06"]
@@ -181,7 +183,6 @@ def test_crf_image_with_location_channels():
 
 @pytest.mark.skipif(not _has_pydensecrf(), reason="pydensecrf not installed")
 def test_bilateral_scale_divides_the_first_bands_only_as_pydensecrf():
-    import pydensecrf.utils as dutils
     img = np.random.default_rng(4).integers(0, 256, (6, 7, 5)).astype(np.int64)
     ref = dutils.create_pairwise_bilateral(sdims=(40, 40), schan=(1.5, 1.5, 1.5), img=img, chdim=2)
     np.testing.assert_array_equal(crf.bilateral_features(img, 40, 1.5, 3).T, ref)
@@ -411,7 +412,6 @@ def test_seed_spread_of_a_forest_file(tmp_path):
 
 
 def test_cli_lists_the_eras_and_counts_a_folder(tmp_path, capsys):
-    from doodle_engine.cli import main
     assert main(["eras"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in RECIPES)
@@ -432,7 +432,6 @@ def test_cli_lists_the_eras_and_counts_a_folder(tmp_path, capsys):
 def test_renamed_2022_files_are_rebuilt_exactly_without_an_era(tmp_path):
     """Two 2022-05-04 files without their results-folder date: the best match is the 2022 app
     and its label has 0 differing pixels (as mlp-2021-10, the layout's assumption, they differ)."""
-    import shutil
     picks = [p for p in real_files() if "results2022-05-04" in p.name and "S2_rgb" in p.name][:2]
     assert len(picks) == 2
     for i, p in enumerate(picks):
@@ -443,7 +442,6 @@ def test_renamed_2022_files_are_rebuilt_exactly_without_an_era(tmp_path):
 
 
 def test_info_json_shows_the_recipe_and_the_best_match(tmp_path, capsys):
-    from doodle_engine.cli import main
     image, truth, d = _scene()
     p = write_npz(tmp_path / "forest.npz", image, d, truth, LAYOUT_VALUES["7rf"])
     assert main(["info", str(p), "--json"]) == 0

@@ -1,15 +1,15 @@
 import numpy as np
+from conftest import needs_real, real_files
 from PIL import Image
 
 from doodle_engine import NO_CLASS, load
 from doodle_engine.colorize import color_doodles, colorize, overlay
-from doodle_engine.palette import doodler_palette, G10, hex_to_rgb
+from doodle_engine.export import export_record, safe_stem
+from doodle_engine.palette import G10, doodler_palette, hex_to_rgb
 
 #: colour of undoodled pixels in Doodler's ``color_doodles`` with <= 10 classes: Doodler
 #: looked up class -1, i.e. the palette's last colour (G10's #316395)
 UNDOODLED = (49, 99, 149)
-from doodle_engine.export import export_record, safe_stem
-from conftest import needs_real, real_files
 
 
 def test_palettes_follow_doodler():

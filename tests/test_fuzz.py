@@ -13,10 +13,10 @@ from contextlib import redirect_stderr, redirect_stdout
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from doodle_engine import cli
-from doodle_engine import DoodleError, decode_settings, load, reconstruct
+from doodle_engine import DoodleError, cli, decode_settings, load, reconstruct
 from doodle_engine.example import doodles_for, scene
 
 TRIED = Counter()

@@ -13,6 +13,8 @@ import io
 import itertools
 import json
 import os
+import re
+import resource
 import signal
 import subprocess
 import sys
@@ -24,10 +26,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from conftest import SETTINGS, doodles_for, scene, write_npz
-from doodle_engine import DoodleError, batch, cli, load
+
+from doodle_engine import DoodleError, batch, cli, load, reconstruct
 from doodle_engine.crf import Params, crf_from_doodles, crf_from_labels, crf_from_onehot
+from doodle_engine.remapping import remap_record
 from doodle_engine.settings import BOUNDS, decode_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -261,7 +264,6 @@ def _corrupt_cases(tmp_path):
 def test_every_hostile_file_is_refused_in_one_line_or_loads(tmp_path):
     """Each generated case through load(): a fast one-line refusal, or a record; decoded
     settings stay within BOUNDS and rebuild (pydensecrf) without crashing."""
-    from doodle_engine import reconstruct
     tried = 0
     cases = [(n, build(tmp_path, i, d), e, o)
              for i, (n, d, e, o) in enumerate(hostile_cases())]
@@ -277,7 +279,6 @@ def test_every_hostile_file_is_refused_in_one_line_or_loads(tmp_path):
             assert msg.startswith(str(path)), (name, msg)
             assert kind in ("refused", "settings"), (name, msg)
             if pattern:
-                import re
                 assert re.search(pattern, msg), (name, msg)
         else:
             assert kind in ("loads", "settings"), (name, "was not refused")
@@ -305,9 +306,10 @@ def test_crf_parameters_are_checked_before_any_cxx_call():
     bad = [(1e-300, 1, 1), (1e-10, 1, 1), (float("nan"), 1, 1), (1, float("inf"), 1),
            (1, -1, 1), (1, 1e30, 1), (1, 1, 0), (1, 1, 1e9), (1, 1, 1.5)]
     for theta, mu, ds in bad:
-        for call in (lambda: crf_from_labels(label, image, theta, mu, ds, 0.9),
-                     lambda: crf_from_onehot(onehot, image, Params(theta, mu, ds, 0.9)),
-                     lambda: crf_from_doodles(label, image, 2, Params(theta, mu, ds, 0.51))):
+        for call in (lambda t=theta, m=mu, d=ds: crf_from_labels(label, image, t, m, d, 0.9),
+                     lambda t=theta, m=mu, d=ds: crf_from_onehot(onehot, image, Params(t, m, d, 0.9)),
+                     lambda t=theta, m=mu, d=ds: crf_from_doodles(label, image, 2,
+                                                                  Params(t, m, d, 0.51))):
             with pytest.raises(DoodleError, match="crf_|must be"):
                 call()
     with pytest.raises(DoodleError, match="gt_prob"):
@@ -339,11 +341,10 @@ def test_one_worker_batch_with_a_crashing_crf_setting_finishes(tmp_path, good):
 def test_a_batch_over_every_hostile_file_gives_a_row_each_and_changes_nothing(tmp_path, good):
     folder = tmp_path / "mixed"
     folder.mkdir()
-    for i, (name, data, expect, opts) in enumerate(hostile_cases()):
+    for i, (name, data, _expect, _opts) in enumerate(hostile_cases()):
         if not name.startswith("settings ") or i % 12 == 0:
             build(folder, i, data)
-    for _, p in _corrupt_cases(folder):
-        pass
+    _corrupt_cases(folder)  # writes the damaged files into the folder
     for g in good:
         (folder / g.name).write_bytes(g.read_bytes())
     before = {p: p.read_bytes() for p in folder.iterdir()}
@@ -427,7 +428,6 @@ def test_hostile_mapping_files_write_nothing(tmp_path, good):
                    for line in err.strip().splitlines()), (name, err)
         assert not out.exists() or not list(out.iterdir()), (name, list(out.iterdir()))
     with pytest.raises(DoodleError, match="default target"):
-        from doodle_engine.remapping import remap_record
         remap_record(load(good[0]), {"water": "w"}, default=float("nan"))
 
 
@@ -593,7 +593,6 @@ def test_a_full_disk_keeps_the_rows_and_says_where(tmp_path, good):
     """RLIMIT_FSIZE makes every write past 1,500 bytes fail as on a full disk: the table
     fails, its rows come back (here on standard output, as the temporary folder is full
     too), in one error line."""
-    import resource
 
     def limit():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)

@@ -2,12 +2,26 @@
 
 import numpy as np
 import pytest
+from scipy.ndimage import gaussian_filter1d
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sklearn.utils import shuffle as sk_shuffle
+from threadpoolctl import threadpool_info
 
+from doodle_engine import cleanup
 from doodle_engine.errors import NothingToInpaint
+from doodle_engine.example import scene
+from doodle_engine.features import feature_matrix
+from doodle_engine.kernels import cleanup as compiled_cleanup
+from doodle_engine.kernels import mlp
+from doodle_engine.kernels.features import feature_matrix as compiled
+from doodle_engine.kernels.features import gaussian_weights
+from doodle_engine.kernels.forest import PackedForest
 from doodle_engine.kernels.mlp import fit_mlp, forward_numpy, shuffled, split_indices
+from doodle_engine.standardize import standardize
 
 
 def _data(n_classes, n=1500, seed=0):
@@ -52,8 +66,6 @@ def test_split_and_shuffle_draw_as_scikit_learn(n_classes):
     """The trainer's NumPy split and shuffle against ``train_test_split`` / ``utils.shuffle``
     from the same RandomState: same rows, same state afterwards (ties in the stratified
     counts included: small, odd and unbalanced class sizes)."""
-    from sklearn.model_selection import train_test_split
-    from sklearn.utils import shuffle as sk_shuffle
     rng = np.random.default_rng(n_classes)
     for n in (11, 12, 23, 40, 101, 997, 2000):
         y = rng.integers(0, n_classes, n)
@@ -76,9 +88,7 @@ def test_split_and_shuffle_draw_as_scikit_learn(n_classes):
 def test_the_trainer_runs_blas_on_one_thread_with_the_same_results(monkeypatch):
     """The minibatch products run on one BLAS thread (issue 18: OpenBLAS threads on
     200-row products cost more than they give); the weights are the same either way."""
-    from threadpoolctl import threadpool_info
 
-    from doodle_engine.kernels import mlp
     rng = np.random.default_rng(3)
     x = rng.normal(size=(2000, 30))
     y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(np.uint8) + 1
@@ -114,10 +124,6 @@ def test_the_compiled_mlp_refuses_other_than_two_hidden_layers(hidden):
 @pytest.mark.parametrize("sobel_border", [False, True])
 @pytest.mark.parametrize("shape", [(37, 53), (5, 4), (64, 64)])
 def test_compiled_features_are_bit_identical_to_the_reference(loc_mode, shape, sobel_border):
-    from doodle_engine.example import scene
-    from doodle_engine.features import feature_matrix
-    from doodle_engine.kernels.features import feature_matrix as compiled
-    from doodle_engine.standardize import standardize
     image, _ = scene(*shape, seed=2)
     x = standardize(image)
     sigmas = np.logspace(0, 4, 3, base=2)
@@ -131,8 +137,7 @@ def test_compiled_features_are_bit_identical_to_the_reference(loc_mode, shape, s
 
 
 def test_gaussian_weights_are_scipys():
-    from scipy.ndimage import gaussian_filter1d
-    from doodle_engine.kernels.features import gaussian_weights
+
     impulse = np.zeros(81)
     impulse[40] = 1
     for s in (1.0, 2.52, 4.0, 9.3):
@@ -144,8 +149,7 @@ def test_gaussian_weights_are_scipys():
 
 @pytest.mark.parametrize("n_classes", [2, 4])
 def test_compiled_forest_predicts_as_scikit_learn(n_classes):
-    from sklearn.ensemble import RandomForestClassifier
-    from doodle_engine.kernels.forest import PackedForest
+
     x, y = _data(n_classes, n=3000, seed=3)
     rf = RandomForestClassifier(n_estimators=6, class_weight="balanced_subsample",
                                 min_samples_split=5, random_state=0).fit(x, y)
@@ -162,19 +166,15 @@ def _random_labels(rng, trial):
 
 
 def test_compiled_spatial_filter_equals_the_distance_transform_path():
-    from doodle_engine import cleanup
-    from doodle_engine.kernels import cleanup as compiled
     rng = np.random.default_rng(0)
     for trial in range(150):
         labels = _random_labels(rng, trial)
         for distance in (1, 1.5, 2, 3):
-            np.testing.assert_array_equal(compiled.filter_one_hot_spatial(labels, distance),
+            np.testing.assert_array_equal(compiled_cleanup.filter_one_hot_spatial(labels, distance),
                                           cleanup.filter_one_hot_spatial(labels, distance))
 
 
 def test_compiled_inpainting_equals_the_convolution_loop_bit_for_bit():
-    from doodle_engine import cleanup
-    from doodle_engine.kernels import cleanup as compiled
     rng = np.random.default_rng(1)
     checked = 0
     for _ in range(200):
@@ -183,10 +183,10 @@ def test_compiled_inpainting_equals_the_convolution_loop_bit_for_bit():
         im[rng.random((h, w)) < rng.random()] = np.nan
         if np.isnan(im).all():
             with pytest.raises(NothingToInpaint):
-                compiled.inpaint_nans(im)
+                compiled_cleanup.inpaint_nans(im)
             continue
-        np.testing.assert_array_equal(compiled.inpaint_nans(im), cleanup.inpaint_nans(im))
+        np.testing.assert_array_equal(compiled_cleanup.inpaint_nans(im), cleanup.inpaint_nans(im))
         checked += 1
     assert checked > 150
     labels = rng.integers(0, 4, (60, 80))
-    np.testing.assert_array_equal(compiled.inpaint_zeros(labels), cleanup.inpaint_zeros(labels))
+    np.testing.assert_array_equal(compiled_cleanup.inpaint_zeros(labels), cleanup.inpaint_zeros(labels))

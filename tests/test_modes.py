@@ -6,11 +6,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from doodle_engine import DoodleError, classifier, crf, load, reconstruct
 from doodle_engine.cost import predicted_cost
 from doodle_engine.kernels import crf as kcrf
+from doodle_engine.kernels import mlp
 from doodle_engine.modes import EXACT, MODES, PROFILES, REFERENCE, ModeProfile, profile
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,7 +60,6 @@ def _spy(monkeypatch, module, name, calls):
 def test_each_knob_reaches_its_stage(synthetic, monkeypatch):
     """Row cap and dtype reach the trainer, iterations and the early stop the mean field,
     rolled runs the number of CRF runs of a late-2021 file."""
-    from doodle_engine.kernels import mlp
     rec = load(synthetic("mlp-2021-10", h=64, w=80))
     fits, fields, runs = [], [], []
     _spy(monkeypatch, mlp, "fit_mlp", fits)
@@ -104,7 +105,6 @@ def test_cli_offers_fastest(synthetic, tmp_path):
                         "fastest", "--workers", "1", "--quiet", "--report", str(tmp_path / "r.csv")],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
-    import pandas as pd
     row = pd.read_csv(tmp_path / "r.csv").iloc[0]
     assert row["mode"] == "fastest" and row["accuracy"] >= 0.95
     bad = subprocess.run([sys.executable, str(ROOT / "cli.py"), "validate", str(p), "--mode",

@@ -8,11 +8,18 @@ import stat
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import doodles_for, needs_real, real_files, scene, write_npz
+from PIL import Image
 
-from conftest import needs_real
-from doodle_engine import load, save
+import doodle_engine.jobs as jobs
+from doodle_engine import load, reconstruct, save
+from doodle_engine.batch import run_batch
+from doodle_engine.cli import build_parser, main
+from doodle_engine.colorize import colorize
 from doodle_engine.export import write_image
-from doodle_engine.report import write_plots, write_report
+from doodle_engine.jobs import export_file
+from doodle_engine.outputs import kept_label_path
+from doodle_engine.report import _marked, write_plots, write_report
 
 
 @pytest.fixture
@@ -54,8 +61,7 @@ def two_files(tmp_path):
     """A folder of two files: ``same.npz`` stores the label that era mlp-2022-05 rebuilds
     (not the era its layout gives: a default rebuild differs), ``other.npz`` a label that
     differs from any rebuild."""
-    from conftest import doodles_for, scene, write_npz
-    from doodle_engine import reconstruct
+
     folder = tmp_path / "results"
     folder.mkdir()
     image, truth = scene(40, 56, seed=3)
@@ -70,7 +76,6 @@ def two_files(tmp_path):
 
 
 def _spy_reconstruct(monkeypatch):
-    import doodle_engine.jobs as jobs
     calls = []
     real = jobs.reconstruct
 
@@ -83,8 +88,6 @@ def _spy_reconstruct(monkeypatch):
 
 
 def test_plots_show_the_reconstruction_the_table_measured(two_files, tmp_path, monkeypatch):
-    from doodle_engine.batch import run_batch
-    from doodle_engine.outputs import kept_label_path
     calls = _spy_reconstruct(monkeypatch)
     kept = tmp_path / "kept"
     frame = run_batch("validate", [two_files], workers=1, progress=False, era="mlp-2022-05",
@@ -107,8 +110,6 @@ def test_plots_show_the_reconstruction_the_table_measured(two_files, tmp_path, m
 
 
 def test_kept_labels_come_back_from_worker_processes_and_dask(two_files, tmp_path):
-    from doodle_engine.batch import run_batch
-    from doodle_engine.outputs import kept_label_path
     path = two_files / "other.npz"
     runs = {}
     for name, kw in [("local", {"workers": 1}), ("processes", {"workers": 2})]:
@@ -125,7 +126,6 @@ def test_kept_labels_come_back_from_worker_processes_and_dask(two_files, tmp_pat
 
 
 def test_validate_plots_command_draws_only_the_files_that_differ(two_files, tmp_path, capsys):
-    from doodle_engine.cli import main
     code = main(["validate", str(two_files), "--era", "mlp-2022-05", "--plots",
                  str(tmp_path / "plots"), "--workers", "1"])
     out, err = capsys.readouterr()
@@ -138,7 +138,6 @@ def test_validate_plots_command_draws_only_the_files_that_differ(two_files, tmp_
 
 @pytest.mark.parametrize("size", [30, 400, 4000])
 def test_one_differing_pixel_stays_visible_at_any_image_size(size):
-    from doodle_engine.report import _marked
     diff = np.zeros((size, size), bool)
     diff[size // 2, size // 3] = True
     marked, grown = _marked(diff, np.zeros((size, size, 3), np.uint8), panel_px=400)
@@ -148,10 +147,7 @@ def test_one_differing_pixel_stays_visible_at_any_image_size(size):
 
 
 def test_reconstruct_writes_a_colour_label_and_says_what_it_skipped(synthetic, tmp_path, capsys):
-    from PIL import Image
 
-    from doodle_engine.cli import main
-    from doodle_engine.colorize import colorize
     path = synthetic("mlp-2022-05")
     out = tmp_path / "out"
     assert main(["reconstruct", str(path), "-o", str(out), "--quiet", "--workers", "1"]) == 0
@@ -173,9 +169,6 @@ def test_reconstruct_writes_a_colour_label_and_says_what_it_skipped(synthetic, t
 
 
 def test_export_counts_what_jpeg_labels_changed_and_png_keeps_them(synthetic, tmp_path, capsys):
-    from PIL import Image
-
-    from doodle_engine.cli import build_parser, main
     path = synthetic("mlp-2022-05", h=64, w=80)
     assert main(["export", str(path), "-o", str(tmp_path / "jpg"), "--quiet",
                  "--workers", "1"]) == 0
@@ -199,8 +192,7 @@ def test_export_counts_what_jpeg_labels_changed_and_png_keeps_them(synthetic, tm
 @needs_real
 def test_jpeg_labels_of_the_real_files_change_by_the_documented_amounts(tmp_path):
     """README and --help quote 99-1,462 px per file (0 on a one-class file)."""
-    from conftest import real_files
-    from doodle_engine.jobs import export_file
+
     changed = []
     for f in real_files():
         row = export_file(f, tmp_path / "ex")[0]

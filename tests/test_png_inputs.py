@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
-from test_png import PAL, _oct2020, _save, march_session, oct_session  # noqa: F401
+from png_sessions import _oct2020, _save
 
 import doodle_engine as de
 from doodle_engine import classifier, session
 from doodle_engine.cli import main
 from doodle_engine.errors import DoodleError
+from doodle_engine.example import make_example
 from doodle_engine.png import parse_settings
 
 
@@ -69,7 +71,6 @@ def test_every_command_takes_a_results_folder(march_session, tmp_path, capsys):
     assert info[0]["era"] == "rf-2021-03b" and info[0]["settings"]["layout"] == 0
     report = tmp_path / "v.csv"
     assert main(["validate", str(folder), "--workers", "1", "--quiet", "--report", str(report)]) == 0
-    import pandas as pd
     frame = pd.read_csv(report)
     assert len(frame) == 2 and set(frame["era"]) == {"rf-2021-03b"}
     assert frame["history"].str.startswith(session.HISTORY_MISSING).all()
@@ -125,7 +126,6 @@ def test_bad_png_inputs_one_line_nothing_written(oct_session, tmp_path, capsys):
 
 
 def test_settings_for_a_npz_is_refused(tmp_path):
-    from doodle_engine.example import make_example
     path = make_example(tmp_path / "x.npz", 24, 32)
     with pytest.raises(DoodleError, match="PNG sessions only"):
         de.load(path, settings={"crf_theta": 3})

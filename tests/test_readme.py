@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from doodle_engine.example import make_example
+
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 
@@ -47,7 +49,6 @@ def test_the_quick_start_commands_run(tmp_path):
 
 
 def test_the_python_example_runs_as_written(tmp_path):
-    from doodle_engine.example import make_example
     make_example(tmp_path / "example.npz")  # what the Quick start wrote
     python = blocks("python")
     assert len(python) == 1

@@ -1,14 +1,20 @@
 
 import numpy as np
 import pytest
+from conftest import SETTINGS, doodles_for, needs_real, real_files, scene
 from skimage.morphology import remove_small_holes
 
 from doodle_engine import DoodleError, load, reconstruct
-from doodle_engine.cleanup import (fill_small_holes, filter_one_hot, filter_one_hot_spatial,
-                                   inpaint_nans, inpaint_zeros)
-from doodle_engine.features import sigma_schedule
+from doodle_engine.cleanup import (
+    fill_small_holes,
+    filter_one_hot,
+    filter_one_hot_spatial,
+    inpaint_nans,
+    inpaint_zeros,
+)
+from doodle_engine.eras import RECIPES
+from doodle_engine.features import feature_matrix, sigma_schedule
 from doodle_engine.settings import decode_settings
-from conftest import SETTINGS, doodles_for, needs_real, real_files, scene
 
 
 @pytest.mark.parametrize("era", list(SETTINGS) + ["mlp-2022-05"])
@@ -49,8 +55,6 @@ def test_sigma_schedules_follow_the_eras():
 
 
 def test_the_sobel_border_is_zeroed_in_the_eras_run_on_scikit_image_0_16():
-    from doodle_engine.eras import RECIPES
-    from doodle_engine.features import feature_matrix
     new = {name for name, r in RECIPES.items() if not r.sobel_border}
     assert new == {"mlp-2022-05", "engine-2022-06"}  # every earlier era ran on 0.16
     x = np.random.default_rng(0).random((20, 30, 3))
@@ -226,7 +230,7 @@ def test_other_real_files_reach_the_bar_and_repeat():
 
 @needs_real
 def test_fast_and_fastest_meet_their_agreement_thresholds():
-    """mode="fast" and "fastest" trade agreement for time (docs/frontier.md), so they are
+    """mode="fast" and "fastest" trade agreement for time (docs/measurements/frontier.md), so they are
     measured, not held to 0 px, on every MLP-era file and trial (the forest file is the same
     in every mode; the one-class file has no classifier): fast median >= 99.9 % and worst
     >= 99.5 %, fastest worst >= 99 %.  Both train in float32, so they share the features

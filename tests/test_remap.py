@@ -1,11 +1,17 @@
+import inspect
 import json
+import pydoc
 
 import numpy as np
 import pytest
-
-from doodle_engine import DoodleError, NO_CLASS, load, save
-from doodle_engine.remapping import load_mapping, remap, remap_record
 from conftest import COAST_DIR, needs_coast
+
+import doodle_engine as de
+import doodle_engine.remapping as module
+from doodle_engine import NO_CLASS, DoodleError, load, save
+from doodle_engine.cli import main
+from doodle_engine.kernels.lut import apply_lut_checked, apply_lut_checked_numpy
+from doodle_engine.remapping import load_mapping, remap, remap_record
 
 
 def _expected(classes, data, i):
@@ -90,11 +96,7 @@ def test_remap_record_keeps_everything_consistent(synthetic, tmp_path):
 
 
 def test_top_level_remap_is_the_function_and_help_shows_its_docstring():
-    import inspect
-    import pydoc
 
-    import doodle_engine as de
-    import doodle_engine.remapping as module
     labels = np.array([[0, 1], [2, NO_CLASS]], np.uint8)
     rule = {"water": "water", "surf": "water", "sand": "land"}
     classes = ["water", "surf", "sand"]
@@ -131,7 +133,6 @@ def test_an_unmapped_class_error_names_the_npz_and_the_class(synthetic, tmp_path
         remap_record(rec, {"water": "water", "surf": "water"})
     msg = str(exc.value)
     assert msg.startswith(f"{rec.path}: class 'sand' (label value 2) has no rule in the mapping")
-    from doodle_engine.cli import main
     mapping = tmp_path / "m.json"
     mapping.write_text(json.dumps({"water": "water", "surf": "water"}))
     assert main(["remap", str(rec.path), "--mapping", str(mapping), "-o", str(tmp_path / "o"),
@@ -149,7 +150,6 @@ def test_values_that_are_no_class_are_errors():
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.int64])
 def test_checked_lut_kernel_matches_its_numpy_twin(dtype):
-    from doodle_engine.kernels.lut import apply_lut_checked, apply_lut_checked_numpy
     rng = np.random.default_rng(1)
     table = rng.integers(0, 255, 256).astype(np.uint8)
     hi = 256 if dtype == np.uint8 else 300

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -63,5 +65,5 @@ def test_unknown_era_override():
 
 def test_settings_are_immutable():
     s = decode_settings([3, 2, 1, 1, 1, 0.9, 2])
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         s.crf_mu = 5

@@ -34,7 +34,7 @@ from threadpoolctl import threadpool_limits
 #: BLAS threads for the trainer's products (numba's ``np.dot`` calls SciPy's OpenBLAS): one.
 #: A minibatch product (200 rows x 30-100 columns) is too small to share: OpenBLAS splits it
 #: anyway, and waking and joining its threads hundreds of times an epoch cost 1.2-19x the fit
-#: (docs/speed.md).  None leaves BLAS as it is.  Threads do not change the results (OpenBLAS
+#: (docs/measurements/speed.md).  None leaves BLAS as it is.  Threads do not change the results (OpenBLAS
 #: splits the output, not the sums).
 FIT_BLAS_THREADS = 1
 TOL = 1e-4
