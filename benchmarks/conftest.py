@@ -11,7 +11,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-REAL = ROOT.parent / "shared" / "data" / "doodler"
+import realdata  # noqa: E402  (from tests/, put on the path just above)
+
+REAL = realdata.DATA / "doodler"  # $DOODLE_ENGINE_DATA/doodler (default ../shared/data/doodler)
 
 
 def pytest_terminal_summary(terminalreporter, config):

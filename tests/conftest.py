@@ -6,14 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import realdata
 from png_sessions import build_march_session, build_oct_session
 
 from doodle_engine.eras import RECIPES
 from doodle_engine.example import doodles_for, scene  # noqa: F401  (shared with tests)
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
-REAL_DIR = SHARED / "data" / "doodler"
-COAST_DIR = SHARED / "data" / "coasttrain"
+#: the real Doodler files (a local copy, or the published ones fetched: see realdata.py)
+REAL_DIR, NO_REAL = realdata.locate()
+COAST_DIR = realdata.DATA / "coasttrain"
 
 SETTINGS = {
     "rf-2021-05": [3, 2, 1, 1, 1, 3, 0.9, 1, 16],
@@ -61,11 +62,12 @@ def synthetic(tmp_path):
 
 
 def real_files():
-    return sorted(REAL_DIR.glob("*.npz")) if REAL_DIR.is_dir() else []
+    return sorted(REAL_DIR.glob("*.npz")) if REAL_DIR is not None else []
 
 
-needs_real = pytest.mark.skipif(not real_files(), reason="../shared/data/doodler not present")
-needs_coast = pytest.mark.skipif(not COAST_DIR.is_dir(), reason="../shared/data/coasttrain not present")
+needs_real = pytest.mark.skipif(not real_files(), reason=NO_REAL or "no real Doodler files")
+needs_coast = pytest.mark.skipif(not COAST_DIR.is_dir(),
+                                 reason=f"{COAST_DIR} not present (set {realdata.ENV})")
 
 
 @pytest.fixture
