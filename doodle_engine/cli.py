@@ -20,6 +20,7 @@ from doodle_engine import __version__
 from doodle_engine.eras import RECIPES, SLIDERS
 from doodle_engine.eras import recipe as era_recipe
 from doodle_engine.errors import DoodleError
+from doodle_engine.files import short_name
 from doodle_engine.modes import MODES
 from doodle_engine.record import DEFAULT_MAX_PIXELS
 from doodle_engine.settings import ERAS
@@ -142,7 +143,7 @@ def _name(row):
     """A result's name for messages: the file's name (never a cut path) and its trial."""
     trial = row.get("trial", "")
     trial = "" if not isinstance(trial, str) else trial
-    return Path(str(row["file"])).name + (f" [trial {trial}]" if trial else "")
+    return short_name(row["file"]) + (f" [trial {trial}]" if trial else "")
 
 
 def _ok(frame):
@@ -188,7 +189,7 @@ def cmd_eras(args):
         cols = [c for c in ("file", "era", "era_source", "differ", "runner_up",
                             "runner_up_differ") if c in ok]
         view = ok[cols].copy()
-        view["file"] = view["file"].map(lambda f: Path(str(f)).name)
+        view["file"] = view["file"].map(short_name)
         for c in ("differ", "runner_up_differ"):
             if c in view:
                 view[c] = view[c].map(lambda v: "" if v != v or v is None else f"{int(v):,}")

@@ -17,11 +17,13 @@ from .era_match import match_era, needs_match
 from .eras import recipe as era_recipe
 from .errors import DoodleError
 from .export import export_record, export_targets, safe_stem, write_image
+from .files import split_member
 from .inputs import load, source_mtime
 from .modes import profile
 from .npz import save
 from .reconstruct import reconstruct
 from .record import DEFAULT_MAX_PIXELS, NO_CLASS, with_label
+from .releasezip import record_name
 from .remapping import remap_record
 from .session import history_note
 from .validate import validate
@@ -37,8 +39,12 @@ def _read_options(extra):
 
 
 def _record_name(path):
-    """Coast Train record letter/name from a path like .../datasetC_S2/npz/x.npz, else the
-    parent folder's name."""
+    """Coast Train record name: the release zip's name for a member (``Landsat8_12_001``),
+    the record folder for a path like .../datasetC_S2/npz/x.npz, else the parent folder's
+    name."""
+    zip_path, member = split_member(path)
+    if member is not None:
+        return record_name(zip_path)
     parent = Path(path).parent
     return parent.parent.name if parent.name == "npz" else parent.name
 
@@ -286,8 +292,8 @@ def run_one(job_name, path, kwargs):
         rows = [{"file": str(path), "error": f"{path}: out of memory"}]
     except Exception as exc:  # a bug or a library failure: record it, keep going
         last = traceback.extract_tb(exc.__traceback__)[-1]
-        rows = [{"file": str(path),
-                 "error": f"{path}: {type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})"}]
+        where = f"{Path(last.filename).name}:{last.lineno}"
+        rows = [{"file": str(path), "error": f"{path}: {type(exc).__name__}: {exc} (at {where})"}]
     for r in rows:
         r["mtime"] = source_mtime(path)
         r.setdefault("seconds", time.perf_counter() - t0)

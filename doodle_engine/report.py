@@ -15,7 +15,7 @@ from tqdm import tqdm
 from .colorize import colorize
 from .errors import DoodleError
 from .export import safe_stem
-from .files import atomic_write
+from .files import atomic_write, short_name
 from .inputs import load
 from .outputs import kept_label_path
 from .palette import palette_from
@@ -35,7 +35,7 @@ def print_table(frame, columns=TABLE_COLUMNS):
         return
     view = frame[cols].copy()
     if "file" in view:
-        view["file"] = view["file"].map(lambda f: Path(str(f)).name)
+        view["file"] = view["file"].map(short_name)
     for c in ("era", "era_source", "runner_up", "trial", "skipped", "mode", "error"):
         if c in view:  # a row that made no such choice shows nothing, not NaN
             view[c] = view[c].fillna("")
@@ -171,7 +171,7 @@ def write_plots(frame, folder, labels_dir=None, max_maps=20, progress=False, cla
                         written.append(disagreement_map(row, kept, folder, classes=classes,
                                                          allow_pickle=allow_pickle, name=name))
                     else:
-                        notes.append(f"{Path(str(row['file'])).name} {row.get('trial', '')}: "
+                        notes.append(f"{short_name(row['file'])} {row.get('trial', '')}: "
                                      "no rebuilt label kept (a row resumed from an earlier "
                                      "run); run without --resume to map it")
                     if bar is not None:
@@ -263,7 +263,7 @@ def disagreement_map(row, kept_label, folder, classes=None, allow_pickle=False, 
     acc = row.get("accuracy", float("nan"))
     era = row.get("era", "")
     era_source = row.get("era_source", "")
-    fig.suptitle(f"{Path(path).name}" + (f" [trial {trial}]" if trial else "")
+    fig.suptitle(f"{short_name(path)}" + (f" [trial {trial}]" if trial else "")
                  + f" - {era} ({era_source}), mode {row.get('mode', '?')}: "
                  f"{int(diff.sum()):,} of {diff.size:,} px differ ({acc:.4%} agree)")
     fig.tight_layout(rect=(0, 0.08, 1, 0.95))
