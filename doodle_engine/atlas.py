@@ -76,7 +76,8 @@ def _npz_images(rows):
         name = str(r.get("file_name") or Path(str(r["file"])).name)
         classes = [c for c in str(r.get("classes") or "").split("|") if c]
         pixels = {c[3:]: int(r[c]) for c in px if pd.notna(r.get(c)) and r[c] > 0}
-        out.append({"record_npz": str(r.get("record", "")), "stem": name[:-4] if name.lower().endswith(
+        record = str(r.get("record") or "") or Path(str(r["file"])).resolve().parent.name
+        out.append({"record_npz": record, "stem": name[:-4] if name.lower().endswith(
             ".npz") else name, "npz": str(r["file"]), "npz_height": r.get("height"),
             "npz_width": r.get("width"), "npz_classes": classes,
             "npz_present": [c for c in classes if c in pixels] or sorted(pixels),
@@ -145,7 +146,7 @@ def _join(table, npz):
     missing = images[images["in_metadata"] & ~images["has_npz"]
                      & images["record"].isin(records_with_npz)]
     unjoined += [{"kind": "metadata row without an npz file", "record": r["record"],
-                  "stem": r["stem"], "where": f"{r['source']} line {r['line']}"}
+                  "stem": r["stem"], "where": f"{r['source']} line {int(r['line'])}"}
                  for r in missing.to_dict("records")]
     return (images, pd.DataFrame(unjoined, columns=["kind", "record", "stem", "where"]),
             _npz_findings(images[images["in_metadata"] & images["has_npz"]]))

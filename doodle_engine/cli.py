@@ -360,8 +360,9 @@ def cmd_export(args):
 
 
 def cmd_stats(args):
+    meta = report.stats_metadata(args.metadata)  # a bad CSV fails before any work
     frame, failed = _batch(args, "stats")
-    table = report.class_stats(frame, args.metadata)
+    table = report.class_stats(frame, meta)
     if args.report:
         report.write_report(table, args.report)
     print(report.stats_summary(frame).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
@@ -372,7 +373,7 @@ def cmd_stats(args):
         files = int(table["file_name"].notna().sum()) if "file_name" in table else 0
         if joined == 0:
             print(f"warning: no file joined the metadata ({files} file(s) matched by npz file "
-                  "name against annotation_image_filename in "
+                  "stem against annotation_image_filename in "
                   f"{', '.join(args.metadata)}): the metadata columns are empty",
                   file=sys.stderr)
         else:
@@ -381,7 +382,7 @@ def cmd_stats(args):
 
 
 def _atlas_inputs(items):
-    """(metadata CSV sources, npz inputs) of ``atlas``: CSV files, folders and zips give their
+    """(metadata inputs, npz inputs) of ``atlas``: CSV files, folders and zips give their
     CSVs; .npz files, zip members, zips and folders holding .npz files or zips give npz
     inputs; any other file is read as a CSV (a FIFO or device is refused there)."""
     npz = []
@@ -392,21 +393,21 @@ def _atlas_inputs(items):
                 npz.append(item)
         elif p.suffix.lower() in (".zip", ".npz") or "::" in str(item):
             npz.append(item)
-    csvs = metadata.metadata_sources([i for i in items if not str(i).lower().endswith(".npz")
-                                      and "::" not in str(i)])
-    return csvs, npz
+    meta_items = [i for i in items if not str(i).lower().endswith(".npz") and "::" not in str(i)]
+    return meta_items, npz
 
 
 def cmd_atlas(args):
     """The release atlas: records, classes, labellers, maps (issue 25's four notebooks)."""
     t0 = time.perf_counter()
-    csvs, npz_inputs = _atlas_inputs(args.inputs)
+    meta_items, npz_inputs = _atlas_inputs(args.inputs)
+    csvs = metadata.metadata_sources(meta_items)
     files = inputs.find_inputs(npz_inputs) if npz_inputs else []
     outputs.check_outputs(args.inputs, files, outdir=args.output,
                           also_reads=[c for c in csvs if "::" not in c])
     if not csvs and not files:
         raise DoodleError(" ".join(args.inputs), "no metadata CSV and no .npz file found")
-    meta = metadata.read_metadata_inputs(csvs) if csvs else None
+    meta = metadata.read_metadata_inputs(meta_items) if csvs else None
     rows, failed = None, 0
     if files:
         rows = batch.run_batch("stats", npz_inputs, workers=args.workers,
@@ -432,6 +433,9 @@ def cmd_atlas(args):
     if len(found.unjoined):
         kinds = found.unjoined.groupby("kind").size()
         print("did not join: " + ", ".join(f"{v} {k}" for k, v in kinds.items()) + " (unjoined.csv)")
+    if meta is not None and meta.skipped:
+        print(f"note: {len(meta.skipped)} CSV(s) in the input folders are not metadata CSVs, "
+              f"left out: {', '.join(meta.skipped[:5])}" + (" ..." if len(meta.skipped) > 5 else ""))
     for note in atlas.write_atlas.last_notes:
         print(f"note: {note}")
     print(f"wrote {len(written)} file(s) to {args.output} in {time.perf_counter() - t0:.1f} s; "
@@ -568,7 +572,10 @@ def build_parser():
 
     sp = sub.add_parser("stats", help="class-pixel distributions per file and record")
     common(sp)
-    sp.add_argument("--metadata", action="append", help="Coast Train metadata CSV(s) to join")
+    sp.add_argument("--metadata", nargs="+", action="extend", metavar="CSV",
+                    help="Coast Train metadata to join on the npz file name: CSV files, folders "
+                         "of them, release zips (their CSV, read in place); several after one "
+                         "flag (put it after the inputs)")
     sp.add_argument("--report")
     sp.add_argument("--table")
     sp.set_defaults(func=cmd_stats)

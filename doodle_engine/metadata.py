@@ -58,12 +58,14 @@ _UTM = re.compile(r"UTM zone (\d+)([NS])", re.IGNORECASE)
 
 @dataclass
 class Metadata:
-    """Metadata rows of one or more CSVs: ``table`` (one row per image) and ``findings`` (one
-    row per disagreement: :data:`FINDING_COLUMNS`)."""
+    """Metadata rows of one or more CSVs: ``table`` (one row per image), ``findings`` (one
+    row per disagreement: :data:`FINDING_COLUMNS`), the CSVs read (``sources``) and those
+    found in a folder but not metadata (``skipped``)."""
 
     table: pd.DataFrame
     findings: pd.DataFrame
     sources: list = field(default_factory=list)
+    skipped: list = field(default_factory=list)
 
 
 def record_from_name(name):
@@ -458,21 +460,26 @@ def combine(parts):
 def metadata_sources(inputs):
     """The metadata CSVs among ``inputs``: CSV files; every ``*.csv`` in a folder (recursively,
     sorted); the CSV members of a release zip (``ZIP::member``, read in place)."""
+    return [source for source, _ in _sources(inputs)]
+
+
+def _sources(inputs):
+    """``(source, found)``: ``found`` when the CSV was found in a folder or zip rather than
+    named by the caller."""
     out = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            out.extend(str(q) for q in sorted(p.rglob("*")) if q.suffix.lower() == ".csv"
-                       and q.is_file())
-            out.extend(_zip_csvs(q) for q in sorted(p.rglob("*")) if q.is_file() and is_zip_name(q))
+            for q in sorted(p.rglob("*")):
+                if q.is_file() and q.suffix.lower() == ".csv":
+                    out.append((str(q), True))
+                elif q.is_file() and is_zip_name(q):
+                    out.extend((m, True) for m in _zip_csvs(q))
         elif is_zip_name(p):
-            out.append(_zip_csvs(p))
-        elif p.suffix.lower() == ".csv" or not p.suffix:
-            out.append(str(p))
-    flat = []
-    for o in out:
-        flat.extend(o if isinstance(o, list) else [o])
-    return flat
+            out.extend((m, True) for m in _zip_csvs(p))
+        else:
+            out.append((str(p), False))
+    return out
 
 
 def _zip_csvs(zip_path):
@@ -484,12 +491,20 @@ def _zip_csvs(zip_path):
 
 def read_metadata_inputs(inputs):
     """:func:`read_metadata` of every CSV :func:`metadata_sources` finds, as one
-    :class:`Metadata` (:func:`combine`)."""
-    parts = []
-    for source in metadata_sources(inputs):
+    :class:`Metadata` (:func:`combine`).  A CSV named by the caller must be a metadata CSV;
+    one found in a folder or zip that is not (another table) is listed in ``skipped``."""
+    parts, skipped = [], []
+    for source, found in _sources(inputs):
         zip_path, member = split_member(source)
-        if member is not None:
-            parts.append(read_metadata(read_csv_member(zip_path, member), name=source))
-        else:
-            parts.append(read_metadata(source))
-    return combine(parts)
+        try:
+            if member is not None:
+                parts.append(read_metadata(read_csv_member(zip_path, member), name=source))
+            else:
+                parts.append(read_metadata(source))
+        except DoodleError as exc:
+            if not (found and "is not a Coast Train metadata CSV" in exc.problem):
+                raise
+            skipped.append(source)
+    meta = combine(parts)
+    meta.skipped = skipped
+    return meta
