@@ -527,7 +527,8 @@ def _locations_html(located, path):
     page = m.get_root().render()
     js, css = _leaflet_assets()
     head = (f"<title>Coast Train atlas: {len(located)} image locations</title>\n"
-            f"<style>{css}</style>\n<script>{js}</script>\n")
+            f"<style>{css}\n.leaflet-container {{ background: #dbe9f4; }}</style>\n"
+            f"<script>{js}</script>\n")
     page = page.replace("<head>", "<head>\n" + head, 1)
     return atomic_write(path, lambda fh: fh.write(page.encode("utf-8")))
 
