@@ -94,7 +94,7 @@ def cmd_info(args):
                 print(f"  era       {s.era} ({s.era_source}): {ERAS[s.era]}")
                 if match and match.runner_up:
                     ru = match.row()
-                    print(f"  runner-up {ru['runner_up']}: {ru['runner_up_differ']:+d} px "
+                    print(f"  runner-up {ru['runner_up']}: {ru['runner_up_extra_px']:,} px more wrong "
                           f"({ru['runner_up_points']:.3f} accuracy points worse)")
                 r = era_recipe(s.era)
                 print(f"  recipe    commits {', '.join(r.commits)}; {r.start} .. {r.end}; "
@@ -175,10 +175,10 @@ def cmd_eras(args):
     ok = _ok(frame)
     if len(ok):
         cols = [c for c in ("file", "era", "era_source", "differ", "runner_up",
-                            "runner_up_differ") if c in ok]
+                            "runner_up_extra_px") if c in ok]
         view = ok[cols].copy()
         view["file"] = view["file"].map(lambda f: Path(str(f)).name)
-        for c in ("differ", "runner_up_differ"):
+        for c in ("differ", "runner_up_extra_px"):
             if c in view:
                 view[c] = view[c].map(lambda v: "" if v != v or v is None else f"{int(v):,}")
         view = view.fillna("")
@@ -191,6 +191,7 @@ def cmd_eras(args):
 
 
 def _summary(frame, failed):
+    """Print the summary line under a table, and the era notes; returns the lines printed."""
     ok = _ok(frame)
     line = _counts(frame, failed)
     if "skipped" in frame:
@@ -203,14 +204,15 @@ def _summary(frame, failed):
         line += (f"  median accuracy: {ok['accuracy'].median():.4%}  "
                  f"worst: {_name(worst)} ({worst['accuracy']:.4%})")
     print(line)
-    _assumed_eras(ok)
+    return [line] + _assumed_eras(ok)
 
 
 def _assumed_eras(ok):
     """One line when an era was assumed, and one when it was told from the stored label (best
-    match), rather than read from the file's date or layout."""
+    match), rather than read from the file's date or layout; returns the lines printed."""
+    lines = []
     if "era_source" not in ok or not len(ok):
-        return
+        return lines
     source = ok["era_source"].fillna("").astype(str)
     for kind, what in (("assum", "assumed"), ("best match", "told from the stored label")):
         picked = ok[source.str.contains(kind)]
@@ -218,8 +220,10 @@ def _assumed_eras(ok):
             eras = ", ".join(sorted(set(picked["era"].astype(str))))
             names = ", ".join(dict.fromkeys(_name({"file": f}) for f in picked["file"]))
             sources = "; ".join(dict.fromkeys(picked["era_source"].astype(str)))
-            print(f"note: era {eras} {what} for {picked['file'].nunique()} file(s) "
-                  f"({sources}); --era sets it: {names}")
+            lines.append(f"note: era {eras} {what} for {picked['file'].nunique()} file(s) "
+                         f"({sources}); --era sets it: {names}")
+            print(lines[-1])
+    return lines
 
 
 def _why(code, reason):
@@ -282,26 +286,30 @@ def cmd_session(args):
 def cmd_validate(args):
     import tempfile
     if args.session:
+        if args.html:
+            raise DoodleError(args.html, "--html reports a validate run, not --session")
         return cmd_session(args)
 
-    from doodle_engine.report import print_table, write_plots, write_report
+    from doodle_engine.reasons import add_reasons
+    from doodle_engine.report import grouped_columns, print_reasons, print_table, write_report
+    if args.html:
+        from doodle_engine.htmlreport import check_target
+        check_target(args.html, reads=find_npz(args.inputs) + [args.classes],
+                     others=[args.report, args.table, args.plots])
     with tempfile.TemporaryDirectory(prefix="doodle-engine-labels-") as kept:
-        # with --plots the rebuilt labels that differ are kept (in this run's own temporary
-        # folder) so the maps show the very reconstruction the table measured
+        # with --plots or --html the rebuilt labels that differ are kept (in this run's own
+        # temporary folder) so the maps show the very reconstruction the table measured
+        figures = args.plots or args.html
         frame, failed = _batch(args, "validate", era=args.era, trials=args.trials,
                                seed=args.seed, mode=args.mode, crf_backend=args.crf_backend,
-                               seeds=args.seeds, labels_dir=kept if args.plots else None)
+                               seeds=args.seeds, labels_dir=kept if figures else None)
+        frame = grouped_columns(add_reasons(frame))
         print_table(frame)
-        _summary(frame, failed)
+        summary = _summary(frame, failed) + print_reasons(frame)
         if args.report:
             write_report(frame, args.report)
-        if args.plots:
-            written = write_plots(frame, args.plots, labels_dir=kept, max_maps=args.max_maps,
-                                  progress=not args.quiet, classes=_classes(args.classes),
-                                  allow_pickle=args.allow_pickle)
-            for note in write_plots.last_note:
-                print(f"plots: {note}")
-            print(f"plots: {len(written)} figure(s) in {args.plots}")
+        if figures:
+            _figures(args, frame, kept, summary)
     below = []
     if args.min_accuracy is not None and "accuracy" in frame:
         ok = _ok(frame)
@@ -316,6 +324,30 @@ def cmd_validate(args):
     if failed:
         reasons.append(f"{failed} file(s) failed (listed above)")
     return _why(1 if reasons else 0, "; ".join(reasons))
+
+
+def _figures(args, frame, kept, summary):
+    """--plots and --html of a validate run: the figures drawn once, from the labels the run
+    kept, into the --plots folder (or a temporary one) and embedded in the page."""
+    import shlex
+    import tempfile
+
+    from doodle_engine.report import write_plots
+    with tempfile.TemporaryDirectory(prefix="doodle-engine-plots-") as scratch:
+        written = write_plots(frame, args.plots or scratch, labels_dir=kept,
+                              max_maps=args.max_maps, progress=not args.quiet,
+                              classes=_classes(args.classes), allow_pickle=args.allow_pickle)
+        for note in write_plots.last_note:
+            print(f"{'plots' if args.plots else 'html'}: {note}")
+        if args.plots:
+            print(f"plots: {len(written)} figure(s) in {args.plots}")
+        if args.html:
+            from doodle_engine.htmlreport import write_html
+            command = "doodle-engine " + " ".join(shlex.quote(str(a)) for a in args.argv)
+            write_html(frame, args.html, written, summary=summary, notes=write_plots.last_note,
+                       maps=write_plots.last_maps, command=command)
+            print(f"html: {args.html} (one self-contained page, {len(written)} figure(s) "
+                  "embedded)")
 
 
 def cmd_reconstruct(args):
@@ -351,13 +383,16 @@ def cmd_export(args):
 
 
 def cmd_stats(args):
-    from doodle_engine.report import class_stats, stats_summary
+    from doodle_engine.report import class_stats, stats_summary, stats_table, unlabelled_line
     frame, failed = _batch(args, "stats")
+    frame = stats_table(frame)
     table = class_stats(frame, args.metadata)
     if args.report:
         from doodle_engine.report import write_report
         write_report(table, args.report)
     print(stats_summary(frame).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if unlabelled_line(frame):
+        print(unlabelled_line(frame))
     print(_counts(frame, failed) + (f"  full table (per file): {args.report}" if args.report
                                     else "  (--report FILE.csv writes the table per file)"))
     if args.metadata:
@@ -469,6 +504,10 @@ def build_parser():
             sp.add_argument("--plots", help="write figures to this folder: accuracy histogram, "
                                              "IoU per class, a disagreement map per result "
                                              "that differs (from the same run as the table)")
+            sp.add_argument("--html", metavar="REPORT.html",
+                            help="write one self-contained page (summary, table with the "
+                                 "reason of every result below 100 %%, figures, disagreement "
+                                 "maps, all from this run) to send or open offline")
             sp.add_argument("--max-maps", type=int, default=20,
                             help="at most this many disagreement maps, worst first (default 20)")
             sp.add_argument("--min-accuracy", type=_min_accuracy, metavar="ACC",
@@ -526,6 +565,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    args.argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]  # shown in reports
     try:
         return args.func(args)
     except DoodleError as exc:
