@@ -305,7 +305,8 @@ def cmd_validate(args):
                                seeds=args.seeds, labels_dir=kept if figures else None)
         frame = grouped_columns(add_reasons(frame))
         print_table(frame)
-        summary = _summary(frame, failed) + print_reasons(frame)
+        summary = _summary(frame, failed)
+        print_reasons(frame)  # the page has its own section for them
         if args.report:
             write_report(frame, args.report)
         if figures:

@@ -44,7 +44,8 @@ td.reason{text-align:left;font-weight:600;color:#8a4b00}
 dl.why dt{font-weight:600;color:#8a4b00;margin-top:.4em}dl.why dd{margin-left:1.5em}
 figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #ddd}
 figcaption{font-size:.9em;color:#333}.note{color:#555}
-.wide{overflow-x:auto}
+.wide{overflow-x:auto}.figs{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}
+.figs figure{margin:0}
 """
 
 
@@ -203,10 +204,9 @@ def _figures_section(figures, notes):
     shown = [f for name in FIGURES for f in figures if f.name == name]
     if not shown and not notes:
         return ""
-    out = ["<section><h2>Figures</h2>"]
-    for f in shown:
-        out.append(_figure(f, FIGURES[f.name], f.stem))
-    out += [f'<p class="note">{_e(n)}</p>' for n in notes]
+    out = ['<section><h2>Figures</h2><div class="figs">']
+    out += [_figure(f, FIGURES[f.name], f.stem) for f in shown]
+    out += ["</div>"] + [f'<p class="note">{_e(n)}</p>' for n in notes]
     return "\n".join(out + ["</section>"])
 
 

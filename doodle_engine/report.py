@@ -158,7 +158,6 @@ def write_plots(frame, folder, labels_dir=None, max_maps=20, progress=False, cla
     ok = frame[frame["error"] == ""] if "error" in frame else frame
     written, notes, maps = [], [], []
     if "accuracy" in ok and len(ok):
-        n = len(ok)
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.hist(ok["accuracy"] * 100, bins=20, color="#3366CC")
         ax.set_xlabel("pixel accuracy vs stored label (%)")
