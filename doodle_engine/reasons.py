@@ -3,13 +3,15 @@
 A rebuild below 100 % has known causes the jobs record in its row: the forest history a
 file alone cannot have (``history``), what the reconstruction did (``notes``: one class
 doodled, a class lost and the CRF run again...), an era assumed for want of a date
-(``era_source``), Doodler's unseeded forest, a mode that trades agreement for speed.  This
+(``era_source``), Doodler's unseeded forest, an MLP trained on more rows than the era's
+cap (sensitive to the float order of sums), a mode that trades agreement for speed.  This
 module turns them into a ``reason`` per row, so the reason stands beside the number wherever
 the number is shown (terminal table, CSV, plots, HTML page).
 """
 
 from __future__ import annotations
 
+from .classifier import MLP_MAX_SAMPLES
 from .eras import ERAS
 from .eras import recipe as era_recipe
 
@@ -34,6 +36,17 @@ def _below(row):
         return False
 
 
+def _training_rows(row):
+    """The classifier's training rows before the era's cap (doodled pixels, strided by the
+    classifier downsample factor, as ``classifier.training_rows`` takes them); 0 unknown."""
+    try:
+        doodled = round(float(row.get("doodle_fraction")) * float(row.get("height"))
+                        * float(row.get("width")))
+        return -(-doodled // max(1, int(float(row.get("classifier_downsample")))))
+    except (TypeError, ValueError):
+        return 0
+
+
 def causes(row):
     """The known causes for one table row (a dict or pandas Series), as (short, sentence)
     pairs.  What the reconstruction did (``notes``) is always given; the causes of a result
@@ -52,6 +65,12 @@ def causes(row):
         found.append(("forest unseeded", "Doodler's random forest was unseeded, so a rebuild "
                                          "with another seed differs (--seeds N shows the "
                                          "spread)"))
+    rows = _training_rows(row)
+    if era in ERAS and era_recipe(era).classifier == "mlp" and rows > MLP_MAX_SAMPLES:
+        found.append(("float order", f"the MLP trained on Doodler's cap of {MLP_MAX_SAMPLES:,} "
+                                     f"of {rows:,} doodled rows, a training sensitive to the "
+                                     "order of floating-point sums; the 2021 BLAS that made "
+                                     "the label cannot be re-run (docs/fidelity.md)"))
     source = _text(row.get("era_source"))
     if "assum" in source:
         found.append(("era assumed", f"era {era} assumed ({source}): the file carries no date; "

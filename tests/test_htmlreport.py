@@ -93,6 +93,11 @@ def test_each_known_cause_gives_its_short_word_and_a_sentence():
     assert reason(one) == "one class doodled"  # what was done, also at 100 %
     assert reason({**base, "accuracy": 1.0}) == ""  # causes of a shortfall only below 100 %
     assert reason({**base, "error": "x.npz: broken"}) == ""
+    big = {**base, "era": "mlp-2021-10", "history": "", "height": 768, "width": 768,
+           "classifier_downsample": 3, "doodle_fraction": 377_813 / 768**2}
+    assert reason(big) == "float order"  # 125,938 rows, above the MLP's 100,000 cap
+    assert "100,000 of 125,938" in dict(causes(big))["float order"]
+    assert reason({**big, "doodle_fraction": 299_997 / 768**2}) == NO_KNOWN_CAUSE  # 99,999
     nan = {**base, "history": float("nan"), "notes": float("nan"), "era": "mlp-2021-10"}
     assert reason(nan) == NO_KNOWN_CAUSE  # missing cells of a resumed table
 
