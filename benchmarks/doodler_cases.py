@@ -12,7 +12,7 @@ the caller names (never into this repository); nothing from the mirror is commit
 
 Each built session is ``DIR/<session>/<results folder>/`` holding the images, the PNGs,
 ``classes.txt`` and ``cases.json`` (commit, date, source paths, what was left out and why);
-``doodle_engine.pngsession.read_png_session`` reads that folder as it is.
+``doodle_engine.png.read_png_session`` reads that folder as it is.
 """
 
 from __future__ import annotations

@@ -94,7 +94,7 @@ def _shims():
     if not hasattr(np, "product"):
         np.product = np.prod
     if "plotly" not in sys.modules:
-        from doodle_engine.colorize import G10, LIGHT24
+        from doodle_engine.palette import G10, LIGHT24
 
         plotly = types.ModuleType("plotly")
         express = types.ModuleType("plotly.express")
@@ -136,7 +136,7 @@ def run_one(session_dir, stem, commit, seed, mirror=DEFAULT_MIRROR, history=None
     import numpy as np
 
     sys.path.insert(0, str(ROOT))
-    from doodle_engine import pngsession as ps
+    from doodle_engine import png as ps
 
     code = checkout(commit, mirror)
     _shims()
@@ -210,7 +210,7 @@ def main(argv=None):
     if not args.cases:
         ap.error("--cases DIR is required")
     sys.path.insert(0, str(ROOT))
-    from doodle_engine import pngsession as ps
+    from doodle_engine import png as ps
 
     rows = []
     for sdir in sorted(Path(args.cases).glob("*/results*")):

@@ -30,7 +30,7 @@ if str(ROOT) not in sys.path:
 
 from doodle_engine import reconstruct  # noqa: E402
 from doodle_engine.eras import RECIPES  # noqa: E402
-from doodle_engine.pngsession import read_png_session, to_record  # noqa: E402
+from doodle_engine.png import read_png_session, to_record  # noqa: E402
 from doodle_engine.settings import settings_for_era  # noqa: E402
 from doodle_engine.validate import validate  # noqa: E402
 

@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from doodle_engine import load, reconstruct  # noqa: E402
 from doodle_engine.eras import recipe as era_recipe  # noqa: E402
-from doodle_engine.io import atomic_write  # noqa: E402
+from doodle_engine.files import atomic_write
 from doodle_engine.modes import EXACT, PROFILES, ModeProfile  # noqa: E402
 
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "doodler"

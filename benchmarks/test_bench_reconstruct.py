@@ -8,7 +8,7 @@ from doodle_engine import load, reconstruct
 from doodle_engine import classifier
 from doodle_engine.example import doodles_for, scene
 from doodle_engine.features import feature_matrix, location_mode, sigma_schedule
-from doodle_engine.io import DoodleRecord
+from doodle_engine.record import DoodleRecord
 from doodle_engine.settings import decode_settings
 from doodle_engine.standardize import standardize
 from conftest import REAL

@@ -1,12 +1,23 @@
-"""doodle_engine: rebuild, check, remap and colorize USGS Doodler labels."""
+"""doodle_engine: rebuild, check, remap and colorize USGS Doodler labels.
 
-from .errors import DoodleError
-from .io import NO_CLASS, DoodleRecord, load, save
-from .pngload import load_session, load_triple
-from .reconstruct import Reconstruction, reconstruct
-from . import remap  # noqa: E402  the module, callable as remap(labels, mapping, ...)
-from .settings import ERAS, Settings, decode_settings
+The public names below are loaded on first use (scikit-image's ``lazy_loader``), so
+``import doodle_engine`` and the command line start without importing the whole engine.
+"""
 
-__all__ = ["DoodleError", "DoodleRecord", "ERAS", "NO_CLASS", "Reconstruction", "Settings",
-           "decode_settings", "load", "load_session", "load_triple", "reconstruct", "remap", "save"]
+import lazy_loader as lazy
+
 __version__ = "0.1.0"
+
+__getattr__, __dir__, __all__ = lazy.attach(
+    __name__,
+    submod_attrs={
+        "errors": ["DoodleError"],
+        "inputs": ["load"],
+        "npz": ["save"],
+        "png": ["load_session", "load_triple"],
+        "reconstruct": ["Reconstruction", "reconstruct"],
+        "record": ["DoodleRecord", "NO_CLASS"],
+        "remapping": ["remap"],
+        "settings": ["ERAS", "Settings", "decode_settings"],
+    },
+)

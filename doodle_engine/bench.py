@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import resource
 import time
+from pathlib import Path
 
-from .io import load
+from tqdm import tqdm
+
+from .inputs import find_inputs, load
 from .reconstruct import reconstruct
 
 #: (row name, mode, CRF backend); None = the mode's default backend
@@ -56,12 +59,9 @@ def time_modes(record, repeat=1, modes=MODES, step=None):
 
 
 def main(args):
-    from pathlib import Path
 
-    from tqdm import tqdm
 
-    from .batch import find_npz
-    files = find_npz(args.files)
+    files = find_inputs(args.files)
     rows = []
     bar = None if getattr(args, "quiet", False) else tqdm(total=len(files) * len(MODES),
                                                           unit="run", dynamic_ncols=True)

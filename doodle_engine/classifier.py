@@ -6,6 +6,8 @@ import numpy as np
 
 from .eras import recipe as era_recipe
 from .errors import DoodleError
+from .kernels import forest as kforest
+from .kernels import mlp as kmlp
 from .modes import FAST, MODES, profile  # noqa: F401  (MODES: the names, kept here too)
 
 #: Doodler's cap on training rows (MLP eras)
@@ -59,21 +61,19 @@ def n_trees(recipe, settings):
 
 
 def make_classifier(settings, seed=0, n_jobs=1, recipe=None, trees=None):
-    # scikit-learn is imported here, where it is first needed (about 1 s per process): the
-    # compiled MLP of exact and fast mode never imports it
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.neural_network import MLPClassifier
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
+    """The era's scikit-learn classifier, as Doodler built it (scikit-learn is loaded here,
+    on first use: the compiled MLP of exact and fast mode never needs it)."""
+    from sklearn import ensemble, neural_network, pipeline, preprocessing  # noqa: PLC0415
     r = era_recipe(recipe if recipe is not None else settings.era)
     if r.classifier == "rf":
-        return RandomForestClassifier(n_estimators=trees or n_trees(r, settings), n_jobs=n_jobs,
-                                      class_weight=r.class_weight,
-                                      min_samples_split=r.min_samples_split, random_state=seed)
-    return make_pipeline(StandardScaler(),
-                         MLPClassifier(solver="adam", alpha=r.mlp_alpha, random_state=1,
+        return ensemble.RandomForestClassifier(
+            n_estimators=trees or n_trees(r, settings), n_jobs=n_jobs,
+            class_weight=r.class_weight, min_samples_split=r.min_samples_split,
+            random_state=seed)
+    mlp = neural_network.MLPClassifier(solver="adam", alpha=r.mlp_alpha, random_state=1,
                                        max_iter=r.mlp_max_iter, early_stopping=True,
-                                       hidden_layer_sizes=list(r.mlp_hidden)))
+                                       hidden_layer_sizes=list(r.mlp_hidden))
+    return pipeline.make_pipeline(preprocessing.StandardScaler(), mlp)
 
 
 def fit(features, doodles, settings, seed=0, n_jobs=1, path=None, mode="exact", recipe=None,
@@ -90,18 +90,16 @@ def fit(features, doodles, settings, seed=0, n_jobs=1, path=None, mode="exact", 
     compiled_mlp = prof.compiled and r.classifier == "mlp"
     try:
         if compiled_mlp:
-            from .kernels.mlp import fit_mlp
             if len(np.unique(y)) < 2:
                 raise ValueError("only one class among the training rows")
             dtype = np.dtype(prof.dtype).type
-            clf = fit_mlp(x, y, dtype=dtype, hidden=tuple(r.mlp_hidden), alpha=r.mlp_alpha,
-                          max_iter=r.mlp_max_iter)
+            clf = kmlp.fit_mlp(x, y, dtype=dtype, hidden=tuple(r.mlp_hidden), alpha=r.mlp_alpha,
+                               max_iter=r.mlp_max_iter)
         else:
             clf = make_classifier(settings, seed=seed, n_jobs=n_jobs, recipe=r, trees=trees)
             clf.fit(x, y)
             if prof.compiled and r.classifier == "rf":
-                from .kernels.forest import PackedForest
-                clf = PackedForest(clf)  # compiled inference over the same trees
+                clf = kforest.PackedForest(clf)  # compiled inference over the same trees
     except ValueError as exc:
         # e.g. MLP early stopping cannot hold out a validation pixel of every class
         raise DoodleError(path, f"too few doodled pixels to train the classifier "

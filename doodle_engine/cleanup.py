@@ -6,6 +6,12 @@ Labels here are 1-based (0 = no class), as inside Doodler."""
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
+from scipy.signal import convolve2d
+from skimage.filters.rank import median
+from skimage.morphology import disk
+
+from .errors import NothingToInpaint
 
 # SciPy is imported in the functions that use it (start-up time): 4-connectivity
 _FOUR = np.array([[False, True, False], [True, True, True], [False, True, False]])
@@ -15,7 +21,6 @@ _INPAINT_KERNEL = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]])
 def fill_small_holes(mask, max_hole):
     """Fill 4-connected background regions smaller than ``max_hole`` pixels (touching the
     border or not), as scikit-image <= 0.18 ``remove_small_holes(mask, max_hole)`` did."""
-    from scipy import ndimage
     holes, n = ndimage.label(~mask, structure=_FOUR)
     if n == 0:
         return mask.copy()
@@ -49,7 +54,6 @@ def filter_one_hot_spatial(label, distance):
     ``distance`` leave the plane; a counter adds 1 for every plane where the pixel lies
     within ``distance`` (outside pixels included).  The label is the first plane still set
     (plane 0 when none), and pixels whose counter equals the largest label become 0."""
-    from scipy import ndimage
     kmax = int(label.max())
     count = np.zeros(label.shape, np.int64)
     out = np.zeros(label.shape, np.int64)
@@ -66,13 +70,8 @@ def filter_one_hot_spatial(label, distance):
     return out
 
 
-class NothingToInpaint(ValueError):
-    """Every pixel is NaN: Doodler's in-painting loop would never end."""
-
-
 def inpaint_nans(im):
     """Fill NaNs by repeated 3x3 neighbour averaging (symmetric boundary), Doodler's loop."""
-    from scipy.signal import convolve2d
     im = np.array(im, dtype=np.float64)
     nans = np.isnan(im)
     if nans.all():
@@ -108,6 +107,4 @@ def median_disk(label, radius):
     """scikit-image's rank ``median(label, disk(radius))`` of a uint8 label (the 2020-21
     apps' median filter): each pixel gets the lower median of the label values in the disk
     around it, the disk cut at the image border."""
-    from skimage.filters.rank import median
-    from skimage.morphology import disk
     return median(np.asarray(label).astype(np.uint8), disk(int(radius)))

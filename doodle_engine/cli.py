@@ -6,22 +6,44 @@ report failed files, go on, and exit 1 when any failed."""
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
+import shlex
 import sys
+import tempfile
+from pathlib import Path
 
-from doodle_engine import DoodleError, ERAS, load
-from doodle_engine.batch import find_npz, parse_workers, run_batch
-from doodle_engine.eras import SLIDERS
-from doodle_engine.features import feature_recipe
-from doodle_engine.io import DEFAULT_MAX_PIXELS
+import lazy_loader as lazy
+import numpy as np
+
+from doodle_engine import __version__
+from doodle_engine.eras import RECIPES, SLIDERS
+from doodle_engine.eras import recipe as era_recipe
+from doodle_engine.errors import DoodleError
+from doodle_engine.files import short_name
 from doodle_engine.modes import MODES
+from doodle_engine.record import DEFAULT_MAX_PIXELS
+from doodle_engine.settings import ERAS
+
+# the engine's heavier modules load when a command first uses them (start-up stays short)
+batch = lazy.load("doodle_engine.batch", suppress_warning=True)
+era_match = lazy.load("doodle_engine.era_match", suppress_warning=True)
+htmlreport = lazy.load("doodle_engine.htmlreport", suppress_warning=True)
+example = lazy.load("doodle_engine.example", suppress_warning=True)
+features = lazy.load("doodle_engine.features", suppress_warning=True)
+inputs = lazy.load("doodle_engine.inputs", suppress_warning=True)
+png = lazy.load("doodle_engine.png", suppress_warning=True)
+pool = lazy.load("doodle_engine.pool", suppress_warning=True)
+remapping = lazy.load("doodle_engine.remapping", suppress_warning=True)
+reasons = lazy.load("doodle_engine.reasons", suppress_warning=True)
+report = lazy.load("doodle_engine.report", suppress_warning=True)
+session = lazy.load("doodle_engine.session", suppress_warning=True)
 
 
 def _classes(arg):
     if arg is None:
         return None
-    from pathlib import Path
     p = Path(arg)
     if p.is_file():
         return [ln.strip() for ln in p.read_text().splitlines() if ln.strip()]
@@ -30,36 +52,32 @@ def _classes(arg):
 
 def _png_options(args, path=None):
     """--settings / --images for PNG-era inputs (doodle PNGs, results folders)."""
-    from doodle_engine.pngload import is_doodle_png, parse_settings
     opts = {}
-    if getattr(args, "settings", None) and (path is None or is_doodle_png(path)):
-        opts["settings"] = parse_settings(args.settings)
-    if getattr(args, "images", None) and (path is None or is_doodle_png(path)):
+    if getattr(args, "settings", None) and (path is None or png.is_doodle_png(path)):
+        opts["settings"] = png.parse_settings(args.settings)
+    if getattr(args, "images", None) and (path is None or png.is_doodle_png(path)):
         opts["images"] = args.images
     return opts
 
 
 def _workers(arg):
     try:
-        return parse_workers(arg)
+        return pool.parse_workers(arg)
     except DoodleError as exc:
         raise argparse.ArgumentTypeError(exc.problem) from None
 
 
 def cmd_info(args):
-    import numpy as np
     out = []
-    from doodle_engine.era_match import match_era, needs_match
-    from doodle_engine.eras import recipe as era_recipe
-    for path in find_npz(args.files):
-        rec = load(path, classes=_classes(args.classes),
+    for path in inputs.find_inputs(args.files):
+        rec = inputs.load(path, classes=_classes(args.classes),
                    era=None if args.era == "auto" else args.era,
                    allow_pickle=args.allow_pickle, max_pixels=args.max_pixels,
                    **_png_options(args, path))
         match = None
         if rec.settings is not None and rec.label is not None and (
-                args.era == "auto" or (args.era is None and needs_match(rec.settings))):
-            match = match_era(rec)
+                args.era == "auto" or (args.era is None and era_match.needs_match(rec.settings))):
+            match = era_match.match_era(rec)
             rec.settings = match.result.settings
         present = sorted(int(v) for v in np.unique(rec.label)) if rec.label is not None else []
         info = {"file": path, "height": rec.shape[0], "width": rec.shape[1],
@@ -77,7 +95,7 @@ def cmd_info(args):
                 "era_match": ({**match.row(), "candidates": [vars(c) for c in match.candidates]}
                               if match else None),
                 "recipe": _recipe_json(era_recipe(rec.settings.era)) if rec.settings else None,
-                "features": feature_recipe(rec.settings.era) if rec.settings else None,
+                "features": features.feature_recipe(rec.settings.era) if rec.settings else None,
                 "settings": rec.settings.as_dict() if rec.settings else None,
                 "trials": [t.trial_prefix for t in rec.trials]}
         out.append(info)
@@ -126,10 +144,9 @@ def _min_accuracy(text):
 
 def _name(row):
     """A result's name for messages: the file's name (never a cut path) and its trial."""
-    from pathlib import Path
     trial = row.get("trial", "")
     trial = "" if not isinstance(trial, str) else trial
-    return Path(str(row["file"])).name + (f" [trial {trial}]" if trial else "")
+    return short_name(row["file"]) + (f" [trial {trial}]" if trial else "")
 
 
 def _ok(frame):
@@ -158,9 +175,7 @@ def _recipe_json(r):
 
 def cmd_eras(args):
     """List the eras, or (with folders / files) tell which era made each file, counted."""
-    from pathlib import Path
 
-    from doodle_engine.eras import RECIPES
     if not args.inputs:
         if args.json:
             print(json.dumps([_recipe_json(r) for r in RECIPES.values()], indent=1))
@@ -177,7 +192,7 @@ def cmd_eras(args):
         cols = [c for c in ("file", "era", "era_source", "differ", "runner_up",
                             "runner_up_extra_px") if c in ok]
         view = ok[cols].copy()
-        view["file"] = view["file"].map(lambda f: Path(str(f)).name)
+        view["file"] = view["file"].map(short_name)
         for c in ("differ", "runner_up_extra_px"):
             if c in view:
                 view[c] = view[c].map(lambda v: "" if v != v or v is None else f"{int(v):,}")
@@ -234,7 +249,7 @@ def _why(code, reason):
 
 
 def _batch(args, job, **kwargs):
-    frame = run_batch(job, args.inputs, workers=args.workers, scheduler=args.scheduler,
+    frame = batch.run_batch(job, args.inputs, workers=args.workers, scheduler=args.scheduler,
                       table=getattr(args, "table", None), resume=args.resume,
                       progress=not args.quiet, classes=_classes(args.classes),
                       force=args.force, allow_pickle=getattr(args, "allow_pickle", False),
@@ -254,18 +269,16 @@ def _batch(args, job, **kwargs):
 
 def cmd_session(args):
     """validate --session: each input folder replayed as one Doodler session."""
-    import pandas as pd
-
-    from doodle_engine.session import load_folder, replay, replay_rows
-    rows = []
+    all_steps, all_records = [], []
     for folder in args.inputs:
-        records, order_note = load_folder(folder, classes=_classes(args.classes),
+        records, order_note = session.load_folder(folder, classes=_classes(args.classes),
                                           era=None if args.era in (None, "auto") else args.era,
                                           **_png_options(args))
         print(f"session {folder}: {len(records)} file(s), {order_note}")
-        steps = replay(records, seed=args.seed, mode=args.mode, crf_backend=args.crf_backend)
-        rows.extend(replay_rows(steps, records))
-    frame = pd.DataFrame(rows)
+        steps = session.replay(records, seed=args.seed, mode=args.mode, crf_backend=args.crf_backend)
+        all_steps += steps
+        all_records += records
+    frame = session.replay_table(all_steps, all_records)
     view = frame.drop(columns=["notes"]).copy()
     view["file"] = view["file"].map(lambda f: f.rsplit("/", 1)[-1])
     print(view.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
@@ -278,24 +291,20 @@ def cmd_session(args):
               f"(accuracy change {frame['session_points'].min():+.3f} .. "
               f"{frame['session_points'].max():+.3f} points)")
     if args.report:
-        from doodle_engine.report import write_report
-        write_report(frame, args.report)
+        report.write_report(frame, args.report)
     return 0
 
 
 def cmd_validate(args):
-    import tempfile
     if args.session:
         if args.html:
             raise DoodleError(args.html, "--html reports a validate run, not --session")
         return cmd_session(args)
 
-    from doodle_engine.reasons import add_reasons
-    from doodle_engine.report import grouped_columns, print_reasons, print_table, write_report
     if args.html:
-        from doodle_engine.htmlreport import check_target
-        check_target(args.html, reads=find_npz(args.inputs) + [args.classes],
-                     others=[args.report, args.table, args.plots])
+        htmlreport.check_target(args.html, reads=[*inputs.find_inputs(args.inputs),
+                                                  *args.inputs, args.classes],
+                                others=[args.report, args.table, args.plots])
     with tempfile.TemporaryDirectory(prefix="doodle-engine-labels-") as kept:
         # with --plots or --html the rebuilt labels that differ are kept (in this run's own
         # temporary folder) so the maps show the very reconstruction the table measured
@@ -303,12 +312,12 @@ def cmd_validate(args):
         frame, failed = _batch(args, "validate", era=args.era, trials=args.trials,
                                seed=args.seed, mode=args.mode, crf_backend=args.crf_backend,
                                seeds=args.seeds, labels_dir=kept if figures else None)
-        frame = grouped_columns(add_reasons(frame))
-        print_table(frame)
+        frame = report.grouped_columns(reasons.add_reasons(frame))
+        report.print_table(frame)
         summary = _summary(frame, failed)
-        print_reasons(frame)  # the page has its own section for them
+        report.print_reasons(frame)  # the page has its own section for them
         if args.report:
-            write_report(frame, args.report)
+            report.write_report(frame, args.report)
         if figures:
             _figures(args, frame, kept, summary)
     below = []
@@ -330,10 +339,7 @@ def cmd_validate(args):
 def _figures(args, frame, kept, summary):
     """--plots and --html of a validate run: the figures drawn once, from the labels the run
     kept, into the --plots folder (or a temporary one) and embedded in the page."""
-    import shlex
-    import tempfile
-
-    from doodle_engine.report import write_plots
+    write_plots = report.write_plots
     with tempfile.TemporaryDirectory(prefix="doodle-engine-plots-") as scratch:
         written = write_plots(frame, args.plots or scratch, labels_dir=kept,
                               max_maps=args.max_maps, progress=not args.quiet,
@@ -343,26 +349,23 @@ def _figures(args, frame, kept, summary):
         if args.plots:
             print(f"plots: {len(written)} figure(s) in {args.plots}")
         if args.html:
-            from doodle_engine.htmlreport import write_html
             command = "doodle-engine " + " ".join(shlex.quote(str(a)) for a in args.argv)
-            write_html(frame, args.html, written, summary=summary, notes=write_plots.last_note,
+            htmlreport.write_html(frame, args.html, written, summary=summary, notes=write_plots.last_note,
                        maps=write_plots.last_maps, command=command)
             print(f"html: {args.html} (one self-contained page, {len(written)} figure(s) "
                   "embedded)")
 
 
 def cmd_reconstruct(args):
-    from doodle_engine.report import print_table
     frame, failed = _batch(args, "reconstruct", outdir=args.output, era=args.era, seed=args.seed,
                            mode=args.mode, crf_backend=args.crf_backend)
-    print_table(frame)
+    report.print_table(frame)
     _summary(frame, failed)
     return _why(1 if failed else 0, f"{failed} file(s) failed (listed above)")
 
 
 def cmd_remap(args):
-    from doodle_engine.remap import load_mapping
-    mapping = load_mapping(args.mapping)  # a bad mapping file fails before any work
+    mapping = remapping.load_mapping(args.mapping)  # a bad mapping file fails before any work
     frame, failed = _batch(args, "remap", outdir=args.output, mapping=mapping, default=args.default)
     _summary(frame, failed)
     return _why(1 if failed else 0, f"{failed} file(s) failed (listed above)")
@@ -384,16 +387,14 @@ def cmd_export(args):
 
 
 def cmd_stats(args):
-    from doodle_engine.report import class_stats, stats_summary, stats_table, unlabelled_line
     frame, failed = _batch(args, "stats")
-    frame = stats_table(frame)
-    table = class_stats(frame, args.metadata)
+    frame = report.stats_table(frame)
+    table = report.class_stats(frame, args.metadata)
     if args.report:
-        from doodle_engine.report import write_report
-        write_report(table, args.report)
-    print(stats_summary(frame).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
-    if unlabelled_line(frame):
-        print(unlabelled_line(frame))
+        report.write_report(table, args.report)
+    print(report.stats_summary(frame).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if report.unlabelled_line(frame):
+        print(report.unlabelled_line(frame))
     print(_counts(frame, failed) + (f"  full table (per file): {args.report}" if args.report
                                     else "  (--report FILE.csv writes the table per file)"))
     if args.metadata:
@@ -410,14 +411,12 @@ def cmd_stats(args):
 
 
 def cmd_example(args):
-    from doodle_engine.example import make_example
-    path = make_example(args.output, *args.size, seed=args.seed, overwrite=args.overwrite)
+    path = example.make_example(args.output, *args.size, seed=args.seed, overwrite=args.overwrite)
     print(f"wrote {path}")
     return 0
 
 
 def build_parser():
-    from doodle_engine import __version__
     p = argparse.ArgumentParser(prog="doodle-engine", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"doodle-engine {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
@@ -592,7 +591,6 @@ def run(argv=None):
     code = main(argv)
     code = 0 if code is None else code
     try:
-        import atexit
         atexit._run_exitfuncs()
         sys.stdout.flush()
         sys.stderr.flush()

@@ -15,6 +15,8 @@ from __future__ import annotations
 import contextlib
 import os
 
+import numba
+
 #: samples of the run queue taken to count busy cores (a fraction of a millisecond each)
 SAMPLES = 5
 
@@ -73,7 +75,6 @@ def free_core_threads():
     """Within the block, the compiled kernels run on the free cores (this thread's Numba
     setting, no more than Numba was started with); the previous setting is restored after.
     Yields the number of threads set."""
-    import numba
 
     before = numba.get_num_threads()
     n = max(1, min(numba.config.NUMBA_NUM_THREADS, free_cores()))

@@ -20,10 +20,15 @@ import zipfile
 
 import numpy as np
 
+from .classifier import row_cap
+from .eras import recipe as era_recipe
 from .errors import DoodleError
-from .io import _READ_ERRORS
+from .inputs import open_npz
+from .modes import profile
+from .npz import READ_ERRORS, TOTAL_BYTES_PER_PIXEL, parse_header, read_member
+from .record import DEFAULT_MAX_PIXELS
+from .settings import decode_settings
 
-#: features + predict + clean-up per full-resolution pixel, in CRF-pixel units (exact mode:
 #: about 0.6 s per Mpx against about 1.2 us per CRF pixel and mean-field run)
 PIXEL_WEIGHT = 0.5
 #: each CRF run's full-resolution work (rolling the inputs, resizing back, rescaling) ...
@@ -45,18 +50,16 @@ def crf_runs(recipe, used=None):
 
 
 def _member(zf, key, path):
-    from .io import DEFAULT_MAX_PIXELS, TOTAL_BYTES_PER_PIXEL, _read_member
     name = key + ".npy"
     if name not in zf.namelist():
         return None
-    return _read_member(zf, name, path, False, DEFAULT_MAX_PIXELS,
+    return read_member(zf, name, path, False, DEFAULT_MAX_PIXELS,
                         [TOTAL_BYTES_PER_PIXEL * DEFAULT_MAX_PIXELS])
 
 
 def _image_shape(zf, path):
-    from .io import _parse_header
     with zf.open("image.npy") as fh:
-        shape, _, _ = _parse_header(fh, "image", path)
+        shape, _, _ = parse_header(fh, "image", path)
     return shape
 
 
@@ -65,18 +68,13 @@ def predicted_cost(path, mode="exact"):
     doc), or the image's pixels when the settings cannot be decoded; raises DoodleError when
     the file cannot be read at all.  The mode's row cap, rolled runs and mean-field
     iterations enter it (an early stop is not foreseen: its iterations count in full)."""
-    from .classifier import row_cap
-    from .eras import recipe as era_recipe
-    from .modes import profile
-    from .io import _open_regular
-    from .settings import decode_settings
     try:
-        with _open_regular(path) as fh, zipfile.ZipFile(fh) as zf:
+        with open_npz(path) as fh, zipfile.ZipFile(fh) as zf:
             shape = _image_shape(zf, path)
             pixels = shape[0] * shape[1] if len(shape) >= 2 else 0
             raw = _member(zf, "settings", path)
             doodles = _member(zf, "doodles", path) if raw is not None else None
-    except _READ_ERRORS + (KeyError,) as exc:
+    except READ_ERRORS + (KeyError,) as exc:
         raise DoodleError(path, f"cannot be read: {exc}") from None
     if raw is None or doodles is None:
         return float(pixels)

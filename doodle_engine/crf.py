@@ -13,7 +13,14 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
+from skimage.transform import resize
 
+try:
+    import pydensecrf.densecrf as dcrf
+except ImportError:  # pragma: no cover - depends on the install; the numba backend needs no C++
+    dcrf = None
+
+from .kernels import crf as kcrf
 from .settings import check_crf_params
 from .standardize import rescale
 
@@ -53,19 +60,13 @@ BACKENDS = ("pydensecrf", "numba")
 
 
 def pydensecrf_available():
-    try:
-        import pydensecrf.densecrf  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    return dcrf is not None
 
 
 def _densecrf():
-    try:
-        import pydensecrf.densecrf as dcrf
-    except ImportError as exc:  # pragma: no cover - depends on the install
+    if dcrf is None:  # pragma: no cover - depends on the install
         raise RuntimeError("pydensecrf is not installed (pip install pydensecrf2); "
-                           "use crf_backend='numba'") from exc
+                           "use crf_backend='numba'")
     return dcrf
 
 
@@ -103,7 +104,6 @@ def _gaussian_kernel(h, w, sxy=3.0, compat=3.0):
     """The compiled Gaussian term depends on the image size alone: the last one built is kept
     and reused (the rolled CRF runs of a file, consecutive files of one size in a batch); one
     only, so a worker holds at most one spare (about 30 bytes a CRF pixel).  Read-only."""
-    from .kernels import crf as kcrf
     # positions on a grid: few vertices, each shared by many pixels, so the hash tables stay
     # in cache and beat sorting every corner
     kernel = kcrf.Kernel(gaussian_features(h, w, sxy), compat, method="hash")
@@ -141,7 +141,6 @@ def mean_field_q(unary, image_small, n, theta, mu, scale, backend="pydensecrf", 
     h, w = image_small.shape[:2]
     unary = np.ascontiguousarray(unary, dtype=np.float32)
     if backend == "numba":
-        from .kernels import crf as kcrf
         kernels = [_gaussian_kernel(h, w, float(sxy), float(gauss_compat)),
                    kcrf.Kernel(bilateral_features(image_small, theta, scale, n_scaled), mu)]
         return kcrf.mean_field(unary.T, kernels, int(iterations), stop_when_stable).T
@@ -191,14 +190,12 @@ def _refine(unary, image, n, p, shape, backend):
 
 def resize_nearest(label_small, shape):
     """scikit-image's order-0 resize as Doodler called it: float in [0, 1] (uint8 / 255)."""
-    from skimage.transform import resize
     return resize(label_small, shape, order=0, anti_aliasing=False)
 
 
 def resize_bilinear(label_small, shape):
     """scikit-image's default resize (order 1, anti-aliasing when shrinking) as the October
     2020 app called it: float in [0, 1] (uint8 / 255)."""
-    from skimage.transform import resize
     return resize(label_small, shape, order=1, anti_aliasing=True)
 
 

@@ -1,4 +1,5 @@
-"""Errors the engine raises for bad input: always one line naming the file and the problem."""
+"""The engine's errors: bad input (one line naming the file and the problem), and an image
+with nothing to in-paint from."""
 
 
 class DoodleError(Exception):
@@ -8,3 +9,7 @@ class DoodleError(Exception):
         self.path = str(path) if path is not None else "<array>"
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class NothingToInpaint(ValueError):
+    """Every pixel is NaN: Doodler's in-painting loop would never end."""

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .io import DoodleRecord, save, with_label
+from .npz import save
+from .reconstruct import reconstruct
+from .record import DoodleRecord, with_label
 from .settings import decode_settings
 
 
@@ -64,7 +66,6 @@ def make_example(path, h=240, w=320, seed=0, overwrite=False):
     >>> make_example("example.npz", 48, 64, overwrite=True).name
     'example.npz'
     """
-    from .reconstruct import reconstruct
 
     image, truth = scene(h, w, seed)
     doodles = doodles_for(truth)

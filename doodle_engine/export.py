@@ -12,7 +12,8 @@ from PIL import Image
 
 from .colorize import color_doodles, colorize, overlay
 from .errors import DoodleError
-from .io import NO_CLASS, DoodleRecord, atomic_write, zero_based
+from .files import atomic_write
+from .record import NO_CLASS, DoodleRecord, zero_based
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 

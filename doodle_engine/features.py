@@ -13,12 +13,12 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+from skimage import feature, filters
 
 from .eras import recipe as era_recipe
-
-FEATURES_PER_SCALE = 5
-#: Doodler's location coordinate unit: scikit-image mapped int64 to float by 2**-63
-_INT64_UNIT = 2.0 ** -63
+from .feature_layout import FEATURES_PER_SCALE, location_axes
+from .kernels import features as kfeatures
+from .modes import profile
 
 
 def sigma_schedule(settings, n_doodled_classes, recipe=None):
@@ -78,23 +78,6 @@ def feature_recipe(era):
     return text
 
 
-def location_axes(shape, sigma, mode):
-    """The location feature is ``sqrt(gx[col]**2 + gy[row]**2)``: returns (gx (W,), gy (H,))
-    float64."""
-    h, w = shape
-    if mode == "raw":
-        return np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64)
-    offset = 0.5 if mode == "blur-old" else 0.0
-    # scipy filters axis 0 then axis 1; along an axis where the grid is constant every line
-    # gives the same numbers, so a 1xW (resp. Hx1) grid gives the full grid's values bit for bit
-    from scipy import ndimage
-    row = ((np.arange(w, dtype=np.float64) + offset) * _INT64_UNIT)[None, :]
-    col = ((np.arange(h, dtype=np.float64) + offset) * _INT64_UNIT)[:, None]
-    gx = ndimage.gaussian_filter(row, sigma, mode="nearest", truncate=4.0)
-    gy = ndimage.gaussian_filter(col, sigma, mode="nearest", truncate=4.0)
-    return gx[0], gy[:, 0]
-
-
 def location_feature(shape, sigma, mode):
     """(H, W) float64 location feature (for the raw grid: integer squares, exact in float64)."""
     gx, gy = location_axes(shape, sigma, mode)
@@ -104,7 +87,6 @@ def location_feature(shape, sigma, mode):
 def scale_features(channel, sigma, loc, sobel_border=False):
     """The five features of one float32 channel at one sigma (list of 2-D arrays).
     ``sobel_border``: zero the Sobel feature's outer rows and columns (scikit-image <= 0.16)."""
-    from skimage import feature, filters
     blur = filters.gaussian(channel, sigma=sigma, mode="nearest", truncate=4.0, preserve_range=True)
     edges = filters.sobel(blur)
     if sobel_border:
@@ -154,16 +136,14 @@ def era_features(image_std, sigmas, recipe, mode="exact"):
     in the era's form and the feature kinds it had on (blur, Sobel, Hessian eigenvalues).
     ``mode`` (a name or a :class:`doodle_engine.modes.ModeProfile`) "reference" computes it
     with scikit-image; otherwise the compiled twin (float32 columns in "fast" and "fastest")."""
-    from .modes import profile
     prof = profile(mode)
     loc = recipe.location if recipe.location not in (None, "gxgy") else "raw"
     border = recipe.sobel_border
     if not prof.compiled:
         full = feature_matrix(image_std, sigmas, loc, border)
     else:
-        from .kernels.features import feature_matrix as compiled_features
         dtype = np.dtype(prof.dtype).type
-        full = compiled_features(image_std, sigmas, loc, dtype, border)
+        full = kfeatures.feature_matrix(image_std, sigmas, loc, dtype, border)
     cols = _column_plan(image_std.shape[2], len(sigmas), recipe)
     if cols == list(range(full.shape[1])):
         return full

@@ -17,8 +17,9 @@ import os
 import stat
 from pathlib import Path
 
+from . import __version__
 from .errors import DoodleError
-from .io import atomic_write
+from .files import atomic_write
 from .reasons import legend
 from .report import TABLE_COLUMNS, summarize
 
@@ -115,7 +116,6 @@ def write_html(frame, path, figures=(), summary=(), notes=(), maps=(), command=N
 
 def page(frame, figures=(), summary=(), notes=(), maps=(), command=None):
     """The page's HTML text (see :func:`write_html`)."""
-    from . import __version__
     figures = [Path(f) for f in figures]
     anchors = _anchors(frame)
     when = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")

@@ -1,19 +1,32 @@
-"""Per-file jobs (validate, reconstruct, remap, export) that the batch runner maps over
-files.  Each returns a list of table rows (dicts) and raises DoodleError for bad input."""
+"""One input -> its table rows: the per-file jobs (validate, reconstruct, remap, export, stats,
+eras) a run maps over its inputs, and :func:`run_one`, which turns any failure into an error
+row so the run goes on."""
 
 from __future__ import annotations
 
 import os
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from .colorize import colorize
+from .era_match import match_era, needs_match
+from .eras import recipe as era_recipe
 from .errors import DoodleError
-from .io import DEFAULT_MAX_PIXELS, NO_CLASS, load, save, with_label
+from .export import export_record, export_targets, safe_stem, write_image
+from .files import split_member
+from .inputs import load, source_mtime
 from .modes import profile
+from .npz import save
 from .reasons import reason
 from .reconstruct import reconstruct
+from .record import DEFAULT_MAX_PIXELS, NO_CLASS, with_label
+from .releasezip import record_name
+from .remapping import remap_record
+from .session import history_note
 from .validate import validate
 
 
@@ -27,8 +40,12 @@ def _read_options(extra):
 
 
 def _record_name(path):
-    """Coast Train record letter/name from a path like .../datasetC_S2/npz/x.npz, else the
-    parent folder's name."""
+    """Coast Train record name: the release zip's name for a member (``Landsat8_12_001``),
+    the record folder for a path like .../datasetC_S2/npz/x.npz, else the parent folder's
+    name."""
+    zip_path, member = split_member(path)
+    if member is not None:
+        return record_name(zip_path)
     parent = Path(path).parent
     return parent.parent.name if parent.name == "npz" else parent.name
 
@@ -54,7 +71,6 @@ def _rebuild(r, era=None, seed=0, mode="exact", crf_backend=None):
     """(Reconstruction, extra row columns).  The era is told from the stored label (best
     match among the eras the settings layout allows) when ``era`` is "auto", or when it is
     None and the path gave no date to choose among several."""
-    from .era_match import match_era, needs_match
     if r.label is not None and r.settings is not None and (
             era == "auto" or (era is None and needs_match(r.settings))):
         m = match_era(r, seed=seed, mode=mode, crf_backend=crf_backend, stop_at_exact=True)
@@ -90,7 +106,6 @@ def validate_file(path, era=None, classes=None, trials=False, seed=0, mode="exac
     rebuilt label of every result that differs from the stored one rides along in the row
     under ``_rebuilt`` (the batch runner stores it for the plots and takes it out of the
     table), so figures show the very reconstruction the table measured."""
-    from .eras import recipe as era_recipe
     rec = load(path, classes=classes, era=_load_era(era), **_read_options(_))
     rows = []
     for r in [rec] + (rec.trials if trials else []):
@@ -111,7 +126,6 @@ def validate_file(path, era=None, classes=None, trials=False, seed=0, mode="exac
                         "accuracy_median": float(np.median(accs)), "accuracy_max": max(accs)})
         row.update({f"t_{k}": v for k, v in res.timings.items()})
         row["seconds"] = time.perf_counter() - t0
-        from .session import history_note
         row["history"] = history_note(res.era)  # a forest that learned across a session
         row["notes"] = "; ".join(res.notes)
         row["reason"] = reason(row)  # the causes of a result below 100 %, in short
@@ -124,7 +138,6 @@ def validate_file(path, era=None, classes=None, trials=False, seed=0, mode="exac
 def era_file(path, classes=None, seed=0, mode="exact", crf_backend=None, **_):
     """Which Doodler era made the file: from its settings layout and results date, else the
     era whose rebuild matches its stored label best."""
-    from .era_match import match_era, needs_match
     rec = load(path, classes=classes, trials=False, **_read_options(_))
     row = _base_row(path, rec)
     if rec.settings is None:
@@ -138,7 +151,6 @@ def era_file(path, classes=None, seed=0, mode="exact", crf_backend=None, **_):
 
 
 def output_path(outdir, path, suffix=".npz"):
-    from .export import safe_stem
     return Path(outdir) / (safe_stem(path) + suffix)
 
 
@@ -173,8 +185,6 @@ def reconstruct_file(path, outdir, era=None, classes=None, seed=0, mode="exact",
     """Write <outdir>/<stem>.npz (Doodler layout, rebuilt label), <stem>_label.png
     (greyscale class indices) and <stem>_label_color.png (class colours); skipped when all
     exist and are newer than the input (unless ``force``)."""
-    from .colorize import colorize
-    from .export import write_image
     targets = reconstruct_targets(path, outdir)
     if not force and up_to_date(path, *targets):
         return _skipped(path, targets)
@@ -196,7 +206,6 @@ def reconstruct_file(path, outdir, era=None, classes=None, seed=0, mode="exact",
 
 
 def remap_file(path, outdir, mapping, classes=None, default=None, force=False, **_):
-    from .remap import remap_record
     target = output_path(outdir, path)
     if not force and up_to_date(path, target):
         return _skipped(path, [target])
@@ -209,7 +218,6 @@ def remap_file(path, outdir, mapping, classes=None, default=None, force=False, *
 
 
 def export_file(path, outdir, classes=None, label_ext=".jpg", force=False, **_):
-    from .export import export_record, export_targets
     targets = export_targets(path, outdir, label_ext)
     if not force and up_to_date(path, *targets):
         return _skipped(path, targets)
@@ -226,7 +234,6 @@ def jpeg_label_damage(record, jpeg_path):
     """How much a JPEG label written by export differs from the label it was made from:
     ``jpeg_changed_px`` (pixels whose value changed) and ``jpeg_beyond_classes_px``
     (pixels whose value is not a class index at all)."""
-    from PIL import Image
     grey = np.where(record.label == NO_CLASS, 0, record.label)
     with Image.open(jpeg_path) as img:
         back = np.asarray(img)
@@ -270,3 +277,26 @@ def unique_names(names):
 
 JOBS = {"validate": validate_file, "reconstruct": reconstruct_file, "remap": remap_file,
         "export": export_file, "stats": stats_file, "eras": era_file}
+
+
+def run_one(job_name, path, kwargs):
+    """Run one job, turning any failure into an error row (the batch goes on)."""
+    t0 = time.perf_counter()
+    try:
+        rows = JOBS[job_name](path, **kwargs)
+        for r in rows:
+            r.setdefault("error", "")
+    except DoodleError as exc:
+        # a stage that does not know the file (a CRF parameter check, say) gets it named here
+        text = str(exc) if exc.path != "<array>" else f"{path}: {exc.problem}"
+        rows = [{"file": str(path), "error": text}]
+    except MemoryError:
+        rows = [{"file": str(path), "error": f"{path}: out of memory"}]
+    except Exception as exc:  # a bug or a library failure: record it, keep going
+        last = traceback.extract_tb(exc.__traceback__)[-1]
+        where = f"{Path(last.filename).name}:{last.lineno}"
+        rows = [{"file": str(path), "error": f"{path}: {type(exc).__name__}: {exc} (at {where})"}]
+    for r in rows:
+        r["mtime"] = source_mtime(path)
+        r.setdefault("seconds", time.perf_counter() - t0)
+    return rows

@@ -9,16 +9,19 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import classifier, cleanup, crf
+from .cores import free_core_threads
 from .eras import recipe as era_recipe
-from .errors import DoodleError
+from .errors import DoodleError, NothingToInpaint
 from .features import era_features, sigma_schedule
-from .io import DoodleRecord, zero_based
+from .kernels import cleanup as compiled
 from .modes import profile as mode_profile
+from .record import DoodleRecord, zero_based
 from .settings import Settings, decode_settings, encode_settings
 from .standardize import crf_image, standardize
 
@@ -149,7 +152,6 @@ def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
     ((48, 64), 'mlp-2021-10')
     """
     if n_jobs is not None:
-        import warnings
         warnings.warn("reconstruct(n_jobs=...) is deprecated: use workers=...",
                       DeprecationWarning, stacklevel=2)
         workers = n_jobs
@@ -205,7 +207,6 @@ def _kernel_threads(mode):
     processes leave free (see :mod:`doodle_engine.cores`); reference mode runs none."""
     if not mode.compiled:
         return contextlib.nullcontext()
-    from .cores import free_core_threads
     return free_core_threads()
 
 
@@ -285,7 +286,6 @@ def _cleaner(opts):
     """The clean-up filters: SciPy's in reference mode, the compiled twins otherwise."""
     if not opts.mode.compiled:
         return cleanup
-    from .kernels import cleanup as compiled
     return compiled
 
 
@@ -353,7 +353,7 @@ def _inpaint_or(out, fallback, notes, what, opts):
     output rescales to NaN -> 0), Doodler's in-painting loop never ended: keep ``fallback``."""
     try:
         return _cleaner(opts).inpaint_zeros(out)
-    except cleanup.NothingToInpaint:
+    except NothingToInpaint:
         notes.append(f"{what} had no class left: kept the label from the step before")
         return fallback.astype(np.uint8).copy()
 

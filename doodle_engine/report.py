@@ -6,13 +6,22 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.artist import setp
+from matplotlib.figure import Figure
+from matplotlib.patches import Circle, Patch
+from scipy import ndimage
+from tqdm import tqdm
 
+from .colorize import colorize
 from .errors import DoodleError
-from .io import NO_CLASS
-from .reasons import reason
+from .export import safe_stem
+from .files import atomic_write, short_name
+from .inputs import load
+from .outputs import kept_label_path
+from .palette import palette_from
+from .reasons import explained, legend, reason
+from .record import NO_CLASS
 
-
-#: columns of the printed table, where present
 TABLE_COLUMNS = ("file", "trial", "era", "era_source", "mode", "height", "width", "differ",
                  "accuracy", "accuracy_min", "accuracy_median", "accuracy_max", "reason",
                  "runner_up", "runner_up_extra_px", "mean_iou", "kappa", "seconds", "skipped",
@@ -31,7 +40,7 @@ def print_table(frame, columns=TABLE_COLUMNS):
         return
     view = frame[cols].copy()
     if "file" in view:
-        view["file"] = view["file"].map(lambda f: Path(str(f)).name)
+        view["file"] = view["file"].map(short_name)
     for c in ("era", "era_source", "runner_up", "trial", "skipped", "mode", "reason", "error"):
         if c in view:  # a row that made no such choice shows nothing, not NaN
             view[c] = view[c].fillna("")
@@ -56,7 +65,6 @@ def print_table(frame, columns=TABLE_COLUMNS):
 
 def print_reasons(frame):
     """Under the table, once per cause of a result below 100 %: what its short word means."""
-    from .reasons import explained, legend
     lines = [f"why: {explained(s, sentence)}" for s, sentence in legend(frame).items()]
     for line in lines:
         print(line)
@@ -100,11 +108,10 @@ def summarize(frame):
 
 def _write_frame(frame, path):
     """One table as .csv or .parquet, atomically, with the permissions of a normal write."""
-    from .io import atomic_write
     path = Path(path)
     if path.suffix.lower() == ".parquet":
         try:
-            import pyarrow  # noqa: F401
+            import pyarrow  # noqa: F401, PLC0415  optional: only a Parquet table needs it
         except ImportError:
             raise DoodleError(path, "writing Parquet needs pyarrow (pip install pyarrow)") from None
         return atomic_write(path, lambda fh: frame.to_parquet(fh, index=False))
@@ -149,16 +156,13 @@ def write_plots(frame, folder, labels_dir=None, max_maps=20, progress=False, cla
         The files written.  ``write_plots.last_note`` says which maps were left out and why;
         ``write_plots.last_maps`` lists (map, file, trial): which result each map shows.
     """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     ok = frame[frame["error"] == ""] if "error" in frame else frame
     written, notes, maps = [], [], []
     if "accuracy" in ok and len(ok):
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig = Figure(figsize=(6, 4))
+        ax = fig.subplots()
         ax.hist(ok["accuracy"] * 100, bins=20, color="#3366CC")
         ax.set_xlabel("pixel accuracy vs stored label (%)")
         ax.set_ylabel("results (files and trials)")
@@ -167,13 +171,14 @@ def write_plots(frame, folder, labels_dir=None, max_maps=20, progress=False, cla
         written.append(_save(fig, folder / "accuracy_hist.png"))
         iou_cols = [c for c in ok.columns if c.startswith("iou_")]
         if iou_cols:
-            fig, ax = plt.subplots(figsize=(max(6, len(iou_cols) * 0.6), 4))
+            fig = Figure(figsize=(max(6, len(iou_cols) * 0.6), 4))
+            ax = fig.subplots()
             means = ok[iou_cols].mean()
             ax.bar([c[4:] for c in iou_cols], means.values, color="#DC3912")
             ax.set_ylabel("mean IoU")
             ax.set_ylim(0, 1)
             ax.set_title(_count_title("Mean IoU per class", ok))
-            plt.setp(ax.get_xticklabels(), rotation=45, ha="right")
+            setp(ax.get_xticklabels(), rotation=45, ha="right")
             fig.tight_layout()
             written.append(_save(fig, folder / "class_iou.png"))
         differ = ok[ok["differ"] > 0] if "differ" in ok else ok.iloc[:0]
@@ -187,11 +192,9 @@ def write_plots(frame, folder, labels_dir=None, max_maps=20, progress=False, cla
                              "results that differ (raise --max-maps for more)")
             bar = None
             if progress:
-                from tqdm import tqdm
                 bar = tqdm(total=len(worst), unit="map", desc="plots", dynamic_ncols=True)
             try:
                 for _, row in worst.iterrows():
-                    from .batch import kept_label_path
                     kept = kept_label_path(labels_dir, row["file"], row.get("trial", ""))
                     if kept.exists():
                         name = _map_name(row, kept, written)
@@ -199,7 +202,7 @@ def write_plots(frame, folder, labels_dir=None, max_maps=20, progress=False, cla
                                                          allow_pickle=allow_pickle, name=name))
                         maps.append((written[-1], row["file"], row.get("trial", "") or ""))
                     else:
-                        notes.append(f"{Path(str(row['file'])).name} {row.get('trial', '')}: "
+                        notes.append(f"{short_name(row['file'])} {row.get('trial', '')}: "
                                      "no rebuilt label kept (a row resumed from an earlier "
                                      "run); run without --resume to map it")
                     if bar is not None:
@@ -243,7 +246,6 @@ def _below_line(ok):
 def _map_name(row, kept, written):
     """disagreement_<file stem>[_<trial>].png, with the run's digest of the path added when
     two files of the same name (in different folders) both need a map."""
-    from .export import safe_stem
     trial = row.get("trial", "") or ""
     name = f"disagreement_{safe_stem(row['file'])}" + (f"_trial{trial}" if trial else "")
     if any(Path(w).name == name + ".png" for w in written):
@@ -254,7 +256,6 @@ def _map_name(row, kept, written):
 def _marked(diff, image_rgb, panel_px=400):
     """The image dimmed, with differing pixels in magenta grown so that each shows as at least
     about two screen pixels on a panel ``panel_px`` wide, whatever the image size."""
-    from scipy import ndimage
     h, w = diff.shape
     radius = max(0, int(np.ceil(max(h, w) / panel_px)))
     grown = ndimage.binary_dilation(diff, iterations=radius) if radius and diff.any() else diff
@@ -269,15 +270,6 @@ def disagreement_map(row, kept_label, folder, classes=None, allow_pickle=False, 
     the stored label and the image are read from the npz again.  Differing pixels are drawn
     in magenta, grown to stay visible at any image size, and circled when they are few; a legend
     names the classes and their colours."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Patch
-    from scipy import ndimage
-
-    from .colorize import colorize, palette_from
-    from .export import safe_stem
-    from .io import load
 
     path, trial = str(row["file"]), row.get("trial", "") or ""
     rec = load(path, classes=classes, allow_pickle=allow_pickle)
@@ -296,7 +288,8 @@ def disagreement_map(row, kept_label, folder, classes=None, allow_pickle=False, 
     image = image.astype(np.uint8) if image.dtype != np.uint8 else image
     marked, grown = _marked(diff, image)
     h, w = diff.shape
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4.2 * h / w + 1.6))
+    fig = Figure(figsize=(16, 4.2 * h / w + 1.6))
+    axes = fig.subplots(1, 4)
     panels = [(image, "image"), (colorize(stored, names), "stored label (Doodler)"),
               (colorize(rebuilt, names), "rebuilt label"),
               (marked, f"differ: {int(diff.sum()):,} px (magenta)")]
@@ -309,7 +302,7 @@ def disagreement_map(row, kept_label, folder, classes=None, allow_pickle=False, 
         for sl in ndimage.find_objects(comps):
             cy, cx = (sl[0].start + sl[0].stop - 1) / 2, (sl[1].start + sl[1].stop - 1) / 2
             r = max(sl[0].stop - sl[0].start, sl[1].stop - sl[1].start) / 2 + max(h, w) / 40
-            axes[3].add_patch(plt.Circle((cx, cy), r, fill=False, color="yellow", lw=1.2))
+            axes[3].add_patch(Circle((cx, cy), r, fill=False, color="yellow", lw=1.2))
     handles = [Patch(color=pal[i] / 255, label=f"{i}: {names[i]}") for i in range(n)
                if i in present]
     if NO_CLASS in present:
@@ -320,7 +313,7 @@ def disagreement_map(row, kept_label, folder, classes=None, allow_pickle=False, 
     era = row.get("era", "")
     era_source = row.get("era_source", "")
     why = row.get("reason") if isinstance(row.get("reason"), str) else reason(row)
-    fig.suptitle(f"{Path(path).name}" + (f" [trial {trial}]" if trial else "")
+    fig.suptitle(f"{short_name(path)}" + (f" [trial {trial}]" if trial else "")
                  + f" - {era} ({era_source}), mode {row.get('mode', '?')}: "
                  f"{int(diff.sum()):,} of {diff.size:,} px differ ({acc:.4%} agree)"
                  + (f"\nwhy: {why}" if why else ""))
@@ -329,13 +322,8 @@ def disagreement_map(row, kept_label, folder, classes=None, allow_pickle=False, 
 
 
 def _save(fig, path):
-    import matplotlib.pyplot as plt
-
-    from .io import atomic_write
-    try:
-        return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=100))
-    finally:
-        plt.close(fig)
+    """A figure as a PNG, atomically (a pyplot-free Figure: no global backend is touched)."""
+    return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=100))
 
 
 def _metadata(paths):

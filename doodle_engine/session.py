@@ -26,12 +26,17 @@ rebuilt alone (an ``.npz`` of those years) has its history missing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from . import classifier
 from .eras import recipe as era_recipe
+from .errors import DoodleError
 from .features import era_features, sigma_schedule
+from .inputs import load
+from .png import is_png_session, load_session
 from .reconstruct import features_key, reconstruct
 from .standardize import standardize
 from .validate import validate
@@ -150,11 +155,7 @@ def replay(records, seed=0, mode="exact", crf_backend=None, workers=1, compare=T
 def load_folder(folder, classes=None, era=None, settings=None, images=None):
     """(records in time order, how the order was told) of one results folder: a PNG-era
     folder (time stamps in the names, else names) or a folder of ``.npz`` files (by name)."""
-    from pathlib import Path
 
-    from .errors import DoodleError
-    from .io import load
-    from .pngload import is_png_session, load_session
     folder = Path(folder)
     if not folder.is_dir():
         raise DoodleError(folder, "--session takes results folders")
@@ -173,8 +174,9 @@ def load_folder(folder, classes=None, era=None, settings=None, images=None):
     return [load(f, classes=classes, era=era, trials=False) for f in files], "in name order"
 
 
-def replay_rows(steps, records):
-    """Table rows: per file the accuracy with the session's history and alone, and the change."""
+def replay_table(steps, records):
+    """The table of a replay: per file the accuracy with the session's history and alone, and
+    the change (a pandas DataFrame, one row per file)."""
     rows = []
     for step, rec in zip(steps, records):
         row = {"file": step.path, "era": step.era, "session": step.knob,
@@ -190,4 +192,4 @@ def replay_rows(steps, records):
                             "session_changed_px": int((step.result.label0 != step.alone.label0).sum())})
         row["notes"] = "; ".join(step.notes + step.result.notes)
         rows.append(row)
-    return rows
+    return pd.DataFrame(rows)

@@ -37,7 +37,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .eras import ERAS as _ERAS
-from .eras import era_for_date
+from .eras import SLIDERS, era_for_date, recipe
 from .errors import DoodleError
 
 #: every era the engine knows, oldest first, with a one-line description (from the recipes)
@@ -246,7 +246,6 @@ def settings_for_era(era, path=None, source="era defaults", **sliders):
     """Settings for a result that stored none (PNG-era sessions): the app's slider defaults
     of ``era`` (:attr:`Recipe.defaults`), with ``sliders`` (e.g. ``crf_theta=60``) replacing
     any of them.  ``layout`` is 0 (no settings array)."""
-    from .eras import SLIDERS, recipe
     r = recipe(era, path)
     unknown = set(sliders) - set(SLIDERS)
     if unknown:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import DoodleError
-from .io import NO_CLASS
+from .record import NO_CLASS
 
 
 @dataclass

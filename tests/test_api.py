@@ -10,9 +10,9 @@ import pytest
 
 import doodle_engine as de
 
-PUBLIC = ["doodle_engine.io.load", "doodle_engine.io.save", "doodle_engine.reconstruct.reconstruct",
-          "doodle_engine.remap.remap", "doodle_engine.remap.remap_record",
-          "doodle_engine.remap.load_mapping", "doodle_engine.validate.validate",
+PUBLIC = ["doodle_engine.inputs.load", "doodle_engine.npz.save", "doodle_engine.reconstruct.reconstruct",
+          "doodle_engine.remapping.remap", "doodle_engine.remapping.remap_record",
+          "doodle_engine.remapping.load_mapping", "doodle_engine.validate.validate",
           "doodle_engine.batch.run_batch", "doodle_engine.colorize.colorize",
           "doodle_engine.colorize.overlay", "doodle_engine.colorize.color_doodles",
           "doodle_engine.export.export_record", "doodle_engine.example.make_example",

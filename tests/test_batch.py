@@ -138,7 +138,7 @@ def test_stream_keeps_rows_with_different_columns_and_survives_a_cut_line(folder
 
 
 def test_workers_start_with_the_largest_files(tmp_path):
-    from doodle_engine.batch import largest_first
+    from doodle_engine.inputs import largest_first
     sizes = {"a.npz": 10, "b.npz": 300, "c.npz": 40}
     for name, n in sizes.items():
         (tmp_path / name).write_bytes(b"x" * n)
@@ -155,7 +155,8 @@ def test_rebuilding_jobs_start_with_the_costliest_files_not_the_largest(tmp_path
 
     import numpy as np
 
-    from doodle_engine.batch import largest_first, start_order
+    from doodle_engine.batch import start_order
+    from doodle_engine.inputs import largest_first
     from doodle_engine.cost import PIXEL_WEIGHT, ROW_WEIGHT, RUN_PIXEL_WEIGHT, predicted_cost
     folder = tmp_path / "results2021-10-11-12-10"  # late 2021: five rolled CRF runs
     folder.mkdir()
@@ -208,18 +209,18 @@ def test_outputs_inside_the_input_folder_are_not_inputs_and_name_clashes_are_ref
 
 
 def test_auto_workers_are_bounded_by_cores_files_and_free_memory():
-    from doodle_engine.batch import WORKER_MEMORY, _resolve_workers, auto_workers
+    from doodle_engine.pool import WORKER_MEMORY, auto_workers, resolve_workers
     gib = 2**30
     assert auto_workers(10, cores=8, free=64 * gib) == 8
     assert auto_workers(3, cores=8, free=64 * gib) == 3          # no idle workers
     assert auto_workers(10, cores=8, free=3 * WORKER_MEMORY) == 3  # memory caps it
     assert auto_workers(10, cores=8, free=gib) == 1                # never below one
     assert auto_workers(0, cores=8, free=64 * gib) == 1
-    assert 1 <= _resolve_workers("auto", 5) <= 5
-    assert _resolve_workers(3, 5) == 3
+    assert 1 <= resolve_workers("auto", 5) <= 5
+    assert resolve_workers(3, 5) == 3
     for bad in (0, -2, "many"):
         with pytest.raises(DoodleError):
-            _resolve_workers(bad, 5)
+            resolve_workers(bad, 5)
 
 
 def test_cli_workers_option_takes_auto_or_a_positive_number(capsys):

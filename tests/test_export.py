@@ -2,7 +2,8 @@ import numpy as np
 from PIL import Image
 
 from doodle_engine import NO_CLASS, load
-from doodle_engine.colorize import G10, UNDOODLED, color_doodles, colorize, doodler_palette, overlay, hex_to_rgb
+from doodle_engine.colorize import color_doodles, colorize, overlay
+from doodle_engine.palette import doodler_palette, G10, hex_to_rgb, UNDOODLED
 from doodle_engine.export import export_record, safe_stem
 from conftest import needs_real, real_files
 

@@ -435,7 +435,7 @@ def test_hostile_mapping_files_write_nothing(tmp_path, good):
         assert not out.exists() or not list(out.iterdir()), (name, list(out.iterdir()))
         COUNT["hostile mappings"] += 1
     with pytest.raises(DoodleError, match="default target"):
-        from doodle_engine.remap import remap_record
+        from doodle_engine.remapping import remap_record
         remap_record(load(good[0]), {"water": "w"}, default=float("nan"))
 
 
@@ -629,8 +629,8 @@ def test_a_full_disk_keeps_the_rows_and_says_where(tmp_path, good):
 
 
 def test_bad_or_unreachable_scheduler_fails_fast_in_one_line(good, monkeypatch):
-    pytest.importorskip("dask.distributed")
-    monkeypatch.setattr(batch, "DASK_CONNECT_TIMEOUT", 2)
+    cluster = pytest.importorskip("doodle_engine.cluster")
+    monkeypatch.setattr(cluster, "DASK_CONNECT_TIMEOUT", 2)
     for address in ("nonsense::addr", "tcp://127.0.0.1:1"):
         t0 = time.perf_counter()
         code, _, err = run_cli("validate", good[0], "--scheduler", address, "--quiet")

@@ -14,7 +14,8 @@ from browser import SKIP_REASON, console_errors, files_requested, find_chromium,
 from conftest import REAL_DIR, SETTINGS, doodles_for, needs_real, scene, write_npz
 from PIL import Image
 
-from doodle_engine import load, reconstruct
+import doodle_engine.jobs as jobs
+from doodle_engine import htmlreport, load, reconstruct
 from doodle_engine.cli import main
 from doodle_engine.htmlreport import GENERATOR, page
 from doodle_engine.reasons import NO_KNOWN_CAUSE, add_reasons, causes, reason
@@ -187,7 +188,6 @@ def test_the_page_embeds_the_very_figures_the_run_drew(html_run):
 
 def test_html_alone_rebuilds_once_and_leaves_only_the_page(run_folder, tmp_path, capsys,
                                                            monkeypatch):
-    import doodle_engine.jobs as jobs
     calls = []
     real = jobs.reconstruct
     monkeypatch.setattr(jobs, "reconstruct",
@@ -235,7 +235,6 @@ def test_a_bad_html_target_is_one_line_before_any_work(run_folder, tmp_path, cap
 
 
 def test_a_page_is_written_whole_or_not_at_all(html_run, tmp_path, monkeypatch):
-    from doodle_engine import htmlreport
     target = tmp_path / "r.html"
     target.write_bytes((html_run / "report.html").read_bytes())
     before = target.read_bytes()

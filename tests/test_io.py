@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from doodle_engine import NO_CLASS, DoodleError, load, save
-from doodle_engine.io import onehot_from_label
+from doodle_engine.record import onehot_from_label
 from conftest import SETTINGS, doodles_for, needs_real, real_files, scene, write_npz
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,7 +145,7 @@ def test_pickle_opt_in_reads_object_arrays(tmp_path):
              classes=np.array(["a", "b", "c"], dtype=object))
     with pytest.raises(DoodleError):
         load(tmp_path / "obj.npz")
-    from doodle_engine.io import read_arrays
+    from doodle_engine.npz import read_arrays
     assert list(read_arrays(tmp_path / "obj.npz", allow_pickle=True)["classes"]) == ["a", "b", "c"]
 
 

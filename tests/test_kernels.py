@@ -6,6 +6,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from doodle_engine.errors import NothingToInpaint
 from doodle_engine.kernels.mlp import fit_mlp, forward_numpy, shuffled, split_indices
 
 
@@ -185,7 +186,7 @@ def test_compiled_inpainting_equals_the_convolution_loop_bit_for_bit():
         im = rng.random((h, w)) * rng.integers(1, 9)  # fractions: summation order shows
         im[rng.random((h, w)) < rng.random()] = np.nan
         if np.isnan(im).all():
-            with pytest.raises(cleanup.NothingToInpaint):
+            with pytest.raises(NothingToInpaint):
                 compiled.inpaint_nans(im)
             continue
         np.testing.assert_array_equal(compiled.inpaint_nans(im), cleanup.inpaint_nans(im))

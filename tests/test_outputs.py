@@ -83,7 +83,8 @@ def _spy_reconstruct(monkeypatch):
 
 
 def test_plots_show_the_reconstruction_the_table_measured(two_files, tmp_path, monkeypatch):
-    from doodle_engine.batch import kept_label_path, run_batch
+    from doodle_engine.batch import run_batch
+    from doodle_engine.outputs import kept_label_path
     calls = _spy_reconstruct(monkeypatch)
     kept = tmp_path / "kept"
     frame = run_batch("validate", [two_files], workers=1, progress=False, era="mlp-2022-05",
@@ -106,7 +107,8 @@ def test_plots_show_the_reconstruction_the_table_measured(two_files, tmp_path, m
 
 
 def test_kept_labels_come_back_from_worker_processes_and_dask(two_files, tmp_path):
-    from doodle_engine.batch import kept_label_path, run_batch
+    from doodle_engine.batch import run_batch
+    from doodle_engine.outputs import kept_label_path
     path = two_files / "other.npz"
     runs = {}
     for name, kw in [("local", {"workers": 1}), ("processes", {"workers": 2})]:

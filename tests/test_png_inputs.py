@@ -6,13 +6,13 @@ import json
 
 import numpy as np
 import pytest
-from test_pngsession import PAL, _oct2020, _save, march_session, oct_session  # noqa: F401
+from test_png import PAL, _oct2020, _save, march_session, oct_session  # noqa: F401
 
 import doodle_engine as de
 from doodle_engine import classifier, session
 from doodle_engine.cli import main
 from doodle_engine.errors import DoodleError
-from doodle_engine.pngload import parse_settings
+from doodle_engine.png import parse_settings
 
 
 def _ann(folder, stem="img_a", ts="2021-03-24-21-33"):
@@ -158,7 +158,7 @@ def test_accumulate_rows_pools_rows_and_grows_the_forest(march_session):
     want = classifier.predict_undoodled(clf, feats[1], recs[1].doodles)
     got = steps[1].result.classifier_label
     assert np.array_equal(got, want)
-    rows = session.replay_rows(steps, recs)
+    rows = session.replay_table(steps, recs).to_dict("records")
     assert rows[0]["session_changed_px"] == 0  # the first image has no history in the folder
     assert {"accuracy", "accuracy_alone", "session_points"} <= set(rows[1])
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from doodle_engine import DoodleError, NO_CLASS, load, save
-from doodle_engine.remap import load_mapping, remap, remap_record
+from doodle_engine.remapping import load_mapping, remap, remap_record
 from conftest import COAST_DIR, needs_coast
 
 
@@ -89,19 +89,21 @@ def test_remap_record_keeps_everything_consistent(synthetic, tmp_path):
     assert back.classes == ["water", "land"] and back.label_k == 2
 
 
-def test_top_level_remap_is_the_function_and_the_module_still_imports():
+def test_top_level_remap_is_the_function_and_help_shows_its_docstring():
+    import inspect
+    import pydoc
+
     import doodle_engine as de
-    import doodle_engine.remap as module
-    from doodle_engine.remap import remap as function, remap_record as record_fn
+    import doodle_engine.remapping as module
     labels = np.array([[0, 1], [2, NO_CLASS]], np.uint8)
     rule = {"water": "water", "surf": "water", "sand": "land"}
     classes = ["water", "surf", "sand"]
     expected = np.array([[0, 0], [1, NO_CLASS]], np.uint8)
     np.testing.assert_array_equal(de.remap(labels, rule, classes=classes), expected)
-    np.testing.assert_array_equal(function(labels, rule, classes=classes), expected)
-    assert module is de.remap and module.remap_record is record_fn
-    import inspect
+    assert de.remap is module.remap and inspect.isfunction(de.remap)
     assert list(inspect.signature(de.remap).parameters)[:2] == ["labels", "mapping"]
+    text = pydoc.render_doc(de.remap, renderer=pydoc.plaintext)
+    assert "Merge, split or rename the classes" in text and "class Mapping" not in text
 
 
 def test_a_mapping_files_own_classes_are_used_when_none_are_given(tmp_path):

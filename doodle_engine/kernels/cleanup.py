@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..cleanup import NothingToInpaint
+from ..errors import NothingToInpaint
 
 
 # ----------------------------------------------------------------------------- spatial filter

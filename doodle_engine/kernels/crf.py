@@ -26,8 +26,8 @@ compare the probabilities and the labels of both on the same inputs.
 
 from __future__ import annotations
 
-import numpy as np
 import numba
+import numpy as np
 from numba import njit, prange
 
 _HASH_MULT = np.uint64(0x9E3779B97F4A7C15)

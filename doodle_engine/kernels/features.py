@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..features import FEATURES_PER_SCALE, location_axes
+from ..feature_layout import FEATURES_PER_SCALE, location_axes
 
 F32 = np.float32
 

@@ -22,10 +22,13 @@ scikit-learn computes) give class probabilities for many pixels in bounded chunk
 
 from __future__ import annotations
 
+import contextlib
 from math import ceil
 
 import numpy as np
+import scipy.linalg.cython_blas  # noqa: F401  the BLAS numba's np.dot calls: loaded first,
 from numba import njit, prange
+from threadpoolctl import threadpool_limits
 
 #: BLAS threads for the trainer's products (numba's ``np.dot`` calls SciPy's OpenBLAS): one.
 #: A minibatch product (200 rows x 30-100 columns) is too small to share: OpenBLAS splits it
@@ -672,11 +675,8 @@ def fit_mlp(x, y, hidden=(100, 60), alpha=1.0, max_iter=2000, seed=1, dtype=np.f
 
 def _blas_threads(n):
     """A context limiting BLAS to ``n`` threads (threadpoolctl), or doing nothing for None."""
-    import contextlib
     if n is None:
         return contextlib.nullcontext()
-    import scipy.linalg.cython_blas  # noqa: F401  the BLAS numba's np.dot calls: loaded first,
-    from threadpoolctl import threadpool_limits  # or the limit would not see it
     return threadpool_limits(limits=n, user_api="blas")
 
 

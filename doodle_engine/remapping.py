@@ -1,8 +1,7 @@
 """Merge, split and rename classes with one lookup table applied in a single pass.
 
-``doodle_engine.remap(labels, mapping, ...)`` calls :func:`remap`: this module is callable,
-so the top-level name is the function while ``from doodle_engine.remap import remap_record``
-(and every other name here) keeps working.
+``doodle_engine.remap`` is this module's :func:`remap`; :func:`remap_record` remaps a whole
+record (label, doodles, classes and colours) and :func:`load_mapping` reads a mapping file.
 
 Mappings come as a dict of names (old -> new), a dict of integers (0-based old -> new),
 or a JSON mapping file in one of the two schemas Doodler users have:
@@ -15,17 +14,16 @@ or a JSON mapping file in one of the two schemas Doodler users have:
 
 from __future__ import annotations
 
-import inspect
 import json
-import sys
-import types
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from .colorize import color_doodles, colorize
 from .errors import DoodleError
-from .io import NO_CLASS, DoodleRecord
+from .kernels import lut as klut
+from .record import NO_CLASS, DoodleRecord
 
 
 @dataclass(frozen=True)
@@ -180,7 +178,7 @@ def load_mapping(path_or_mapping):
 
     Examples
     --------
-    >>> from doodle_engine.remap import load_mapping
+    >>> from doodle_engine.remapping import load_mapping
     >>> load_mapping({"surf": "water", "water": "water"}).targets
     ['water']
     """
@@ -224,8 +222,7 @@ def apply_table(labels, table, out=None):
     """``table[labels]`` in one pass; works on any integer dtype and any shape (one image or
     a stack).  Values beyond the table raise DoodleError."""
     labels = _integer_labels(labels)
-    from .kernels.lut import apply_lut_checked
-    out, found = apply_lut_checked(labels, np.ascontiguousarray(table, np.uint8),
+    out, found = klut.apply_lut_checked(labels, np.ascontiguousarray(table, np.uint8),
                                    np.zeros(len(table), np.uint8), out=out)
     if found:
         raise DoodleError(None, f"label values {labels.min()}..{labels.max()} exceed the table")
@@ -283,7 +280,6 @@ def remap(labels, mapping, classes=None, default=None, doodles=False, path=None)
     array([[  0,   0],
            [  1, 255]], dtype=uint8)
     """
-    from .kernels.lut import apply_lut_checked
     m = load_mapping(mapping)
     labels = _integer_labels(labels)
     table, flags, classes = m.lookup(classes, default, where=path)
@@ -292,9 +288,9 @@ def remap(labels, mapping, classes=None, default=None, doodles=False, path=None)
         dflags = np.zeros(256, np.uint8)
         dtable[1:] = np.where(table[:255] == NO_CLASS, 0, table[:255].astype(np.int64) + 1)
         dflags[1:] = flags[:255]
-        out, found = apply_lut_checked(labels, dtable, dflags)
+        out, found = klut.apply_lut_checked(labels, dtable, dflags)
     else:
-        out, found = apply_lut_checked(labels, table, flags)
+        out, found = klut.apply_lut_checked(labels, table, flags)
     if found:  # the rare path: find which value, to name it
         values = np.unique(labels)
         if doodles:
@@ -327,11 +323,10 @@ def remap_record(record: DoodleRecord, mapping, default=None) -> DoodleRecord:
     Examples
     --------
     >>> import doodle_engine as de
-    >>> from doodle_engine.remap import remap_record
+    >>> from doodle_engine.remapping import remap_record
     >>> rec = de.load("example.npz")                                     # doctest: +SKIP
     >>> new = remap_record(rec, {"water": "water", "surf": "water", "sand": "land"})  # doctest: +SKIP
     """
-    from .colorize import color_doodles, colorize
 
     m = load_mapping(mapping)
     classes = record.classes if record.classes is not None else m.classes
@@ -352,14 +347,3 @@ def remap_record(record: DoodleRecord, mapping, default=None) -> DoodleRecord:
                    color_label=None if label is None else colorize(label, new_classes),
                    color_doodles=color_doodles(doodles, new_classes),
                    trials=[remap_record(t, m, default) for t in record.trials])
-
-
-class _CallableModule(types.ModuleType):
-    """This module, callable as :func:`remap` (``doodle_engine.remap(labels, mapping)``)."""
-
-    def __call__(self, *args, **kwargs):
-        return remap(*args, **kwargs)
-
-
-__signature__ = inspect.signature(remap)
-sys.modules[__name__].__class__ = _CallableModule

@@ -1,4 +1,4 @@
-"""Reading and writing Doodler ``.npz`` files of every era.
+"""Doodler ``.npz`` files of every era: bounded reading into a DoodleRecord, and writing.
 
 Nothing is unpickled unless the caller passes ``allow_pickle=True``; array headers are
 checked (dtype, shape, declared size) before any data is read, so a hostile or truncated file
@@ -11,73 +11,25 @@ import ast
 import lzma
 import math
 import os
-import stat
-import tempfile
 import zipfile
 import zlib
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from .errors import DoodleError
-from .settings import Settings, decode_settings, encode_settings
+from .files import atomic_write, open_regular, read_exact
+from .record import (
+    DEFAULT_MAX_PIXELS,
+    MAX_CLASSES,
+    NO_CLASS,
+    DoodleRecord,
+    onehot_from_label,
+)
+from .settings import decode_settings, encode_settings
 
-#: label value for "no class" in the 0-based label raster (a one-hot pixel with no bit set)
-NO_CLASS = 255
-#: default limit on pixels per image (override with ``max_pixels=``)
-DEFAULT_MAX_PIXELS = 64_000_000
 _ARRAY_KEYS = ("image", "orig_image", "label", "color_doodles", "color_label", "doodles",
                "settings", "classes")
-
-
-@dataclass
-class DoodleRecord:
-    """One Doodler result (the newest in the file; earlier attempts are in ``trials``).
-
-    ``label`` is the stored label as a 2-D uint8 raster of 0-based class indices
-    (``NO_CLASS`` where a one-hot pixel has no bit set); ``label_k`` is the number of planes
-    of a one-hot label (it can be smaller than ``len(classes)``), None for a 2-D label.
-    """
-
-    path: str | None
-    image: np.ndarray
-    doodles: np.ndarray
-    label: np.ndarray | None = None
-    label_layout: str | None = None  # "onehot" or "raster"
-    label_k: int | None = None
-    orig_image: np.ndarray | None = None
-    color_doodles: np.ndarray | None = None
-    color_label: np.ndarray | None = None
-    classes: list | None = None
-    classes_source: str | None = None  # "file", "classes.txt", "user"
-    settings: Settings | None = None
-    raw_settings: np.ndarray | None = None
-    trials: list = field(default_factory=list)  # earlier attempts, newest first
-    trial_prefix: str = ""
-
-    @property
-    def shape(self):
-        return self.image.shape[:2]
-
-    @property
-    def n_classes(self):
-        if self.classes is not None:
-            return len(self.classes)
-        return int(max(self.doodles.max(initial=0), (self.label_k or 0)))
-
-    def doodled_classes(self):
-        """0-based indices of the classes that have doodles."""
-        return [int(v) - 1 for v in np.unique(self.doodles) if v > 0]
-
-
-def zero_based(values):
-    """1-based classes with 0 = none (doodles, Doodler's ``seg``) -> 0-based uint8 raster with
-    NO_CLASS where the value was 0."""
-    values = np.asarray(values)
-    out = values.astype(np.int16) - 1
-    out[values == 0] = NO_CLASS
-    return out.astype(np.uint8)
 
 
 # ----------------------------------------------------------------------------- reading
@@ -87,12 +39,10 @@ MAX_HEADER_BYTES = 4096
 MEMBER_BYTES_PER_PIXEL = 16
 #: ... and all the arrays read from one file together at most this many
 TOTAL_BYTES_PER_PIXEL = 32
-#: the most classes a file may name (labels are uint8 with 255 = no class)
-MAX_CLASSES = NO_CLASS - 1
 _DTYPE_KINDS = "biufcUSO"
-_READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError,
-                NotImplementedError, RuntimeError, zlib.error, lzma.LZMAError, MemoryError,
-                OverflowError)
+READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError,
+               NotImplementedError, RuntimeError, zlib.error, lzma.LZMAError, MemoryError,
+               OverflowError)
 
 
 def engine_key(name):
@@ -104,20 +54,7 @@ def engine_key(name):
     return key if key.lstrip("0") in _ARRAY_KEYS else None
 
 
-def _read_exact(fh, n):
-    """Up to ``n`` bytes (never more: a member cannot decompress beyond what was asked)."""
-    buf = bytearray(n)
-    view, got = memoryview(buf), 0
-    while got < n:
-        chunk = fh.read(min(n - got, 1 << 24))
-        if not chunk:
-            break
-        view[got:got + len(chunk)] = chunk
-        got += len(chunk)
-    return buf, got
-
-
-def _parse_header(fh, key, path):
+def parse_header(fh, key, path):
     """(shape, fortran_order, dtype) from an ``.npy`` header, its length bounded before it is
     read and its text parsed as a literal (never evaluated)."""
     magic = fh.read(8)
@@ -153,12 +90,12 @@ def _parse_header(fh, key, path):
     return shape, fortran, dtype
 
 
-def _read_member(zf, name, path, allow_pickle, max_pixels, budget):
+def read_member(zf, name, path, allow_pickle, max_pixels, budget):
     """One array, read no further than its header declares; ``budget`` (a one-item list)
     holds the bytes the file may still use."""
     key = name[:-4]
     with zf.open(name) as fh:
-        shape, fortran, dtype = _parse_header(fh, key, path)
+        shape, fortran, dtype = parse_header(fh, key, path)
         if dtype.kind not in _DTYPE_KINDS:
             raise DoodleError(path, f"array {key!r} has an unsupported type {dtype}")
         if dtype.hasobject and not allow_pickle:
@@ -181,61 +118,47 @@ def _read_member(zf, name, path, allow_pickle, max_pixels, budget):
             with zf.open(name) as again:
                 return np.lib.format.read_array(again, allow_pickle=True)
         nbytes = count * dtype.itemsize
-        buf, got = _read_exact(fh, nbytes)
+        buf, got = read_exact(fh, nbytes)
     if got < nbytes:
         raise DoodleError(path, f"array {key!r} is truncated ({got} of {nbytes} bytes)")
     return np.frombuffer(buf, dtype=dtype, count=count).reshape(shape, order="F" if fortran else "C")
 
 
-def _open_regular(path):
-    """Open ``path`` for reading only if it is a regular file: a FIFO would block, a device
-    could have side effects, so neither is ever opened."""
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise DoodleError(path, "no such file") from None
-    except OSError as exc:
-        raise DoodleError(path, f"cannot be read: {exc.strerror}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise DoodleError(path, "is a folder, not an .npz file")
-    if not stat.S_ISREG(st.st_mode):
-        raise DoodleError(path, "is not a regular file (a FIFO, device or socket); not opened")
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
-    except OSError as exc:
-        raise DoodleError(path, f"cannot be read: {exc.strerror}") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped between the two looks
-        os.close(fd)
-        raise DoodleError(path, "is not a regular file; not opened")
-    return os.fdopen(fd, "rb")
-
-
-def read_arrays(path, allow_pickle=False, max_pixels=DEFAULT_MAX_PIXELS, trials=True):
+def read_arrays(source, allow_pickle=False, max_pixels=DEFAULT_MAX_PIXELS, trials=True,
+                name=None):
     """The arrays of an npz file that the engine uses (see :func:`engine_key`; earlier trials
-    only with ``trials``) as a dict, with header checks and bounded reads; raises DoodleError."""
-    path = Path(path)
-    fh = _open_regular(path)
-    with fh:
-        try:
-            zf = zipfile.ZipFile(fh)
-        except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError,
-                MemoryError) as exc:
-            raise DoodleError(path, f"not a readable .npz (zip) file: {exc}") from None
-        arrays = {}
-        budget = [TOTAL_BYTES_PER_PIXEL * max_pixels]
-        with zf:
-            for name in dict.fromkeys(zf.namelist()):
-                key = engine_key(name)
-                if key is None or (not trials and key.startswith("0")):
-                    continue
-                try:
-                    arrays[key] = _read_member(zf, name, path, allow_pickle, max_pixels, budget)
-                except DoodleError:
-                    raise
-                except _READ_ERRORS as exc:
-                    what = type(exc).__name__
-                    text = str(exc).splitlines()[0][:100] if str(exc) else ""
-                    raise DoodleError(path, f"array {key!r} cannot be read ({what}: {text})") from None
+    only with ``trials``) as a dict, with header checks and bounded reads; raises DoodleError.
+
+    ``source`` is a path (opened only if it is a regular file) or an open, seekable binary
+    file (a release-zip member read into memory); ``name`` is what messages call it."""
+    if isinstance(source, (str, os.PathLike)):
+        name = Path(source) if name is None else name
+        with open_regular(source) as fh:
+            return _read_npz(fh, name, allow_pickle, max_pixels, trials)
+    return _read_npz(source, name, allow_pickle, max_pixels, trials)
+
+
+def _read_npz(fh, path, allow_pickle, max_pixels, trials):
+    try:
+        zf = zipfile.ZipFile(fh)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError,
+            MemoryError) as exc:
+        raise DoodleError(path, f"not a readable .npz (zip) file: {exc}") from None
+    arrays = {}
+    budget = [TOTAL_BYTES_PER_PIXEL * max_pixels]
+    with zf:
+        for member in dict.fromkeys(zf.namelist()):
+            key = engine_key(member)
+            if key is None or (not trials and key.startswith("0")):
+                continue
+            try:
+                arrays[key] = read_member(zf, member, path, allow_pickle, max_pixels, budget)
+            except DoodleError:
+                raise
+            except READ_ERRORS as exc:
+                what = type(exc).__name__
+                text = str(exc).splitlines()[0][:100] if str(exc) else ""
+                raise DoodleError(path, f"array {key!r} cannot be read ({what}: {text})") from None
     if not arrays:
         raise DoodleError(path, "holds none of the arrays of a Doodler .npz file")
     return arrays
@@ -379,66 +302,13 @@ def trial_prefixes(keys):
     return sorted(prefixes, key=len)
 
 
-def load(path, classes=None, era=None, date=None, allow_pickle=False,
-         max_pixels=DEFAULT_MAX_PIXELS, trials=True, settings=None, images=None) -> DoodleRecord:
-    """Read a Doodler .npz of any era, or a doodle PNG of the years before npz.
-
-    Parameters
-    ----------
-    path : str or path
-        The ``.npz`` file.  Nothing in it is unpickled unless ``allow_pickle``.
-    classes : list of str, optional
-        Class names when the file has none (else a ``classes.txt`` beside the file is used).
-    era : str, optional
-        Overrides the era detected from the settings layout and the results date
-        (:data:`doodle_engine.ERAS`).
-    date : str, optional
-        ``YYYY-MM-DD``: tells apart the eras that share a settings layout when the path
-        carries no results date.
-    allow_pickle : bool
-        Read object arrays (pickled data): only for files you trust.
-    max_pixels : int
-        Refuse images above this many pixels (checked from the array headers).
-    trials : bool
-        Also read the earlier attempts stored in the file (``rec.trials``).
-    settings : dict or str, optional
-        PNG sessions only (they stored no settings): sliders replacing the era's defaults,
-        e.g. ``{"crf_theta": 60}`` or ``"crf_theta=60,crf_mu=80"``.
-    images : path, optional
-        PNG sessions only: the folder holding the images (default: beside the doodle PNG,
-        then Doodler's ``assets/``).  A results folder is read by :func:`load_session`.
-
-    Returns
-    -------
-    DoodleRecord
-        ``label`` is a 0-based uint8 raster (``NO_CLASS`` = 255 for no class) whatever the
-        file's layout; ``settings.era`` and ``settings.era_source`` say which era was used
-        and where it came from.
-
-    Raises
-    ------
-    DoodleError
-        One line naming the file and the problem.
-
-    Examples
-    --------
-    >>> import doodle_engine as de
-    >>> from doodle_engine.example import make_example
-    >>> path = make_example("example.npz", 48, 64, overwrite=True)
-    >>> rec = de.load(path)
-    >>> rec.shape, rec.classes, rec.settings.era
-    ((48, 64), ['water', 'surf', 'sand'], 'mlp-2021-10')
-    """
-    from . import pngload
-    if str(path).lower().endswith(".png"):
-        return pngload.load_png(path, classes=classes, era=era, date=date, settings=settings,
-                                images=images)
-    if pngload.is_png_session(path):
-        raise DoodleError(path, "is a PNG-era results folder: read it with "
-                                "doodle_engine.load_session (or give one of its doodle PNGs)")
-    if settings is not None:
-        raise DoodleError(path, "settings= applies to PNG sessions only (a .npz stores its own)")
-    arrays = read_arrays(path, allow_pickle=allow_pickle, max_pixels=max_pixels, trials=trials)
+def load_npz(source, classes=None, era=None, date=None, allow_pickle=False,
+             max_pixels=DEFAULT_MAX_PIXELS, trials=True, name=None) -> DoodleRecord:
+    """A Doodler .npz (a path, or an open binary file named ``name``) -> DoodleRecord with its
+    earlier trials; the parameters are those of :func:`doodle_engine.load`."""
+    path = source if name is None else name
+    arrays = read_arrays(source, allow_pickle=allow_pickle, max_pixels=max_pixels,
+                         trials=trials, name=name)
     record = _record_from_arrays(arrays, "", path, classes, era, date)
     if trials:
         for prefix in trial_prefixes(arrays):
@@ -448,17 +318,6 @@ def load(path, classes=None, era=None, date=None, allow_pickle=False,
 
 
 # ----------------------------------------------------------------------------- writing
-def onehot_from_label(label0, k=None):
-    """0-based raster (NO_CLASS = none) -> one-hot HxWxK uint8 as Doodler stored it."""
-    valid = label0 != NO_CLASS
-    if k is None:
-        k = int(label0[valid].max()) + 1 if valid.any() else 0
-    out = np.zeros(label0.shape + (k,), np.uint8)
-    for c in range(k):
-        out[..., c] = (label0 == c)
-    return out
-
-
 def record_arrays(record: DoodleRecord):
     """The arrays Doodler would have written for ``record`` (newest result, unprefixed)."""
     out = {"image": record.image, "doodles": record.doodles}
@@ -480,43 +339,6 @@ def record_arrays(record: DoodleRecord):
     if record.classes is not None and record.classes_source == "file":
         out["classes"] = np.array(record.classes)
     return out
-
-
-def _umask():
-    """The process umask (read by setting it and putting it back)."""
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def normal_permissions(fd):
-    """Give the open file ``fd`` the permissions a plain ``open(path, "w")`` would (0666 less
-    the umask) instead of the 0600 of a file made by ``tempfile.mkstemp``."""
-    os.fchmod(fd, 0o666 & ~_umask())
-
-
-def atomic_write(path, write_fn, overwrite=True):
-    """Run ``write_fn(fileobj)`` into a temporary file beside ``path``, then rename it.
-
-    The file gets the permissions a plain ``open(path, "w")`` would give (0666 less the
-    umask), not the 0600 of the temporary file it was written to."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() and not overwrite:
-        raise DoodleError(path, "exists already (pass overwrite=True / --overwrite)")
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".part", dir=path.parent)
-    try:
-        normal_permissions(fd)
-        with os.fdopen(fd, "wb") as fh:
-            write_fn(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
 
 
 def save(record: DoodleRecord, path, overwrite=False, keep_trials=True):
@@ -556,10 +378,3 @@ def save(record: DoodleRecord, path, overwrite=False, keep_trials=True):
                 arrays[trial.trial_prefix + key] = val
     arrays.update(record_arrays(record))
     return atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays), overwrite=overwrite)
-
-
-def with_label(record: DoodleRecord, label0, layout="onehot"):
-    """A copy of ``record`` whose label is ``label0`` (0-based raster)."""
-    k = None if layout == "raster" else (int(label0[label0 != NO_CLASS].max()) + 1
-                                         if (label0 != NO_CLASS).any() else 0)
-    return replace(record, label=label0, label_layout=layout, label_k=k)

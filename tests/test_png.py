@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from doodle_engine import pngsession as ps
-from doodle_engine.colorize import G10, hex_to_rgb
+from doodle_engine import png as ps
+from doodle_engine.palette import G10, hex_to_rgb
 from doodle_engine.errors import DoodleError
-from doodle_engine.io import NO_CLASS, DoodleRecord
+from doodle_engine.record import DoodleRecord, NO_CLASS
 
 PAL = np.array([hex_to_rgb(c) for c in G10], np.uint8)
 H, W = 12, 16
@@ -280,7 +280,7 @@ def test_history_sessions_build_and_read(tmp_path):
 
 
 def test_light24_session_of_twelve_classes():
-    from doodle_engine.colorize import LIGHT24
+    from doodle_engine.palette import LIGHT24
 
     pal = np.array([hex_to_rgb(c) for c in LIGHT24], np.uint8)
     mask = np.zeros((6, 6), np.uint8)

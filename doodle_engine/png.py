@@ -1,4 +1,4 @@
-"""Doodler sessions of the years before ``.npz`` (October 2020 ... May 2021): PNG files.
+"""PNG-era Doodler sessions (October 2020 - May 2021): doodle PNGs read into DoodleRecords.
 
 Until 2021-05-09 Doodler saved, per segmented image, three PNGs in its results folder:
 
@@ -19,21 +19,34 @@ PNG exist (see docs/eras-history.md):
     (a doodle there is lost).
 
 ``read_png_triple`` and ``read_png_session`` return plain dicts holding every field
-:class:`doodle_engine.io.DoodleRecord` takes (``to_record`` builds one) plus the session's
+:class:`doodle_engine.record.DoodleRecord` takes (``to_record`` builds one) plus the session's
 metadata (file names, date and time, colour convention, notes).
+
+``load()`` and every command take, besides ``.npz`` files, a Doodler doodle PNG
+(``<stem>_annotations[<time>][_<id>].png``: its greyscale label PNG and its image are found
+beside it, the image also in Doodler's ``assets/`` folder or in ``images=``) and results
+folders holding such PNGs.  The era comes from the session's date (the results folder's name,
+the PNG's time stamp, or ``date=``), the settings from that era's slider defaults
+(:func:`doodle_engine.settings.settings_for_era`) with the user's values replacing any of
+them, the classes from the session's ``classes.txt`` or ``classes=``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from .colorize import G10, LIGHT24, hex_to_rgb
+from .eras import era_for_date
+from .eras import recipe as era_recipe
 from .errors import DoodleError
-from .io import DoodleRecord, zero_based
+from .palette import G10, LIGHT24, hex_to_rgb
+from .record import DoodleRecord, zero_based
+from .settings import settings_for_era
 
 RGBA_2020 = "rgba-2020-10"
 RGB_2020 = "rgb-2020-11"
@@ -57,7 +70,6 @@ RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(DoodleRecord)
 
 # ----------------------------------------------------------------------------- small readers
 def _open_png(path, what):
-    from PIL import Image
 
     path = Path(path)
     if not path.is_file():
@@ -447,3 +459,118 @@ def read_png_session(path, classes=None, images=None, convention=None, missing="
 def to_record(entry) -> DoodleRecord:
     """An entry dict -> :class:`DoodleRecord` (settings stay None: they come from the era)."""
     return DoodleRecord(**{k: entry[k] for k in RECORD_FIELDS})
+
+
+# ----------------------------------------------------------------------------- as records
+def is_doodle_png(path):
+    """Whether ``path`` names a Doodler doodle PNG (``*_annotations*.png``)."""
+    p = Path(path)
+    parsed = parse_name(p.name) if p.suffix.lower() == ".png" else None
+    return parsed is not None and parsed["kind"] == "annotations"
+
+
+def is_png_session(folder):
+    """Whether ``folder`` holds Doodler doodle PNGs (a pre-npz results folder)."""
+    p = Path(folder)
+    return p.is_dir() and any(is_doodle_png(q) for q in p.iterdir() if q.is_file())
+
+
+def parse_settings(text, path=None):
+    """``--settings``: a JSON file or object, or ``key=value[,key=value]`` -> dict of sliders."""
+    if text is None or text == "":
+        return None
+    if isinstance(text, dict):
+        return dict(text)
+    s = str(text).strip()
+    if Path(s).is_file():
+        try:
+            data = json.loads(Path(s).read_text())
+        except (OSError, ValueError) as exc:
+            raise DoodleError(s, f"settings file is not JSON ({exc})") from None
+    elif s.startswith("{"):
+        try:
+            data = json.loads(s)
+        except ValueError as exc:
+            raise DoodleError(path or "--settings", f"not valid JSON ({exc})") from None
+    else:
+        data = {}
+        for part in s.split(","):
+            if not part.strip():
+                continue
+            key, sep, value = part.partition("=")
+            if not sep:
+                raise DoodleError(path or "--settings", f"{part.strip()!r} is not key=value")
+            try:
+                data[key.strip()] = float(value)
+            except ValueError:
+                raise DoodleError(path or "--settings",
+                                  f"{key.strip()}={value.strip()!r} is not a number") from None
+    if not isinstance(data, dict):
+        raise DoodleError(path or "--settings", "settings must be an object of slider: value")
+    return data
+
+
+def entry_settings(entry, era=None, date=None, settings=None):
+    """The Settings of a PNG-session entry: ``era`` (a name) or the era of its date, with the
+    era's slider defaults and ``settings`` (a dict) replacing any of them."""
+    where = entry["path"]
+    sliders = parse_settings(settings, where) or {}
+    if era is not None and era != "auto":
+        name, source = era_recipe(era, where).name, "user"
+    else:
+        day = date or entry.get("date")
+        if entry.get("time") and day and len(day) == 10:
+            day = f"{day} {entry['time'][:5]}"
+        name, source = era_for_date("none", day)
+        source = "date of the session" if source == "layout+date" else source
+    src = f"{source}; sliders: era defaults" + (f" + user ({', '.join(sliders)})" if sliders else "")
+    return settings_for_era(name, path=where, source=src, **sliders)
+
+
+def _record(entry, era, date, settings):
+    rec = to_record(entry)
+    rec.settings = entry_settings(entry, era, date, settings)
+    return rec
+
+
+def load_png(path, classes=None, era=None, date=None, settings=None, images=None):
+    """One doodle PNG -> DoodleRecord (its label PNG and image found beside it)."""
+    ann = Path(path)
+    if not ann.is_file():
+        raise DoodleError(ann, "no such file")
+    parsed = parse_name(ann.name)
+    if parsed is None or parsed["kind"] != "annotations":
+        raise DoodleError(ann, "not a Doodler doodle PNG (<stem>_annotations[...].png); give "
+                               "the doodle PNG, not the label PNG")
+    group = next((g for g in list_png_session(ann.parent) if Path(g["annotations"]) == ann), None)
+    folders = _image_folders(ann.parent, images)
+    image = _find_image(parsed["stem"], folders)
+    if image is None:
+        raise DoodleError(ann, f"no image {parsed['stem']}.jpg (or .png/.tif) in "
+                               f"{', '.join(str(f) for f in folders)}; --images FOLDER tells "
+                               f"where it is")
+    entry = read_png_triple(image, ann, None if group is None else group["label_greyscale"],
+                            classes=classes, color_label=None if group is None else group["label"],
+                            date=date)
+    return _record(entry, era, date, settings)
+
+
+def load_triple(image, annotations, label=None, classes=None, era=None, date=None, settings=None):
+    """An image + doodle PNG (+ greyscale label PNG) named one by one -> DoodleRecord."""
+    entry = read_png_triple(image, annotations, label, classes=classes, date=date)
+    return _record(entry, era, date, settings)
+
+
+def load_session(folder, classes=None, era=None, date=None, settings=None, images=None):
+    """Every doodled image of a pre-npz results folder -> DoodleRecords in time order."""
+    entries = read_png_session(folder, classes=classes, images=images, date=date)
+    return [_record(e, era, date, settings) for e in entries]
+
+
+def doodle_pngs(folder):
+    """The doodle PNGs of a results folder, in time order (a DoodleError when none)."""
+    groups = list_png_session(folder)
+    if not groups:
+        raise DoodleError(folder, "holds no .npz files and no Doodler doodle PNGs "
+                                  "(*_annotations*.png)")
+    return [str(g["annotations"]) for g in groups]

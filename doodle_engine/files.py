@@ -1,0 +1,118 @@
+"""File-system ground rules: open regular files only, read no more than asked, write atomically.
+
+Every reader opens its input with :func:`open_regular` (a FIFO or a device is never opened)
+and every writer goes through :func:`atomic_write` (a temporary file beside the target, then a
+rename, with the permissions a plain ``open(path, "w")`` would give), so a run never leaves a
+partial output.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+from .errors import DoodleError
+
+#: how an input inside a zip is named: ``ZIP::member`` (a Coast Train release record's npz)
+MEMBER_SEP = "::"
+
+
+def split_member(path):
+    """``(zip file, member)`` for an input named ``ZIP::member``, else ``(path, None)``.
+
+    Only a name whose part before the first ``::`` ends in ``.zip`` names a member, so an
+    ordinary file whose name holds ``::`` stays a file."""
+    text = str(path)
+    head, sep, member = text.partition(MEMBER_SEP)
+    if sep and head.lower().endswith(".zip"):
+        return head, member
+    return text, None
+
+
+def short_name(path):
+    """An input's name for a terminal table: its file name (``ZIP.zip::NAME.npz`` for a
+    release-zip member)."""
+    zip_path, member = split_member(path)
+    if member is None:
+        return Path(str(path)).name
+    return f"{Path(zip_path).name}{MEMBER_SEP}{member.rsplit('/', 1)[-1]}"
+
+
+def on_disk(path):
+    """The file on disk that holds an input: the zip of a member, else the path itself."""
+    return split_member(path)[0]
+
+
+def read_exact(fh, n):
+    """Up to ``n`` bytes (never more: a member cannot decompress beyond what was asked)."""
+    buf = bytearray(n)
+    view, got = memoryview(buf), 0
+    while got < n:
+        chunk = fh.read(min(n - got, 1 << 24))
+        if not chunk:
+            break
+        view[got:got + len(chunk)] = chunk
+        got += len(chunk)
+    return buf, got
+
+
+def open_regular(path):
+    """Open ``path`` for reading only if it is a regular file: a FIFO would block, a device
+    could have side effects, so neither is ever opened."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise DoodleError(path, "no such file") from None
+    except OSError as exc:
+        raise DoodleError(path, f"cannot be read: {exc.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise DoodleError(path, "is a folder, not an .npz file")
+    if not stat.S_ISREG(st.st_mode):
+        raise DoodleError(path, "is not a regular file (a FIFO, device or socket); not opened")
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        raise DoodleError(path, f"cannot be read: {exc.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # swapped between the two looks
+        os.close(fd)
+        raise DoodleError(path, "is not a regular file; not opened")
+    return os.fdopen(fd, "rb")
+
+
+def _umask():
+    """The process umask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def normal_permissions(fd):
+    """Give the open file ``fd`` the permissions a plain ``open(path, "w")`` would (0666 less
+    the umask) instead of the 0600 of a file made by ``tempfile.mkstemp``."""
+    os.fchmod(fd, 0o666 & ~_umask())
+
+
+def atomic_write(path, write_fn, overwrite=True):
+    """Run ``write_fn(fileobj)`` into a temporary file beside ``path``, then rename it.
+
+    The file gets the permissions a plain ``open(path, "w")`` would give (0666 less the
+    umask), not the 0600 of the temporary file it was written to."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and not overwrite:
+        raise DoodleError(path, "exists already (pass overwrite=True / --overwrite)")
+    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".part", dir=path.parent)
+    try:
+        normal_permissions(fd)
+        with os.fdopen(fd, "wb") as fh:
+            write_fn(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path

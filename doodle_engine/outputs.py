@@ -1,0 +1,173 @@
+"""Where a run may write: never over an input, an npz or a file that is not its own, and
+never into an input folder; where the rebuilt labels of a validate run are kept."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DoodleError
+from .export import safe_stem
+from .files import atomic_write, on_disk
+
+#: the header column that marks a CSV (or Parquet) as one of the engine's own tables
+_OWN_COLUMNS = {"table": "file", "report": "file", "summary": "record"}
+
+
+def _resolved(path):
+    """The absolute path of the file on disk behind ``path`` (a release zip for a member)."""
+    return Path(os.path.abspath(os.path.expanduser(on_disk(path))))
+
+
+def check_outputs(inputs, files, table=None, report=None, plots=None, outdir=None,
+                  also_reads=()):
+    """Refuse, before any work, an output that would replace an input (an .npz, a mapping or
+    metadata file), a Doodler / zip file, a folder, or any existing file that is not a table
+    of the engine's own kind; and an output folder that is an input folder (or holds the
+    input files directly).  One DoodleError line naming the output and the problem."""
+    named = [i for i in inputs if not Path(i).is_dir()]
+    folders = {_resolved(i) for i in inputs if Path(i).is_dir()}
+    folders |= {_resolved(f).parent for f in named}
+    if outdir is not None:
+        files = _inputs_outside(files, named, outdir)
+    read = {_resolved(f) for f in files} | {_resolved(f) for f in also_reads if f}
+    targets = []
+    if table:
+        targets += [("table", table), ("table", Path(str(table) + ".stream.jsonl"))]
+    if report:
+        rp = Path(report)
+        targets += [("report", rp), ("summary", rp.with_name(rp.stem + "_summary.csv"))]
+    seen = {}
+    for kind, path in targets:
+        res = _resolved(path)
+        if res in seen and seen[res] != kind:
+            raise DoodleError(path, f"is given as both the {seen[res]} and the {kind} output")
+        seen[res] = kind
+        _check_file_output(kind, path, res, read)
+    for option, folder in (("-o/--output", outdir), ("--plots", plots)):
+        if folder:
+            _check_folder_output(option, folder, folders, read)
+
+
+def _inputs_outside(files, named, outdir):
+    """The files not inside ``outdir``.  A file found inside it must be an earlier output
+    (named like an input outside it); a file named on the command line, or any other file
+    there, is an input the run would skip or replace: refused."""
+    out = _resolved(outdir)
+    inside = [f for f in files if out in _resolved(f).parents]
+    outside = [f for f in files if f not in inside]
+    stems = {safe_stem(f) for f in outside}
+    named = {_resolved(f) for f in named}
+    for f in inside:
+        if _resolved(f) in named or safe_stem(f) not in stems:
+            raise DoodleError(outdir, f"holds the input {f}; the output folder must not hold "
+                                      "inputs (choose another -o/--output)")
+    return outside
+
+
+def _check_file_output(kind, path, res, read):
+    if res in read or any(_same_file(res, r) for r in read if r.name == res.name):
+        raise DoodleError(path, f"is an input of this run; refusing to write the {kind} over it")
+    try:
+        st = os.stat(res)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise DoodleError(path, f"cannot be checked before writing the {kind}: {exc.strerror}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise DoodleError(path, f"is a folder; the {kind} must be a file name")
+    if not stat.S_ISREG(st.st_mode):
+        raise DoodleError(path, f"is not a regular file; refusing to write the {kind} over it")
+    if res.name.endswith(".stream.jsonl"):
+        return  # the table's own stream: replaced or resumed by design
+    if _is_zip(res):
+        raise DoodleError(path, f"is a zip / Doodler .npz file; refusing to overwrite it with "
+                                f"the {kind}")
+    if not _is_own_table(res, _OWN_COLUMNS[kind]):
+        raise DoodleError(path, f"exists and is not a table this command wrote (no "
+                                f"'{_OWN_COLUMNS[kind]}' column); refusing to overwrite it "
+                                f"with the {kind} - choose another name or remove it")
+
+
+def _same_file(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _is_zip(path):
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) in (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
+    except OSError:
+        return False
+
+
+def _is_own_table(path, column):
+    """True for a CSV whose header names ``column`` or a Parquet file (checked by its magic
+    and schema); anything else (a Doodler npz, a text, a zip) is not the engine's table."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(65536)
+    except OSError:
+        return False
+    if not head:
+        return True  # an empty file: nothing to lose
+    if head[:4] == b"PAR1":
+        try:
+            import pyarrow.parquet as pq  # noqa: PLC0415  optional: only a Parquet file needs it
+            return column in pq.read_schema(path).names
+        except Exception:  # no pyarrow, or not a readable Parquet file
+            return False
+    if head[:2] == b"PK" or b"\0" in head:
+        return False
+    first = head.split(b"\n", 1)[0].decode("utf-8", "replace").strip().strip("\r")
+    return column in [c.strip().strip('"') for c in first.split(",")]
+
+
+def _check_folder_output(option, folder, input_folders, read):
+    res = _resolved(folder)
+    if res.exists() and not res.is_dir():
+        raise DoodleError(folder, f"exists and is not a folder ({option} takes a folder)")
+    if res in input_folders:
+        raise DoodleError(folder, f"is an input folder; {option} must be another folder (its "
+                                  "outputs would mix with, or replace, the inputs)")
+    if res in read:
+        raise DoodleError(folder, f"is an input file; {option} takes a folder")
+
+
+def kept_label_path(labels_dir, file, trial=""):
+    """Where :func:`run_batch` (``labels_dir=``) keeps the rebuilt label of one result."""
+    digest = hashlib.sha1(str(file).encode("utf-8")).hexdigest()[:10]
+    return Path(labels_dir) / f"{safe_stem(file)}-{digest}-{trial or 'final'}.npz"
+
+
+def keep_labels(rows, labels_dir):
+    """Take the rebuilt labels a job returned (``_rebuilt``) out of its rows; store them in
+    ``labels_dir`` when given.  Runs in this process, so it works with local workers and Dask."""
+    for r in rows:
+        label = r.pop("_rebuilt", None)
+        if label is not None and labels_dir is not None:
+            atomic_write(kept_label_path(labels_dir, r["file"], r.get("trial", "")),
+                         lambda fh, label=label: np.savez_compressed(fh, label=label))
+
+
+def outputs_apart(files, outdir):
+    """Inputs for a job that writes into ``outdir``: files already inside ``outdir`` (outputs
+    of an earlier run, when it lies within an input folder) are not inputs; two inputs that
+    would write the same output name are an error, before anything runs."""
+    out = Path(outdir).resolve()
+    files = [f for f in files if out not in Path(f).resolve().parents]
+    seen = {}
+    for f in files:
+        stem = safe_stem(f)
+        if stem in seen:
+            raise DoodleError(f, f"writes the same output name ({stem}) as {seen[stem]} in "
+                                 f"{outdir}; run those folders to separate output folders")
+        seen[stem] = f
+    return files
