@@ -328,12 +328,12 @@ def cmd_validate(args):
             print(f"below --min-accuracy {args.min_accuracy:.4%}: {_name(row)} "
                   f"{row['accuracy']:.4%} ({(args.min_accuracy - row['accuracy']) * 100:.4f} "
                   f"points below, {int(row['differ']):,} px differ)", file=sys.stderr)
-    reasons = []
+    causes = []
     if below:
-        reasons.append(f"{len(below)} result(s) below --min-accuracy {args.min_accuracy:.4%}")
+        causes.append(f"{len(below)} result(s) below --min-accuracy {args.min_accuracy:.4%}")
     if failed:
-        reasons.append(f"{failed} file(s) failed (listed above)")
-    return _why(1 if reasons else 0, "; ".join(reasons))
+        causes.append(f"{failed} file(s) failed (listed above)")
+    return _why(1 if causes else 0, "; ".join(causes))
 
 
 def _figures(args, frame, kept, summary):

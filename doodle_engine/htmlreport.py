@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import DoodleError
-from .files import atomic_write
+from .files import atomic_write, short_name
 from .reasons import legend
 from .report import TABLE_COLUMNS, summarize
 
@@ -125,10 +125,10 @@ def page(frame, figures=(), summary=(), notes=(), maps=(), command=None):
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{_e(_title(frame))}</title><style>{_CSS}</style></head><body>",
         f"<h1>{_e(_title(frame))}</h1>",
-        f'<p class="meta">doodle-engine {_e(__version__)}, {_e(when)}'
-        + (f"; command: <code>{_e(command)}</code>" if command else "") + "</p>",
-        '<p class="meta">Every number, figure and map on this page comes from this one run: '
-        "the maps show the very labels the table measured.</p>",
+        (f'<p class="meta">doodle-engine {_e(__version__)}, {_e(when)}'
+         + (f"; command: <code>{_e(command)}</code>" if command else "") + "</p>"),
+        ('<p class="meta">Every number, figure and map on this page comes from this one run: '
+         "the maps show the very labels the table measured.</p>"),
         _summary_section(frame, summary), _table_section(frame, anchors, maps),
         _why_section(frame), _figures_section(figures, notes),
         _maps_section(figures, maps, frame, anchors), "</body></html>"]
@@ -174,8 +174,8 @@ def _table_section(frame, anchors, maps):
     cols = [c for c in TABLE_COLUMNS if c in frame and (
         c in ("file", "accuracy", "reason") or frame[c].map(_text).ne("").any())]
     mapped = {(str(f), str(t or "")): Path(p).stem for p, f, t in maps}
-    out = ['<section><h2>Results</h2><p class="note">One row per result (file, and earlier '
-           "trial where asked); rows below 100 % are shaded and give their reason.</p>",
+    out = [('<section><h2>Results</h2><p class="note">One row per result (file, and earlier '
+            "trial where asked); rows below 100 % are shaded and give their reason.</p>"),
            '<div class="wide"><table><tr>' + "".join(f"<th>{_e(c)}</th>" for c in cols)
            + "<th>map</th></tr>"]
     for i, row in frame.iterrows():
@@ -214,15 +214,15 @@ def _maps_section(figures, maps, frame, anchors):
     if not maps:
         return ""
     by_key = {(str(r.get("file")), _text(r.get("trial"))): (i, r) for i, r in frame.iterrows()}
-    out = ["<section><h2>Disagreement maps</h2><p class=\"note\">Image, stored label "
-           "(Doodler), rebuilt label, and where they differ (magenta), worst first.</p>"]
+    out = [('<section><h2>Disagreement maps</h2><p class="note">Image, stored label '
+            "(Doodler), rebuilt label, and where they differ (magenta), worst first.</p>")]
     present = {f.resolve() for f in figures}
     for p, file, trial in maps:
         p = Path(p)
         if p.resolve() not in present:
             continue
         i, row = by_key.get((str(file), str(trial or "")), (None, {}))
-        name = Path(str(file)).name + (f" [trial {trial}]" if trial else "")
+        name = short_name(file) + (f" [trial {trial}]" if trial else "")
         caption = (f"{name}: {int(_number(row.get('differ'))):,} px differ, "
                    f"{_number(row.get('accuracy')):.4%} agree" if len(row) else name)
         why = _text(row.get("reason")) if len(row) else ""
@@ -256,7 +256,7 @@ def _cell(column, value):
     """One table cell, formatted as the terminal table formats it."""
     text = _text(value)
     if column == "file" and text:
-        return f'<td class="text" title="{_e(text)}">{_e(Path(text).name)}</td>'
+        return f'<td class="text" title="{_e(text)}">{_e(short_name(text))}</td>'
     if column == "reason":
         return f'<td class="reason">{_e(text)}</td>'
     if column in ("accuracy", "accuracy_min", "accuracy_median", "accuracy_max",
@@ -269,5 +269,5 @@ def _cell(column, value):
     if column == "seconds" and text:
         return f"<td>{_number(value):.2f}</td>"
     if column == "worst_file" and text:
-        return f'<td class="text">{_e(Path(text).name)}</td>'
+        return f'<td class="text">{_e(short_name(text))}</td>'
     return f'<td class="text">{_e(text)}</td>'

@@ -11,6 +11,8 @@ the number is shown (terminal table, CSV, plots, HTML page).
 
 from __future__ import annotations
 
+import math
+
 from .classifier import MLP_MAX_SAMPLES
 from .eras import ERAS
 from .eras import recipe as era_recipe
@@ -24,7 +26,7 @@ _INEXACT_MODES = ("fast", "fastest")
 
 def _text(value):
     """A table cell as text: '' for missing values (NaN, None)."""
-    if value is None or value != value:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
     return str(value)
 
@@ -62,23 +64,26 @@ def causes(row):
         found.append(("history missing", history))
     era = _text(row.get("era"))
     if era in ERAS and era_recipe(era).classifier == "rf":
-        found.append(("forest unseeded", "Doodler's random forest was unseeded, so a rebuild "
-                                         "with another seed differs (--seeds N shows the "
-                                         "spread)"))
+        found.append(("forest unseeded", ("Doodler's random forest was unseeded, so a rebuild "
+                                          "with another seed differs (--seeds N shows the "
+                                          "spread)")))
     rows = _training_rows(row)
     if era in ERAS and era_recipe(era).classifier == "mlp" and rows > MLP_MAX_SAMPLES:
-        found.append(("float order", f"the MLP trained on Doodler's cap of {MLP_MAX_SAMPLES:,} "
-                                     f"of {rows:,} doodled rows, a training sensitive to the "
-                                     "order of floating-point sums; the 2021 BLAS that made "
-                                     "the label cannot be re-run (docs/fidelity.md)"))
+        found.append(("float order", (f"the MLP trained on Doodler's cap of "
+                                      f"{MLP_MAX_SAMPLES:,} of {rows:,} doodled rows, a training "
+                                      "sensitive to the order of floating-point sums; the 2021 "
+                                      "BLAS that made the label cannot be re-run "
+                                      "(docs/fidelity.md)")))
     source = _text(row.get("era_source"))
     if "assum" in source:
-        found.append(("era assumed", f"era {era} assumed ({source}): the file carries no date; "
-                                     "--era sets it, --era auto tells it from the stored label"))
+        found.append(("era assumed", (f"era {era} assumed ({source}): the file carries no "
+                                      "date; --era sets it, --era auto tells it from the "
+                                      "stored label")))
     mode = _text(row.get("mode"))
     if mode in _INEXACT_MODES:
-        found.append((f"mode {mode}", f"mode {mode} trades agreement for speed by design "
-                                      "(docs/frontier.md); --mode exact gives Doodler's labels"))
+        found.append((f"mode {mode}", (f"mode {mode} trades agreement for speed by design "
+                                       "(docs/frontier.md); --mode exact gives Doodler's "
+                                       "labels")))
     return found
 
 

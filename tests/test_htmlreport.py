@@ -6,16 +6,22 @@ from __future__ import annotations
 import base64
 import io
 import re
+import zipfile
 
 import numpy as np
 import pandas as pd
 import pytest
-from browser import SKIP_REASON, console_errors, files_requested, find_chromium, screenshot
+from browser import (
+    SKIP_REASON,
+    console_errors,
+    files_requested,
+    find_chromium,
+    screenshot,
+)
 from conftest import REAL_DIR, SETTINGS, doodles_for, needs_real, scene, write_npz
 from PIL import Image
 
-import doodle_engine.jobs as jobs
-from doodle_engine import htmlreport, load, reconstruct
+from doodle_engine import htmlreport, jobs, load, reconstruct
 from doodle_engine.cli import main
 from doodle_engine.htmlreport import GENERATOR, page
 from doodle_engine.reasons import NO_KNOWN_CAUSE, add_reasons, causes, reason
@@ -271,6 +277,20 @@ def test_a_failed_file_is_a_row_with_its_error(tmp_path):
     text = page(frame, summary=["files: 2  failed: 1"])
     assert 'class="failed"' in text and "not a zip &lt;b&gt;" in text  # escaped
     assert "Why results are below 100 %" not in text
+
+
+def test_release_zip_members_are_named_with_their_zip(run_folder, tmp_path, capsys):
+    release = tmp_path / "Test_3_001.zip"
+    with zipfile.ZipFile(release, "w") as z:
+        for name in ("forest.npz", "mlp.npz"):
+            z.write(next(run_folder.rglob(name)), f"npz/{name}")
+    before = release.read_bytes()
+    code, _, err = run(capsys, "validate", release, "--html", tmp_path / "r.html", "--workers",
+                       "1", "--quiet")
+    assert code == 0, err
+    text = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert ">Test_3_001.zip::forest.npz<" in text and "Test_3_001.zip::mlp.npz: 25 px" in text
+    assert len(_images(text)) == 4 and release.read_bytes() == before
 
 
 # ----------------------------------------------------------------------------- a real browser
