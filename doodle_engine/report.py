@@ -19,11 +19,16 @@ from .files import atomic_write, short_name
 from .inputs import load
 from .outputs import kept_label_path
 from .palette import palette_from
+from .reasons import explained, legend, reason
 from .record import NO_CLASS
 
 TABLE_COLUMNS = ("file", "trial", "era", "era_source", "mode", "height", "width", "differ",
-                 "accuracy", "accuracy_min", "accuracy_median", "accuracy_max", "runner_up",
-                 "runner_up_differ", "mean_iou", "kappa", "seconds", "skipped", "error")
+                 "accuracy", "accuracy_min", "accuracy_median", "accuracy_max", "reason",
+                 "runner_up", "runner_up_extra_px", "mean_iou", "kappa", "seconds", "skipped",
+                 "error")
+
+#: columns kept together, in this order, wherever the first of a group stands
+GROUPS = ("px_", "frac_", "iou_", "t_")
 
 
 def print_table(frame, columns=TABLE_COLUMNS):
@@ -36,17 +41,17 @@ def print_table(frame, columns=TABLE_COLUMNS):
     view = frame[cols].copy()
     if "file" in view:
         view["file"] = view["file"].map(short_name)
-    for c in ("era", "era_source", "runner_up", "trial", "skipped", "mode", "error"):
+    for c in ("era", "era_source", "runner_up", "trial", "skipped", "mode", "reason", "error"):
         if c in view:  # a row that made no such choice shows nothing, not NaN
             view[c] = view[c].fillna("")
-    if "runner_up_differ" in view:  # pixels, blank where no runner-up was rebuilt
-        view["runner_up_differ"] = view["runner_up_differ"].map(
+    if "runner_up_extra_px" in view:  # pixels, blank where no runner-up was rebuilt
+        view["runner_up_extra_px"] = view["runner_up_extra_px"].map(
             lambda v: "" if pd.isna(v) else f"{int(v)}")
     for c in ("height", "width", "differ"):  # whole numbers, also beside failed rows
         if c in view:
             view[c] = pd.to_numeric(view[c], errors="coerce").round().astype("Int64")
-    texts = [c for c in ("file", "trial", "era", "era_source", "runner_up", "mode", "skipped",
-                         "error")
+    texts = [c for c in ("file", "trial", "era", "era_source", "reason", "runner_up", "mode",
+                         "skipped", "error")
              if c in view]
     formatters = {}
     for c in texts:  # text columns aligned left
@@ -56,6 +61,31 @@ def print_table(frame, columns=TABLE_COLUMNS):
                            "display.max_colwidth", None):
         print(view.to_string(index=False, float_format=lambda v: f"{v:.5f}",
                              formatters=formatters, justify="left"))
+
+
+def print_reasons(frame):
+    """Under the table, once per cause of a result below 100 %: what its short word means."""
+    lines = [f"why: {explained(s, sentence)}" for s, sentence in legend(frame).items()]
+    for line in lines:
+        print(line)
+    return lines
+
+
+def grouped_columns(frame):
+    """``frame`` with the columns of each group (:data:`GROUPS`: class pixels, class
+    fractions, per-class IoU, stage timings) side by side where the group's first column
+    stands (files with other classes add their columns at the end of a batch table), and
+    ``error`` last."""
+    cols = list(frame.columns)
+    out, placed = [], set()
+    for c in cols:
+        if c in placed or c == "error":
+            continue
+        group = next((g for g in GROUPS if c.startswith(g)), None)
+        members = [m for m in cols if m.startswith(group)] if group else [c]
+        out += members
+        placed.update(members)
+    return frame[out + (["error"] if "error" in frame else [])]
 
 
 def summarize(frame):
@@ -123,20 +153,20 @@ def write_plots(frame, folder, labels_dir=None, max_maps=20, progress=False, cla
     Returns
     -------
     list of pathlib.Path
-        The files written.  ``write_plots.last_note`` says which maps were left out and why.
+        The files written.  ``write_plots.last_note`` says which maps were left out and why;
+        ``write_plots.last_maps`` lists (map, file, trial): which result each map shows.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     ok = frame[frame["error"] == ""] if "error" in frame else frame
-    written, notes = [], []
+    written, notes, maps = [], [], []
     if "accuracy" in ok and len(ok):
-        n = len(ok)
         fig = Figure(figsize=(6, 4))
         ax = fig.subplots()
         ax.hist(ok["accuracy"] * 100, bins=20, color="#3366CC")
         ax.set_xlabel("pixel accuracy vs stored label (%)")
         ax.set_ylabel("results (files and trials)")
-        ax.set_title(_count_title("Pixel accuracy", ok))
+        ax.set_title(_count_title("Pixel accuracy", ok) + _below_line(ok), fontsize=10)
         fig.tight_layout()
         written.append(_save(fig, folder / "accuracy_hist.png"))
         iou_cols = [c for c in ok.columns if c.startswith("iou_")]
@@ -170,6 +200,7 @@ def write_plots(frame, folder, labels_dir=None, max_maps=20, progress=False, cla
                         name = _map_name(row, kept, written)
                         written.append(disagreement_map(row, kept, folder, classes=classes,
                                                          allow_pickle=allow_pickle, name=name))
+                        maps.append((written[-1], row["file"], row.get("trial", "") or ""))
                     else:
                         notes.append(f"{short_name(row['file'])} {row.get('trial', '')}: "
                                      "no rebuilt label kept (a row resumed from an earlier "
@@ -182,16 +213,34 @@ def write_plots(frame, folder, labels_dir=None, max_maps=20, progress=False, cla
         else:
             notes.append("no result differs from its stored label: no disagreement map")
     write_plots.last_note = notes
+    write_plots.last_maps = maps
     return written
 
 
 write_plots.last_note = []
+write_plots.last_maps = []  # (map path, file, trial) of each disagreement map written
 
 
 def _count_title(what, ok):
     trials = int((ok["trial"].fillna("") != "").sum()) if "trial" in ok else 0
     files = ok["file"].nunique() if "file" in ok else len(ok)
     return f"{what}: {files} file(s)" + (f" and {trials} earlier trial(s)" if trials else "")
+
+
+def _below_line(ok):
+    """A title's second line: how many results are below 100 % and their causes, counted."""
+    if "accuracy" not in ok:
+        return ""
+    below = ok[ok["accuracy"] < 1]
+    if not len(below):
+        return "\nevery result at 100 %"
+    words = below["reason"] if "reason" in below else below.apply(reason, axis=1)
+    counts = {}
+    for text in words.fillna(""):
+        for word in filter(None, str(text).split(", ")):
+            counts[word] = counts.get(word, 0) + 1
+    causes = ", ".join(f"{w} {n}" for w, n in counts.items())
+    return f"\n{len(below)} below 100 %" + (f" ({causes})" if causes else "")
 
 
 def _map_name(row, kept, written):
@@ -263,10 +312,12 @@ def disagreement_map(row, kept_label, folder, classes=None, allow_pickle=False, 
     acc = row.get("accuracy", float("nan"))
     era = row.get("era", "")
     era_source = row.get("era_source", "")
+    why = row.get("reason") if isinstance(row.get("reason"), str) else reason(row)
     fig.suptitle(f"{short_name(path)}" + (f" [trial {trial}]" if trial else "")
                  + f" - {era} ({era_source}), mode {row.get('mode', '?')}: "
-                 f"{int(diff.sum()):,} of {diff.size:,} px differ ({acc:.4%} agree)")
-    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
+                 f"{int(diff.sum()):,} of {diff.size:,} px differ ({acc:.4%} agree)"
+                 + (f"\nwhy: {why}" if why else ""))
+    fig.tight_layout(rect=(0, 0.08, 1, 0.90 if why else 0.95))
     return _save(fig, Path(folder) / (name or f"disagreement_{safe_stem(path)}{trial}.png"))
 
 
@@ -290,10 +341,23 @@ def _metadata(paths):
     return pd.concat(frames, ignore_index=True) if frames else None
 
 
+def stats_table(frame):
+    """The ``stats`` job's rows with one type per column: class pixels (``px_*``) and
+    ``unlabelled_px`` whole numbers, 0 where a file does not list the class, empty only for a
+    file that failed; the class columns side by side (:func:`grouped_columns`)."""
+    out = frame.copy()
+    ok = out["error"] == "" if "error" in out else pd.Series(True, index=out.index)
+    for c in [c for c in out.columns if c.startswith("px_")] + ["unlabelled_px"]:
+        if c in out:
+            out[c] = pd.to_numeric(out[c], errors="coerce").astype("Int64")
+            out.loc[ok, c] = out.loc[ok, c].fillna(0)
+    return grouped_columns(out)
+
+
 def stats_summary(table):
     """A short view of the ``stats`` job's rows (before any metadata join, whose columns may
     start with ``px_`` too): per class, the pixels over all files, their share, and in how
-    many files the class occurs."""
+    many files the class occurs (pixels left without a class: :func:`unlabelled_line`)."""
     px = [c for c in table.columns if c.startswith("px_")]
     ok = table[table["error"] == ""] if "error" in table else table
     rows = []
@@ -306,6 +370,17 @@ def stats_summary(table):
     return pd.DataFrame(rows, columns=["class", "pixels", "fraction", "files"])
 
 
+def unlabelled_line(table):
+    """One line on the pixels the stored labels leave without a class, '' when there are
+    none (most files: Doodler gives every pixel a class)."""
+    ok = table[table["error"] == ""] if "error" in table else table
+    if "unlabelled_px" not in ok or not ok["unlabelled_px"].fillna(0).sum():
+        return ""
+    none = ok["unlabelled_px"].fillna(0)
+    return (f"unlabelled: {int(none.sum()):,} px without a class in {int((none > 0).sum())} "
+            "file(s) (not in the shares above)")
+
+
 def class_stats(frame, metadata=None):
     """Per-file class-pixel counts and fractions, joined to Coast Train metadata on the npz
     file name when given (column order differs between records: columns are matched by
@@ -316,6 +391,7 @@ def class_stats(frame, metadata=None):
         total = out[px].fillna(0).sum(axis=1).replace(0, np.nan)
         for c in px:
             out["frac_" + c[3:]] = out[c] / total
+        out = grouped_columns(out)
     meta = _metadata(metadata)
     if meta is not None and "file_name" in out:
         out = out.merge(meta, on="file_name", how="left", suffixes=("", "_meta"))
