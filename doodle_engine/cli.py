@@ -35,6 +35,7 @@ features = lazy.load("doodle_engine.features", suppress_warning=True)
 gym = lazy.load("doodle_engine.gym", suppress_warning=True)
 inputs = lazy.load("doodle_engine.inputs", suppress_warning=True)
 png = lazy.load("doodle_engine.png", suppress_warning=True)
+plots = lazy.load("doodle_engine.plots", suppress_warning=True)
 pool = lazy.load("doodle_engine.pool", suppress_warning=True)
 remapping = lazy.load("doodle_engine.remapping", suppress_warning=True)
 reasons = lazy.load("doodle_engine.reasons", suppress_warning=True)
@@ -340,7 +341,7 @@ def cmd_validate(args):
 def _figures(args, frame, kept, summary):
     """--plots and --html of a validate run: the figures drawn once, from the labels the run
     kept, into the --plots folder (or a temporary one) and embedded in the page."""
-    write_plots = report.write_plots
+    write_plots = plots.write_plots
     with tempfile.TemporaryDirectory(prefix="doodle-engine-plots-") as scratch:
         written = write_plots(frame, args.plots or scratch, labels_dir=kept,
                               max_maps=args.max_maps, progress=not args.quiet,

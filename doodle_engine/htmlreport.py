@@ -1,7 +1,7 @@
 """One validation run as one HTML page to send: summary, table with reasons, figures, maps.
 
 The page is made from the table a ``validate`` run measured and the figures
-:func:`doodle_engine.report.write_plots` drew from that same run (the rebuilt labels it kept),
+:func:`doodle_engine.plots.write_plots` drew from that same run (the rebuilt labels it kept),
 never from a second rebuild.  It is self-contained: the figures are embedded as base64 data
 URIs, the style sheet is inline, there is no script and no link outside the page, so it
 reads the same offline, attached to an e-mail or opened from a disk.
@@ -96,7 +96,7 @@ def write_html(frame, path, figures=(), summary=(), notes=(), maps=(), command=N
     path : path
         The ``.html`` file to write.
     figures : list of path
-        The PNG files :func:`doodle_engine.report.write_plots` wrote from this run; embedded.
+        The PNG files :func:`doodle_engine.plots.write_plots` wrote from this run; embedded.
     summary : list of str
         The summary lines the run printed under its table.
     notes : list of str
