@@ -6,7 +6,7 @@ The public names below are loaded on first use (scikit-image's ``lazy_loader``),
 
 import lazy_loader as lazy
 
-__version__ = "0.1.0"
+from .version import __version__ as __version__
 
 __getattr__, __dir__, __all__ = lazy.attach(
     __name__,

@@ -9,8 +9,10 @@ import argparse
 import atexit
 import json
 import os
+import shlex
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import lazy_loader as lazy
@@ -20,19 +22,27 @@ from doodle_engine import __version__
 from doodle_engine.eras import RECIPES, SLIDERS
 from doodle_engine.eras import recipe as era_recipe
 from doodle_engine.errors import DoodleError
+from doodle_engine.files import short_name
 from doodle_engine.modes import MODES
 from doodle_engine.record import DEFAULT_MAX_PIXELS
 from doodle_engine.settings import ERAS
 
 # the engine's heavier modules load when a command first uses them (start-up stays short)
+atlas = lazy.load("doodle_engine.atlas", suppress_warning=True)
 batch = lazy.load("doodle_engine.batch", suppress_warning=True)
 era_match = lazy.load("doodle_engine.era_match", suppress_warning=True)
+htmlreport = lazy.load("doodle_engine.htmlreport", suppress_warning=True)
 example = lazy.load("doodle_engine.example", suppress_warning=True)
 features = lazy.load("doodle_engine.features", suppress_warning=True)
+gym = lazy.load("doodle_engine.gym", suppress_warning=True)
 inputs = lazy.load("doodle_engine.inputs", suppress_warning=True)
+metadata = lazy.load("doodle_engine.metadata", suppress_warning=True)
+outputs = lazy.load("doodle_engine.outputs", suppress_warning=True)
 png = lazy.load("doodle_engine.png", suppress_warning=True)
+plots = lazy.load("doodle_engine.plots", suppress_warning=True)
 pool = lazy.load("doodle_engine.pool", suppress_warning=True)
 remapping = lazy.load("doodle_engine.remapping", suppress_warning=True)
+reasons = lazy.load("doodle_engine.reasons", suppress_warning=True)
 report = lazy.load("doodle_engine.report", suppress_warning=True)
 session = lazy.load("doodle_engine.session", suppress_warning=True)
 
@@ -109,7 +119,7 @@ def cmd_info(args):
                 print(f"  era       {s.era} ({s.era_source}): {ERAS[s.era]}")
                 if match and match.runner_up:
                     ru = match.row()
-                    print(f"  runner-up {ru['runner_up']}: {ru['runner_up_differ']:+d} px "
+                    print(f"  runner-up {ru['runner_up']}: {ru['runner_up_extra_px']:,} px more wrong "
                           f"({ru['runner_up_points']:.3f} accuracy points worse)")
                 r = era_recipe(s.era)
                 print(f"  recipe    commits {', '.join(r.commits)}; {r.start} .. {r.end}; "
@@ -143,7 +153,7 @@ def _name(row):
     """A result's name for messages: the file's name (never a cut path) and its trial."""
     trial = row.get("trial", "")
     trial = "" if not isinstance(trial, str) else trial
-    return Path(str(row["file"])).name + (f" [trial {trial}]" if trial else "")
+    return short_name(row["file"]) + (f" [trial {trial}]" if trial else "")
 
 
 def _ok(frame):
@@ -187,10 +197,10 @@ def cmd_eras(args):
     ok = _ok(frame)
     if len(ok):
         cols = [c for c in ("file", "era", "era_source", "differ", "runner_up",
-                            "runner_up_differ") if c in ok]
+                            "runner_up_extra_px") if c in ok]
         view = ok[cols].copy()
-        view["file"] = view["file"].map(lambda f: Path(str(f)).name)
-        for c in ("differ", "runner_up_differ"):
+        view["file"] = view["file"].map(short_name)
+        for c in ("differ", "runner_up_extra_px"):
             if c in view:
                 view[c] = view[c].map(lambda v: "" if v != v or v is None else f"{int(v):,}")
         view = view.fillna("")
@@ -203,6 +213,7 @@ def cmd_eras(args):
 
 
 def _summary(frame, failed):
+    """Print the summary line under a table, and the era notes; returns the lines printed."""
     ok = _ok(frame)
     line = _counts(frame, failed)
     if "skipped" in frame:
@@ -215,14 +226,15 @@ def _summary(frame, failed):
         line += (f"  median accuracy: {ok['accuracy'].median():.4%}  "
                  f"worst: {_name(worst)} ({worst['accuracy']:.4%})")
     print(line)
-    _assumed_eras(ok)
+    return [line] + _assumed_eras(ok)
 
 
 def _assumed_eras(ok):
     """One line when an era was assumed, and one when it was told from the stored label (best
-    match), rather than read from the file's date or layout."""
+    match), rather than read from the file's date or layout; returns the lines printed."""
+    lines = []
     if "era_source" not in ok or not len(ok):
-        return
+        return lines
     source = ok["era_source"].fillna("").astype(str)
     for kind, what in (("assum", "assumed"), ("best match", "told from the stored label")):
         picked = ok[source.str.contains(kind)]
@@ -230,8 +242,10 @@ def _assumed_eras(ok):
             eras = ", ".join(sorted(set(picked["era"].astype(str))))
             names = ", ".join(dict.fromkeys(_name({"file": f}) for f in picked["file"]))
             sources = "; ".join(dict.fromkeys(picked["era_source"].astype(str)))
-            print(f"note: era {eras} {what} for {picked['file'].nunique()} file(s) "
-                  f"({sources}); --era sets it: {names}")
+            lines.append(f"note: era {eras} {what} for {picked['file'].nunique()} file(s) "
+                         f"({sources}); --era sets it: {names}")
+            print(lines[-1])
+    return lines
 
 
 def _why(code, reason):
@@ -290,25 +304,29 @@ def cmd_session(args):
 
 def cmd_validate(args):
     if args.session:
+        if args.html:
+            raise DoodleError(args.html, "--html reports a validate run, not --session")
         return cmd_session(args)
 
+    if args.html:
+        htmlreport.check_target(args.html, reads=[*inputs.find_inputs(args.inputs),
+                                                  *args.inputs, args.classes],
+                                others=[args.report, args.table, args.plots])
     with tempfile.TemporaryDirectory(prefix="doodle-engine-labels-") as kept:
-        # with --plots the rebuilt labels that differ are kept (in this run's own temporary
-        # folder) so the maps show the very reconstruction the table measured
+        # with --plots or --html the rebuilt labels that differ are kept (in this run's own
+        # temporary folder) so the maps show the very reconstruction the table measured
+        figures = args.plots or args.html
         frame, failed = _batch(args, "validate", era=args.era, trials=args.trials,
                                seed=args.seed, mode=args.mode, crf_backend=args.crf_backend,
-                               seeds=args.seeds, labels_dir=kept if args.plots else None)
+                               seeds=args.seeds, labels_dir=kept if figures else None)
+        frame = report.grouped_columns(reasons.add_reasons(frame))
         report.print_table(frame)
-        _summary(frame, failed)
+        summary = _summary(frame, failed)
+        report.print_reasons(frame)  # the page has its own section for them
         if args.report:
             report.write_report(frame, args.report)
-        if args.plots:
-            written = report.write_plots(frame, args.plots, labels_dir=kept, max_maps=args.max_maps,
-                                  progress=not args.quiet, classes=_classes(args.classes),
-                                  allow_pickle=args.allow_pickle)
-            for note in report.write_plots.last_note:
-                print(f"plots: {note}")
-            print(f"plots: {len(written)} figure(s) in {args.plots}")
+        if figures:
+            _figures(args, frame, kept, summary)
     below = []
     if args.min_accuracy is not None and "accuracy" in frame:
         ok = _ok(frame)
@@ -317,12 +335,32 @@ def cmd_validate(args):
             print(f"below --min-accuracy {args.min_accuracy:.4%}: {_name(row)} "
                   f"{row['accuracy']:.4%} ({(args.min_accuracy - row['accuracy']) * 100:.4f} "
                   f"points below, {int(row['differ']):,} px differ)", file=sys.stderr)
-    reasons = []
+    causes = []
     if below:
-        reasons.append(f"{len(below)} result(s) below --min-accuracy {args.min_accuracy:.4%}")
+        causes.append(f"{len(below)} result(s) below --min-accuracy {args.min_accuracy:.4%}")
     if failed:
-        reasons.append(f"{failed} file(s) failed (listed above)")
-    return _why(1 if reasons else 0, "; ".join(reasons))
+        causes.append(f"{failed} file(s) failed (listed above)")
+    return _why(1 if causes else 0, "; ".join(causes))
+
+
+def _figures(args, frame, kept, summary):
+    """--plots and --html of a validate run: the figures drawn once, from the labels the run
+    kept, into the --plots folder (or a temporary one) and embedded in the page."""
+    write_plots = plots.write_plots
+    with tempfile.TemporaryDirectory(prefix="doodle-engine-plots-") as scratch:
+        written = write_plots(frame, args.plots or scratch, labels_dir=kept,
+                              max_maps=args.max_maps, progress=not args.quiet,
+                              classes=_classes(args.classes), allow_pickle=args.allow_pickle)
+        for note in write_plots.last_note:
+            print(f"{'plots' if args.plots else 'html'}: {note}")
+        if args.plots:
+            print(f"plots: {len(written)} figure(s) in {args.plots}")
+        if args.html:
+            command = "doodle-engine " + " ".join(shlex.quote(str(a)) for a in args.argv)
+            htmlreport.write_html(frame, args.html, written, summary=summary, notes=write_plots.last_note,
+                       maps=write_plots.last_maps, command=command)
+            print(f"html: {args.html} (one self-contained page, {len(written)} figure(s) "
+                  "embedded)")
 
 
 def cmd_reconstruct(args):
@@ -341,6 +379,11 @@ def cmd_remap(args):
 
 
 def cmd_export(args):
+    if args.gym or args.gym_npz:
+        return _export_gym(args)
+    if args.mapping or args.default or args.target_size:
+        raise DoodleError(None, "--mapping, --default and --target-size apply to --gym (to remap "
+                                "Doodler's layout, run remap first)")
     frame, failed = _batch(args, "export", outdir=args.output,
                            label_ext=".png" if args.png_labels else ".jpg")
     _summary(frame, failed)
@@ -355,12 +398,58 @@ def cmd_export(args):
     return _why(1 if failed else 0, f"{failed} file(s) failed (listed above)")
 
 
+def _export_gym(args):
+    """export --gym: a Segmentation Gym set, written whole or not at all."""
+    if args.resume:
+        raise DoodleError(None, "--resume does not apply to --gym: a Gym set is written whole")
+    if args.default and not args.mapping:
+        raise DoodleError(None, "--default applies with --mapping (the class for names it has "
+                                "no rule for)")
+    mapping = remapping.load_mapping(args.mapping) if args.mapping else None
+    res = gym.export_gym_set(args.inputs, args.output, mapping=mapping, default=args.default,
+                         npz=args.gym_npz, target_size=args.target_size,
+                         classes=_classes(args.classes), table=args.table,
+                         allow_pickle=args.allow_pickle, max_pixels=args.max_pixels,
+                         also_reads=[args.mapping, args.classes], workers=args.workers,
+                         scheduler=args.scheduler, progress=not args.quiet, **_png_options(args))
+    if "error" in res.frame:
+        for msg in res.frame.loc[res.frame["error"] != "", "error"]:
+            print(f"error: {msg}", file=sys.stderr)
+    _summary(res.frame, res.failed)
+    if res.config is None:
+        return _why(1, f"{res.failed} file(s) failed (listed above): nothing written (a Gym set "
+                       "is written whole)")
+    for line in _gym_lines(res):
+        print(line)
+    return 0
+
+
+def _gym_lines(res):
+    """What a Gym export wrote: pairs, classes with their label values, class lists found."""
+    out, cfg = res.outdir, res.config
+    folders = "images/, labels/" + (", npzs/" if res.npz else "")
+    lines = [f"Gym set: {len(res.frame)} image/label pair(s) in {out}/ ({folders}); "
+             f"NCLASSES {cfg['NCLASSES']}: " +
+             ", ".join(f"{i} {c}" for i, c in enumerate(cfg["CLASSES"])),
+             f"  class order: {cfg['CLASS_ORDER']}"]
+    if len(res.plan.class_lists) > 1:
+        lines.append("  class lists found: " + "; ".join(
+            f"{list(names)} ({n} file(s))" for names, n in res.plan.class_lists.items()))
+    lines.append(f"  wrote {out / gym.CONFIG_NAME} (TARGET_SIZE {cfg['TARGET_SIZE']}; Gym's example "
+                 "values for the model and training: edit them before training)")
+    return lines
+
+
 def cmd_stats(args):
+    meta = report.stats_metadata(args.metadata)  # a bad CSV fails before any work
     frame, failed = _batch(args, "stats")
-    table = report.class_stats(frame, args.metadata)
+    frame = report.stats_table(frame)
+    table = report.class_stats(frame, meta)
     if args.report:
         report.write_report(table, args.report)
     print(report.stats_summary(frame).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if report.unlabelled_line(frame):
+        print(report.unlabelled_line(frame))
     print(_counts(frame, failed) + (f"  full table (per file): {args.report}" if args.report
                                     else "  (--report FILE.csv writes the table per file)"))
     if args.metadata:
@@ -368,12 +457,74 @@ def cmd_stats(args):
         files = int(table["file_name"].notna().sum()) if "file_name" in table else 0
         if joined == 0:
             print(f"warning: no file joined the metadata ({files} file(s) matched by npz file "
-                  "name against annotation_image_filename in "
+                  "stem against annotation_image_filename in "
                   f"{', '.join(args.metadata)}): the metadata columns are empty",
                   file=sys.stderr)
         else:
             print(f"metadata: {joined} of {files} file(s) joined")
     return _why(1 if failed else 0, f"{failed} file(s) failed (listed above)")
+
+
+def _atlas_inputs(items):
+    """(metadata inputs, npz inputs) of ``atlas``: CSV files, folders and zips give their
+    CSVs; .npz files, zip members, zips and folders holding .npz files or zips give npz
+    inputs; any other file is read as a CSV (a FIFO or device is refused there)."""
+    npz = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            if any(q.suffix.lower() in (".npz", ".zip") for q in p.rglob("*")):
+                npz.append(item)
+        elif p.suffix.lower() in (".zip", ".npz") or "::" in str(item):
+            npz.append(item)
+    meta_items = [i for i in items if not str(i).lower().endswith(".npz") and "::" not in str(i)]
+    return meta_items, npz
+
+
+def cmd_atlas(args):
+    """The release atlas: records, classes, labellers, maps (issue 25's four notebooks)."""
+    t0 = time.perf_counter()
+    meta_items, npz_inputs = _atlas_inputs(args.inputs)
+    csvs = metadata.metadata_sources(meta_items)
+    files = inputs.find_inputs(npz_inputs) if npz_inputs else []
+    outputs.check_outputs(args.inputs, files, outdir=args.output,
+                          also_reads=[c for c in csvs if "::" not in c])
+    if not csvs and not files:
+        raise DoodleError(" ".join(args.inputs), "no metadata CSV and no .npz file found")
+    meta = metadata.read_metadata_inputs(meta_items) if csvs else None
+    rows, failed = None, 0
+    if files:
+        rows = batch.run_batch("stats", npz_inputs, workers=args.workers,
+                               scheduler=args.scheduler, progress=not args.quiet,
+                               classes=_classes(args.classes), allow_pickle=args.allow_pickle,
+                               max_pixels=args.max_pixels)
+        if "error" in rows:
+            for msg in rows.loc[rows["error"] != "", "error"]:
+                print(f"error: {msg}", file=sys.stderr)
+            failed = int((rows["error"] != "").sum())
+    found = atlas.build_atlas(meta, rows)
+    written = atlas.write_atlas(found, args.output)
+    rec = found.records
+    print(rec[["record", "images", "npz_files", "labellers", "labeller_images", "classes",
+               "date_first", "date_last", "disagreements"]].to_string(index=False))
+    checks = found.findings.groupby("check").size() if len(found.findings) else {}
+    print(f"images: {int(rec['images'].sum())} in {len(rec)} record(s) from "
+          f"{len(found.sources)} metadata CSV(s) and {len(files)} npz file(s)"
+          + (f" ({int(rec['joined'].sum())} joined)" if files else ""))
+    if len(checks):
+        print("metadata disagreements: " + ", ".join(f"{k} {v}" for k, v in checks.items())
+              + " (disagreements.csv, index.html)")
+    if len(found.unjoined):
+        kinds = found.unjoined.groupby("kind").size()
+        print("did not join: " + ", ".join(f"{v} {k}" for k, v in kinds.items()) + " (unjoined.csv)")
+    if meta is not None and meta.skipped:
+        print(f"note: {len(meta.skipped)} CSV(s) in the input folders are not metadata CSVs, "
+              f"left out: {', '.join(meta.skipped[:5])}" + (" ..." if len(meta.skipped) > 5 else ""))
+    for note in atlas.write_atlas.last_notes:
+        print(f"note: {note}")
+    print(f"wrote {len(written)} file(s) to {args.output} in {time.perf_counter() - t0:.1f} s; "
+          f"open {os.path.join(args.output, 'index.html')}")
+    return _why(1 if failed else 0, f"{failed} npz file(s) failed (listed above)")
 
 
 def cmd_example(args):
@@ -471,6 +622,10 @@ def build_parser():
             sp.add_argument("--plots", help="write figures to this folder: accuracy histogram, "
                                              "IoU per class, a disagreement map per result "
                                              "that differs (from the same run as the table)")
+            sp.add_argument("--html", metavar="REPORT.html",
+                            help="write one self-contained page (summary, table with the "
+                                 "reason of every result below 100 %%, figures, disagreement "
+                                 "maps, all from this run) to send or open offline")
             sp.add_argument("--max-maps", type=int, default=20,
                             help="at most this many disagreement maps, worst first (default 20)")
             sp.add_argument("--min-accuracy", type=_min_accuracy, metavar="ACC",
@@ -501,15 +656,48 @@ def build_parser():
     sp.add_argument("--png-labels", action="store_true",
                     help="write labels as lossless PNG: exact class values (recommended; the "
                          "default JPEG, Doodler's format, changes values along class edges)")
+    sp.add_argument("--gym", action="store_true",
+                    help="write a Segmentation Gym set instead: images/ and labels/ (lossless "
+                         "PNGs, same stems), gym_config.json; classes matched by name onto one "
+                         "class set (the union of the inputs' class names, or --mapping's)")
+    sp.add_argument("--gym-npz", action="store_true",
+                    help="--gym, and Gym's own npz layout in npzs/ (arr_0 image, arr_1 one-hot)")
+    sp.add_argument("--mapping", help="--gym: mapping JSON (Coast Train or Doodler schema) bringing "
+                                      "every input onto its classes, by class name")
+    sp.add_argument("--default", help="--gym with --mapping: target for classes with no rule")
+    sp.add_argument("--target-size", type=int, nargs=2, metavar=("H", "W"),
+                    help="--gym: Gym's TARGET_SIZE (default: the commonest image size)")
     sp.add_argument("--table")
     sp.set_defaults(func=cmd_export)
 
     sp = sub.add_parser("stats", help="class-pixel distributions per file and record")
     common(sp)
-    sp.add_argument("--metadata", action="append", help="Coast Train metadata CSV(s) to join")
+    sp.add_argument("--metadata", nargs="+", action="extend", metavar="CSV",
+                    help="Coast Train metadata to join on the npz file name: CSV files, folders "
+                         "of them, release zips (their CSV, read in place); several after one "
+                         "flag (put it after the inputs)")
     sp.add_argument("--report")
     sp.add_argument("--table")
     sp.set_defaults(func=cmd_stats)
+
+    sp = sub.add_parser(
+        "atlas", help="the release atlas: records, classes, labellers, maps (HTML + PNG + CSV)",
+        description="Counts, figures and maps of Coast Train records, as the CoastTrainMetaPlots "
+                    "notebooks draw them: records.csv, class_images.csv, class_pixels.csv (with "
+                    "npz files), labelers.csv, disagreements.csv, unjoined.csv, images.csv, "
+                    "class_distribution.png, labelers.png, geography.png, locations.html and "
+                    "index.html. Nothing is downloaded.")
+    sp.add_argument("inputs", nargs="+",
+                    help="metadata CSVs, release zips, folders of CSVs, npz files or zips")
+    sp.add_argument("-o", "--output", required=True, help="folder for the atlas (created)")
+    sp.add_argument("--classes", help="class names for npz files without them")
+    sp.add_argument("--allow-pickle", action="store_true",
+                    help="read object arrays (pickled data): only for files you trust")
+    sp.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
+    sp.add_argument("--workers", type=_workers, default="auto")
+    sp.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786)")
+    sp.add_argument("--quiet", action="store_true", help="no progress bar")
+    sp.set_defaults(func=cmd_atlas)
 
     sp = sub.add_parser("example", help="write a generated Doodler file to try the engine on")
     sp.add_argument("output", help="path of the .npz to write")
@@ -528,6 +716,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    args.argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]  # shown in reports
     try:
         return args.func(args)
     except DoodleError as exc:

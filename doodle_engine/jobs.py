@@ -16,12 +16,15 @@ from .colorize import colorize
 from .era_match import match_era, needs_match
 from .eras import recipe as era_recipe
 from .errors import DoodleError
-from .export import export_record, export_targets, safe_stem, write_image
+from .export import export_gym, export_record, export_targets, safe_stem, write_image
+from .files import split_member
 from .inputs import load, source_mtime
 from .modes import profile
 from .npz import save
+from .reasons import reason
 from .reconstruct import reconstruct
 from .record import DEFAULT_MAX_PIXELS, NO_CLASS, with_label
+from .releasezip import record_name
 from .remapping import remap_record
 from .session import history_note
 from .validate import validate
@@ -37,8 +40,12 @@ def _read_options(extra):
 
 
 def _record_name(path):
-    """Coast Train record letter/name from a path like .../datasetC_S2/npz/x.npz, else the
-    parent folder's name."""
+    """Coast Train record name: the release zip's name for a member (``Landsat8_12_001``),
+    the record folder for a path like .../datasetC_S2/npz/x.npz, else the parent folder's
+    name."""
+    zip_path, member = split_member(path)
+    if member is not None:
+        return record_name(zip_path)
     parent = Path(path).parent
     return parent.parent.name if parent.name == "npz" else parent.name
 
@@ -121,6 +128,7 @@ def validate_file(path, era=None, classes=None, trials=False, seed=0, mode="exac
         row["seconds"] = time.perf_counter() - t0
         row["history"] = history_note(res.era)  # a forest that learned across a session
         row["notes"] = "; ".join(res.notes)
+        row["reason"] = reason(row)  # the causes of a result below 100 %, in short
         if keep_label and m.n_differ:
             row["_rebuilt"] = res.label0
         rows.append(row)
@@ -222,6 +230,19 @@ def export_file(path, outdir, classes=None, label_ext=".jpg", force=False, **_):
     return [row]
 
 
+def gym_file(path, outdir, gym_classes, mapping=None, default=None, npz_prefix=None,
+             classes=None, **_):
+    """One file into a Segmentation Gym set whose classes are ``gym_classes`` (decided for
+    the whole set before the run, so every worker maps onto the same classes)."""
+    rec = load(path, classes=classes, trials=False, **_read_options(_))
+    written, facts = export_gym(rec, outdir, gym_classes, mapping=mapping, default=default,
+                                npz_prefix=npz_prefix)
+    row = _base_row(path, rec)
+    row.update(facts)
+    row["output"] = ";".join(Path(p).relative_to(outdir).as_posix() for p in written)
+    return [row]
+
+
 def jpeg_label_damage(record, jpeg_path):
     """How much a JPEG label written by export differs from the label it was made from:
     ``jpeg_changed_px`` (pixels whose value changed) and ``jpeg_beyond_classes_px``
@@ -242,7 +263,7 @@ def stats_file(path, classes=None, **_):
         names, note = unique_names(rec.classes or [str(i) for i in range(rec.n_classes)])
         for i, name in enumerate(names):
             row[f"px_{name}"] = int(counts[i])
-        row["px_none"] = int(counts[NO_CLASS])
+        row["unlabelled_px"] = int(counts[NO_CLASS])  # no class: not a class column
         if note:
             row["notes"] = note
     row["file_name"] = os.path.basename(str(path))
@@ -268,7 +289,7 @@ def unique_names(names):
 
 
 JOBS = {"validate": validate_file, "reconstruct": reconstruct_file, "remap": remap_file,
-        "export": export_file, "stats": stats_file, "eras": era_file}
+        "export": export_file, "gym": gym_file, "stats": stats_file, "eras": era_file}
 
 
 def run_one(job_name, path, kwargs):
@@ -286,9 +307,8 @@ def run_one(job_name, path, kwargs):
         rows = [{"file": str(path), "error": f"{path}: out of memory"}]
     except Exception as exc:  # a bug or a library failure: record it, keep going
         last = traceback.extract_tb(exc.__traceback__)[-1]
-        rows = [{"file": str(path),
-                 "error": f"{path}: {type(exc).__name__}: {exc} "
-                          f"(at {Path(last.filename).name}:{last.lineno})"}]
+        where = f"{Path(last.filename).name}:{last.lineno}"
+        rows = [{"file": str(path), "error": f"{path}: {type(exc).__name__}: {exc} (at {where})"}]
     for r in rows:
         r["mtime"] = source_mtime(path)
         r.setdefault("seconds", time.perf_counter() - t0)

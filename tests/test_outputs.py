@@ -19,7 +19,8 @@ from doodle_engine.colorize import colorize
 from doodle_engine.export import write_image
 from doodle_engine.jobs import export_file
 from doodle_engine.outputs import kept_label_path
-from doodle_engine.report import _marked, write_plots, write_report
+from doodle_engine.plots import _marked, write_plots
+from doodle_engine.report import write_report
 
 
 @pytest.fixture
