@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import json
 import os
+import signal
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import lazy_loader as lazy
@@ -20,7 +23,7 @@ from doodle_engine import __version__
 from doodle_engine.eras import RECIPES, SLIDERS
 from doodle_engine.eras import recipe as era_recipe
 from doodle_engine.errors import DoodleError
-from doodle_engine.files import short_name
+from doodle_engine.files import printable, short_name
 from doodle_engine.modes import MODES
 from doodle_engine.record import DEFAULT_MAX_PIXELS
 from doodle_engine.settings import ERAS
@@ -77,7 +80,7 @@ def cmd_info(args):
             match = era_match.match_era(rec)
             rec.settings = match.result.settings
         present = sorted(int(v) for v in np.unique(rec.label)) if rec.label is not None else []
-        info = {"file": path, "height": rec.shape[0], "width": rec.shape[1],
+        info = {"file": printable(path), "height": rec.shape[0], "width": rec.shape[1],
                 "bands": 1 if rec.image.ndim == 2 else rec.image.shape[2],
                 "orig_bands": None if rec.orig_image is None else (
                     1 if rec.orig_image.ndim == 2 else rec.orig_image.shape[2]),
@@ -98,7 +101,7 @@ def cmd_info(args):
         out.append(info)
         if not args.json:
             s = rec.settings
-            print(f"{path}")
+            print(printable(path))
             print(f"  size      {info['height']} x {info['width']}, {info['bands']} band(s)"
                   + (f", orig_image {info['orig_bands']} band(s)" if info["orig_bands"] else ""))
             print(f"  classes   {rec.classes} ({rec.classes_source})")
@@ -151,7 +154,8 @@ def _ok(frame):
 
 
 def _counts(frame, failed):
-    """'files: N' and, when earlier trials were rebuilt too, how many results of each."""
+    """'files: N' and, when earlier trials were rebuilt too, how many results of each; and
+    how many entries of the input folders were no regular file (not read)."""
     files = frame["file"].nunique() if "file" in frame else len(frame)
     text = f"files: {files}"
     ok = _ok(frame)
@@ -159,7 +163,14 @@ def _counts(frame, failed):
         trials = int((ok["trial"].fillna("") != "").sum())
         if trials:
             text += f" ({len(ok)} results: {len(ok) - trials} final labels + {trials} earlier trials)"
-    return text + f"  failed: {failed}"
+    text += f"  failed: {failed}"
+    not_read = frame.attrs.get("not_read") or []
+    if not_read:
+        kinds = Counter(why for _, why in not_read)
+        text += (f"  not read: {len(not_read)} (no regular file: "
+                 + ", ".join(f"{kinds[why]} {why}" for why in sorted(kinds, key=str.lower))
+                 + ")")
+    return text
 
 
 def _recipe_json(r):
@@ -252,6 +263,8 @@ def _batch(args, job, **kwargs):
                                    "plots": getattr(args, "plots", None)},
                       also_reads=[getattr(args, "mapping", None), args.classes,
                                   *(getattr(args, "metadata", None) or [])], **kwargs)
+    for path, why in frame.attrs.get("not_read", [])[:10]:
+        _say(f"note: {path}: not read ({why})")
     failed = 0
     if "error" in frame:
         for msg in frame.loc[frame["error"] != "", "error"]:
@@ -266,7 +279,7 @@ def cmd_session(args):
     for folder in args.inputs:
         records, order_note = session.load_folder(folder, classes=_classes(args.classes),
                                           era=None if args.era in (None, "auto") else args.era,
-                                          **_png_options(args))
+                                          max_pixels=args.max_pixels, **_png_options(args))
         print(f"session {folder}: {len(records)} file(s), {order_note}")
         steps = session.replay(records, seed=args.seed, mode=args.mode, crf_backend=args.crf_backend)
         all_steps += steps
@@ -292,12 +305,13 @@ def cmd_validate(args):
     if args.session:
         return cmd_session(args)
 
-    with tempfile.TemporaryDirectory(prefix="doodle-engine-labels-") as kept:
-        # with --plots the rebuilt labels that differ are kept (in this run's own temporary
-        # folder) so the maps show the very reconstruction the table measured
+    # with --plots the rebuilt labels that differ are kept (in this run's own temporary
+    # folder, made only then) so the maps show the very reconstruction the table measured
+    with (tempfile.TemporaryDirectory(prefix="doodle-engine-labels-") if args.plots
+          else contextlib.nullcontext()) as kept:
         frame, failed = _batch(args, "validate", era=args.era, trials=args.trials,
                                seed=args.seed, mode=args.mode, crf_backend=args.crf_backend,
-                               seeds=args.seeds, labels_dir=kept if args.plots else None)
+                               seeds=args.seeds, labels_dir=kept)
         report.print_table(frame)
         _summary(frame, failed)
         if args.report:
@@ -525,19 +539,52 @@ def build_parser():
     return p
 
 
+class Terminated(BaseException):
+    """SIGTERM (``timeout``, ``kill``): raised in the main thread so that a run ends as
+    Ctrl-C ends it: workers stopped, temporary folders and the table's lock removed."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _ends_cleanly_on_sigterm():
+    try:
+        old = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: leave SIGTERM as it is
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _say(text):
+    """An error line: names that are not UTF-8, and newlines, escaped (always one line)."""
+    print(printable(text, backslash=False), file=sys.stderr)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    with contextlib.suppress(AttributeError, ValueError):  # a name's odd bytes never crash a print
+        sys.stdout.reconfigure(errors="backslashreplace")
     try:
-        return args.func(args)
+        with _ends_cleanly_on_sigterm():
+            return args.func(args)
     except DoodleError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}")
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 143
     except OSError as exc:  # an output that cannot be written (a full or read-only disk)
-        where = exc.filename or ""
-        print(f"error: {where}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+        where = exc.filename or "an output"
+        _say(f"error: {where}: cannot write: {exc.strerror or exc}")
         return 2
 
 
