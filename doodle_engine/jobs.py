@@ -21,6 +21,7 @@ from .files import split_member
 from .inputs import load, source_mtime
 from .modes import profile
 from .npz import save
+from .reasons import reason
 from .reconstruct import reconstruct
 from .record import DEFAULT_MAX_PIXELS, NO_CLASS, with_label
 from .releasezip import record_name
@@ -127,6 +128,7 @@ def validate_file(path, era=None, classes=None, trials=False, seed=0, mode="exac
         row["seconds"] = time.perf_counter() - t0
         row["history"] = history_note(res.era)  # a forest that learned across a session
         row["notes"] = "; ".join(res.notes)
+        row["reason"] = reason(row)  # the causes of a result below 100 %, in short
         if keep_label and m.n_differ:
             row["_rebuilt"] = res.label0
         rows.append(row)
@@ -248,7 +250,7 @@ def stats_file(path, classes=None, **_):
         names, note = unique_names(rec.classes or [str(i) for i in range(rec.n_classes)])
         for i, name in enumerate(names):
             row[f"px_{name}"] = int(counts[i])
-        row["px_none"] = int(counts[NO_CLASS])
+        row["unlabelled_px"] = int(counts[NO_CLASS])  # no class: not a class column
         if note:
             row["notes"] = note
     row["file_name"] = os.path.basename(str(path))

@@ -20,7 +20,7 @@ from .files import atomic_write, on_disk
 _OWN_COLUMNS = {"table": "file", "report": "file", "summary": "record"}
 
 
-#: the files ``report.write_plots`` writes into the --plots folder
+#: the files ``plots.write_plots`` writes into the --plots folder
 PLOT_FILES = re.compile(r"(accuracy_hist|class_iou|disagreement_.*)\.png")
 
 

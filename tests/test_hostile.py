@@ -855,7 +855,7 @@ def test_explicit_workers_are_capped_in_one_line(tmp_path, good, capsys):
 def test_outputs_through_links_clashes_and_sizes_are_refused_in_one_line(tmp_path, good):
     """H1: -o a link to the input folder; H2: the table where a plot goes; H3: example sizes."""
     from doodle_engine.outputs import PLOT_FILES
-    from doodle_engine.report import _map_name
+    from doodle_engine.plots import _map_name
     link = tmp_path / "link"
     link.symlink_to(good[0].parent)
     for args in (["reconstruct", good[0].parent, "-o", link],
