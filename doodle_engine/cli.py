@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import difflib
 import json
 import os
 import sys
@@ -381,8 +382,31 @@ def cmd_example(args):
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: the problem and where the options are listed, not the
+    usage text (whose era choices alone run to 26 names)."""
+
+    def _check_value(self, action, value):
+        choices = action.choices
+        if choices is None or value in choices:
+            return
+        names = [str(c) for c in choices]
+        if action.dest == "era":  # 26 names: listed by their own command
+            problem = f"{value!r} is not an era ('doodle-engine eras' lists them)"
+        else:
+            problem = f"{value!r} is not one of {', '.join(names)}"
+        close = difflib.get_close_matches(str(value), names, n=1)
+        if close:
+            problem += f"; did you mean {close[0]!r}?"
+        raise argparse.ArgumentError(action, problem)
+
+    def error(self, message):
+        message = message.removeprefix("argument ")
+        self.exit(2, f"error: {message}\n({self.prog} --help lists the options)\n")
+
+
 def build_parser():
-    p = argparse.ArgumentParser(prog="doodle-engine", description=__doc__.splitlines()[0])
+    p = _Parser(prog="doodle-engine", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"doodle-engine {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -534,10 +558,27 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader of the output has gone (``| head``): a normal end
+        return _closed_pipe()
     except OSError as exc:  # an output that cannot be written (a full or read-only disk)
         where = exc.filename or ""
         print(f"error: {where}: cannot write: {exc.strerror or exc}", file=sys.stderr)
         return 2
+
+
+#: the exit status of a command whose output pipe closed (128 + SIGPIPE), as a shell reports it
+CLOSED_PIPE = 141
+
+
+def _closed_pipe():
+    """The reader of stdout has gone: say nothing (that is how ``| head`` ends a command),
+    send what is still buffered nowhere, and end with :data:`CLOSED_PIPE`."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a file descriptor (a test's capture)
+        pass
+    return CLOSED_PIPE
 
 
 def run(argv=None):
@@ -554,6 +595,8 @@ def run(argv=None):
         atexit._run_exitfuncs()
         sys.stdout.flush()
         sys.stderr.flush()
+    except BrokenPipeError:  # what was buffered could not reach a reader that has gone
+        os._exit(_closed_pipe())
     except Exception:  # a closed pipe, or no such hook: leave it to Python's own exit
         sys.exit(code)
     os._exit(code)

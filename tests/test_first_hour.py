@@ -1,0 +1,64 @@
+"""What a new user meets in the first hour (issue 22): one-line option errors, a closed pipe,
+era notes only where an era was used, a stats run with nothing to count, the remap's effective
+mapping, the notice while kernels compile, bench's first-run cost."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from doodle_engine.cli import CLOSED_PIPE, main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(capsys, *args):
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exc:  # argparse
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("args, line", [
+    (["validate", "F.npz", "--mode", "fsat"],
+     "error: --mode: 'fsat' is not one of exact, fast, fastest, reference; did you mean 'fast'?"),
+    (["reconstruct", "F.npz", "-o", "out", "--era", "mlp-2022-5"],
+     ("error: --era: 'mlp-2022-5' is not an era ('doodle-engine eras' lists them); "
+      "did you mean 'mlp-2022-05'?")),
+    (["export", "F.npz", "-o", "out", "--workers", "0"],
+     "error: --workers: workers must be at least 1, not 0"),
+    (["valdate", "F.npz"],
+     ("error: command: 'valdate' is not one of info, eras, validate, reconstruct, remap, "
+      "export, stats, example, bench; did you mean 'validate'?")),
+])
+def test_a_bad_option_is_one_line_and_a_hint_not_the_usage(capsys, args, line):
+    code, out, err = run(capsys, *args)
+    command = "doodle-engine" + ("" if args[0] == "valdate" else f" {args[0]}")
+    assert code == 2 and out == ""
+    assert err.splitlines() == [line, f"({command} --help lists the options)"]
+
+
+def _closed_pipe_run(*args):
+    """The command with its stdout a pipe whose reader has gone (as after ``| head -1``)."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run([sys.executable, str(ROOT / "cli.py"), *map(str, args)],
+                              stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=300,
+                              check=False)
+    finally:
+        os.close(write_end)
+
+
+def test_a_closed_pipe_is_a_normal_end(synthetic):
+    path = synthetic("mlp-2022-05", h=24, w=32)
+    small = _closed_pipe_run("info", path)  # fits the buffer: fails on the last flush
+    big = _closed_pipe_run("info", "--json", *[path] * 40)  # fails in the middle of a print
+    for r in (small, big):
+        assert (r.returncode, r.stderr) == (CLOSED_PIPE, "")
