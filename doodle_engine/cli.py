@@ -202,7 +202,9 @@ def cmd_eras(args):
     return _why(1 if failed else 0, f"{failed} file(s) failed (listed above)")
 
 
-def _summary(frame, failed):
+def _summary(frame, failed, rebuilt=True):
+    """The summary line; and, where labels were ``rebuilt`` (so an era was used), the era
+    notes.  remap and export copy the stored label: no era is used, none is noted."""
     ok = _ok(frame)
     line = _counts(frame, failed)
     if "skipped" in frame:
@@ -215,7 +217,8 @@ def _summary(frame, failed):
         line += (f"  median accuracy: {ok['accuracy'].median():.4%}  "
                  f"worst: {_name(worst)} ({worst['accuracy']:.4%})")
     print(line)
-    _assumed_eras(ok)
+    if rebuilt:
+        _assumed_eras(ok)
 
 
 def _assumed_eras(ok):
@@ -336,14 +339,14 @@ def cmd_reconstruct(args):
 def cmd_remap(args):
     mapping = remapping.load_mapping(args.mapping)  # a bad mapping file fails before any work
     frame, failed = _batch(args, "remap", outdir=args.output, mapping=mapping, default=args.default)
-    _summary(frame, failed)
+    _summary(frame, failed, rebuilt=False)
     return _why(1 if failed else 0, f"{failed} file(s) failed (listed above)")
 
 
 def cmd_export(args):
     frame, failed = _batch(args, "export", outdir=args.output,
                            label_ext=".png" if args.png_labels else ".jpg")
-    _summary(frame, failed)
+    _summary(frame, failed, rebuilt=False)
     if "jpeg_changed_px" in frame:
         changed = frame["jpeg_changed_px"].fillna(0)
         if changed.sum():
@@ -360,7 +363,11 @@ def cmd_stats(args):
     table = report.class_stats(frame, args.metadata)
     if args.report:
         report.write_report(table, args.report)
-    print(report.stats_summary(frame).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    summary = report.stats_summary(frame)
+    if len(summary):
+        print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    else:
+        print(_nothing_counted(frame, failed))
     print(_counts(frame, failed) + (f"  full table (per file): {args.report}" if args.report
                                     else "  (--report FILE.csv writes the table per file)"))
     if args.metadata:
@@ -374,6 +381,15 @@ def cmd_stats(args):
         else:
             print(f"metadata: {joined} of {files} file(s) joined")
     return _why(1 if failed else 0, f"{failed} file(s) failed (listed above)")
+
+
+def _nothing_counted(frame, failed):
+    """Why ``stats`` has no class to show (instead of an empty table)."""
+    read = len(frame) - failed
+    if not read:
+        return f"no class pixels counted: none of the {failed} file(s) could be read (errors above)"
+    return (f"no class pixels counted: none of the {read} file(s) read holds a stored label"
+            + (f" ({failed} could not be read: errors above)" if failed else ""))
 
 
 def cmd_example(args):

@@ -62,3 +62,33 @@ def test_a_closed_pipe_is_a_normal_end(synthetic):
     big = _closed_pipe_run("info", "--json", *[path] * 40)  # fails in the middle of a print
     for r in (small, big):
         assert (r.returncode, r.stderr) == (CLOSED_PIPE, "")
+
+
+def test_stats_with_nothing_to_count_says_why(capsys, tmp_path):
+    import numpy as np
+    fake = tmp_path / "fake.npz"
+    fake.write_text("not a Doodler file")
+    code, out, err = run(capsys, "stats", fake, "--quiet")
+    assert code == 1 and "Empty DataFrame" not in out
+    assert out.splitlines()[0] == ("no class pixels counted: none of the 1 file(s) could be "
+                                   "read (errors above)")
+    unlabelled = tmp_path / "unlabelled.npz"
+    np.savez(unlabelled, image=np.zeros((8, 8, 3), np.uint8), doodles=np.zeros((8, 8), np.uint8))
+    code, out, err = run(capsys, "stats", unlabelled, "--quiet")
+    assert code == 0
+    assert out.splitlines()[0] == ("no class pixels counted: none of the 1 file(s) read holds a "
+                                   "stored label")
+
+
+def test_era_notes_only_where_an_era_was_used(capsys, tmp_path):
+    from doodle_engine.example import make_example
+    path = make_example(tmp_path / "undated.npz", 24, 32)  # no results date in its path
+    mapping = tmp_path / "map.json"
+    mapping.write_text('{"water": "water", "surf": "water", "sand": "land"}')
+    for args in (["export", path, "-o", tmp_path / "exported", "--png-labels"],
+                 ["remap", path, "--mapping", mapping, "-o", tmp_path / "remapped"]):
+        code, out, err = run(capsys, *args, "--quiet", "--workers", "1")
+        assert code == 0, err
+        assert "era" not in out + err, (args[0], out, err)
+    code, out, err = run(capsys, "validate", path, "--quiet", "--workers", "1")
+    assert code == 0 and "note: era mlp-2021-10 told from the stored label" in out
