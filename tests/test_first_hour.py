@@ -75,7 +75,7 @@ def test_stats_with_nothing_to_count_says_why(capsys, tmp_path):
     unlabelled = tmp_path / "unlabelled.npz"
     np.savez(unlabelled, image=np.zeros((8, 8, 3), np.uint8), doodles=np.zeros((8, 8), np.uint8))
     code, out, err = run(capsys, "stats", unlabelled, "--quiet")
-    assert code == 0
+    assert code == 0 and err == ""
     assert out.splitlines()[0] == ("no class pixels counted: none of the 1 file(s) read holds a "
                                    "stored label")
 
@@ -92,3 +92,23 @@ def test_era_notes_only_where_an_era_was_used(capsys, tmp_path):
         assert "era" not in out + err, (args[0], out, err)
     code, out, err = run(capsys, "validate", path, "--quiet", "--workers", "1")
     assert code == 0 and "note: era mlp-2021-10 told from the stored label" in out
+
+
+def test_bench_shows_the_first_run_and_warm_runs_under_a_header_lined_up(capsys, synthetic):
+    path = synthetic("mlp-2022-05", h=24, w=32)
+    code, out, err = run(capsys, "bench", path, "--quiet")
+    assert code == 0, err
+    lines = out.splitlines()
+    header, rows = lines[0], lines[1:6]
+    for title in ("era (source)", "mode", "warm stage seconds"):
+        start = header.index(title)  # texts are left-aligned under their title
+        for row in rows:
+            assert row[start - 2:start] == "  " and row[start] != " ", (title, row)
+    for title in ("first run s", "warm s", "warm Mpx/s", "speed-up", "agreement"):
+        end = header.index(title) + len(title)  # numbers are right-aligned under their title
+        for row in rows:
+            assert row[end - 1] != " " and row[end] == " ", (title, row)
+    first = [float(row[:header.index("first run s") + 11].split()[-1]) for row in rows]
+    wall = float(lines[6].split("wall ")[1].split(" s")[0])
+    said = float(lines[6].split("first runs ")[1].split(" s")[0])
+    assert said == pytest.approx(sum(first), abs=0.06) and said <= wall
