@@ -10,6 +10,7 @@ import atexit
 import difflib
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -18,6 +19,7 @@ import lazy_loader as lazy
 import numpy as np
 
 from doodle_engine import __version__
+from doodle_engine.compiling import NOTICE_ENV
 from doodle_engine.eras import RECIPES, SLIDERS
 from doodle_engine.eras import recipe as era_recipe
 from doodle_engine.errors import DoodleError
@@ -605,8 +607,13 @@ def run(argv=None):
     the reconstruction of a small file.  Nothing of ours needs that teardown: outputs are
     written and renamed, workers are reaped and a Dask client is closed before ``main``
     returns.  So the atexit handlers run, the streams are flushed, and the process ends."""
+    notice = tempfile.mkdtemp(prefix="doodle-engine-")  # one compile notice per command
+    atexit.register(shutil.rmtree, notice, ignore_errors=True)
+    os.environ[NOTICE_ENV] = os.path.join(notice, "compile-notice")
     code = main(argv)
     code = 0 if code is None else code
+    if "doodle_engine.compiling" in sys.modules:  # kernels were loaded: end their notice
+        sys.modules["doodle_engine.compiling"].finish()
     try:
         atexit._run_exitfuncs()
         sys.stdout.flush()

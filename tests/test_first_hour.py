@@ -5,6 +5,7 @@ mapping, the notice while kernels compile, bench's first-run cost."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -112,3 +113,31 @@ def test_bench_shows_the_first_run_and_warm_runs_under_a_header_lined_up(capsys,
     wall = float(lines[6].split("wall ")[1].split(" s")[0])
     said = float(lines[6].split("first runs ")[1].split(" s")[0])
     assert said == pytest.approx(sum(first), abs=0.06) and said <= wall
+
+
+def _cold_cache_run(cache, *args):
+    """The installed command's entry point, with Numba's cache in ``cache``."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache))
+    env.pop("DOODLE_ENGINE_COMPILE_NOTICE", None)
+    return subprocess.run([sys.executable, str(ROOT / "cli.py"), *map(str, args)], env=env,
+                          capture_output=True, text=True, timeout=600, check=False)
+
+
+def test_compiling_kernels_is_announced_once_per_command(tmp_path):
+    from doodle_engine.compiling import NOTICE
+    from doodle_engine.example import make_example
+    files = [make_example(tmp_path / f"example{k}.npz", 24, 32) for k in (1, 2)]
+    mapping = tmp_path / "map.json"
+    mapping.write_text('{"water": "water", "surf": "water", "sand": "land"}')
+    cache = tmp_path / "numba-cache"  # empty: the remap's kernel compiles
+    for workers, out in (("2", "two"), ("1", "one")):
+        shutil.rmtree(cache, ignore_errors=True)
+        r = _cold_cache_run(cache, "remap", *files, "--mapping", mapping, "-o", tmp_path / out,
+                            "--workers", workers, "--quiet")
+        assert r.returncode == 0, r.stderr
+        assert r.stderr.count(NOTICE) == 1, (workers, r.stderr)  # two workers, one notice
+        if workers == "1":  # compiled in the command's own process: it says how long
+            assert r.stderr.splitlines()[-1].startswith("compiled 1 kernel(s) in ")
+    r = _cold_cache_run(cache, "remap", *files, "--mapping", mapping, "-o", tmp_path / "again",
+                        "--workers", "1", "--quiet")
+    assert r.returncode == 0 and r.stderr == ""  # cached: nothing to say

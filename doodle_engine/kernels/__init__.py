@@ -1,0 +1,6 @@
+"""The compiled (Numba) kernels; importing them turns on the notice of their compilation
+when the command asked for it (:mod:`doodle_engine.compiling`)."""
+
+from ..compiling import install
+
+install()
