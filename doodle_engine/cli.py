@@ -340,9 +340,39 @@ def cmd_reconstruct(args):
 
 def cmd_remap(args):
     mapping = remapping.load_mapping(args.mapping)  # a bad mapping file fails before any work
+    warned = remapping.near_names(mapping, default=args.default)
+    for text in warned:
+        print(f"warning: {text}", file=sys.stderr)
     frame, failed = _batch(args, "remap", outdir=args.output, mapping=mapping, default=args.default)
+    _print_moves(_ok(frame), warned)
     _summary(frame, failed, rebuilt=False)
     return _why(1 if failed else 0, f"{failed} file(s) failed (listed above)")
+
+
+def _print_moves(ok, warned):
+    """The effective mapping of a remap run, summed over its files: each source class, the
+    class it became, its pixels in the stored labels and in how many files; then the
+    files' own near-name warnings not given before the run."""
+    if "moves" not in ok or not len(ok):
+        return
+    total = {}
+    for text in ok["moves"].dropna():
+        for source, target, px in json.loads(text):
+            px0, files = total.get((source, target), (0, 0))
+            total[(source, target)] = (px0 + px, files + 1)
+    if total:
+        width = max(len(s) for s, _ in total)
+        twidth = max(len(t) for _, t in total)
+        pwidth = max(len(f"{px:,}") for px, _ in total.values())
+        print("effective mapping (stored labels' pixels):")
+        for (source, target), (px, files) in total.items():
+            what = "kept" if source == target else "renamed" if sum(
+                t == target for _, t in total) == 1 else "merged"
+            print(f"  {source:{width}} -> {target:{twidth}}  {px:>{pwidth},} px in {files} "
+                  f"file(s), {what}")
+    for text in dict.fromkeys("; ".join(ok.get("warnings", [])).split("; ")):
+        if text and text not in warned:
+            print(f"warning: {text}", file=sys.stderr)
 
 
 def cmd_export(args):

@@ -4,6 +4,7 @@ row so the run goes on."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import traceback
@@ -22,7 +23,7 @@ from .modes import profile
 from .npz import save
 from .reconstruct import reconstruct
 from .record import DEFAULT_MAX_PIXELS, NO_CLASS, with_label
-from .remapping import remap_record
+from .remapping import moves, near_names, remap_record
 from .session import history_note
 from .validate import validate
 
@@ -206,6 +207,9 @@ def remap_file(path, outdir, mapping, classes=None, default=None, force=False, *
     save(out, target, overwrite=True)
     row = _base_row(path, out)
     row["output"] = str(target)
+    # the effective mapping, for the summary: [[source class, target class, pixels], ...]
+    row["moves"] = json.dumps(moves(rec, mapping, default))
+    row["warnings"] = "; ".join(near_names(mapping, rec.classes, default))
     return [row]
 
 

@@ -141,3 +141,54 @@ def test_compiling_kernels_is_announced_once_per_command(tmp_path):
     r = _cold_cache_run(cache, "remap", *files, "--mapping", mapping, "-o", tmp_path / "again",
                         "--workers", "1", "--quiet")
     assert r.returncode == 0 and r.stderr == ""  # cached: nothing to say
+
+
+def test_remap_shows_the_effective_mapping_and_warns_of_a_near_name(capsys, tmp_path):
+    import json
+
+    from doodle_engine.example import make_example
+    from doodle_engine.inputs import load
+    path = make_example(tmp_path / "example.npz", 24, 32)
+    rec = load(path)
+    px = {name: int((rec.label == i).sum()) for i, name in enumerate(rec.classes)}
+    w = max(len(f"{v:,}") for v in px.values())
+    typo = tmp_path / "typo.json"
+    typo.write_text('{"water": "water", "surf": "water", "sand": "lnd", "land": "land"}')
+    code, out, err = run(capsys, "remap", path, "--mapping", typo, "-o", tmp_path / "a",
+                         "--quiet", "--workers", "1")
+    assert code == 0
+    assert err.splitlines() == [("warning: target class 'lnd' is one edit from 'land': a typo? "
+                                 "(as written it makes a new class 'lnd')")]
+    lines = out.splitlines()
+    assert lines[:4] == [
+        "effective mapping (stored labels' pixels):",
+        f"  water -> water  {px['water']:>{w},} px in 1 file(s), kept",
+        f"  surf  -> water  {px['surf']:>{w},} px in 1 file(s), merged",
+        f"  sand  -> lnd    {px['sand']:>{w},} px in 1 file(s), renamed"]
+    # Doodler's own example mapping, by class number: surf (class 2) goes into land
+    doodler = tmp_path / "doodler.json"
+    doodler.write_text(json.dumps({"super_classes": {"water": "1", "land": "2"},
+                                   "classes": ["1", "2", "3"],
+                                   "aliases": {"1": "water", "2": "land", "3": "land"}}))
+    code, out, err = run(capsys, "remap", path, "--mapping", doodler, "-o", tmp_path / "b",
+                         "--quiet", "--workers", "1")
+    assert code == 0 and err == ""
+    assert f"  surf  -> land   {px['surf']:>{w},} px in 1 file(s), merged" in out.splitlines()
+
+
+@pytest.mark.parametrize("a, b, near", [("lnd", "land", True), ("land", "lands", True),
+                                         ("sand", "land", True), ("ab", "ba", False),
+                                         ("land", "land", False), ("water", "land", False)])
+def test_one_edit_apart(a, b, near):
+    from doodle_engine.remapping import one_edit_apart
+    assert one_edit_apart(a, b) is near and one_edit_apart(b, a) is near
+
+
+def test_no_near_name_warning_on_the_real_mapping_files():
+    from conftest import COAST_DIR
+
+    from doodle_engine.remapping import near_names
+    files = sorted(COAST_DIR.glob("*.json"))
+    if not files:
+        pytest.skip(f"no mapping files in {COAST_DIR}")
+    assert {f.name: near_names(f) for f in files} == {f.name: [] for f in files}
