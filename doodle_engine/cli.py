@@ -96,7 +96,7 @@ def cmd_info(args):
                 "recipe": _recipe_json(era_recipe(rec.settings.era)) if rec.settings else None,
                 "features": features.feature_recipe(rec.settings.era) if rec.settings else None,
                 "settings": rec.settings.as_dict() if rec.settings else None,
-                "trials": [t.trial_prefix for t in rec.trials]}
+                "trials": [t.trial_prefix for t in rec.trials], "remapped": rec.remapped}
         out.append(info)
         if not args.json:
             s = rec.settings
@@ -121,6 +121,8 @@ def cmd_info(args):
                 print("  settings  " + ", ".join(f"{k}={v}" for k, v in s.as_dict().items()
                                                 if k not in ("era", "era_source")))
             print(f"  trials    {info['trials'] or 'none'}")
+            if rec.remapped:
+                print(f"  remapped  {rec.remapped}: not the file Doodler made")
     if args.json:
         print(json.dumps(out, indent=1))
     return 0
@@ -221,6 +223,15 @@ def _summary(frame, failed, rebuilt=True):
     print(line)
     if rebuilt:
         _assumed_eras(ok)
+        _remapped_notes(ok)
+
+
+def _remapped_notes(ok):
+    """One line per remapped file: why its rebuild differs from its stored label."""
+    if "remapped" not in ok:
+        return
+    for _, row in ok[ok["remapped"].fillna("") != ""].iterrows():
+        print(f"note: {_name(row)}: {row['remapped']}")
 
 
 def _assumed_eras(ok):
@@ -340,11 +351,8 @@ def cmd_reconstruct(args):
 
 def cmd_remap(args):
     mapping = remapping.load_mapping(args.mapping)  # a bad mapping file fails before any work
-    warned = remapping.near_names(mapping, default=args.default)
-    for text in warned:
-        print(f"warning: {text}", file=sys.stderr)
     frame, failed = _batch(args, "remap", outdir=args.output, mapping=mapping, default=args.default)
-    _print_moves(_ok(frame), warned)
+    _print_moves(_ok(frame), remapping.near_names(mapping, default=args.default))
     _summary(frame, failed, rebuilt=False)
     return _why(1 if failed else 0, f"{failed} file(s) failed (listed above)")
 
@@ -352,7 +360,7 @@ def cmd_remap(args):
 def _print_moves(ok, warned):
     """The effective mapping of a remap run, summed over its files: each source class, the
     class it became, its pixels in the stored labels and in how many files; then the
-    files' own near-name warnings not given before the run."""
+    near-name warnings of the mapping (``warned``) and of the files' classes."""
     if "moves" not in ok or not len(ok):
         return
     total = {}
@@ -370,8 +378,9 @@ def _print_moves(ok, warned):
                 t == target for _, t in total) == 1 else "merged"
             print(f"  {source:{width}} -> {target:{twidth}}  {px:>{pwidth},} px in {files} "
                   f"file(s), {what}")
-    for text in dict.fromkeys("; ".join(ok.get("warnings", [])).split("; ")):
-        if text and text not in warned:
+    files = "; ".join(ok["warnings"].fillna("")) if "warnings" in ok else ""
+    for text in dict.fromkeys([*warned, *files.split("; ")]):
+        if text:
             print(f"warning: {text}", file=sys.stderr)
 
 

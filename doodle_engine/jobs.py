@@ -121,11 +121,17 @@ def validate_file(path, era=None, classes=None, trials=False, seed=0, mode="exac
         row.update({f"t_{k}": v for k, v in res.timings.items()})
         row["seconds"] = time.perf_counter() - t0
         row["history"] = history_note(res.era)  # a forest that learned across a session
-        row["notes"] = "; ".join(res.notes)
+        row["remapped"] = REMAPPED_REASON.format(r.remapped) if r.remapped else ""
+        row["notes"] = "; ".join([*res.notes, *([row["remapped"]] if r.remapped else [])])
         if keep_label and m.n_differ:
             row["_rebuilt"] = res.label0
         rows.append(row)
     return rows
+
+
+#: why a remapped file's rebuild need not match its stored label (its row's ``remapped``)
+REMAPPED_REASON = ("{}: not the file Doodler made, its label is the remapped stored label; "
+                   "the classifier trained on its remapped doodles need not give it")
 
 
 def era_file(path, classes=None, seed=0, mode="exact", crf_backend=None, **_):

@@ -346,7 +346,22 @@ def remap_record(record: DoodleRecord, mapping, default=None) -> DoodleRecord:
                    classes_source="file" if new_classes else record.classes_source,
                    color_label=None if label is None else colorize(label, new_classes),
                    color_doodles=color_doodles(doodles, new_classes),
-                   trials=[remap_record(t, m, default) for t in record.trials])
+                   trials=[remap_record(t, m, default) for t in record.trials],
+                   remapped=remap_note(record, classes, new_classes))
+
+
+def remap_note(record, classes, new_classes):
+    """One line saying what a remapped record is (kept in its npz as ``remapped``): its
+    label is the remapped stored label, not one Doodler made from these doodles."""
+    source = Path(record.path).name if record.path else "a record"
+    before = f" (classes {', '.join(classes)} -> {', '.join(new_classes)})" if (
+        classes and new_classes) else ""
+    earlier = f"; {record.remapped}" if record.remapped else ""
+    return f"remapped by doodle-engine from {source}{before}{earlier}"
+
+
+#: names shorter than this are not compared (any two letters are one edit apart)
+NEAR_NAME_LENGTH = 3
 
 
 def one_edit_apart(a, b):
@@ -363,7 +378,7 @@ def near_names(mapping, classes=None, default=None):
     """Warnings for target names that look like typos: a *new* target (no source class of
     that name) one edit away from another target, or from a class that does not become it
     (``{"sand": "lnd"}`` beside ``land``; Doodler's example merging ``sand`` into ``land``
-    is no typo).
+    is no typo).  Names shorter than :data:`NEAR_NAME_LENGTH` are not compared.
 
     Parameters
     ----------
@@ -388,7 +403,7 @@ def near_names(mapping, classes=None, default=None):
         if target in into:
             continue
         for other in sorted(set(targets) | {n for n, t in into.items() if t != target}):
-            if one_edit_apart(target, other):
+            if min(len(target), len(other)) >= NEAR_NAME_LENGTH and one_edit_apart(target, other):
                 out.append(f"target class {target!r} is one edit from {other!r}: a typo? "
                            f"(as written it makes a new class {target!r})")
     return out

@@ -192,3 +192,30 @@ def test_no_near_name_warning_on_the_real_mapping_files():
     if not files:
         pytest.skip(f"no mapping files in {COAST_DIR}")
     assert {f.name: near_names(f) for f in files} == {f.name: [] for f in files}
+
+
+def test_a_remapped_file_says_so_when_validated(capsys, tmp_path):
+    import numpy as np
+
+    import doodle_engine as de
+    from doodle_engine.example import make_example
+    path = make_example(tmp_path / "example.npz", 48, 64)
+    mapping = tmp_path / "map.json"
+    mapping.write_text('{"water": "water", "surf": "water", "sand": "land"}')
+    code, out, err = run(capsys, "remap", path, "--mapping", mapping, "-o", tmp_path / "out",
+                         "--quiet", "--workers", "1")
+    assert code == 0, err
+    remapped = tmp_path / "out" / "example.npz"
+    note = ("remapped by doodle-engine from example.npz (classes water, surf, sand -> water, "
+            "land)")
+    with np.load(remapped) as arrays:  # plain text: no pickle needed to read the file
+        assert str(arrays["remapped"]) == note
+    assert de.load(remapped).remapped == note and de.load(path).remapped is None
+    code, out, err = run(capsys, "validate", remapped, path, "--quiet", "--workers", "1")
+    assert code == 0, err
+    notes = [ln for ln in out.splitlines() if ln.startswith("note: example.npz:")]
+    assert notes == [(f"note: example.npz: {note}: not the file Doodler made, its label is the "
+                      "remapped stored label; the classifier trained on its remapped doodles "
+                      "need not give it")]
+    code, out, err = run(capsys, "info", remapped)
+    assert f"  remapped  {note}: not the file Doodler made" in out.splitlines()
