@@ -56,7 +56,7 @@ def run_batch(job, inputs, workers=1, scheduler=None, client=None, table=None, r
         Show a progress bar.
     labels_dir : path, optional
         For ``"validate"``: keep the rebuilt label of each result that differs from its
-        stored one in this folder (for :func:`doodle_engine.report.write_plots`).
+        stored one in this folder (for :func:`doodle_engine.plots.write_plots`).
     also_writes : dict, optional
         Other outputs of the run (``{"report": file, "plots": folder}``) and ``also_reads``
         (mapping, metadata files): checked with ``table`` and ``outdir`` by

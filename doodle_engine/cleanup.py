@@ -7,13 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
-from scipy.signal import convolve2d
-from skimage.filters.rank import median
-from skimage.morphology import disk
 
 from .errors import NothingToInpaint
 
-# SciPy is imported in the functions that use it (start-up time): 4-connectivity
+# 4-connectivity
 _FOUR = np.array([[False, True, False], [True, True, True], [False, True, False]])
 _INPAINT_KERNEL = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]])
 
@@ -76,6 +73,7 @@ def inpaint_nans(im):
     nans = np.isnan(im)
     if nans.all():
         raise NothingToInpaint("every pixel is NaN: nothing to in-paint from")
+    from scipy.signal import convolve2d  # noqa: PLC0415  0.5 s to import; the compiled twin runs by default
     while nans.any():
         im[nans] = 0
         valid = convolve2d(~nans, _INPAINT_KERNEL, mode="same", boundary="symm")
@@ -107,4 +105,6 @@ def median_disk(label, radius):
     """scikit-image's rank ``median(label, disk(radius))`` of a uint8 label (the 2020-21
     apps' median filter): each pixel gets the lower median of the label values in the disk
     around it, the disk cut at the image border."""
+    from skimage.filters.rank import median  # noqa: PLC0415  reference path; slow to import
+    from skimage.morphology import disk  # noqa: PLC0415
     return median(np.asarray(label).astype(np.uint8), disk(int(radius)))

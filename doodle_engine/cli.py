@@ -10,6 +10,7 @@ import atexit
 import difflib
 import json
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -23,6 +24,7 @@ from doodle_engine.compiling import NOTICE_ENV
 from doodle_engine.eras import RECIPES, SLIDERS
 from doodle_engine.eras import recipe as era_recipe
 from doodle_engine.errors import DoodleError
+from doodle_engine.files import short_name
 from doodle_engine.modes import MODES
 from doodle_engine.record import DEFAULT_MAX_PIXELS
 from doodle_engine.settings import ERAS
@@ -30,12 +32,15 @@ from doodle_engine.settings import ERAS
 # the engine's heavier modules load when a command first uses them (start-up stays short)
 batch = lazy.load("doodle_engine.batch", suppress_warning=True)
 era_match = lazy.load("doodle_engine.era_match", suppress_warning=True)
+htmlreport = lazy.load("doodle_engine.htmlreport", suppress_warning=True)
 example = lazy.load("doodle_engine.example", suppress_warning=True)
 features = lazy.load("doodle_engine.features", suppress_warning=True)
 inputs = lazy.load("doodle_engine.inputs", suppress_warning=True)
 png = lazy.load("doodle_engine.png", suppress_warning=True)
+plots = lazy.load("doodle_engine.plots", suppress_warning=True)
 pool = lazy.load("doodle_engine.pool", suppress_warning=True)
 remapping = lazy.load("doodle_engine.remapping", suppress_warning=True)
+reasons = lazy.load("doodle_engine.reasons", suppress_warning=True)
 report = lazy.load("doodle_engine.report", suppress_warning=True)
 session = lazy.load("doodle_engine.session", suppress_warning=True)
 
@@ -111,7 +116,7 @@ def cmd_info(args):
                 print(f"  era       {s.era} ({s.era_source}): {ERAS[s.era]}")
                 if match and match.runner_up:
                     ru = match.row()
-                    print(f"  runner-up {ru['runner_up']}: {ru['runner_up_differ']:+d} px "
+                    print(f"  runner-up {ru['runner_up']}: {ru['runner_up_extra_px']:,} px more wrong "
                           f"({ru['runner_up_points']:.3f} accuracy points worse)")
                 r = era_recipe(s.era)
                 print(f"  recipe    commits {', '.join(r.commits)}; {r.start} .. {r.end}; "
@@ -147,7 +152,7 @@ def _name(row):
     """A result's name for messages: the file's name (never a cut path) and its trial."""
     trial = row.get("trial", "")
     trial = "" if not isinstance(trial, str) else trial
-    return Path(str(row["file"])).name + (f" [trial {trial}]" if trial else "")
+    return short_name(row["file"]) + (f" [trial {trial}]" if trial else "")
 
 
 def _ok(frame):
@@ -191,10 +196,10 @@ def cmd_eras(args):
     ok = _ok(frame)
     if len(ok):
         cols = [c for c in ("file", "era", "era_source", "differ", "runner_up",
-                            "runner_up_differ") if c in ok]
+                            "runner_up_extra_px") if c in ok]
         view = ok[cols].copy()
-        view["file"] = view["file"].map(lambda f: Path(str(f)).name)
-        for c in ("differ", "runner_up_differ"):
+        view["file"] = view["file"].map(short_name)
+        for c in ("differ", "runner_up_extra_px"):
             if c in view:
                 view[c] = view[c].map(lambda v: "" if v != v or v is None else f"{int(v):,}")
         view = view.fillna("")
@@ -207,8 +212,9 @@ def cmd_eras(args):
 
 
 def _summary(frame, failed, rebuilt=True):
-    """The summary line; and, where labels were ``rebuilt`` (so an era was used), the era
-    notes.  remap and export copy the stored label: no era is used, none is noted."""
+    """Print the summary line under a table; and, where labels were ``rebuilt`` (so an era
+    was used), the era notes and why a remapped file differs; returns the lines printed.
+    remap and export copy the stored label: no era is used, none is noted."""
     ok = _ok(frame)
     line = _counts(frame, failed)
     if "skipped" in frame:
@@ -221,24 +227,28 @@ def _summary(frame, failed, rebuilt=True):
         line += (f"  median accuracy: {ok['accuracy'].median():.4%}  "
                  f"worst: {_name(worst)} ({worst['accuracy']:.4%})")
     print(line)
-    if rebuilt:
-        _assumed_eras(ok)
-        _remapped_notes(ok)
+    if not rebuilt:
+        return [line]
+    return [line] + _assumed_eras(ok) + _remapped_notes(ok)
 
 
 def _remapped_notes(ok):
-    """One line per remapped file: why its rebuild differs from its stored label."""
-    if "remapped" not in ok:
-        return
-    for _, row in ok[ok["remapped"].fillna("") != ""].iterrows():
-        print(f"note: {_name(row)}: {row['remapped']}")
+    """One line per remapped file: why its rebuild differs from its stored label; returns
+    the lines printed."""
+    lines = []
+    if "remapped" in ok:
+        for _, row in ok[ok["remapped"].fillna("") != ""].iterrows():
+            lines.append(f"note: {_name(row)}: {row['remapped']}")
+            print(lines[-1])
+    return lines
 
 
 def _assumed_eras(ok):
     """One line when an era was assumed, and one when it was told from the stored label (best
-    match), rather than read from the file's date or layout."""
+    match), rather than read from the file's date or layout; returns the lines printed."""
+    lines = []
     if "era_source" not in ok or not len(ok):
-        return
+        return lines
     source = ok["era_source"].fillna("").astype(str)
     for kind, what in (("assum", "assumed"), ("best match", "told from the stored label")):
         picked = ok[source.str.contains(kind)]
@@ -246,8 +256,10 @@ def _assumed_eras(ok):
             eras = ", ".join(sorted(set(picked["era"].astype(str))))
             names = ", ".join(dict.fromkeys(_name({"file": f}) for f in picked["file"]))
             sources = "; ".join(dict.fromkeys(picked["era_source"].astype(str)))
-            print(f"note: era {eras} {what} for {picked['file'].nunique()} file(s) "
-                  f"({sources}); --era sets it: {names}")
+            lines.append(f"note: era {eras} {what} for {picked['file'].nunique()} file(s) "
+                         f"({sources}); --era sets it: {names}")
+            print(lines[-1])
+    return lines
 
 
 def _why(code, reason):
@@ -306,25 +318,29 @@ def cmd_session(args):
 
 def cmd_validate(args):
     if args.session:
+        if args.html:
+            raise DoodleError(args.html, "--html reports a validate run, not --session")
         return cmd_session(args)
 
+    if args.html:
+        htmlreport.check_target(args.html, reads=[*inputs.find_inputs(args.inputs),
+                                                  *args.inputs, args.classes],
+                                others=[args.report, args.table, args.plots])
     with tempfile.TemporaryDirectory(prefix="doodle-engine-labels-") as kept:
-        # with --plots the rebuilt labels that differ are kept (in this run's own temporary
-        # folder) so the maps show the very reconstruction the table measured
+        # with --plots or --html the rebuilt labels that differ are kept (in this run's own
+        # temporary folder) so the maps show the very reconstruction the table measured
+        figures = args.plots or args.html
         frame, failed = _batch(args, "validate", era=args.era, trials=args.trials,
                                seed=args.seed, mode=args.mode, crf_backend=args.crf_backend,
-                               seeds=args.seeds, labels_dir=kept if args.plots else None)
+                               seeds=args.seeds, labels_dir=kept if figures else None)
+        frame = report.grouped_columns(reasons.add_reasons(frame))
         report.print_table(frame)
-        _summary(frame, failed)
+        summary = _summary(frame, failed)
+        report.print_reasons(frame)  # the page has its own section for them
         if args.report:
             report.write_report(frame, args.report)
-        if args.plots:
-            written = report.write_plots(frame, args.plots, labels_dir=kept, max_maps=args.max_maps,
-                                  progress=not args.quiet, classes=_classes(args.classes),
-                                  allow_pickle=args.allow_pickle)
-            for note in report.write_plots.last_note:
-                print(f"plots: {note}")
-            print(f"plots: {len(written)} figure(s) in {args.plots}")
+        if figures:
+            _figures(args, frame, kept, summary)
     below = []
     if args.min_accuracy is not None and "accuracy" in frame:
         ok = _ok(frame)
@@ -333,12 +349,32 @@ def cmd_validate(args):
             print(f"below --min-accuracy {args.min_accuracy:.4%}: {_name(row)} "
                   f"{row['accuracy']:.4%} ({(args.min_accuracy - row['accuracy']) * 100:.4f} "
                   f"points below, {int(row['differ']):,} px differ)", file=sys.stderr)
-    reasons = []
+    causes = []
     if below:
-        reasons.append(f"{len(below)} result(s) below --min-accuracy {args.min_accuracy:.4%}")
+        causes.append(f"{len(below)} result(s) below --min-accuracy {args.min_accuracy:.4%}")
     if failed:
-        reasons.append(f"{failed} file(s) failed (listed above)")
-    return _why(1 if reasons else 0, "; ".join(reasons))
+        causes.append(f"{failed} file(s) failed (listed above)")
+    return _why(1 if causes else 0, "; ".join(causes))
+
+
+def _figures(args, frame, kept, summary):
+    """--plots and --html of a validate run: the figures drawn once, from the labels the run
+    kept, into the --plots folder (or a temporary one) and embedded in the page."""
+    write_plots = plots.write_plots
+    with tempfile.TemporaryDirectory(prefix="doodle-engine-plots-") as scratch:
+        written = write_plots(frame, args.plots or scratch, labels_dir=kept,
+                              max_maps=args.max_maps, progress=not args.quiet,
+                              classes=_classes(args.classes), allow_pickle=args.allow_pickle)
+        for note in write_plots.last_note:
+            print(f"{'plots' if args.plots else 'html'}: {note}")
+        if args.plots:
+            print(f"plots: {len(written)} figure(s) in {args.plots}")
+        if args.html:
+            command = "doodle-engine " + " ".join(shlex.quote(str(a)) for a in args.argv)
+            htmlreport.write_html(frame, args.html, written, summary=summary, notes=write_plots.last_note,
+                       maps=write_plots.last_maps, command=command)
+            print(f"html: {args.html} (one self-contained page, {len(written)} figure(s) "
+                  "embedded)")
 
 
 def cmd_reconstruct(args):
@@ -401,6 +437,7 @@ def cmd_export(args):
 
 def cmd_stats(args):
     frame, failed = _batch(args, "stats")
+    frame = report.stats_table(frame)
     table = report.class_stats(frame, args.metadata)
     if args.report:
         report.write_report(table, args.report)
@@ -409,6 +446,8 @@ def cmd_stats(args):
         print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     else:
         print(_nothing_counted(frame, failed))
+    if report.unlabelled_line(frame):
+        print(report.unlabelled_line(frame))
     print(_counts(frame, failed) + (f"  full table (per file): {args.report}" if args.report
                                     else "  (--report FILE.csv writes the table per file)"))
     if args.metadata:
@@ -550,6 +589,10 @@ def build_parser():
             sp.add_argument("--plots", help="write figures to this folder: accuracy histogram, "
                                              "IoU per class, a disagreement map per result "
                                              "that differs (from the same run as the table)")
+            sp.add_argument("--html", metavar="REPORT.html",
+                            help="write one self-contained page (summary, table with the "
+                                 "reason of every result below 100 %%, figures, disagreement "
+                                 "maps, all from this run) to send or open offline")
             sp.add_argument("--max-maps", type=int, default=20,
                             help="at most this many disagreement maps, worst first (default 20)")
             sp.add_argument("--min-accuracy", type=_min_accuracy, metavar="ACC",
@@ -607,6 +650,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    args.argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]  # shown in reports
     try:
         return args.func(args)
     except DoodleError as exc:

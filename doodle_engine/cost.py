@@ -23,7 +23,7 @@ import numpy as np
 from .classifier import row_cap
 from .eras import recipe as era_recipe
 from .errors import DoodleError
-from .files import open_regular
+from .inputs import open_npz
 from .modes import profile
 from .npz import READ_ERRORS, TOTAL_BYTES_PER_PIXEL, parse_header, read_member
 from .record import DEFAULT_MAX_PIXELS
@@ -69,7 +69,7 @@ def predicted_cost(path, mode="exact"):
     the file cannot be read at all.  The mode's row cap, rolled runs and mean-field
     iterations enter it (an early stop is not foreseen: its iterations count in full)."""
     try:
-        with open_regular(path) as fh, zipfile.ZipFile(fh) as zf:
+        with open_npz(path) as fh, zipfile.ZipFile(fh) as zf:
             shape = _image_shape(zf, path)
             pixels = shape[0] * shape[1] if len(shape) >= 2 else 0
             raw = _member(zf, "settings", path)

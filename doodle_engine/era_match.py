@@ -45,10 +45,12 @@ class EraMatch:
         return self.candidates[1] if len(self.candidates) > 1 else None
 
     def row(self):
-        """Table columns: the runner-up's era and how much worse it matched (pixels, points)."""
+        """Table columns: the runner-up's era and how much worse it matched: the pixels it
+        gets wrong beyond those the chosen era gets wrong (``runner_up_extra_px``; 0 is a
+        tie, not an exact runner-up) and the accuracy points it loses."""
         ru, best = self.runner_up, self.candidates[0]
         return {"runner_up": ru.era if ru else "",
-                "runner_up_differ": (ru.differ - best.differ) if ru else None,
+                "runner_up_extra_px": (ru.differ - best.differ) if ru else None,
                 "runner_up_points": 100 * (best.accuracy - ru.accuracy) if ru else None,
                 "candidates": ";".join(f"{c.era}:{c.differ}" for c in self.candidates)}
 

@@ -15,6 +15,35 @@ from pathlib import Path
 
 from .errors import DoodleError
 
+#: how an input inside a zip is named: ``ZIP::member`` (a Coast Train release record's npz)
+MEMBER_SEP = "::"
+
+
+def split_member(path):
+    """``(zip file, member)`` for an input named ``ZIP::member``, else ``(path, None)``.
+
+    Only a name whose part before the first ``::`` ends in ``.zip`` names a member, so an
+    ordinary file whose name holds ``::`` stays a file."""
+    text = str(path)
+    head, sep, member = text.partition(MEMBER_SEP)
+    if sep and head.lower().endswith(".zip"):
+        return head, member
+    return text, None
+
+
+def short_name(path):
+    """An input's name for a terminal table: its file name (``ZIP.zip::NAME.npz`` for a
+    release-zip member)."""
+    zip_path, member = split_member(path)
+    if member is None:
+        return Path(str(path)).name
+    return f"{Path(zip_path).name}{MEMBER_SEP}{member.rsplit('/', 1)[-1]}"
+
+
+def on_disk(path):
+    """The file on disk that holds an input: the zip of a member, else the path itself."""
+    return split_member(path)[0]
+
 
 def read_exact(fh, n):
     """Up to ``n`` bytes (never more: a member cannot decompress beyond what was asked)."""

@@ -1,5 +1,6 @@
-"""Where a run's inputs come from: find them in files and folders, and open each with its
-reader (:func:`load`: a Doodler ``.npz``, a PNG-era doodle PNG)."""
+"""Where a run's inputs come from: find them in files, folders and release zips, and open each
+with its reader (:func:`load`: a Doodler ``.npz``, an npz inside a Coast Train release zip, a
+PNG-era doodle PNG)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import os
 from pathlib import Path
 
 from .errors import DoodleError
+from .files import on_disk, open_regular, split_member
 from .npz import load_npz
 from .png import doodle_pngs, is_png_session, load_png
 from .record import DEFAULT_MAX_PIXELS, DoodleRecord
+from .releasezip import is_zip_name, list_members, load_member, member_name, member_size, open_member
 
 
 def load(path, classes=None, era=None, date=None, allow_pickle=False,
@@ -19,7 +22,8 @@ def load(path, classes=None, era=None, date=None, allow_pickle=False,
     Parameters
     ----------
     path : str or path
-        The ``.npz`` file.  Nothing in it is unpickled unless ``allow_pickle``.
+        The ``.npz`` file, or ``ZIP::member`` for an npz inside a Coast Train release zip
+        (read in place).  Nothing in it is unpickled unless ``allow_pickle``.
     classes : list of str, optional
         Class names when the file has none (else a ``classes.txt`` beside the file is used).
     era : str, optional
@@ -70,16 +74,34 @@ def load(path, classes=None, era=None, date=None, allow_pickle=False,
                                 "doodle_engine.load_session (or give one of its doodle PNGs)")
     if settings is not None:
         raise DoodleError(path, "settings= applies to PNG sessions only (a .npz stores its own)")
+    if split_member(path)[1] is not None:
+        return load_member(path, classes=classes, era=era, date=date, allow_pickle=allow_pickle,
+                           max_pixels=max_pixels, trials=trials)
+    if is_zip_name(path):
+        _refuse_whole_zip(path)
     return load_npz(path, classes=classes, era=era, date=date, allow_pickle=allow_pickle,
                     max_pixels=max_pixels, trials=trials)
 
 
-def find_inputs(inputs):
-    """Files and folders (searched recursively) -> sorted list of .npz paths.
+def _refuse_whole_zip(path):
+    """A release zip given where one file is read: say how to name a member (or why the zip
+    cannot be read)."""
+    npz, _ = list_members(path)
+    if not npz:
+        raise DoodleError(path, "is a zip holding no .npz file")
+    raise DoodleError(path, f"is a release zip holding {len(npz)} .npz file(s): give one as "
+                            f"{member_name(path, npz[0])}, or run a command over the zip")
 
-    A folder that holds no ``.npz`` file, or no inputs at all, is a DoodleError (a mistyped
-    folder should not look like a successful run over nothing).  A folder named ``*.npz``
-    given by name is listed as itself (so it is refused as "a folder")."""
+
+def find_inputs(inputs):
+    """Files, folders (searched recursively) and release zips -> the list of inputs: sorted
+    ``.npz`` paths, then the ``ZIP::member`` names of each zip's npz members.
+
+    A folder that holds no ``.npz`` file, release zip or PNG session, or no inputs at all, is
+    a DoodleError (a mistyped folder should not look like a successful run over nothing).  A
+    folder named ``*.npz`` given by name is listed as itself (so it is refused as "a
+    folder"); a zip that cannot be listed is listed as itself, so its run gives it one error
+    row and goes on."""
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     files = []
@@ -87,14 +109,36 @@ def find_inputs(inputs):
         p = Path(item)
         if p.is_dir() and p.suffix.lower() != ".npz":
             found = sorted(q for q in p.rglob("*.npz") if q.is_file())
+            for z in sorted(q for q in p.rglob("*") if q.is_file() and is_zip_name(q)):
+                found.extend(_zip_inputs(z))
             if not found:
                 found = _png_sessions(p)  # a PNG-era results folder (or folders of them)
             files.extend(found)
+        elif is_zip_name(p) and p.is_file():
+            files.extend(_zip_inputs(p))
         else:
             files.append(p)
     if not files:
         raise DoodleError("run_batch", "no input files given")
     return list(dict.fromkeys(str(f) for f in files))
+
+
+def _zip_inputs(zip_path):
+    """The npz members of a release zip as inputs (the zip itself when it cannot be listed or
+    holds none: its run gives it the error row)."""
+    try:
+        npz, _ = list_members(zip_path)
+    except DoodleError:
+        return [zip_path]
+    return [member_name(zip_path, m) for m in npz] or [zip_path]
+
+
+def open_npz(path, max_pixels=DEFAULT_MAX_PIXELS):
+    """An npz input (a file, or a release-zip member) as an open binary file, for readers
+    that look at its headers only (:mod:`doodle_engine.cost`)."""
+    if split_member(path)[1] is not None:
+        return open_member(path, max_pixels)
+    return open_regular(path)
 
 
 def _png_sessions(folder):
@@ -112,6 +156,8 @@ def largest_first(files):
     """Files by size on disk, largest first: with several workers the long jobs start early
     and the short ones fill the gaps at the end (files that cannot be read come last)."""
     def size(f):
+        if split_member(f)[1] is not None:
+            return member_size(f)
         try:
             return os.path.getsize(f)
         except OSError:
@@ -120,8 +166,9 @@ def largest_first(files):
 
 
 def source_mtime(path):
-    """When the file holding an input was last changed (NaN when it cannot be read)."""
+    """When the file holding an input (a release zip for its members) was last changed (NaN
+    when it cannot be read)."""
     try:
-        return os.stat(path).st_mtime
+        return os.stat(on_disk(path)).st_mtime
     except OSError:
         return float("nan")

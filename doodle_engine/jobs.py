@@ -18,11 +18,14 @@ from .era_match import match_era, needs_match
 from .eras import recipe as era_recipe
 from .errors import DoodleError
 from .export import export_record, export_targets, safe_stem, write_image
+from .files import split_member
 from .inputs import load, source_mtime
 from .modes import profile
 from .npz import save
+from .reasons import reason
 from .reconstruct import reconstruct
 from .record import DEFAULT_MAX_PIXELS, NO_CLASS, with_label
+from .releasezip import record_name
 from .remapping import moves, near_names, remap_record
 from .session import history_note
 from .validate import validate
@@ -38,8 +41,12 @@ def _read_options(extra):
 
 
 def _record_name(path):
-    """Coast Train record letter/name from a path like .../datasetC_S2/npz/x.npz, else the
-    parent folder's name."""
+    """Coast Train record name: the release zip's name for a member (``Landsat8_12_001``),
+    the record folder for a path like .../datasetC_S2/npz/x.npz, else the parent folder's
+    name."""
+    zip_path, member = split_member(path)
+    if member is not None:
+        return record_name(zip_path)
     parent = Path(path).parent
     return parent.parent.name if parent.name == "npz" else parent.name
 
@@ -123,6 +130,7 @@ def validate_file(path, era=None, classes=None, trials=False, seed=0, mode="exac
         row["history"] = history_note(res.era)  # a forest that learned across a session
         row["remapped"] = REMAPPED_REASON.format(r.remapped) if r.remapped else ""
         row["notes"] = "; ".join([*res.notes, *([row["remapped"]] if r.remapped else [])])
+        row["reason"] = reason(row)  # the causes of a result below 100 %, in short
         if keep_label and m.n_differ:
             row["_rebuilt"] = res.label0
         rows.append(row)
@@ -130,8 +138,9 @@ def validate_file(path, era=None, classes=None, trials=False, seed=0, mode="exac
 
 
 #: why a remapped file's rebuild need not match its stored label (its row's ``remapped``)
-REMAPPED_REASON = ("{}: not the file Doodler made, its label is the remapped stored label; "
-                   "the classifier trained on its remapped doodles need not give it")
+REMAPPED_REASON = ("remapped: {}. Not the file Doodler made: its label is the remapped "
+                   "stored label, which the classifier trained on its remapped doodles need not "
+                   "give")
 
 
 def era_file(path, classes=None, seed=0, mode="exact", crf_backend=None, **_):
@@ -252,7 +261,7 @@ def stats_file(path, classes=None, **_):
         names, note = unique_names(rec.classes or [str(i) for i in range(rec.n_classes)])
         for i, name in enumerate(names):
             row[f"px_{name}"] = int(counts[i])
-        row["px_none"] = int(counts[NO_CLASS])
+        row["unlabelled_px"] = int(counts[NO_CLASS])  # no class: not a class column
         if note:
             row["notes"] = note
     row["file_name"] = os.path.basename(str(path))
@@ -296,8 +305,8 @@ def run_one(job_name, path, kwargs):
         rows = [{"file": str(path), "error": f"{path}: out of memory"}]
     except Exception as exc:  # a bug or a library failure: record it, keep going
         last = traceback.extract_tb(exc.__traceback__)[-1]
-        rows = [{"file": str(path),
-                 "error": f"{path}: {type(exc).__name__}: {exc} (at {Path(last.filename).name}:{last.lineno})"}]
+        where = f"{Path(last.filename).name}:{last.lineno}"
+        rows = [{"file": str(path), "error": f"{path}: {type(exc).__name__}: {exc} (at {where})"}]
     for r in rows:
         r["mtime"] = source_mtime(path)
         r.setdefault("seconds", time.perf_counter() - t0)

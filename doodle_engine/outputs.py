@@ -12,14 +12,15 @@ import numpy as np
 
 from .errors import DoodleError
 from .export import safe_stem
-from .files import atomic_write
+from .files import atomic_write, on_disk
 
 #: the header column that marks a CSV (or Parquet) as one of the engine's own tables
 _OWN_COLUMNS = {"table": "file", "report": "file", "summary": "record"}
 
 
 def _resolved(path):
-    return Path(os.path.abspath(os.path.expanduser(str(path))))
+    """The absolute path of the file on disk behind ``path`` (a release zip for a member)."""
+    return Path(os.path.abspath(os.path.expanduser(on_disk(path))))
 
 
 def check_outputs(inputs, files, table=None, report=None, plots=None, outdir=None,

@@ -356,7 +356,7 @@ def remap_note(record, classes, new_classes):
     source = Path(record.path).name if record.path else "a record"
     before = f" (classes {', '.join(classes)} -> {', '.join(new_classes)})" if (
         classes and new_classes) else ""
-    earlier = f"; {record.remapped}" if record.remapped else ""
+    earlier = f", after: {record.remapped}" if record.remapped else ""
     return f"remapped by doodle-engine from {source}{before}{earlier}"
 
 

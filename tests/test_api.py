@@ -16,7 +16,7 @@ PUBLIC = ["doodle_engine.inputs.load", "doodle_engine.npz.save", "doodle_engine.
           "doodle_engine.batch.run_batch", "doodle_engine.colorize.colorize",
           "doodle_engine.colorize.overlay", "doodle_engine.colorize.color_doodles",
           "doodle_engine.export.export_record", "doodle_engine.example.make_example",
-          "doodle_engine.report.write_plots"]
+          "doodle_engine.plots.write_plots"]
 
 
 def _obj(name):
@@ -29,11 +29,11 @@ def test_public_functions_have_numpy_style_docstrings(name):
     doc = _obj(name).__doc__ or ""
     for section in ("Parameters\n    ----------", "Returns\n    -------"):
         assert section in doc, f"{name} lacks {section.split()[0]}"
-    if name != "doodle_engine.report.write_plots":
+    if name != "doodle_engine.plots.write_plots":
         assert "Examples\n    --------" in doc, f"{name} lacks Examples"
 
 
-@pytest.mark.parametrize("name", [n for n in PUBLIC if n != "doodle_engine.report.write_plots"])
+@pytest.mark.parametrize("name", [n for n in PUBLIC if n != "doodle_engine.plots.write_plots"])
 def test_docstring_examples_run(name, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     obj = _obj(name)

@@ -143,7 +143,7 @@ def test_stats_prints_a_short_summary_and_warns_when_no_file_joined(capsys, synt
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split() == ["class", "pixels", "fraction", "files"]
-    assert len(lines) == 1 + 4 + 1  # water, surf, sand, none, and the counts line
+    assert len(lines) == 1 + 3 + 1  # water, surf, sand, and the counts line: no unlabelled
     assert lines[-1].startswith("files: 1  failed: 0  full table (per file):")
     assert err.startswith("warning: no file joined the metadata")
     table = pd.read_csv(tmp_path / "s.csv")

@@ -321,7 +321,7 @@ def test_an_undated_file_gets_the_era_its_label_matches(tmp_path):
     assert {c.era for c in m.candidates} == {"mlp-2021-10", "mlp-2022-05", "engine-2022-06"}
     row = validate_file(p, crf_backend="numba")[0]
     assert (row["era"], row["era_source"], row["differ"]) == ("mlp-2022-05", BEST_MATCH, 0)
-    assert row["runner_up"] in ("mlp-2021-10", "engine-2022-06") and row["runner_up_differ"] >= 0
+    assert row["runner_up"] in ("mlp-2021-10", "engine-2022-06") and row["runner_up_extra_px"] >= 0
     row = validate_file(p, era="mlp-2021-10", crf_backend="numba")[0]
     assert row["era_source"] == "user" and "runner_up" not in row
 
@@ -406,7 +406,7 @@ def test_renamed_2022_files_are_rebuilt_exactly_without_an_era(tmp_path):
         renamed = shutil.copy(p, tmp_path / f"renamed_{i}.npz")
         row = validate_file(renamed)[0]
         assert (row["era"], row["era_source"], row["differ"]) == ("mlp-2022-05", BEST_MATCH, 0)
-        assert row["runner_up_differ"] > 0
+        assert row["runner_up_extra_px"] > 0
 
 
 def test_info_json_shows_the_recipe_and_the_best_match(tmp_path, capsys):
@@ -420,7 +420,7 @@ def test_info_json_shows_the_recipe_and_the_best_match(tmp_path, capsys):
     assert info["recipe"]["name"] == info["era"] and info["recipe"]["commits"]
     cands = info["era_match"]["candidates"]
     assert {c["era"] for c in cands} == {"rf-2021-05c", "rf-2021-06"}
-    assert info["era_match"]["runner_up_differ"] == cands[1]["differ"] - cands[0]["differ"]
+    assert info["era_match"]["runner_up_extra_px"] == cands[1]["differ"] - cands[0]["differ"]
     assert main(["info", str(p), "--json", "--era", "rf-2021-05c"]) == 0
     info = json.loads(capsys.readouterr().out)[0]
     assert (info["era"], info["era_source"], info["era_match"]) == ("rf-2021-05c", "user", None)

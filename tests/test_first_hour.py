@@ -214,8 +214,8 @@ def test_a_remapped_file_says_so_when_validated(capsys, tmp_path):
     code, out, err = run(capsys, "validate", remapped, path, "--quiet", "--workers", "1")
     assert code == 0, err
     notes = [ln for ln in out.splitlines() if ln.startswith("note: example.npz:")]
-    assert notes == [(f"note: example.npz: {note}: not the file Doodler made, its label is the "
-                      "remapped stored label; the classifier trained on its remapped doodles "
-                      "need not give it")]
+    assert notes == [(f"note: example.npz: remapped: {note}. Not the file Doodler made: its "
+                      "label is the remapped stored label, which the classifier trained on its "
+                      "remapped doodles need not give")]
     code, out, err = run(capsys, "info", remapped)
     assert f"  remapped  {note}: not the file Doodler made" in out.splitlines()

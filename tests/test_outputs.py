@@ -12,7 +12,8 @@ import pytest
 from conftest import needs_real
 from doodle_engine import load, save
 from doodle_engine.export import write_image
-from doodle_engine.report import write_plots, write_report
+from doodle_engine.plots import write_plots
+from doodle_engine.report import write_report
 
 
 @pytest.fixture
@@ -138,7 +139,7 @@ def test_validate_plots_command_draws_only_the_files_that_differ(two_files, tmp_
 
 @pytest.mark.parametrize("size", [30, 400, 4000])
 def test_one_differing_pixel_stays_visible_at_any_image_size(size):
-    from doodle_engine.report import _marked
+    from doodle_engine.plots import _marked
     diff = np.zeros((size, size), bool)
     diff[size // 2, size // 3] = True
     marked, grown = _marked(diff, np.zeros((size, size, 3), np.uint8), panel_px=400)
