@@ -15,12 +15,6 @@ import os
 import sys
 import time
 
-import lazy_loader as lazy
-
-# Numba loads with the kernels, which call install(): the command line reads NOTICE_ENV
-# from here without loading Numba
-numba = lazy.load("numba", suppress_warning=True)
-
 #: environment variable holding the marker file's path; set, it turns the notice on
 NOTICE_ENV = "DOODLE_ENGINE_COMPILE_NOTICE"
 
@@ -97,15 +91,16 @@ class CompileNotice:
 _LISTENER = None
 
 
-def install():
+def install(event):
     """Listen for compilations in this process when the command turned the notice on
-    (:data:`NOTICE_ENV`); the kernels' package calls this before any kernel can compile.
-    A worker process announces without a progress bar (its command shows one per file)."""
+    (:data:`NOTICE_ENV`); the kernels' package calls this with Numba's ``numba.core.event``
+    before any kernel can compile (so this module, which the command line reads at its
+    start, loads no Numba).  A worker process announces without a status line (its command
+    shows one per file)."""
     global _LISTENER
     marker = os.environ.get(NOTICE_ENV)
     if marker and _LISTENER is None:
         _LISTENER = CompileNotice(marker, progress=multiprocessing.parent_process() is None)
-        event = numba.core.event
         event.Listener.register(CompileNotice)  # a listener by the ABC's own registration
         event.register("numba:compile", _LISTENER)
     return _LISTENER
