@@ -14,6 +14,7 @@ import shlex
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import lazy_loader as lazy
@@ -30,12 +31,15 @@ from doodle_engine.record import DEFAULT_MAX_PIXELS
 from doodle_engine.settings import ERAS
 
 # the engine's heavier modules load when a command first uses them (start-up stays short)
+atlas = lazy.load("doodle_engine.atlas", suppress_warning=True)
 batch = lazy.load("doodle_engine.batch", suppress_warning=True)
 era_match = lazy.load("doodle_engine.era_match", suppress_warning=True)
 htmlreport = lazy.load("doodle_engine.htmlreport", suppress_warning=True)
 example = lazy.load("doodle_engine.example", suppress_warning=True)
 features = lazy.load("doodle_engine.features", suppress_warning=True)
 inputs = lazy.load("doodle_engine.inputs", suppress_warning=True)
+metadata = lazy.load("doodle_engine.metadata", suppress_warning=True)
+outputs = lazy.load("doodle_engine.outputs", suppress_warning=True)
 png = lazy.load("doodle_engine.png", suppress_warning=True)
 plots = lazy.load("doodle_engine.plots", suppress_warning=True)
 pool = lazy.load("doodle_engine.pool", suppress_warning=True)
@@ -436,9 +440,10 @@ def cmd_export(args):
 
 
 def cmd_stats(args):
+    meta = report.stats_metadata(args.metadata)  # a bad CSV fails before any work
     frame, failed = _batch(args, "stats")
     frame = report.stats_table(frame)
-    table = report.class_stats(frame, args.metadata)
+    table = report.class_stats(frame, meta)
     if args.report:
         report.write_report(table, args.report)
     summary = report.stats_summary(frame)
@@ -455,7 +460,7 @@ def cmd_stats(args):
         files = int(table["file_name"].notna().sum()) if "file_name" in table else 0
         if joined == 0:
             print(f"warning: no file joined the metadata ({files} file(s) matched by npz file "
-                  "name against annotation_image_filename in "
+                  "stem against annotation_image_filename in "
                   f"{', '.join(args.metadata)}): the metadata columns are empty",
                   file=sys.stderr)
         else:
@@ -470,6 +475,68 @@ def _nothing_counted(frame, failed):
         return f"no class pixels counted: none of the {failed} file(s) could be read (errors above)"
     return (f"no class pixels counted: none of the {read} file(s) read holds a stored label"
             + (f" ({failed} could not be read: errors above)" if failed else ""))
+
+
+def _atlas_inputs(items):
+    """(metadata inputs, npz inputs) of ``atlas``: CSV files, folders and zips give their
+    CSVs; .npz files, zip members, zips and folders holding .npz files or zips give npz
+    inputs; any other file is read as a CSV (a FIFO or device is refused there)."""
+    npz = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            if any(q.suffix.lower() in (".npz", ".zip") for q in p.rglob("*")):
+                npz.append(item)
+        elif p.suffix.lower() in (".zip", ".npz") or "::" in str(item):
+            npz.append(item)
+    meta_items = [i for i in items if not str(i).lower().endswith(".npz") and "::" not in str(i)]
+    return meta_items, npz
+
+
+def cmd_atlas(args):
+    """The release atlas: records, classes, labellers, maps (issue 25's four notebooks)."""
+    t0 = time.perf_counter()
+    meta_items, npz_inputs = _atlas_inputs(args.inputs)
+    csvs = metadata.metadata_sources(meta_items)
+    files = inputs.find_inputs(npz_inputs) if npz_inputs else []
+    outputs.check_outputs(args.inputs, files, outdir=args.output,
+                          also_reads=[c for c in csvs if "::" not in c])
+    if not csvs and not files:
+        raise DoodleError(" ".join(args.inputs), "no metadata CSV and no .npz file found")
+    meta = metadata.read_metadata_inputs(meta_items) if csvs else None
+    rows, failed = None, 0
+    if files:
+        rows = batch.run_batch("stats", npz_inputs, workers=args.workers,
+                               scheduler=args.scheduler, progress=not args.quiet,
+                               classes=_classes(args.classes), allow_pickle=args.allow_pickle,
+                               max_pixels=args.max_pixels)
+        if "error" in rows:
+            for msg in rows.loc[rows["error"] != "", "error"]:
+                print(f"error: {msg}", file=sys.stderr)
+            failed = int((rows["error"] != "").sum())
+    found = atlas.build_atlas(meta, rows)
+    written = atlas.write_atlas(found, args.output)
+    rec = found.records
+    print(rec[["record", "images", "npz_files", "labellers", "labeller_images", "classes",
+               "date_first", "date_last", "disagreements"]].to_string(index=False))
+    checks = found.findings.groupby("check").size() if len(found.findings) else {}
+    print(f"images: {int(rec['images'].sum())} in {len(rec)} record(s) from "
+          f"{len(found.sources)} metadata CSV(s) and {len(files)} npz file(s)"
+          + (f" ({int(rec['joined'].sum())} joined)" if files else ""))
+    if len(checks):
+        print("metadata disagreements: " + ", ".join(f"{k} {v}" for k, v in checks.items())
+              + " (disagreements.csv, index.html)")
+    if len(found.unjoined):
+        kinds = found.unjoined.groupby("kind").size()
+        print("did not join: " + ", ".join(f"{v} {k}" for k, v in kinds.items()) + " (unjoined.csv)")
+    if meta is not None and meta.skipped:
+        print(f"note: {len(meta.skipped)} CSV(s) in the input folders are not metadata CSVs, "
+              f"left out: {', '.join(meta.skipped[:5])}" + (" ..." if len(meta.skipped) > 5 else ""))
+    for note in atlas.write_atlas.last_notes:
+        print(f"note: {note}")
+    print(f"wrote {len(written)} file(s) to {args.output} in {time.perf_counter() - t0:.1f} s; "
+          f"open {os.path.join(args.output, 'index.html')}")
+    return _why(1 if failed else 0, f"{failed} npz file(s) failed (listed above)")
 
 
 def cmd_example(args):
@@ -628,10 +695,32 @@ def build_parser():
 
     sp = sub.add_parser("stats", help="class-pixel distributions per file and record")
     common(sp)
-    sp.add_argument("--metadata", action="append", help="Coast Train metadata CSV(s) to join")
+    sp.add_argument("--metadata", nargs="+", action="extend", metavar="CSV",
+                    help="Coast Train metadata to join on the npz file name: CSV files, folders "
+                         "of them, release zips (their CSV, read in place); several after one "
+                         "flag (put it after the inputs)")
     sp.add_argument("--report")
     sp.add_argument("--table")
     sp.set_defaults(func=cmd_stats)
+
+    sp = sub.add_parser(
+        "atlas", help="the release atlas: records, classes, labellers, maps (HTML + PNG + CSV)",
+        description="Counts, figures and maps of Coast Train records, as the CoastTrainMetaPlots "
+                    "notebooks draw them: records.csv, class_images.csv, class_pixels.csv (with "
+                    "npz files), labelers.csv, disagreements.csv, unjoined.csv, images.csv, "
+                    "class_distribution.png, labelers.png, geography.png, locations.html and "
+                    "index.html. Nothing is downloaded.")
+    sp.add_argument("inputs", nargs="+",
+                    help="metadata CSVs, release zips, folders of CSVs, npz files or zips")
+    sp.add_argument("-o", "--output", required=True, help="folder for the atlas (created)")
+    sp.add_argument("--classes", help="class names for npz files without them")
+    sp.add_argument("--allow-pickle", action="store_true",
+                    help="read object arrays (pickled data): only for files you trust")
+    sp.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
+    sp.add_argument("--workers", type=_workers, default="auto")
+    sp.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786)")
+    sp.add_argument("--quiet", action="store_true", help="no progress bar")
+    sp.set_defaults(func=cmd_atlas)
 
     sp = sub.add_parser("example", help="write a generated Doodler file to try the engine on")
     sp.add_argument("output", help="path of the .npz to write")

@@ -10,6 +10,7 @@ import pandas as pd
 
 from .errors import DoodleError
 from .files import atomic_write, short_name
+from .metadata import metadata_sources, read_metadata_inputs
 from .reasons import explained, legend
 
 TABLE_COLUMNS = ("file", "trial", "era", "era_source", "mode", "height", "width", "differ",
@@ -117,19 +118,22 @@ def write_report(frame, path):
     return path
 
 
-def _metadata(paths):
-    frames = []
-    for p in paths or []:
-        try:
-            m = pd.read_csv(p)
-        except (OSError, pd.errors.ParserError) as exc:
-            raise DoodleError(p, f"cannot read metadata CSV: {exc}") from None
-        if "annotation_image_filename" not in m:
-            raise DoodleError(p, "metadata CSV lacks the 'annotation_image_filename' column")
-        m["file_name"] = m["annotation_image_filename"].map(lambda s: Path(str(s)).name)
-        m["metadata_csv"] = Path(p).name
-        frames.append(m)
-    return pd.concat(frames, ignore_index=True) if frames else None
+def stats_metadata(paths):
+    """The metadata CSVs (files, folders of them, release zips' CSVs) as one table to join on
+    ``file_name`` (the npz file's name), via :mod:`doodle_engine.metadata`; a stem listed in
+    two records joins its first row.  None when no path is given."""
+    if not paths:
+        return None
+    if not metadata_sources(paths):
+        raise DoodleError(", ".join(map(str, paths)), "holds no metadata CSV")
+    meta = read_metadata_inputs(paths).table.copy()
+    for c in ("classes", "present"):
+        meta[c] = meta[c].map(lambda v: "; ".join(v) if isinstance(v, (list, tuple)) else v)
+    meta = meta.rename(columns={"classes": "meta_classes", "present": "meta_classes_present",
+                                "record": "meta_record"})
+    meta["file_name"] = meta["stem"] + ".npz"
+    meta["metadata_csv"] = meta["source"].map(short_name)
+    return meta.drop_duplicates("file_name", keep="first")
 
 
 def stats_table(frame):
@@ -183,7 +187,7 @@ def class_stats(frame, metadata=None):
         for c in px:
             out["frac_" + c[3:]] = out[c] / total
         out = grouped_columns(out)
-    meta = _metadata(metadata)
+    meta = metadata if isinstance(metadata, pd.DataFrame) else stats_metadata(metadata)
     if meta is not None and "file_name" in out:
         out = out.merge(meta, on="file_name", how="left", suffixes=("", "_meta"))
         if "prob_of_unary_potential" in out:

@@ -1,0 +1,646 @@
+"""The release atlas: per-record counts, figures and maps of Coast Train records from their
+metadata CSVs and npz files (what the four CoastTrainMetaPlots notebooks draw), headless.
+
+:func:`build_atlas` joins the metadata (:mod:`doodle_engine.metadata`) with the rows the
+``stats`` job gives for npz files (class-pixel counts of the stored labels) on the file stem;
+:func:`write_atlas` writes the tables, figures, ``locations.html`` and ``index.html``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import coastline
+from .files import atomic_write, short_name
+from .metadata import FINDING_COLUMNS, combine, labeller_of
+
+#: what each check of the metadata says, for the index page
+CHECKS = {
+    "present-classes": "classes_present_integer (read through classes_array) and "
+                       "classes_present_array name different classes",
+    "present-index": "classes_present_integer holds an index outside classes_array",
+    "num-classes": "num_classes is not the number of names in classes_array",
+    "classes-integer": "classes_integer is not 1..num_classes-1 as in the other records",
+    "class-spelling": "a class name is spelled differently from the other rows of the record",
+    "crs-epsg": "the UTM zone in CRS is not the zone the epsg code names",
+    "date": "the date in the file name is not year/month/day",
+    "value-range": "a value outside its range",
+    "file-names": "image or label file name does not match the npz file name",
+    "no-labeller": "the file name has no _ID<n> labeller suffix",
+    "no-file-name": "a row without a file name",
+    "duplicate-stem": "the same file listed twice in one record",
+    "stem-in-two-records": "the same file name listed in two records",
+    "npz-size": "ImageHeightPx x ImageWidthPx is not the npz image's size",
+    "npz-classes": "classes_array is not the npz file's class list",
+    "npz-present": "the classes present in the stored label are not the metadata's",
+}
+#: colours of the records on the maps (matplotlib's tab10, then tab20's light shades)
+_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+            "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896",
+            "#c5b0d5", "#c49c94", "#f7b6d2", "#c7c7c7", "#dbdb8d", "#9edae5"]
+
+
+@dataclass
+class Atlas:
+    """The atlas's tables: ``images`` (one row per image), ``records``, ``class_images``,
+    ``class_pixels`` (None without npz files), ``labelers``, ``findings`` (metadata
+    disagreements, :data:`doodle_engine.metadata.FINDING_COLUMNS`) and ``unjoined`` (npz files
+    without a metadata row, metadata rows without an npz file)."""
+
+    images: pd.DataFrame
+    records: pd.DataFrame
+    class_images: pd.DataFrame
+    class_pixels: pd.DataFrame | None
+    labelers: pd.DataFrame
+    findings: pd.DataFrame
+    unjoined: pd.DataFrame
+    sources: list = field(default_factory=list)
+    npz_errors: list = field(default_factory=list)
+
+
+def _npz_images(rows):
+    """Per npz file (rows of the ``stats`` job): record, stem, size, class list, classes
+    present in the stored label and pixels per class."""
+    ok = rows[rows["error"].fillna("") == ""] if "error" in rows else rows
+    px = [c for c in ok.columns if c.startswith("px_") and c != "px_none"]
+    out = []
+    for r in ok.to_dict("records"):
+        name = str(r.get("file_name") or Path(str(r["file"])).name)
+        classes = [c for c in str(r.get("classes") or "").split("|") if c]
+        pixels = {c[3:]: int(r[c]) for c in px if pd.notna(r.get(c)) and r[c] > 0}
+        record = str(r.get("record") or "") or Path(str(r["file"])).resolve().parent.name
+        out.append({"record_npz": record, "stem": name[:-4] if name.lower().endswith(
+            ".npz") else name, "npz": str(r["file"]), "npz_height": r.get("height"),
+            "npz_width": r.get("width"), "npz_classes": classes,
+            "npz_present": [c for c in classes if c in pixels] or sorted(pixels),
+            "npz_pixels": pixels})
+    return pd.DataFrame(out, columns=["record_npz", "stem", "npz", "npz_height", "npz_width",
+                                      "npz_classes", "npz_present", "npz_pixels"])
+
+
+def build_atlas(metadata=None, npz_rows=None):
+    """Join metadata and npz rows into an :class:`Atlas`.
+
+    Parameters
+    ----------
+    metadata : Metadata, optional
+        From :func:`doodle_engine.metadata.read_metadata_inputs` (or ``read_metadata``).
+    npz_rows : pandas.DataFrame, optional
+        The rows of the ``stats`` job over npz files (``run_batch("stats", ...)``): class
+        pixels of each stored label.  Rows with an error are listed in ``npz_errors``.
+    """
+    meta = metadata if metadata is not None else combine([])
+    npz = _npz_images(npz_rows) if npz_rows is not None and len(npz_rows) else _npz_images(
+        pd.DataFrame(columns=["file", "error"]))
+    errors = []
+    if npz_rows is not None and "error" in npz_rows:
+        errors = [e for e in npz_rows["error"].fillna("") if e]
+    images, unjoined, npz_findings = _join(meta.table, npz)
+    findings = pd.concat([f for f in (meta.findings, npz_findings) if len(f)],
+                         ignore_index=True) if len(meta.findings) or len(npz_findings) else \
+        pd.DataFrame(columns=list(FINDING_COLUMNS))
+    have_npz = bool(len(npz))
+    return Atlas(images, _records(images, findings, meta), _class_images(images, have_npz),
+                 _class_pixels(images) if have_npz else None, _labelers(images), findings,
+                 unjoined, list(meta.sources), errors)
+
+
+def _join(table, npz):
+    """images (metadata rows, joined to their npz on the stem, and npz files without a
+    metadata row), the unjoined list, and the npz-vs-metadata findings."""
+    table = table.copy()
+    table["in_metadata"] = True
+    if not len(npz):
+        for c in npz.columns:
+            if c not in ("stem",):
+                table[c] = None
+        table["has_npz"] = False
+        return table, pd.DataFrame(columns=["kind", "record", "stem", "where"]), _no_findings()
+    merged = npz.merge(table[["stem", "record"]].reset_index(), on="stem", how="left")
+    merged["same"] = merged["record"] == merged["record_npz"]
+    merged = merged.sort_values(["npz", "same"], ascending=[True, False]).drop_duplicates("npz")
+    joined = merged[merged["index"].notna()]
+    joined = joined.drop_duplicates("index")  # two npz files for one row: the first joins
+    per_row = joined.set_index("index")
+    images = table.join(per_row.drop(columns=["stem", "record", "same"]), how="left")
+    images["has_npz"] = images["npz"].notna()
+    loose = npz[~npz["npz"].isin(joined["npz"])].copy()
+    loose["record"] = loose["record_npz"]
+    loose["labeller"] = loose["stem"].map(labeller_of)
+    loose["in_metadata"] = False
+    loose["has_npz"] = True
+    loose["classes"] = loose["npz_classes"]
+    loose["present"] = loose["npz_present"]
+    images = pd.concat([images, loose], ignore_index=True, sort=False)
+    records_with_npz = set(images.loc[images["has_npz"], "record"])
+    unjoined = [{"kind": "npz file without a metadata row", "record": r["record"],
+                 "stem": r["stem"], "where": r["npz"]} for r in loose.to_dict("records")]
+    missing = images[images["in_metadata"] & ~images["has_npz"]
+                     & images["record"].isin(records_with_npz)]
+    unjoined += [{"kind": "metadata row without an npz file", "record": r["record"],
+                  "stem": r["stem"], "where": f"{r['source']} line {int(r['line'])}"}
+                 for r in missing.to_dict("records")]
+    return (images, pd.DataFrame(unjoined, columns=["kind", "record", "stem", "where"]),
+            _npz_findings(images[images["in_metadata"] & images["has_npz"]]))
+
+
+def _no_findings():
+    return pd.DataFrame(columns=list(FINDING_COLUMNS))
+
+
+def _npz_findings(joined):
+    """The metadata row against its npz file: image size, class list, classes present."""
+    rows = []
+
+    def add(r, check, col_a, says_a, says_b, used):
+        rows.append({"record": r["record"], "source": r["source"], "line": int(r["line"]),
+                     "stem": r["stem"], "check": check, "column_a": col_a, "says_a": says_a,
+                     "column_b": f"npz {short_name(r['npz'])}", "says_b": says_b, "used": used})
+
+    for r in joined.to_dict("records"):
+        h, w = r.get("height_px"), r.get("width_px")
+        if pd.notna(h) and pd.notna(w) and (int(h), int(w)) != (int(r["npz_height"]), int(r["npz_width"])):
+            add(r, "npz-size", "ImageHeightPx x ImageWidthPx", f"{int(h)} x {int(w)}",
+                f"{int(r['npz_height'])} x {int(r['npz_width'])}", "npz")
+        if r["classes"] and r["npz_classes"] and list(r["classes"]) != list(r["npz_classes"]):
+            add(r, "npz-classes", "classes_array", "; ".join(r["classes"]),
+                "; ".join(r["npz_classes"]), "npz")
+        if r["npz_classes"] and set(r["present"]) != set(r["npz_present"]):
+            add(r, "npz-present", "classes_present_integer", "; ".join(r["present"]),
+                "; ".join(r["npz_present"]), "npz (class_images.csv images_npz)")
+    return pd.DataFrame(rows, columns=list(FINDING_COLUMNS))
+
+
+def _class_order(group, column="classes"):
+    """A record's classes in the order its rows list them (first seen first)."""
+    seen = {}
+    for names in group[column]:
+        for n in names if isinstance(names, (list, tuple)) else []:
+            seen.setdefault(n, None)
+    return list(seen)
+
+
+def _records(images, findings, meta):
+    rows = []
+    for record, g in images.groupby("record", sort=True):
+        dates = sorted(d for d in g.get("date", pd.Series(dtype=str)).fillna("") if d)
+        lists = g["classes"].map(lambda c: tuple(c) if isinstance(c, (list, tuple)) else ())
+        lab = g["labeller"].fillna("").replace("", "(none)").value_counts().sort_index()
+        px_size = sorted({float(v) for v in g.get("pixel_size_m", pd.Series(dtype=float)).dropna()})
+        mpx = (g["height_px"] * g["width_px"]).sum() / 1e6 if "height_px" in g else np.nan
+        sources = sorted({Path(str(s)).name for s in g.get("source", pd.Series(dtype=str)).dropna()})
+        rows.append({
+            "record": record, "sources": "; ".join(sources), "images": len(g),
+            "metadata_rows": int(g["in_metadata"].sum()), "npz_files": int(g["has_npz"].sum()),
+            "joined": int((g["in_metadata"] & g["has_npz"]).sum()),
+            "labellers": len(lab), "labeller_images": ", ".join(f"{k} {v}" for k, v in lab.items()),
+            "classes": len(_class_order(g)), "class_names": "; ".join(_class_order(g)),
+            "class_lists": lists[lists.map(len) > 0].nunique(),
+            "date_first": dates[0] if dates else "", "date_last": dates[-1] if dates else "",
+            "pixel_size_m": "; ".join(f"{v:g}" for v in px_size),
+            "megapixels": round(float(mpx), 3) if pd.notna(mpx) and mpx else np.nan,
+            "disagreements": int((findings["record"] == record).sum()) if len(findings) else 0})
+    return pd.DataFrame(rows)
+
+
+def _class_images(images, have_npz):
+    """Per record and class: images in which the class is present, by the metadata
+    (``present``) and, with npz files, by the stored labels (``images_npz``)."""
+    rows = []
+    for record, g in images.groupby("record", sort=True):
+        meta = g[g["in_metadata"]]
+        npz = g[g["has_npz"]]
+        for name in _class_order(g):
+            row = {"record": record, "class": name,
+                   "images": int(meta["present"].map(lambda p, n=name: n in p).sum())
+                   if len(meta) else np.nan}
+            if have_npz:
+                row["images_npz"] = (int(npz["npz_present"].map(lambda p, n=name: n in p).sum())
+                                     if len(npz) else np.nan)
+            rows.append(row)
+    cols = ["record", "class", "images"] + (["images_npz"] if have_npz else [])
+    return pd.DataFrame(rows, columns=cols)
+
+
+def _class_pixels(images):
+    """Per record and class: pixels in the stored labels, their share of the record's
+    labelled pixels, and the images holding the class."""
+    rows = []
+    for record, g in images[images["has_npz"]].groupby("record", sort=True):
+        totals = {}
+        for px in g["npz_pixels"]:
+            for name, n in px.items():
+                totals[name] = totals.get(name, 0) + n
+        all_px = sum(totals.values())
+        order = _class_order(g, "npz_classes") + sorted(set(totals) - set(_class_order(g, "npz_classes")))
+        for name in order:
+            rows.append({"record": record, "class": name, "pixels": totals.get(name, 0),
+                         "fraction": totals.get(name, 0) / all_px if all_px else np.nan,
+                         "images": int(g["npz_pixels"].map(lambda p, n=name: p.get(n, 0) > 0).sum())})
+    return pd.DataFrame(rows, columns=["record", "class", "pixels", "fraction", "images"])
+
+
+def _labelers(images):
+    g = images.assign(labeller=images["labeller"].fillna("").replace("", "(none)"))
+    out = g.groupby(["record", "labeller"]).size().rename("images").reset_index()
+    return out.sort_values(["record", "labeller"], kind="stable").reset_index(drop=True)
+
+
+# ---------------------------------------------------------------- writing
+
+def _csv(frame, path):
+    view = frame.copy()
+    for c in view.columns:
+        if view[c].map(lambda v: isinstance(v, (list, tuple))).any():
+            view[c] = view[c].map(lambda v: "; ".join(map(str, v)) if isinstance(v, (list, tuple)) else v)
+        if view[c].map(lambda v: isinstance(v, dict)).any():
+            view[c] = view[c].map(lambda v: json.dumps(v) if isinstance(v, dict) else v)
+    return atomic_write(path, lambda fh: fh.write(view.to_csv(index=False).encode("utf-8")))
+
+
+def image_table(atlas):
+    """The per-image table as written to ``images.csv`` (lists as ``a; b`` text)."""
+    cols = [c for c in ("record", "stem", "labeller", "date", "lon", "lat", "height_px",
+                        "width_px", "pixel_size_m", "classes", "present", "in_metadata",
+                        "has_npz", "npz", "npz_present", "source", "line") if c in atlas.images]
+    return atlas.images[cols]
+
+
+def write_atlas(atlas, outdir):
+    """Write the atlas into ``outdir`` (created): the CSV tables, ``class_distribution.png``,
+    ``labelers.png``, ``geography.png`` (when the metadata gives coordinates),
+    ``locations.html`` and ``index.html``, each through a temporary file and a rename.
+    Returns the paths written; ``write_atlas.last_notes`` says what was left out and why."""
+    import matplotlib
+    matplotlib.use("Agg")
+    out = Path(outdir)
+    out.mkdir(parents=True, exist_ok=True)
+    notes = []
+    written = [_csv(atlas.records, out / "records.csv"),
+               _csv(atlas.class_images, out / "class_images.csv")]
+    if atlas.class_pixels is not None:
+        written.append(_csv(atlas.class_pixels, out / "class_pixels.csv"))
+    else:
+        notes.append("class_pixels.csv: no npz file given (pixel counts come from the stored "
+                     "labels)")
+    written += [_csv(atlas.labelers, out / "labelers.csv"),
+                _csv(atlas.findings, out / "disagreements.csv"),
+                _csv(atlas.unjoined, out / "unjoined.csv"),
+                _csv(image_table(atlas), out / "images.csv"),
+                _class_figure(atlas, out / "class_distribution.png"),
+                _labeller_figure(atlas, out / "labelers.png")]
+    located = _located(atlas.images)
+    if len(located):
+        written += [_geography_figure(located, out / "geography.png"),
+                    _locations_html(located, out / "locations.html")]
+    else:
+        notes.append("geography.png, locations.html: no image has coordinates (LonMin/LonMax/"
+                     "LatMin/LatMax come from the metadata CSVs)")
+    written.append(_index_html(atlas, out / "index.html", [Path(p).name for p in written], notes))
+    write_atlas.last_notes = notes
+    return written
+
+
+write_atlas.last_notes = []
+
+
+def _located(images):
+    if "lon" not in images:
+        return images.iloc[:0]
+    ok = images["lon"].between(-180, 180) & images["lat"].between(-90, 90)
+    return images[ok]
+
+
+def _save(fig, path):
+    import matplotlib.pyplot as plt
+    try:
+        return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=100))
+    finally:
+        plt.close(fig)
+
+
+def _colour_of(records):
+    return {r: _COLOURS[i % len(_COLOURS)] for i, r in enumerate(sorted(records))}
+
+
+def _grid(n, cols):
+    rows = max(1, -(-n // cols))
+    return rows, min(cols, max(n, 1))
+
+
+def _class_figure(atlas, path):
+    """One panel per record: images in which each class is present (the metadata's
+    classes_present_integer; the stored labels where a record has no metadata)."""
+    import matplotlib.pyplot as plt
+    ci = atlas.class_images
+    records = list(dict.fromkeys(ci["record"]))
+    rows, cols = _grid(len(records), 3)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 0.3 * max(
+        [len(ci[ci["record"] == r]) for r in records] or [4]) * rows + 1.6 * rows + 0.8), squeeze=False)
+    for ax in axes.flat[len(records):]:
+        ax.axis("off")
+    colours = _colour_of(records)
+    for ax, record in zip(axes.flat, records):
+        g = ci[ci["record"] == record]
+        values = g["images"] if g["images"].notna().any() else g.get("images_npz", g["images"])
+        source = "metadata" if g["images"].notna().any() else "stored labels"
+        ax.barh(range(len(g)), values.fillna(0), color=colours[record])
+        ax.set_yticks(range(len(g)), g["class"], fontsize=8)
+        ax.invert_yaxis()
+        n = int(atlas.records.set_index("record").loc[record, "images"])
+        ax.set_title(f"{record}: {n} images ({source})", fontsize=10)
+        ax.set_xlabel("images containing the class", fontsize=8)
+        for y, v in enumerate(values.fillna(0)):
+            ax.text(v, y, f" {int(v)}", va="center", fontsize=7)
+        ax.set_xlim(0, max(float(values.max() or 1), 1) * 1.15)
+    total = int(atlas.records["images"].sum())
+    fig.suptitle(f"Images containing each class, per record ({total} images, "
+                 f"{len(records)} records)", fontsize=12)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))
+    return _save(fig, path)
+
+
+def _labeller_figure(atlas, path):
+    """Images per labeller: stacked per record, and over all records."""
+    import matplotlib.pyplot as plt
+    lab = atlas.labelers
+    table = lab.pivot_table(index="record", columns="labeller", values="images",
+                            aggfunc="sum", fill_value=0)
+    ids = sorted(table.columns, key=lambda s: (not s.startswith("ID"), len(s), s))
+    table = table[ids]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(13, 0.45 * len(table) + 2.2),
+                                 gridspec_kw={"width_ratios": [2.2, 1]})
+    left = np.zeros(len(table))
+    cmap = plt.get_cmap("tab10")
+    for i, lid in enumerate(ids):
+        a1.barh(range(len(table)), table[lid], left=left, color=cmap(i % 10), label=lid)
+        left += table[lid].to_numpy()
+    for y, v in enumerate(left):
+        a1.text(v, y, f" {int(v)}", va="center", fontsize=8)
+    a1.set_yticks(range(len(table)), table.index, fontsize=9)
+    a1.invert_yaxis()
+    a1.set_xlabel("images")
+    a1.set_xlim(0, left.max() * 1.12 if len(left) else 1)
+    a1.legend(title="labeller", fontsize=8, loc="lower right")
+    a1.set_title("Images per record, by labeller")
+    totals = table.sum()
+    a2.bar(range(len(ids)), totals, color=[cmap(i % 10) for i in range(len(ids))])
+    a2.set_xticks(range(len(ids)), ids)
+    for x, v in enumerate(totals):
+        a2.text(x, v, f"{int(v)}", ha="center", va="bottom", fontsize=8)
+    a2.set_ylabel("images")
+    a2.set_title(f"All records: {int(totals.sum())} images, {len(ids)} labeller(s)")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _draw_land(ax, west, south, east, north, resolution=None):
+    """The GSHHS land (and lakes) in the box as two collections: intermediate resolution
+    for boxes under 5 degrees, low resolution above."""
+    from matplotlib.collections import PolyCollection
+    if resolution is None:
+        resolution = "i" if max(east - west, north - south) < 5 else "l"
+    polys = coastline.polygons(west, south, east, north, resolution)
+    for levels, colour in (((1, 3), "#ece6d6"), ((2, 4), "#dbe9f4")):
+        verts = [pts for level, pts in polys if level in levels]
+        if verts:
+            ax.add_collection(PolyCollection(verts, facecolors=colour, edgecolors="#8c8c8c",
+                                             linewidths=0.5, zorder=1 + levels[0] / 10))
+    ax.set_facecolor("#dbe9f4")
+    ax.set_xlim(west, east)
+    ax.set_ylim(south, north)
+    mid = np.radians((south + north) / 2)
+    ax.set_aspect(1 / max(np.cos(mid), 0.2))
+    return resolution
+
+
+def _box(lon, lat, pad_deg, min_span):
+    w, e, s, n = lon.min(), lon.max(), lat.min(), lat.max()
+    cx, cy = (w + e) / 2, (s + n) / 2
+    half_x = max((e - w) / 2 + pad_deg, min_span / 2)
+    half_y = max((n - s) / 2 + pad_deg, min_span / 2)
+    return cx - half_x, cy - half_y, cx + half_x, cy + half_y
+
+
+def _geography_figure(located, path):
+    """Image centres over the land outline: all records, then one panel per record."""
+    import matplotlib.pyplot as plt
+    records = sorted(located["record"].unique())
+    colours = _colour_of(records)
+    rows, cols = _grid(len(records), 4)
+    fig = plt.figure(figsize=(16, 7.5 + 3.6 * rows))
+    gs = fig.add_gridspec(1 + rows, cols, height_ratios=[2.2] + [1] * rows)
+    ax = fig.add_subplot(gs[0, :])
+    resolution = _draw_land(ax, *_box(located["lon"], located["lat"], 2.0, 8.0))
+    for r in records:
+        g = located[located["record"] == r]
+        ax.scatter(g["lon"], g["lat"], s=14, color=colours[r], edgecolor="black", linewidth=0.3,
+                   label=f"{r} ({len(g)})", zorder=3)
+    ax.legend(fontsize=8, loc="best", title="record (images)")
+    names = {"i": "intermediate", "l": "low"}
+    ax.set_title(f"Image centres: {len(located)} images in {len(records)} records "
+                 f"(land: GSHHS, {names[resolution]} resolution; panels below: intermediate "
+                 "under 5 degrees)")
+    ax.set_xlabel("longitude")
+    ax.set_ylabel("latitude")
+    for i, r in enumerate(records):
+        g = located[located["record"] == r]
+        sub = fig.add_subplot(gs[1 + i // cols, i % cols])
+        _draw_land(sub, *_box(g["lon"], g["lat"], 0.1, 0.6))
+        sub.scatter(g["lon"], g["lat"], s=10, color=colours[r], edgecolor="black",
+                    linewidth=0.3, zorder=3)
+        sub.set_title(f"{r}: {len(g)} images", fontsize=9)
+        sub.tick_params(labelsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _leaflet_assets():
+    """Leaflet's script and style sheet (from the xstatic-leaflet package), the style sheet's
+    images inlined as data URIs so the page loads nothing from outside."""
+    import xstatic.pkg.leaflet as xleaflet
+    base = Path(xleaflet.BASE_DIR)
+    js = (base / "leaflet.js").read_text(encoding="utf-8")
+    css = (base / "leaflet.css").read_text(encoding="utf-8")
+
+    def inline(m):
+        img = base / m.group(1)
+        data = base64.b64encode(img.read_bytes()).decode("ascii")
+        return f"url(data:image/png;base64,{data})"
+    css = re.sub(r"url\((images/[\w\-]+\.png)\)", inline, css)
+    return js.replace("</script", "<\\/script"), css
+
+
+def _popup_fields(g):
+    def text(v):
+        return "; ".join(v) if isinstance(v, (list, tuple)) else ("" if pd.isna(v) else str(v))
+    props = []
+    for r in g.to_dict("records"):
+        props.append({"image": r["stem"], "record": r["record"],
+                      "classes present": text(r.get("present")), "labeller": r.get("labeller") or "",
+                      "date": r.get("date") or "",
+                      "size (px)": (f"{int(r['height_px'])} x {int(r['width_px'])}"
+                                    if pd.notna(r.get("height_px")) and pd.notna(r.get("width_px"))
+                                    else "")})
+    return props
+
+
+def _locations_html(located, path):
+    """One marker per image (record, classes present, labeller, date) over the GSHHS land
+    outline, a layer per record; OpenStreetMap tiles can be switched on (they load then,
+    from the network). Leaflet itself is inlined: the page opens offline."""
+    import folium
+    records = sorted(located["record"].unique())
+    colours = _colour_of(records)
+    west, south, east, north = _box(located["lon"], located["lat"], 1.0, 4.0)
+    m = folium.Map(tiles=None, prefer_canvas=True, control_scale=True)
+    m.default_js, m.default_css = [], []
+    folium.TileLayer("OpenStreetMap", name="OpenStreetMap tiles (online)", show=False,
+                     overlay=False).add_to(m)
+    folium.GeoJson(coastline.geojson(west - 10, south - 10, east + 10, north + 10, "l"),
+                   name="land (GSHHS, offline)", control=False,
+                   style_function=lambda _: {"fillColor": "#ece6d6", "color": "#8c8c8c",
+                                             "weight": 0.6, "fillOpacity": 1}).add_to(m)
+    fields = ["image", "record", "classes present", "labeller", "date", "size (px)"]
+    for r in records:
+        g = located[located["record"] == r]
+        fc = {"type": "FeatureCollection", "features": [
+            {"type": "Feature", "properties": p,
+             "geometry": {"type": "Point", "coordinates": [round(float(x), 6), round(float(y), 6)]}}
+            for p, x, y in zip(_popup_fields(g), g["lon"], g["lat"])]}
+        folium.GeoJson(fc, name=f"{r} ({len(g)})",
+                       marker=folium.CircleMarker(radius=5, color="#222222", weight=0.6,
+                                                  fill=True, fill_color=colours[r], fill_opacity=0.9),
+                       popup=folium.GeoJsonPopup(fields=fields),
+                       tooltip=folium.GeoJsonTooltip(fields=["image", "record"])).add_to(m)
+    folium.LayerControl(collapsed=False).add_to(m)
+    m.fit_bounds([[located["lat"].min(), located["lon"].min()],
+                  [located["lat"].max(), located["lon"].max()]])
+    page = m.get_root().render()
+    js, css = _leaflet_assets()
+    head = (f"<title>Coast Train atlas: {len(located)} image locations</title>\n"
+            f"<style>{css}\n.leaflet-container {{ background: #dbe9f4; }}</style>\n"
+            f"<script>{js}</script>\n")
+    page = page.replace("<head>", "<head>\n" + head, 1)
+    return atomic_write(path, lambda fh: fh.write(page.encode("utf-8")))
+
+
+def _html_table(frame, max_rows=None):
+    view = frame if max_rows is None else frame.head(max_rows)
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in view.columns)
+    body = []
+    for r in view.itertuples(index=False):
+        cells = []
+        for v in r:
+            text = "" if (v is None or (isinstance(v, float) and np.isnan(v))) else (
+                f"{v:,}" if isinstance(v, (int, np.integer)) else str(v))
+            cells.append(f"<td>{html.escape(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    more = (f"<p class='more'>{len(frame) - len(view):,} more rows in the CSV.</p>"
+            if len(view) < len(frame) else "")
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>{more}"
+
+
+def _findings_summary(findings):
+    """One row per record and check: how many rows, which CSV lines, one example."""
+    rows = []
+    for (record, check), g in findings.groupby(["record", "check"], sort=True):
+        first = g.iloc[0]
+        lines = _ranges(sorted(g["line"].astype(int)))
+        rows.append({"record": record, "check": check, "rows": len(g),
+                     "what": CHECKS.get(check, check), "CSV lines": lines,
+                     "example": f"line {int(first['line'])} ({first['stem']}): "
+                                f"{first['column_a']} says {first['says_a']!s}; "
+                                f"{first['column_b']} says {first['says_b']!s}",
+                     "atlas uses": first["used"]})
+    return pd.DataFrame(rows, columns=["record", "check", "rows", "what", "CSV lines", "example",
+                                       "atlas uses"])
+
+
+def _ranges(lines, limit=12):
+    parts, start, prev = [], None, None
+    for x in lines:
+        if start is None:
+            start = prev = x
+        elif x == prev + 1:
+            prev = x
+        else:
+            parts.append(f"{start}" if start == prev else f"{start}-{prev}")
+            start = prev = x
+    if start is not None:
+        parts.append(f"{start}" if start == prev else f"{start}-{prev}")
+    return ", ".join(parts[:limit]) + (f", ... ({len(parts) - limit} more)" if len(parts) > limit else "")
+
+
+_STYLE = """body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;
+color:#222;max-width:1400px}h1{font-size:1.6em}h2{margin-top:1.8em;border-bottom:1px solid #ccc}
+table{border-collapse:collapse;font-size:13px;margin:8px 0}th,td{border:1px solid #ddd;
+padding:3px 7px;text-align:left;vertical-align:top}th{background:#f2f2f2}
+.counts span{display:inline-block;margin-right:28px;font-size:1.15em}.counts b{font-size:1.4em}
+img{max-width:100%;border:1px solid #ddd;margin:6px 0}.more,.note{color:#555;font-size:13px}
+ul.files li{font-size:14px}"""
+
+
+def _index_html(atlas, path, files, notes):
+    rec = atlas.records
+    n_img = int(rec["images"].sum()) if len(rec) else 0
+    labellers = atlas.labelers["labeller"].nunique() if len(atlas.labelers) else 0
+    npz = int(rec["npz_files"].sum()) if len(rec) else 0
+    joined = int(rec["joined"].sum()) if len(rec) else 0
+    parts = [(f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+             f"<title>Coast Train atlas: {n_img} images in {len(rec)} records</title>"
+             f"<style>{_STYLE}</style></head><body>"),
+             "<h1>Coast Train atlas</h1>",
+             ("<p class='counts'>"
+             f"<span><b>{n_img:,}</b> images</span><span><b>{len(rec)}</b> records</span>"
+             f"<span><b>{labellers}</b> labellers</span>"
+             f"<span><b>{len(atlas.sources)}</b> metadata CSV(s)</span>"
+             f"<span><b>{npz:,}</b> npz files ({joined:,} joined)</span>"
+             f"<span><b>{len(atlas.findings):,}</b> metadata disagreements</span></p>"),
+             "<h2>Files</h2><ul class='files'>"]
+    for name in files:
+        parts.append(f"<li><a href='{html.escape(name)}'>{html.escape(name)}</a></li>")
+    parts.append("</ul>")
+    for n in notes:
+        parts.append(f"<p class='note'>Not written: {html.escape(n)}</p>")
+    parts += ["<h2>Records</h2>", _html_table(rec)]
+    for name, title in (("class_distribution.png", "Class distribution"),
+                        ("labelers.png", "Labellers"), ("geography.png", "Geography")):
+        if name in files:
+            parts.append(f"<h2>{title}</h2><img src='{name}' alt='{title}'>")
+    if "locations.html" in files:
+        parts.append("<p><a href='locations.html'>Interactive map of every image "
+                     "(locations.html)</a></p>")
+    parts += ["<h2>Images per labeller</h2>", _html_table(atlas.labelers)]
+    parts.append("<h2>Metadata disagreements</h2>")
+    if len(atlas.findings):
+        parts.append("<p>Where two columns of a row (or a row and its npz file) say different "
+                     "things; every row is in <a href='disagreements.csv'>disagreements.csv</a>."
+                     "</p>")
+        parts.append(_html_table(_findings_summary(atlas.findings)))
+    else:
+        parts.append("<p>None found.</p>")
+    parts.append("<h2>Files that did not join</h2>")
+    if len(atlas.unjoined):
+        counts = atlas.unjoined.groupby(["record", "kind"]).size().rename("files").reset_index()
+        parts += [_html_table(counts), ("<p>First names (all in <a href='unjoined.csv'>"
+                  "unjoined.csv</a>):</p>"), _html_table(atlas.unjoined, 40)]
+    elif npz:
+        parts.append("<p>Every npz file joined a metadata row.</p>")
+    else:
+        parts.append("<p>No npz file was given: only the metadata was read.</p>")
+    if atlas.npz_errors:
+        parts.append("<h2>npz files that could not be read</h2><ul>")
+        parts += [f"<li>{html.escape(e)}</li>" for e in atlas.npz_errors[:100]]
+        parts.append("</ul>")
+    parts.append("</body></html>")
+    page = "\n".join(parts)
+    return atomic_write(path, lambda fh: fh.write(page.encode("utf-8")))

