@@ -37,6 +37,7 @@ era_match = lazy.load("doodle_engine.era_match", suppress_warning=True)
 htmlreport = lazy.load("doodle_engine.htmlreport", suppress_warning=True)
 example = lazy.load("doodle_engine.example", suppress_warning=True)
 features = lazy.load("doodle_engine.features", suppress_warning=True)
+gym = lazy.load("doodle_engine.gym", suppress_warning=True)
 inputs = lazy.load("doodle_engine.inputs", suppress_warning=True)
 metadata = lazy.load("doodle_engine.metadata", suppress_warning=True)
 outputs = lazy.load("doodle_engine.outputs", suppress_warning=True)
@@ -425,6 +426,11 @@ def _print_moves(ok, warned):
 
 
 def cmd_export(args):
+    if args.gym or args.gym_npz:
+        return _export_gym(args)
+    if args.mapping or args.default or args.target_size:
+        raise DoodleError(None, "--mapping, --default and --target-size apply to --gym (to remap "
+                                "Doodler's layout, run remap first)")
     frame, failed = _batch(args, "export", outdir=args.output,
                            label_ext=".png" if args.png_labels else ".jpg")
     _summary(frame, failed, rebuilt=False)
@@ -437,6 +443,48 @@ def cmd_export(args):
                   f"file(s) ({int(changed.max()):,} px at most in one; {beyond:,} px hold a value "
                   "that is no class); --png-labels writes exact labels")
     return _why(1 if failed else 0, f"{failed} file(s) failed (listed above)")
+
+
+def _export_gym(args):
+    """export --gym: a Segmentation Gym set, written whole or not at all."""
+    if args.resume:
+        raise DoodleError(None, "--resume does not apply to --gym: a Gym set is written whole")
+    if args.default and not args.mapping:
+        raise DoodleError(None, "--default applies with --mapping (the class for names it has "
+                                "no rule for)")
+    mapping = remapping.load_mapping(args.mapping) if args.mapping else None
+    res = gym.export_gym_set(args.inputs, args.output, mapping=mapping, default=args.default,
+                         npz=args.gym_npz, target_size=args.target_size,
+                         classes=_classes(args.classes), table=args.table,
+                         allow_pickle=args.allow_pickle, max_pixels=args.max_pixels,
+                         also_reads=[args.mapping, args.classes], workers=args.workers,
+                         scheduler=args.scheduler, progress=not args.quiet, **_png_options(args))
+    if "error" in res.frame:
+        for msg in res.frame.loc[res.frame["error"] != "", "error"]:
+            print(f"error: {msg}", file=sys.stderr)
+    _summary(res.frame, res.failed)
+    if res.config is None:
+        return _why(1, f"{res.failed} file(s) failed (listed above): nothing written (a Gym set "
+                       "is written whole)")
+    for line in _gym_lines(res):
+        print(line)
+    return 0
+
+
+def _gym_lines(res):
+    """What a Gym export wrote: pairs, classes with their label values, class lists found."""
+    out, cfg = res.outdir, res.config
+    folders = "images/, labels/" + (", npzs/" if res.npz else "")
+    lines = [f"Gym set: {len(res.frame)} image/label pair(s) in {out}/ ({folders}); "
+             f"NCLASSES {cfg['NCLASSES']}: " +
+             ", ".join(f"{i} {c}" for i, c in enumerate(cfg["CLASSES"])),
+             f"  class order: {cfg['CLASS_ORDER']}"]
+    if len(res.plan.class_lists) > 1:
+        lines.append("  class lists found: " + "; ".join(
+            f"{list(names)} ({n} file(s))" for names, n in res.plan.class_lists.items()))
+    lines.append(f"  wrote {out / gym.CONFIG_NAME} (TARGET_SIZE {cfg['TARGET_SIZE']}; Gym's example "
+                 "values for the model and training: edit them before training)")
+    return lines
 
 
 def cmd_stats(args):
@@ -690,6 +738,17 @@ def build_parser():
     sp.add_argument("--png-labels", action="store_true",
                     help="write labels as lossless PNG: exact class values (recommended; the "
                          "default JPEG, Doodler's format, changes values along class edges)")
+    sp.add_argument("--gym", action="store_true",
+                    help="write a Segmentation Gym set instead: images/ and labels/ (lossless "
+                         "PNGs, same stems), gym_config.json; classes matched by name onto one "
+                         "class set (the union of the inputs' class names, or --mapping's)")
+    sp.add_argument("--gym-npz", action="store_true",
+                    help="--gym, and Gym's own npz layout in npzs/ (arr_0 image, arr_1 one-hot)")
+    sp.add_argument("--mapping", help="--gym: mapping JSON (Coast Train or Doodler schema) bringing "
+                                      "every input onto its classes, by class name")
+    sp.add_argument("--default", help="--gym with --mapping: target for classes with no rule")
+    sp.add_argument("--target-size", type=int, nargs=2, metavar=("H", "W"),
+                    help="--gym: Gym's TARGET_SIZE (default: the commonest image size)")
     sp.add_argument("--table")
     sp.set_defaults(func=cmd_export)
 

@@ -17,7 +17,7 @@ from .colorize import colorize
 from .era_match import match_era, needs_match
 from .eras import recipe as era_recipe
 from .errors import DoodleError
-from .export import export_record, export_targets, safe_stem, write_image
+from .export import export_gym, export_record, export_targets, safe_stem, write_image
 from .files import split_member
 from .inputs import load, source_mtime
 from .modes import profile
@@ -241,6 +241,19 @@ def export_file(path, outdir, classes=None, label_ext=".jpg", force=False, **_):
     return [row]
 
 
+def gym_file(path, outdir, gym_classes, mapping=None, default=None, npz_prefix=None,
+             classes=None, **_):
+    """One file into a Segmentation Gym set whose classes are ``gym_classes`` (decided for
+    the whole set before the run, so every worker maps onto the same classes)."""
+    rec = load(path, classes=classes, trials=False, **_read_options(_))
+    written, facts = export_gym(rec, outdir, gym_classes, mapping=mapping, default=default,
+                                npz_prefix=npz_prefix)
+    row = _base_row(path, rec)
+    row.update(facts)
+    row["output"] = ";".join(Path(p).relative_to(outdir).as_posix() for p in written)
+    return [row]
+
+
 def jpeg_label_damage(record, jpeg_path):
     """How much a JPEG label written by export differs from the label it was made from:
     ``jpeg_changed_px`` (pixels whose value changed) and ``jpeg_beyond_classes_px``
@@ -287,7 +300,7 @@ def unique_names(names):
 
 
 JOBS = {"validate": validate_file, "reconstruct": reconstruct_file, "remap": remap_file,
-        "export": export_file, "stats": stats_file, "eras": era_file}
+        "export": export_file, "gym": gym_file, "stats": stats_file, "eras": era_file}
 
 
 def run_one(job_name, path, kwargs):

@@ -164,6 +164,36 @@ def _read_npz(fh, path, allow_pickle, max_pixels, trials):
     return arrays
 
 
+def read_classes(source, classes=None, allow_pickle=False, max_pixels=DEFAULT_MAX_PIXELS,
+                 name=None):
+    """The class names :func:`load_npz` would give the file, reading only its ``classes``
+    array: ``classes`` when given, else the file's own, else a ``classes.txt`` beside it,
+    else None.  ``source`` and ``name`` as for :func:`read_arrays`."""
+    if classes is not None:
+        return list(classes)
+    path = source if name is None else name
+    if isinstance(source, (str, os.PathLike)):
+        with open_regular(source) as fh:
+            stored = _read_classes_member(fh, path, allow_pickle, max_pixels)
+    else:
+        stored = _read_classes_member(source, path, allow_pickle, max_pixels)
+    return stored if stored is not None else _classes_txt(path)
+
+
+def _read_classes_member(fh, path, allow_pickle, max_pixels):
+    try:
+        with zipfile.ZipFile(fh) as zf:
+            if "classes.npy" not in zf.namelist():
+                return None
+            budget = [TOTAL_BYTES_PER_PIXEL * max_pixels]
+            arr = read_member(zf, "classes.npy", path, allow_pickle, max_pixels, budget)
+    except DoodleError:
+        raise
+    except READ_ERRORS as exc:
+        raise DoodleError(path, f"not a readable .npz (zip) file: {exc}") from None
+    return _decode_classes(arr, path)
+
+
 def _classes_txt(path):
     if path is None:
         return None
