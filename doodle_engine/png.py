@@ -66,7 +66,7 @@ _FOLDER_DMY = re.compile(r"results(\d{2})-(\d{2})-(\d{4})-(\d{2})-(\d{2})-(\d{2}
 
 #: DoodleRecord fields a PNG session entry fills (the rest keep their defaults)
 RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(DoodleRecord)
-                      if f.name not in ("trials", "trial_prefix"))
+                      if f.name not in ("trials", "trial_prefix", "remapped"))
 
 
 # ----------------------------------------------------------------------------- small readers
