@@ -1,6 +1,8 @@
-"""The engine's errors and warnings: bad input (one line naming the file and the problem), an
-image with nothing to in-paint from, and renamed arguments (when their old names go)."""
+"""The engine's errors, notes and warnings: bad input (one line naming the file and the
+problem), an image with nothing to in-paint from, a ``note:`` line for what a run changed or
+found, and renamed arguments (saying when their old names go)."""
 
+import sys
 import warnings
 
 #: the version in which the deprecated argument names below are removed
@@ -28,3 +30,9 @@ def renamed(func, old, new, old_value, new_value):
     warnings.warn(f"{func}({old}=...) is deprecated and will be removed in version "
                   f"{REMOVED_IN}: use {new}=...", DeprecationWarning, stacklevel=3)
     return old_value
+
+
+def note(text):
+    """One ``note:`` line on standard error, a newline in it escaped (the run goes on)."""
+    text = str(text).replace("\r", "\\r").replace("\n", "\\n")
+    print(f"note: {text}", file=sys.stderr, flush=True)

@@ -4,6 +4,7 @@ row so the run goes on."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import traceback
@@ -25,7 +26,7 @@ from .reasons import reason
 from .reconstruct import reconstruct
 from .record import DEFAULT_MAX_PIXELS, NO_CLASS, with_label
 from .releasezip import record_name
-from .remapping import remap_record
+from .remapping import moves, near_names, remap_record
 from .session import history_note
 from .validate import validate
 
@@ -127,12 +128,19 @@ def validate_file(path, era=None, classes=None, trials=False, seed=0, mode="exac
         row.update({f"t_{k}": v for k, v in res.timings.items()})
         row["seconds"] = time.perf_counter() - t0
         row["history"] = history_note(res.era)  # a forest that learned across a session
-        row["notes"] = "; ".join(res.notes)
+        row["remapped"] = REMAPPED_REASON.format(r.remapped) if r.remapped else ""
+        row["notes"] = "; ".join([*res.notes, *([row["remapped"]] if r.remapped else [])])
         row["reason"] = reason(row)  # the causes of a result below 100 %, in short
         if keep_label and m.n_differ:
             row["_rebuilt"] = res.label0
         rows.append(row)
     return rows
+
+
+#: why a remapped file's rebuild need not match its stored label (its row's ``remapped``)
+REMAPPED_REASON = ("remapped: {}. Not the file Doodler made: its label is the remapped "
+                   "stored label, which the classifier trained on its remapped doodles need not "
+                   "give")
 
 
 def era_file(path, classes=None, seed=0, mode="exact", crf_backend=None, **_):
@@ -214,6 +222,9 @@ def remap_file(path, outdir, mapping, classes=None, default=None, force=False, *
     save(out, target, overwrite=True)
     row = _base_row(path, out)
     row["output"] = str(target)
+    # the effective mapping, for the summary: [[source class, target class, pixels], ...]
+    row["moves"] = json.dumps(moves(rec, mapping, default))
+    row["warnings"] = "; ".join(near_names(mapping, rec.classes, default))
     return [row]
 
 

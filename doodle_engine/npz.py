@@ -29,7 +29,7 @@ from .record import (
 from .settings import decode_settings, encode_settings
 
 _ARRAY_KEYS = ("image", "orig_image", "label", "color_doodles", "color_label", "doodles",
-               "settings", "classes")
+               "settings", "classes", "remapped")
 
 
 # ----------------------------------------------------------------------------- reading
@@ -321,7 +321,14 @@ def _record_from_arrays(arrays, prefix, path, classes, era, date):
                         color_doodles=get("color_doodles"), color_label=get("color_label"),
                         classes=file_classes, classes_source=source, settings=settings,
                         raw_settings=None if raw is None else np.asarray(raw, np.float64),
-                        trial_prefix=prefix)
+                        trial_prefix=prefix, remapped=_remapped(get("remapped")))
+
+
+def _remapped(arr):
+    """The ``remapped`` note doodle-engine's remap writes (one line of text), or None."""
+    if arr is None or arr.dtype.kind not in "US" or arr.size != 1:
+        return None
+    return str(arr.reshape(-1)[0])[:500]
 
 
 def trial_prefixes(keys):
@@ -370,6 +377,8 @@ def record_arrays(record: DoodleRecord):
         out["settings"] = record.raw_settings
     if record.classes is not None and record.classes_source == "file":
         out["classes"] = np.array(record.classes)
+    if record.remapped is not None:
+        out["remapped"] = np.array(record.remapped)
     return out
 
 

@@ -1,1 +1,9 @@
-"""The compiled kernels (Numba), each with the NumPy or library twin its tests compare it to."""
+"""The compiled (Numba) kernels, each with the NumPy or library twin its tests compare it to;
+importing them turns on the notice of their compilation when the command asked for it
+(:mod:`doodle_engine.compiling`)."""
+
+from numba.core import event
+
+from ..compiling import install
+
+install(event)
