@@ -10,12 +10,13 @@ import pandas as pd
 from tqdm import tqdm
 
 from .cost import costliest_first
-from .errors import DoodleError
+from .errors import DoodleError, note
+from .files import printable
 from .inputs import find_inputs, largest_first
 from .jobs import JOBS, run_one
 from .outputs import check_outputs, keep_labels, outputs_apart
 from .pool import execute_pool, resolve_workers
-from .table import Table, TableLock, in_input_order
+from .table import Table, TableLock, in_input_order, table_row
 
 #: jobs that rebuild labels: ordered by predicted cost (``cost.py``), the others by size
 _REBUILDING = ("validate", "reconstruct", "eras")
@@ -70,7 +71,11 @@ def run_batch(job, inputs, workers=1, scheduler=None, client=None, table=None, r
     -------
     pandas.DataFrame
         One row per result in input order; failed files have a non-empty ``error`` (a
-        worker process that dies gives its file an error row).
+        worker process that dies gives its file an error row).  ``file`` holds each name as
+        :func:`doodle_engine.files.printable` shows it (a name that is not UTF-8 or holds a
+        newline escaped; :func:`doodle_engine.files.from_printable` reverses it).
+        ``frame.attrs["not_read"]``: ``(path, why)`` of the entries in the input folders
+        that were no regular file (dangling links, symlink loops, FIFOs).
 
     Examples
     --------
@@ -83,7 +88,8 @@ def run_batch(job, inputs, workers=1, scheduler=None, client=None, table=None, r
     """
     if job not in JOBS:
         raise DoodleError(None, f"unknown job {job!r}")
-    every = find_inputs(inputs)
+    not_read = []
+    every = find_inputs(inputs, not_read)
     check_outputs(inputs, every, table=table, outdir=kwargs.get("outdir"),
                   also_reads=also_reads, **(also_writes or {}))
     if kwargs.get("outdir") is not None:
@@ -92,29 +98,32 @@ def run_batch(job, inputs, workers=1, scheduler=None, client=None, table=None, r
         workers = resolve_workers(workers, len(every))
     lock = TableLock(table) if table else contextlib.nullcontext()
     with lock:
-        return _run_locked(job, every, workers, scheduler, client, table, resume, progress,
-                           labels_dir, kwargs)
+        frame = _run_locked(job, every, workers, scheduler, client, table, resume, progress,
+                            labels_dir, kwargs)
+    frame.attrs["not_read"] = not_read
+    return frame
 
 
 def _run_locked(job, every, workers, scheduler, client, table, resume, progress, labels_dir,
                 kwargs):
     files = every
     tab = Table(table)
-    kept = []
+    kept, suspects = [], []
     if resume:
-        done, kept = tab.done_files()
-        files = [f for f in files if f not in done]
-    if tab.path:
-        # a fresh stream that starts with the rows kept from the earlier run
-        tab.clear()
-        for r in kept:
-            tab.add([r])
-        tab.rows = []
+        done, kept, running = tab.done_files()
+        files = [f for f in files if printable(f) not in done]
+        suspects = [f for f in files if printable(f) in set(running)]
+        for f in suspects:
+            note(f"{printable(f, backslash=False)}: the earlier run's process died while on this file (a crash or a "
+                 "kill); it runs in a separate process this time")
+    tab.start(kept)
     if labels_dir is not None:
         kwargs["keep_label"] = True
     bar = _progress(len(files), progress)
     try:
-        for rows in _execute(job, files, kwargs, workers, scheduler, client):
+        for rows in _execute(job, files, kwargs, workers, scheduler, client, suspects,
+                             tab.running):
+            rows = [table_row(r) for r in rows]
             keep_labels(rows, labels_dir)
             tab.add(rows)
             if bar is not None:
@@ -125,7 +134,7 @@ def _run_locked(job, every, workers, scheduler, client, table, resume, progress,
     finally:
         if bar is not None:
             bar.close()
-    frame = in_input_order(pd.DataFrame(kept + tab.rows), every)
+    frame = in_input_order(pd.DataFrame(kept + tab.rows), [printable(f) for f in every])
     tab.finish(frame)
     return frame
 
@@ -136,11 +145,20 @@ def _progress(total, enabled):
     return tqdm(total=total, unit="file", dynamic_ncols=True)
 
 
-def _execute(job, files, kwargs, workers, scheduler, client):
+def _execute(job, files, kwargs, workers, scheduler, client, suspects=(), running=None):
+    """Rows of each file as it finishes.  In this process (one worker) each file is first
+    named to ``running``; ``suspects`` (files an earlier run died on) run in a worker
+    process of their own, so a second crash costs an error row, not the run."""
     if client is not None or scheduler is not None:
         yield from _execute_dask(job, start_order(job, files, kwargs), kwargs, scheduler, client)
     elif workers is None or workers <= 1:
+        if suspects:
+            yield from execute_pool(job, suspects, kwargs, 1)
         for f in files:
+            if f in suspects:
+                continue
+            if running is not None:
+                running(printable(f))
             yield run_one(job, f, kwargs)
     else:
         yield from execute_pool(job, start_order(job, files, kwargs), kwargs,

@@ -7,22 +7,28 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
+import difflib
 import json
 import os
 import shlex
+import shutil
+import signal
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import lazy_loader as lazy
 import numpy as np
 
 from doodle_engine import __version__
+from doodle_engine.compiling import NOTICE_ENV
 from doodle_engine.eras import RECIPES, SLIDERS
 from doodle_engine.eras import recipe as era_recipe
 from doodle_engine.errors import DoodleError
-from doodle_engine.files import short_name
+from doodle_engine.files import printable, short_name
 from doodle_engine.modes import MODES
 from doodle_engine.record import DEFAULT_MAX_PIXELS
 from doodle_engine.settings import ERAS
@@ -34,6 +40,7 @@ era_match = lazy.load("doodle_engine.era_match", suppress_warning=True)
 htmlreport = lazy.load("doodle_engine.htmlreport", suppress_warning=True)
 example = lazy.load("doodle_engine.example", suppress_warning=True)
 features = lazy.load("doodle_engine.features", suppress_warning=True)
+gym = lazy.load("doodle_engine.gym", suppress_warning=True)
 inputs = lazy.load("doodle_engine.inputs", suppress_warning=True)
 metadata = lazy.load("doodle_engine.metadata", suppress_warning=True)
 outputs = lazy.load("doodle_engine.outputs", suppress_warning=True)
@@ -85,7 +92,7 @@ def cmd_info(args):
             match = era_match.match_era(rec)
             rec.settings = match.result.settings
         present = sorted(int(v) for v in np.unique(rec.label)) if rec.label is not None else []
-        info = {"file": path, "height": rec.shape[0], "width": rec.shape[1],
+        info = {"file": printable(path), "height": rec.shape[0], "width": rec.shape[1],
                 "bands": 1 if rec.image.ndim == 2 else rec.image.shape[2],
                 "orig_bands": None if rec.orig_image is None else (
                     1 if rec.orig_image.ndim == 2 else rec.orig_image.shape[2]),
@@ -102,11 +109,11 @@ def cmd_info(args):
                 "recipe": _recipe_json(era_recipe(rec.settings.era)) if rec.settings else None,
                 "features": features.feature_recipe(rec.settings.era) if rec.settings else None,
                 "settings": rec.settings.as_dict() if rec.settings else None,
-                "trials": [t.trial_prefix for t in rec.trials]}
+                "trials": [t.trial_prefix for t in rec.trials], "remapped": rec.remapped}
         out.append(info)
         if not args.json:
             s = rec.settings
-            print(f"{path}")
+            print(printable(path))
             print(f"  size      {info['height']} x {info['width']}, {info['bands']} band(s)"
                   + (f", orig_image {info['orig_bands']} band(s)" if info["orig_bands"] else ""))
             print(f"  classes   {rec.classes} ({rec.classes_source})")
@@ -127,6 +134,8 @@ def cmd_info(args):
                 print("  settings  " + ", ".join(f"{k}={v}" for k, v in s.as_dict().items()
                                                 if k not in ("era", "era_source")))
             print(f"  trials    {info['trials'] or 'none'}")
+            if rec.remapped:
+                print(f"  remapped  {rec.remapped}: not the file Doodler made")
     if args.json:
         print(json.dumps(out, indent=1))
     return 0
@@ -159,7 +168,8 @@ def _ok(frame):
 
 
 def _counts(frame, failed):
-    """'files: N' and, when earlier trials were rebuilt too, how many results of each."""
+    """'files: N' and, when earlier trials were rebuilt too, how many results of each; and
+    how many entries of the input folders were no regular file (not read)."""
     files = frame["file"].nunique() if "file" in frame else len(frame)
     text = f"files: {files}"
     ok = _ok(frame)
@@ -167,7 +177,14 @@ def _counts(frame, failed):
         trials = int((ok["trial"].fillna("") != "").sum())
         if trials:
             text += f" ({len(ok)} results: {len(ok) - trials} final labels + {trials} earlier trials)"
-    return text + f"  failed: {failed}"
+    text += f"  failed: {failed}"
+    not_read = frame.attrs.get("not_read") or []
+    if not_read:
+        kinds = Counter(why for _, why in not_read)
+        text += (f"  not read: {len(not_read)} (no regular file: "
+                 + ", ".join(f"{kinds[why]} {why}" for why in sorted(kinds, key=str.lower))
+                 + ")")
+    return text
 
 
 def _recipe_json(r):
@@ -210,8 +227,10 @@ def cmd_eras(args):
     return _why(1 if failed else 0, f"{failed} file(s) failed (listed above)")
 
 
-def _summary(frame, failed):
-    """Print the summary line under a table, and the era notes; returns the lines printed."""
+def _summary(frame, failed, rebuilt=True):
+    """Print the summary line under a table; and, where labels were ``rebuilt`` (so an era
+    was used), the era notes and why a remapped file differs; returns the lines printed.
+    remap and export copy the stored label: no era is used, none is noted."""
     ok = _ok(frame)
     line = _counts(frame, failed)
     if "skipped" in frame:
@@ -224,7 +243,20 @@ def _summary(frame, failed):
         line += (f"  median accuracy: {ok['accuracy'].median():.4%}  "
                  f"worst: {_name(worst)} ({worst['accuracy']:.4%})")
     print(line)
-    return [line] + _assumed_eras(ok)
+    if not rebuilt:
+        return [line]
+    return [line] + _assumed_eras(ok) + _remapped_notes(ok)
+
+
+def _remapped_notes(ok):
+    """One line per remapped file: why its rebuild differs from its stored label; returns
+    the lines printed."""
+    lines = []
+    if "remapped" in ok:
+        for _, row in ok[ok["remapped"].fillna("") != ""].iterrows():
+            lines.append(f"note: {_name(row)}: {row['remapped']}")
+            print(lines[-1])
+    return lines
 
 
 def _assumed_eras(ok):
@@ -264,6 +296,8 @@ def _batch(args, job, **kwargs):
                                    "plots": getattr(args, "plots", None)},
                       also_reads=[getattr(args, "mapping", None), args.classes,
                                   *(getattr(args, "metadata", None) or [])], **kwargs)
+    for path, why in frame.attrs.get("not_read", [])[:10]:
+        _say(f"note: {path}: not read ({why})")
     failed = 0
     if "error" in frame:
         for msg in frame.loc[frame["error"] != "", "error"]:
@@ -278,7 +312,7 @@ def cmd_session(args):
     for folder in args.inputs:
         records, order_note = session.load_folder(folder, classes=_classes(args.classes),
                                           era=None if args.era in (None, "auto") else args.era,
-                                          **_png_options(args))
+                                          max_pixels=args.max_pixels, **_png_options(args))
         print(f"session {folder}: {len(records)} file(s), {order_note}")
         steps = session.replay(records, seed=args.seed, mode=args.mode, crf_backend=args.crf_backend)
         all_steps += steps
@@ -310,13 +344,15 @@ def cmd_validate(args):
         htmlreport.check_target(args.html, reads=[*inputs.find_inputs(args.inputs),
                                                   *args.inputs, args.classes],
                                 others=[args.report, args.table, args.plots])
-    with tempfile.TemporaryDirectory(prefix="doodle-engine-labels-") as kept:
-        # with --plots or --html the rebuilt labels that differ are kept (in this run's own
-        # temporary folder) so the maps show the very reconstruction the table measured
-        figures = args.plots or args.html
+    # with --plots or --html the rebuilt labels that differ are kept (in this run's own
+    # temporary folder, made only then) so the maps show the very reconstruction the table
+    # measured
+    figures = args.plots or args.html
+    with (tempfile.TemporaryDirectory(prefix="doodle-engine-labels-") if figures
+          else contextlib.nullcontext()) as kept:
         frame, failed = _batch(args, "validate", era=args.era, trials=args.trials,
                                seed=args.seed, mode=args.mode, crf_backend=args.crf_backend,
-                               seeds=args.seeds, labels_dir=kept if figures else None)
+                               seeds=args.seeds, labels_dir=kept)
         frame = report.grouped_columns(reasons.add_reasons(frame))
         report.print_table(frame)
         summary = _summary(frame, failed)
@@ -354,7 +390,7 @@ def _figures(args, frame, kept, summary):
         if args.plots:
             print(f"plots: {len(written)} figure(s) in {args.plots}")
         if args.html:
-            command = "doodle-engine " + " ".join(shlex.quote(str(a)) for a in args.argv)
+            command = "doodle-engine " + " ".join(shlex.quote(printable(a)) for a in args.argv)
             htmlreport.write_html(frame, args.html, written, summary=summary, notes=write_plots.last_note,
                        maps=write_plots.last_maps, command=command)
             print(f"html: {args.html} (one self-contained page, {len(written)} figure(s) "
@@ -372,14 +408,47 @@ def cmd_reconstruct(args):
 def cmd_remap(args):
     mapping = remapping.load_mapping(args.mapping)  # a bad mapping file fails before any work
     frame, failed = _batch(args, "remap", outdir=args.output, mapping=mapping, default=args.default)
-    _summary(frame, failed)
+    _print_moves(_ok(frame), remapping.near_names(mapping, default=args.default))
+    _summary(frame, failed, rebuilt=False)
     return _why(1 if failed else 0, f"{failed} file(s) failed (listed above)")
 
 
+def _print_moves(ok, warned):
+    """The effective mapping of a remap run, summed over its files: each source class, the
+    class it became, its pixels in the stored labels and in how many files; then the
+    near-name warnings of the mapping (``warned``) and of the files' classes."""
+    if "moves" not in ok or not len(ok):
+        return
+    total = {}
+    for text in ok["moves"].dropna():
+        for source, target, px in json.loads(text):
+            px0, files = total.get((source, target), (0, 0))
+            total[(source, target)] = (px0 + px, files + 1)
+    if total:
+        width = max(len(s) for s, _ in total)
+        twidth = max(len(t) for _, t in total)
+        pwidth = max(len(f"{px:,}") for px, _ in total.values())
+        print("effective mapping (stored labels' pixels):")
+        for (source, target), (px, files) in total.items():
+            what = "kept" if source == target else "renamed" if sum(
+                t == target for _, t in total) == 1 else "merged"
+            print(f"  {source:{width}} -> {target:{twidth}}  {px:>{pwidth},} px in {files} "
+                  f"file(s), {what}")
+    files = "; ".join(ok["warnings"].fillna("")) if "warnings" in ok else ""
+    for text in dict.fromkeys([*warned, *files.split("; ")]):
+        if text:
+            print(f"warning: {text}", file=sys.stderr)
+
+
 def cmd_export(args):
+    if args.gym or args.gym_npz:
+        return _export_gym(args)
+    if args.mapping or args.default or args.target_size:
+        raise DoodleError(None, "--mapping, --default and --target-size apply to --gym (to remap "
+                                "Doodler's layout, run remap first)")
     frame, failed = _batch(args, "export", outdir=args.output,
                            label_ext=".png" if args.png_labels else ".jpg")
-    _summary(frame, failed)
+    _summary(frame, failed, rebuilt=False)
     if "jpeg_changed_px" in frame:
         changed = frame["jpeg_changed_px"].fillna(0)
         if changed.sum():
@@ -391,6 +460,48 @@ def cmd_export(args):
     return _why(1 if failed else 0, f"{failed} file(s) failed (listed above)")
 
 
+def _export_gym(args):
+    """export --gym: a Segmentation Gym set, written whole or not at all."""
+    if args.resume:
+        raise DoodleError(None, "--resume does not apply to --gym: a Gym set is written whole")
+    if args.default and not args.mapping:
+        raise DoodleError(None, "--default applies with --mapping (the class for names it has "
+                                "no rule for)")
+    mapping = remapping.load_mapping(args.mapping) if args.mapping else None
+    res = gym.export_gym_set(args.inputs, args.output, mapping=mapping, default=args.default,
+                         npz=args.gym_npz, target_size=args.target_size,
+                         classes=_classes(args.classes), table=args.table,
+                         allow_pickle=args.allow_pickle, max_pixels=args.max_pixels,
+                         also_reads=[args.mapping, args.classes], workers=args.workers,
+                         scheduler=args.scheduler, progress=not args.quiet, **_png_options(args))
+    if "error" in res.frame:
+        for msg in res.frame.loc[res.frame["error"] != "", "error"]:
+            print(f"error: {msg}", file=sys.stderr)
+    _summary(res.frame, res.failed)
+    if res.config is None:
+        return _why(1, f"{res.failed} file(s) failed (listed above): nothing written (a Gym set "
+                       "is written whole)")
+    for line in _gym_lines(res):
+        print(line)
+    return 0
+
+
+def _gym_lines(res):
+    """What a Gym export wrote: pairs, classes with their label values, class lists found."""
+    out, cfg = res.outdir, res.config
+    folders = "images/, labels/" + (", npzs/" if res.npz else "")
+    lines = [f"Gym set: {len(res.frame)} image/label pair(s) in {out}/ ({folders}); "
+             f"NCLASSES {cfg['NCLASSES']}: " +
+             ", ".join(f"{i} {c}" for i, c in enumerate(cfg["CLASSES"])),
+             f"  class order: {cfg['CLASS_ORDER']}"]
+    if len(res.plan.class_lists) > 1:
+        lines.append("  class lists found: " + "; ".join(
+            f"{list(names)} ({n} file(s))" for names, n in res.plan.class_lists.items()))
+    lines.append(f"  wrote {out / gym.CONFIG_NAME} (TARGET_SIZE {cfg['TARGET_SIZE']}; Gym's example "
+                 "values for the model and training: edit them before training)")
+    return lines
+
+
 def cmd_stats(args):
     meta = report.stats_metadata(args.metadata)  # a bad CSV fails before any work
     frame, failed = _batch(args, "stats")
@@ -398,7 +509,11 @@ def cmd_stats(args):
     table = report.class_stats(frame, meta)
     if args.report:
         report.write_report(table, args.report)
-    print(report.stats_summary(frame).to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    summary = report.stats_summary(frame)
+    if len(summary):
+        print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    else:
+        print(_nothing_counted(frame, failed))
     if report.unlabelled_line(frame):
         print(report.unlabelled_line(frame))
     print(_counts(frame, failed) + (f"  full table (per file): {args.report}" if args.report
@@ -414,6 +529,15 @@ def cmd_stats(args):
         else:
             print(f"metadata: {joined} of {files} file(s) joined")
     return _why(1 if failed else 0, f"{failed} file(s) failed (listed above)")
+
+
+def _nothing_counted(frame, failed):
+    """Why ``stats`` has no class to show (instead of an empty table)."""
+    read = len(frame) - failed
+    if not read:
+        return f"no class pixels counted: none of the {failed} file(s) could be read (errors above)"
+    return (f"no class pixels counted: none of the {read} file(s) read holds a stored label"
+            + (f" ({failed} could not be read: errors above)" if failed else ""))
 
 
 def _atlas_inputs(items):
@@ -484,8 +608,31 @@ def cmd_example(args):
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: the problem and where the options are listed, not the
+    usage text (whose era choices alone run to 26 names)."""
+
+    def _check_value(self, action, value):
+        choices = action.choices
+        if choices is None or value in choices:
+            return
+        names = [str(c) for c in choices]
+        if action.dest == "era":  # 26 names: listed by their own command
+            problem = f"{value!r} is not an era ('doodle-engine eras' lists them)"
+        else:
+            problem = f"{value!r} is not one of {', '.join(names)}"
+        close = difflib.get_close_matches(str(value), names, n=1)
+        if close:
+            problem += f"; did you mean {close[0]!r}?"
+        raise argparse.ArgumentError(action, problem)
+
+    def error(self, message):
+        message = message.removeprefix("argument ")
+        self.exit(2, f"error: {message}\n({self.prog} --help lists the options)\n")
+
+
 def build_parser():
-    p = argparse.ArgumentParser(prog="doodle-engine", description=__doc__.splitlines()[0])
+    p = _Parser(prog="doodle-engine", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"doodle-engine {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -606,6 +753,17 @@ def build_parser():
     sp.add_argument("--png-labels", action="store_true",
                     help="write labels as lossless PNG: exact class values (recommended; the "
                          "default JPEG, Doodler's format, changes values along class edges)")
+    sp.add_argument("--gym", action="store_true",
+                    help="write a Segmentation Gym set instead: images/ and labels/ (lossless "
+                         "PNGs, same stems), gym_config.json; classes matched by name onto one "
+                         "class set (the union of the inputs' class names, or --mapping's)")
+    sp.add_argument("--gym-npz", action="store_true",
+                    help="--gym, and Gym's own npz layout in npzs/ (arr_0 image, arr_1 one-hot)")
+    sp.add_argument("--mapping", help="--gym: mapping JSON (Coast Train or Doodler schema) bringing "
+                                      "every input onto its classes, by class name")
+    sp.add_argument("--default", help="--gym with --mapping: target for classes with no rule")
+    sp.add_argument("--target-size", type=int, nargs=2, metavar=("H", "W"),
+                    help="--gym: Gym's TARGET_SIZE (default: the commonest image size)")
     sp.add_argument("--table")
     sp.set_defaults(func=cmd_export)
 
@@ -653,21 +811,71 @@ def build_parser():
     return p
 
 
+class Terminated(BaseException):
+    """SIGTERM (``timeout``, ``kill``): raised in the main thread so that a run ends as
+    Ctrl-C ends it: workers stopped, temporary folders and the table's lock removed."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _ends_cleanly_on_sigterm():
+    try:
+        old = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: leave SIGTERM as it is
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+def _say(text):
+    """An error line: names that are not UTF-8, and newlines, escaped (always one line)."""
+    print(printable(text, backslash=False), file=sys.stderr)
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     args.argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]  # shown in reports
+    with contextlib.suppress(AttributeError, ValueError):  # a name's odd bytes never crash a print
+        sys.stdout.reconfigure(errors="backslashreplace")
     try:
-        return args.func(args)
+        with _ends_cleanly_on_sigterm():
+            return args.func(args)
     except DoodleError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _say(f"error: {exc}")
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 143
+    except BrokenPipeError:  # the reader of the output has gone (``| head``): a normal end
+        return _closed_pipe()
     except OSError as exc:  # an output that cannot be written (a full or read-only disk)
-        where = exc.filename or ""
-        print(f"error: {where}: cannot write: {exc.strerror or exc}", file=sys.stderr)
+        where = exc.filename or "an output"
+        _say(f"error: {where}: cannot write: {exc.strerror or exc}")
         return 2
+
+
+#: the exit status of a command whose output pipe closed (128 + SIGPIPE), as a shell reports it
+CLOSED_PIPE = 141
+
+
+def _closed_pipe():
+    """The reader of stdout has gone: say nothing (that is how ``| head`` ends a command),
+    send what is still buffered nowhere, and end with :data:`CLOSED_PIPE`."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a file descriptor (a test's capture)
+        pass
+    return CLOSED_PIPE
 
 
 def run(argv=None):
@@ -678,12 +886,19 @@ def run(argv=None):
     the reconstruction of a small file.  Nothing of ours needs that teardown: outputs are
     written and renamed, workers are reaped and a Dask client is closed before ``main``
     returns.  So the atexit handlers run, the streams are flushed, and the process ends."""
+    notice = tempfile.mkdtemp(prefix="doodle-engine-")  # one compile notice per command
+    atexit.register(shutil.rmtree, notice, ignore_errors=True)
+    os.environ[NOTICE_ENV] = os.path.join(notice, "compile-notice")
     code = main(argv)
     code = 0 if code is None else code
+    if "doodle_engine.compiling" in sys.modules:  # kernels were loaded: end their notice
+        sys.modules["doodle_engine.compiling"].finish()
     try:
         atexit._run_exitfuncs()
         sys.stdout.flush()
         sys.stderr.flush()
+    except BrokenPipeError:  # what was buffered could not reach a reader that has gone
+        os._exit(_closed_pipe())
     except Exception:  # a closed pipe, or no such hook: leave it to Python's own exit
         sys.exit(code)
     os._exit(code)

@@ -1,5 +1,7 @@
-"""The engine's errors: bad input (one line naming the file and the problem), and an image
-with nothing to in-paint from."""
+"""The engine's errors and notes: bad input (one line naming the file and the problem), an
+image with nothing to in-paint from, and a ``note:`` line for what a run changed or found."""
+
+import sys
 
 
 class DoodleError(Exception):
@@ -13,3 +15,9 @@ class DoodleError(Exception):
 
 class NothingToInpaint(ValueError):
     """Every pixel is NaN: Doodler's in-painting loop would never end."""
+
+
+def note(text):
+    """One ``note:`` line on standard error, a newline in it escaped (the run goes on)."""
+    text = str(text).replace("\r", "\\r").replace("\n", "\\n")
+    print(f"note: {text}", file=sys.stderr, flush=True)

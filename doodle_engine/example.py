@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import DoodleError
 from .npz import save
 from .reconstruct import reconstruct
 from .record import DoodleRecord, with_label
@@ -40,6 +41,23 @@ def doodles_for(truth, classes=(0, 1, 2)):
     return d
 
 
+#: the sizes an example may have: room for the doodle strokes of three classes, and an image
+#: that a laptop rebuilds in under a minute (real files may be larger)
+MIN_SIDE = 8
+MAX_PIXELS = 16_000_000
+
+
+def check_size(path, h, w):
+    """DoodleError unless ``h`` x ``w`` is a whole-number size of the example's range."""
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (h, w)):
+        raise DoodleError(path, f"size must be whole numbers, got {h!r} x {w!r}")
+    if min(h, w) < MIN_SIDE:
+        raise DoodleError(path, f"size {h} x {w}: each side must be at least {MIN_SIDE} px")
+    if h * w > MAX_PIXELS:
+        raise DoodleError(path, f"size {h} x {w} is {h * w:,} px; an example holds at most "
+                                f"{MAX_PIXELS:,} px")
+
+
 def make_example(path, h=240, w=320, seed=0, overwrite=False):
     """Write a generated Doodler file to try the engine on.
 
@@ -67,6 +85,7 @@ def make_example(path, h=240, w=320, seed=0, overwrite=False):
     'example.npz'
     """
 
+    check_size(path, h, w)
     image, truth = scene(h, w, seed)
     doodles = doodles_for(truth)
     settings = decode_settings([3, 2, 2, 1, 1, 0.9, 2])  # no results date: mlp-2021-10

@@ -99,3 +99,106 @@ def export_record(record: DoodleRecord, outdir, label_ext=".jpg", alpha=0.5):
         stem = safe_stem(record.path or "record")
         written.insert(1, write_image(Path(outdir) / "images" / f"{stem}_band4.jpg", image[..., 3]))
     return written
+
+
+# ----------------------------------------------------------------------------- Segmentation Gym
+#: the folders of a Gym set: images and labels paired by sorted order, Gym's own npz layout
+GYM_FOLDERS = ("images", "labels", "npzs")
+
+
+def gym_target(name, mapping=None, default=None):
+    """The common class a class named ``name`` goes to: itself without a mapping, else the
+    mapping's rule for that name (matched by name only), else ``default`` (None: no rule)."""
+    if mapping is None:
+        return name
+    if mapping.aliases is None:
+        raise DoodleError(mapping.source, "a Gym export matches classes by name: an integer "
+                                          "mapping (0-based index -> index) cannot be used")
+    return mapping.aliases.get(name, default)
+
+
+def gym_class_table(names, common, mapping=None, default=None, where=None):
+    """The 256-entry lookup table taking a label whose classes are ``names`` onto ``common``
+    by class name: value ``i`` -> ``common.index(target of names[i])``; every other value
+    (no class, a value beyond the names) -> ``NO_CLASS``, which a Gym label cannot hold."""
+    table = np.full(256, NO_CLASS, np.uint8)
+    for value, name in enumerate(names):
+        target = gym_target(name, mapping, default)
+        if target is None:
+            raise DoodleError(where, f"class {name!r} has no rule in the mapping {mapping.source} "
+                                     f"(add it, or pass --default CLASS)")
+        if target not in common:
+            raise DoodleError(where, f"class {name!r} goes to {target!r}, which is not among the "
+                                     f"set's classes {list(common)}")
+        table[value] = common.index(target)
+    return table
+
+
+def gym_image(record):
+    """The image a Gym set holds for ``record`` (``orig_image`` when stored), as Gym's
+    ``make_dataset`` reads it: three bands (a greyscale image repeated, a fourth band left
+    out); and the number of bands left out."""
+    image = record.orig_image if record.orig_image is not None else record.image
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    if image.ndim == 2:
+        return np.dstack([image] * 3), 0
+    return np.ascontiguousarray(image[..., :3]), image.shape[2] - min(image.shape[2], 3)
+
+
+def gym_targets(path, outdir, npz_prefix=None):
+    """The files :func:`export_gym` writes for ``path``: ``images/STEM.png`` and
+    ``labels/STEM.png`` (the same stem, so the sorted orders pair), and with ``npz_prefix``
+    ``npzs/PREFIX_STEM.npz``."""
+    outdir, stem = Path(outdir), safe_stem(path)
+    targets = [outdir / "images" / f"{stem}.png", outdir / "labels" / f"{stem}.png"]
+    if npz_prefix is not None:
+        targets.append(outdir / "npzs" / f"{npz_prefix}_{stem}.npz")
+    return targets
+
+
+def export_gym(record: DoodleRecord, outdir, common, mapping=None, default=None, npz_prefix=None):
+    """Write one record into a Segmentation Gym set whose classes are ``common``.
+
+    The label goes onto ``common`` by class name (through ``mapping`` when given: a
+    :class:`doodle_engine.remapping.Mapping` with name aliases) and is written as a lossless
+    greyscale PNG of values 0..len(common)-1; the image as a lossless PNG of three bands;
+    with ``npz_prefix``, also Gym's own npz (``arr_0`` image, ``arr_1`` one-hot label,
+    ``num_bands``, ``files``).
+
+    Returns
+    -------
+    (list of pathlib.Path, dict)
+        The files written, and facts for the table row (``gym_values`` present,
+        ``bands_left_out``).
+
+    Raises
+    ------
+    DoodleError
+        No label, no class names, a class with no rule, or a pixel that would fall outside
+        0..len(common)-1 (a pixel with no class): then nothing is written for the record.
+    """
+    where = record.path
+    if record.label is None:
+        raise DoodleError(where, "has no label to export")
+    names = record.classes if record.classes is not None else getattr(mapping, "classes", None)
+    if names is None:
+        raise DoodleError(where, "has no class names (pass --classes): a Gym set matches classes "
+                                 "by name")
+    label = gym_class_table(names, common, mapping, default, where)[record.label]
+    outside = int((label == NO_CLASS).sum())
+    if outside:
+        none = int((record.label == NO_CLASS).sum())
+        raise DoodleError(where, f"{outside} px would fall outside 0..{len(common) - 1} "
+                                 f"({none} px have no class: a one-hot label with no bit set); "
+                                 "a Gym label needs a class on every pixel")
+    image, left_out = gym_image(record)
+    targets = gym_targets(where or "record", outdir, npz_prefix)
+    written = [write_image(targets[0], image), write_image(targets[1], label)]
+    if npz_prefix is not None:
+        onehot = (np.arange(len(common), dtype=np.uint8) == label[..., None]).astype(np.uint8)
+        arrays = {"arr_0": image, "arr_1": onehot, "num_bands": np.int64(image.shape[-1]),
+                  "files": np.array([targets[0].name])}
+        written.append(atomic_write(targets[2], lambda fh: np.savez_compressed(fh, **arrays)))
+    values = "|".join(str(v) for v in np.unique(label))
+    return written, {"gym_values": values, "bands_left_out": left_out}

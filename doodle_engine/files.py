@@ -1,14 +1,18 @@
-"""File-system ground rules: open regular files only, read no more than asked, write atomically.
+"""File-system ground rules: open regular files only, read no more than asked, write atomically,
+and show any file name as one line of text.
 
 Every reader opens its input with :func:`open_regular` (a FIFO or a device is never opened)
 and every writer goes through :func:`atomic_write` (a temporary file beside the target, then a
 rename, with the permissions a plain ``open(path, "w")`` would give), so a run never leaves a
-partial output.
+partial output.  A file name is bytes on POSIX: :func:`printable` shows one that is not valid
+UTF-8, or that holds a newline or another control character, escaped (``bad\\xffbyte.npz``),
+and :func:`from_printable` gives the name back.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import stat
 import tempfile
 from pathlib import Path
@@ -43,6 +47,57 @@ def short_name(path):
 def on_disk(path):
     """The file on disk that holds an input: the zip of a member, else the path itself."""
     return split_member(path)[0]
+
+
+#: names with these are escaped by :func:`printable` (backslash itself: POSIX paths only)
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_ESCAPE_RE = re.compile(r"\\(\\|n|r|t|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8})")
+_POSIX = os.sep == "/"
+
+
+def _escape(ch, backslash):
+    code = ord(ch)
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, kept by surrogateescape
+        return f"\\x{code - 0xDC00:02x}"
+    if ch == "\\":
+        return "\\\\" if backslash else ch
+    if ch in _NAMED:
+        return _NAMED[ch]
+    if code < 0x20 or code == 0x7F:
+        return f"\\x{code:02x}"
+    if ch == " " or ch.isprintable():
+        return ch
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def printable(name, backslash=True):
+    """``name`` (a path, text or bytes) as one line of text that any stream can write: bytes
+    that are not UTF-8 as ``\\xff``, newlines, tabs and other control characters escaped, and
+    (``backslash``, on POSIX) a backslash doubled so that :func:`from_printable` gives the
+    name back.  A plain name is returned as it is.  ``backslash=False`` for messages."""
+    text = os.fsdecode(name) if isinstance(name, bytes) else str(name)
+    if text.isprintable() and "\\" not in text:
+        return text
+    return "".join(_escape(ch, backslash and _POSIX) for ch in text)
+
+
+def from_printable(text):
+    """The file name :func:`printable` showed as ``text`` (the name itself on other systems
+    than POSIX, where nothing is escaped)."""
+    text = str(text)
+    if not _POSIX or "\\" not in text:
+        return text
+
+    def back(m):
+        code = m.group(1)
+        if code == "\\":
+            return code
+        if code in "nrt":
+            return {"n": "\n", "r": "\r", "t": "\t"}[code]
+        value = int(code[1:], 16)
+        return chr(0xDC00 + value) if code[0] == "x" and value >= 0x80 else chr(value)
+
+    return _ESCAPE_RE.sub(back, text)
 
 
 def read_exact(fh, n):
@@ -98,21 +153,25 @@ def atomic_write(path, write_fn, overwrite=True):
     """Run ``write_fn(fileobj)`` into a temporary file beside ``path``, then rename it.
 
     The file gets the permissions a plain ``open(path, "w")`` would give (0666 less the
-    umask), not the 0600 of the temporary file it was written to."""
+    umask), not the 0600 of the temporary file it was written to.  A write that fails (a full
+    or read-only disk) is one DoodleError naming ``path``, and leaves nothing behind."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists() and not overwrite:
         raise DoodleError(path, "exists already (pass overwrite=True / --overwrite)")
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".part", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".part", dir=path.parent)
         normal_permissions(fd)
         with os.fdopen(fd, "wb") as fh:
             write_fn(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as exc:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise DoodleError(path, f"could not be written ({exc.strerror or exc})") from None
         raise
     return path

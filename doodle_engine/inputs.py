@@ -4,7 +4,9 @@ PNG-era doodle PNG)."""
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from pathlib import Path
 
 from .errors import DoodleError
@@ -68,7 +70,7 @@ def load(path, classes=None, era=None, date=None, allow_pickle=False,
     """
     if str(path).lower().endswith(".png"):
         return load_png(path, classes=classes, era=era, date=date, settings=settings,
-                        images=images)
+                        images=images, max_pixels=max_pixels)
     if is_png_session(path):
         raise DoodleError(path, "is a PNG-era results folder: read it with "
                                 "doodle_engine.load_session (or give one of its doodle PNGs)")
@@ -93,7 +95,7 @@ def _refuse_whole_zip(path):
                             f"{member_name(path, npz[0])}, or run a command over the zip")
 
 
-def find_inputs(inputs):
+def find_inputs(inputs, not_read=None):
     """Files, folders (searched recursively) and release zips -> the list of inputs: sorted
     ``.npz`` paths, then the ``ZIP::member`` names of each zip's npz members.
 
@@ -101,16 +103,18 @@ def find_inputs(inputs):
     a DoodleError (a mistyped folder should not look like a successful run over nothing).  A
     folder named ``*.npz`` given by name is listed as itself (so it is refused as "a
     folder"); a zip that cannot be listed is listed as itself, so its run gives it one error
-    row and goes on."""
-    if isinstance(inputs, (str, os.PathLike)):
+    row and goes on.  Names (str, path or bytes) are kept as text that opens the same file
+    (``os.fsdecode``: a name that is not UTF-8 keeps its bytes).  Entries named ``*.npz`` or
+    ``*.zip`` inside a folder that are not regular files (a dangling link, a symlink loop, a
+    FIFO, a device) are not inputs: each is added to ``not_read`` as ``(path, why)``."""
+    if isinstance(inputs, (str, bytes, os.PathLike)):
         inputs = [inputs]
     files = []
     for item in inputs:
-        p = Path(item)
+        p = Path(os.fsdecode(item))
         if p.is_dir() and p.suffix.lower() != ".npz":
-            found = sorted(q for q in p.rglob("*.npz") if q.is_file())
-            for z in sorted(q for q in p.rglob("*") if q.is_file() and is_zip_name(q)):
-                found.extend(_zip_inputs(z))
+            npz, zips = _folder_inputs(p, not_read)
+            found = npz + [m for z in zips for m in _zip_inputs(z)]
             if not found:
                 found = _png_sessions(p)  # a PNG-era results folder (or folders of them)
             files.extend(found)
@@ -121,6 +125,43 @@ def find_inputs(inputs):
     if not files:
         raise DoodleError("run_batch", "no input files given")
     return list(dict.fromkeys(str(f) for f in files))
+
+
+def _folder_inputs(folder, not_read):
+    """(sorted npz files, sorted zip files) under ``folder``; entries of those names that are
+    not regular files go to ``not_read``."""
+    npz, zips = [], []
+    for q in folder.rglob("*"):
+        is_npz = q.name.endswith(".npz")
+        if not (is_npz or is_zip_name(q)):
+            continue
+        why = _not_regular(q)
+        if why is None:
+            (npz if is_npz else zips).append(q)
+        elif why and not_read is not None:
+            not_read.append((str(q), why))
+    return sorted(npz), sorted(zips)
+
+
+def _not_regular(path):
+    """None for a regular file (through links), "" for a folder, else what the entry is."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "symlink loop"
+        if os.path.islink(path):
+            return "dangling link"
+        return f"cannot be read ({exc.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return ""
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    return "device"
 
 
 def _zip_inputs(zip_path):

@@ -4,6 +4,7 @@ row so the run goes on."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import traceback
@@ -16,7 +17,7 @@ from .colorize import colorize
 from .era_match import match_era, needs_match
 from .eras import recipe as era_recipe
 from .errors import DoodleError
-from .export import export_record, export_targets, safe_stem, write_image
+from .export import export_gym, export_record, export_targets, safe_stem, write_image
 from .files import split_member
 from .inputs import load, source_mtime
 from .modes import profile
@@ -25,7 +26,7 @@ from .reasons import reason
 from .reconstruct import reconstruct
 from .record import DEFAULT_MAX_PIXELS, NO_CLASS, with_label
 from .releasezip import record_name
-from .remapping import remap_record
+from .remapping import moves, near_names, remap_record
 from .session import history_note
 from .validate import validate
 
@@ -127,12 +128,19 @@ def validate_file(path, era=None, classes=None, trials=False, seed=0, mode="exac
         row.update({f"t_{k}": v for k, v in res.timings.items()})
         row["seconds"] = time.perf_counter() - t0
         row["history"] = history_note(res.era)  # a forest that learned across a session
-        row["notes"] = "; ".join(res.notes)
+        row["remapped"] = REMAPPED_REASON.format(r.remapped) if r.remapped else ""
+        row["notes"] = "; ".join([*res.notes, *([row["remapped"]] if r.remapped else [])])
         row["reason"] = reason(row)  # the causes of a result below 100 %, in short
         if keep_label and m.n_differ:
             row["_rebuilt"] = res.label0
         rows.append(row)
     return rows
+
+
+#: why a remapped file's rebuild need not match its stored label (its row's ``remapped``)
+REMAPPED_REASON = ("remapped: {}. Not the file Doodler made: its label is the remapped "
+                   "stored label, which the classifier trained on its remapped doodles need not "
+                   "give")
 
 
 def era_file(path, classes=None, seed=0, mode="exact", crf_backend=None, **_):
@@ -214,6 +222,9 @@ def remap_file(path, outdir, mapping, classes=None, default=None, force=False, *
     save(out, target, overwrite=True)
     row = _base_row(path, out)
     row["output"] = str(target)
+    # the effective mapping, for the summary: [[source class, target class, pixels], ...]
+    row["moves"] = json.dumps(moves(rec, mapping, default))
+    row["warnings"] = "; ".join(near_names(mapping, rec.classes, default))
     return [row]
 
 
@@ -227,6 +238,19 @@ def export_file(path, outdir, classes=None, label_ext=".jpg", force=False, **_):
     row["output"] = ";".join(str(p) for p in written)
     if label_ext.lower() in (".jpg", ".jpeg"):
         row.update(jpeg_label_damage(rec, targets[1]))
+    return [row]
+
+
+def gym_file(path, outdir, gym_classes, mapping=None, default=None, npz_prefix=None,
+             classes=None, **_):
+    """One file into a Segmentation Gym set whose classes are ``gym_classes`` (decided for
+    the whole set before the run, so every worker maps onto the same classes)."""
+    rec = load(path, classes=classes, trials=False, **_read_options(_))
+    written, facts = export_gym(rec, outdir, gym_classes, mapping=mapping, default=default,
+                                npz_prefix=npz_prefix)
+    row = _base_row(path, rec)
+    row.update(facts)
+    row["output"] = ";".join(Path(p).relative_to(outdir).as_posix() for p in written)
     return [row]
 
 
@@ -276,7 +300,7 @@ def unique_names(names):
 
 
 JOBS = {"validate": validate_file, "reconstruct": reconstruct_file, "remap": remap_file,
-        "export": export_file, "stats": stats_file, "eras": era_file}
+        "export": export_file, "gym": gym_file, "stats": stats_file, "eras": era_file}
 
 
 def run_one(job_name, path, kwargs):

@@ -29,7 +29,7 @@ from .record import (
 from .settings import decode_settings, encode_settings
 
 _ARRAY_KEYS = ("image", "orig_image", "label", "color_doodles", "color_label", "doodles",
-               "settings", "classes")
+               "settings", "classes", "remapped")
 
 
 # ----------------------------------------------------------------------------- reading
@@ -164,6 +164,36 @@ def _read_npz(fh, path, allow_pickle, max_pixels, trials):
     return arrays
 
 
+def read_classes(source, classes=None, allow_pickle=False, max_pixels=DEFAULT_MAX_PIXELS,
+                 name=None):
+    """The class names :func:`load_npz` would give the file, reading only its ``classes``
+    array: ``classes`` when given, else the file's own, else a ``classes.txt`` beside it,
+    else None.  ``source`` and ``name`` as for :func:`read_arrays`."""
+    if classes is not None:
+        return list(classes)
+    path = source if name is None else name
+    if isinstance(source, (str, os.PathLike)):
+        with open_regular(source) as fh:
+            stored = _read_classes_member(fh, path, allow_pickle, max_pixels)
+    else:
+        stored = _read_classes_member(source, path, allow_pickle, max_pixels)
+    return stored if stored is not None else _classes_txt(path)
+
+
+def _read_classes_member(fh, path, allow_pickle, max_pixels):
+    try:
+        with zipfile.ZipFile(fh) as zf:
+            if "classes.npy" not in zf.namelist():
+                return None
+            budget = [TOTAL_BYTES_PER_PIXEL * max_pixels]
+            arr = read_member(zf, "classes.npy", path, allow_pickle, max_pixels, budget)
+    except DoodleError:
+        raise
+    except READ_ERRORS as exc:
+        raise DoodleError(path, f"not a readable .npz (zip) file: {exc}") from None
+    return _decode_classes(arr, path)
+
+
 def _classes_txt(path):
     if path is None:
         return None
@@ -289,7 +319,14 @@ def _record_from_arrays(arrays, prefix, path, classes, era, date):
                         color_doodles=get("color_doodles"), color_label=get("color_label"),
                         classes=file_classes, classes_source=source, settings=settings,
                         raw_settings=None if raw is None else np.asarray(raw, np.float64),
-                        trial_prefix=prefix)
+                        trial_prefix=prefix, remapped=_remapped(get("remapped")))
+
+
+def _remapped(arr):
+    """The ``remapped`` note doodle-engine's remap writes (one line of text), or None."""
+    if arr is None or arr.dtype.kind not in "US" or arr.size != 1:
+        return None
+    return str(arr.reshape(-1)[0])[:500]
 
 
 def trial_prefixes(keys):
@@ -338,6 +375,8 @@ def record_arrays(record: DoodleRecord):
         out["settings"] = record.raw_settings
     if record.classes is not None and record.classes_source == "file":
         out["classes"] = np.array(record.classes)
+    if record.remapped is not None:
+        out["remapped"] = np.array(record.remapped)
     return out
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,20 +20,31 @@ from .files import atomic_write, on_disk
 _OWN_COLUMNS = {"table": "file", "report": "file", "summary": "record"}
 
 
+#: the files ``plots.write_plots`` writes into the --plots folder
+PLOT_FILES = re.compile(r"(accuracy_hist|class_iou|disagreement_.*)\.png")
+
+
 def _resolved(path):
-    """The absolute path of the file on disk behind ``path`` (a release zip for a member)."""
-    return Path(os.path.abspath(os.path.expanduser(on_disk(path))))
+    """The real path of the file on disk behind ``path`` (a release zip for a member): every
+    link followed, so a link to a folder or file is the folder or file itself."""
+    return Path(os.path.realpath(os.path.expanduser(on_disk(path))))
+
+
+def _folder_of(path):
+    """The real folder an input file lies in, as named (a link's own folder)."""
+    return _resolved(os.path.dirname(os.path.abspath(os.path.expanduser(on_disk(path)))))
 
 
 def check_outputs(inputs, files, table=None, report=None, plots=None, outdir=None,
                   also_reads=()):
     """Refuse, before any work, an output that would replace an input (an .npz, a mapping or
-    metadata file), a Doodler / zip file, a folder, or any existing file that is not a table
-    of the engine's own kind; and an output folder that is an input folder (or holds the
-    input files directly).  One DoodleError line naming the output and the problem."""
+    metadata file), a Doodler / zip file, a folder, a figure the run draws, or any existing
+    file that is not a table of the engine's own kind; an output folder that is an input
+    folder (or holds the input files directly), through links or not; and an output folder
+    this run cannot write into.  One DoodleError line naming the output and the problem."""
     named = [i for i in inputs if not Path(i).is_dir()]
     folders = {_resolved(i) for i in inputs if Path(i).is_dir()}
-    folders |= {_resolved(f).parent for f in named}
+    folders |= {_resolved(f).parent for f in named} | {_folder_of(f) for f in named}
     if outdir is not None:
         files = _inputs_outside(files, named, outdir)
     read = {_resolved(f) for f in files} | {_resolved(f) for f in also_reads if f}
@@ -48,9 +61,31 @@ def check_outputs(inputs, files, table=None, report=None, plots=None, outdir=Non
             raise DoodleError(path, f"is given as both the {seen[res]} and the {kind} output")
         seen[res] = kind
         _check_file_output(kind, path, res, read)
+        if plots and res.parent == _resolved(plots) and PLOT_FILES.fullmatch(res.name):
+            raise DoodleError(path, f"is a figure --plots draws in {plots}; refusing to let it "
+                                    f"replace the {kind} - choose another name")
     for option, folder in (("-o/--output", outdir), ("--plots", plots)):
         if folder:
             _check_folder_output(option, folder, folders, read)
+    for option, folder in (("-o/--output", outdir), ("--plots", plots),
+                           ("--report", report and Path(report).parent)):
+        if folder:
+            check_writable(folder, option)
+
+
+def check_writable(folder, option):
+    """DoodleError unless a file can be made in ``folder`` (or, when it does not exist yet,
+    in the nearest folder above it that does): found before any work, not after it."""
+    where = _resolved(folder)
+    while not where.exists() and where != where.parent:
+        where = where.parent
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".doodle-engine-probe-", dir=where)
+    except OSError as exc:
+        raise DoodleError(folder, f"cannot be written ({exc.strerror or exc}); {option} "
+                                  "needs a folder this run may write into") from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _inputs_outside(files, named, outdir):

@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from .colorize import colorize
 from .export import safe_stem
-from .files import atomic_write, short_name
+from .files import atomic_write, from_printable, short_name
 from .inputs import load
 from .outputs import kept_label_path
 from .palette import palette_from
@@ -167,7 +167,7 @@ def disagreement_map(row, kept_label, folder, classes=None, allow_pickle=False, 
     names the classes and their colours."""
 
     path, trial = str(row["file"]), row.get("trial", "") or ""
-    rec = load(path, classes=classes, allow_pickle=allow_pickle)
+    rec = load(from_printable(path), classes=classes, allow_pickle=allow_pickle)
     if trial:
         rec = next(t for t in rec.trials if t.trial_prefix == trial)
     with np.load(kept_label) as z:

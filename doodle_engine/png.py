@@ -36,6 +36,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +46,8 @@ from .eras import era_for_date
 from .eras import recipe as era_recipe
 from .errors import DoodleError
 from .palette import G10, LIGHT24, hex_to_rgb
-from .record import DoodleRecord, zero_based
-from .settings import settings_for_era
+from .record import DEFAULT_MAX_PIXELS, DoodleRecord, zero_based
+from .settings import check_sliders, settings_for_era
 
 RGBA_2020 = "rgba-2020-10"
 RGB_2020 = "rgb-2020-11"
@@ -65,27 +66,37 @@ _FOLDER_DMY = re.compile(r"results(\d{2})-(\d{2})-(\d{4})-(\d{2})-(\d{2})-(\d{2}
 
 #: DoodleRecord fields a PNG session entry fills (the rest keep their defaults)
 RECORD_FIELDS = tuple(f.name for f in dataclasses.fields(DoodleRecord)
-                      if f.name not in ("trials", "trial_prefix"))
+                      if f.name not in ("trials", "trial_prefix", "remapped"))
 
 
 # ----------------------------------------------------------------------------- small readers
-def _open_png(path, what):
-
+def _open_png(path, what, max_pixels=DEFAULT_MAX_PIXELS):
+    """An image file decoded, after its declared size (read from its header, nothing decoded)
+    has been checked against ``max_pixels`` and PIL's decompression-bomb limit."""
     path = Path(path)
     if not path.is_file():
         raise DoodleError(path, f"no such {what} file")
     try:
-        with Image.open(path) as im:
-            im.load()
-            return im.copy()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+                if w * h > max_pixels:
+                    raise DoodleError(path, f"{what} declares {w}x{h} = {w * h} pixels, above "
+                                            f"the limit of {max_pixels} (max_pixels / "
+                                            "--max-pixels)")
+                im.load()
+                return im.copy()
+    except Image.DecompressionBombError as exc:
+        raise DoodleError(path, f"{what} declares more pixels than PIL decodes ({exc})") from None
     except (OSError, ValueError, SyntaxError) as exc:
         raise DoodleError(path, f"not a readable image ({exc})") from None
 
 
-def read_image(path):
+def read_image(path, max_pixels=DEFAULT_MAX_PIXELS):
     """The image as Doodler read it: ``np.array(PIL.Image.open(path))`` as uint8 (no EXIF
     rotation); palette/CMYK images are converted to RGB."""
-    im = _open_png(path, "image")
+    im = _open_png(path, "image", max_pixels)
     if im.mode not in ("L", "RGB", "RGBA"):
         im = im.convert("RGB")
     arr = np.asarray(im)
@@ -191,9 +202,9 @@ def decode_annotations(annotations, n_classes, image=None, convention=None, path
     return doodles, notes
 
 
-def read_label_png(path, n_classes=None, shape=None):
+def read_label_png(path, n_classes=None, shape=None, max_pixels=DEFAULT_MAX_PIXELS):
     """Greyscale label PNG (value v = class v-1, 0 = none) -> 0-based raster (NO_CLASS = none)."""
-    im = _open_png(path, "label")
+    im = _open_png(path, "label", max_pixels)
     arr = np.asarray(im)
     if arr.ndim == 3:
         if arr.shape[2] >= 3 and (np.array_equal(arr[..., 0], arr[..., 1])
@@ -280,10 +291,11 @@ def _resolve_classes(classes, folder):
 
 
 def _entry(image_path, annotations_path, label_path, color_label_path, classes, source,
-           convention, session=None, date=None, time=None, user_id=None):
-    image = read_image(image_path)
+           convention, session=None, date=None, time=None, user_id=None,
+           max_pixels=DEFAULT_MAX_PIXELS):
+    image = read_image(image_path, max_pixels)
     shape = image.shape[:2]
-    ann_im = _open_png(annotations_path, "annotation")
+    ann_im = _open_png(annotations_path, "annotation", max_pixels)
     if ann_im.mode not in ("RGB", "RGBA"):
         ann_im = ann_im.convert("RGBA" if "A" in ann_im.mode else "RGB")
     ann = np.asarray(ann_im)
@@ -297,10 +309,10 @@ def _entry(image_path, annotations_path, label_path, color_label_path, classes, 
         notes.append("no doodled pixels")
     label = None
     if label_path is not None:
-        label = read_label_png(label_path, n, shape)
+        label = read_label_png(label_path, n, shape, max_pixels)
     color_label = None
     if color_label_path is not None and Path(color_label_path).is_file():
-        cl = np.asarray(_open_png(color_label_path, "colour label").convert("RGB"))
+        cl = np.asarray(_open_png(color_label_path, "colour label", max_pixels).convert("RGB"))
         if cl.shape[:2] == shape:
             color_label = cl
         else:
@@ -334,7 +346,7 @@ def _entry(image_path, annotations_path, label_path, color_label_path, classes, 
 
 
 def read_png_triple(image, annotations, label=None, classes=None, convention=None,
-                    color_label=None, date=None):
+                    color_label=None, date=None, max_pixels=DEFAULT_MAX_PIXELS):
     """One image + its doodle PNG (+ greyscale label PNG) -> an entry dict (see module doc).
 
     ``classes``: a list of names or a classes-file path; default ``classes.txt`` beside the
@@ -348,7 +360,8 @@ def read_png_triple(image, annotations, label=None, classes=None, convention=Non
     sdate, stime = session_date(annotations.parent)
     return _entry(Path(image), annotations, None if label is None else Path(label),
                   color_label, names, source, convention, session=annotations.parent,
-                  date=date or fdate or sdate, time=ftime or stime, user_id=parsed.get("id"))
+                  date=date or fdate or sdate, time=ftime or stime, user_id=parsed.get("id"),
+                  max_pixels=max_pixels)
 
 
 # ----------------------------------------------------------------------------- a session folder
@@ -410,7 +423,7 @@ def list_png_session(folder):
 
 
 def read_png_session(path, classes=None, images=None, convention=None, missing="error",
-                     date=None):
+                     date=None, max_pixels=DEFAULT_MAX_PIXELS):
     """Every doodled image of a pre-npz Doodler results folder, as entry dicts in time order.
 
     ``images``: folder holding the images (default: the results folder, then Doodler's
@@ -443,7 +456,7 @@ def read_png_session(path, classes=None, images=None, convention=None, missing="
         fdate, ftime = _stamp(g["ts"])
         entry = _entry(img, g["annotations"], g["label_greyscale"], g["label"], names, source,
                        convention, session=folder, date=fdate or sdate, time=ftime or None,
-                       user_id=g["id"])
+                       user_id=g["id"], max_pixels=max_pixels)
         if g["label_greyscale"] is None:
             entry["notes"].append("no greyscale label PNG for this doodle PNG")
         entries.append(entry)
@@ -476,11 +489,13 @@ def is_png_session(folder):
 
 
 def parse_settings(text, path=None):
-    """``--settings``: a JSON file or object, or ``key=value[,key=value]`` -> dict of sliders."""
+    """``--settings``: a JSON file or object, or ``key=value[,key=value]`` -> dict of sliders,
+    each checked (:func:`doodle_engine.settings.check_sliders`: known, within the ranges an
+    npz's settings must fall in)."""
     if text is None or text == "":
         return None
     if isinstance(text, dict):
-        return dict(text)
+        return check_sliders(path or "settings", dict(text))
     s = str(text).strip()
     if Path(s).is_file():
         try:
@@ -507,7 +522,7 @@ def parse_settings(text, path=None):
                                   f"{key.strip()}={value.strip()!r} is not a number") from None
     if not isinstance(data, dict):
         raise DoodleError(path or "--settings", "settings must be an object of slider: value")
-    return data
+    return check_sliders(path or "--settings", data)
 
 
 def entry_settings(entry, era=None, date=None, settings=None):
@@ -533,8 +548,10 @@ def _record(entry, era, date, settings):
     return rec
 
 
-def load_png(path, classes=None, era=None, date=None, settings=None, images=None):
-    """One doodle PNG -> DoodleRecord (its label PNG and image found beside it)."""
+def load_png(path, classes=None, era=None, date=None, settings=None, images=None,
+             max_pixels=DEFAULT_MAX_PIXELS):
+    """One doodle PNG -> DoodleRecord (its label PNG and image found beside it); each image
+    is refused above ``max_pixels`` from its declared size, before it is decoded."""
     ann = Path(path)
     if not ann.is_file():
         raise DoodleError(ann, "no such file")
@@ -551,19 +568,23 @@ def load_png(path, classes=None, era=None, date=None, settings=None, images=None
                                f"where it is")
     entry = read_png_triple(image, ann, None if group is None else group["label_greyscale"],
                             classes=classes, color_label=None if group is None else group["label"],
-                            date=date)
+                            date=date, max_pixels=max_pixels)
     return _record(entry, era, date, settings)
 
 
-def load_triple(image, annotations, label=None, classes=None, era=None, date=None, settings=None):
+def load_triple(image, annotations, label=None, classes=None, era=None, date=None, settings=None,
+                max_pixels=DEFAULT_MAX_PIXELS):
     """An image + doodle PNG (+ greyscale label PNG) named one by one -> DoodleRecord."""
-    entry = read_png_triple(image, annotations, label, classes=classes, date=date)
+    entry = read_png_triple(image, annotations, label, classes=classes, date=date,
+                            max_pixels=max_pixels)
     return _record(entry, era, date, settings)
 
 
-def load_session(folder, classes=None, era=None, date=None, settings=None, images=None):
+def load_session(folder, classes=None, era=None, date=None, settings=None, images=None,
+                 max_pixels=DEFAULT_MAX_PIXELS):
     """Every doodled image of a pre-npz results folder -> DoodleRecords in time order."""
-    entries = read_png_session(folder, classes=classes, images=images, date=date)
+    entries = read_png_session(folder, classes=classes, images=images, date=date,
+                               max_pixels=max_pixels)
     return [_record(e, era, date, settings) for e in entries]
 
 

@@ -20,7 +20,7 @@ import time
 from collections import deque
 from multiprocessing.connection import wait as wait_any
 
-from .errors import DoodleError
+from .errors import DoodleError, note
 from .jobs import run_one
 
 #: what one local worker may need at its peak: the largest Coast Train images (about 6 Mpx) in
@@ -35,13 +35,18 @@ def _free_memory():
         return None
 
 
+def _memory_holds(free=None):
+    """How many workers the free memory holds at :data:`WORKER_MEMORY` each (None: not known)."""
+    free = _free_memory() if free is None else free
+    return None if free is None else max(1, int(free // WORKER_MEMORY))
+
+
 def auto_workers(n_files, cores=None, free=None):
     """Local workers for ``workers="auto"``: one per core, no more than there are files, and
     no more than the free memory holds at :data:`WORKER_MEMORY` each; at least 1 (1 runs in
     the calling process)."""
     cores = cores or os.cpu_count() or 1
-    free = _free_memory() if free is None else free
-    by_memory = cores if free is None else max(1, int(free // WORKER_MEMORY))
+    by_memory = _memory_holds(free) or cores
     return max(1, min(cores, n_files, by_memory))
 
 
@@ -58,9 +63,23 @@ def parse_workers(workers):
     return n
 
 
-def resolve_workers(workers, n_files):
+def resolve_workers(workers, n_files, free=None):
+    """The local workers a run starts: ``"auto"`` (:func:`auto_workers`), or the number asked
+    for capped at the number of files and at what the free memory holds (the per-worker budget
+    ``auto`` uses), with a note saying so."""
     workers = parse_workers(workers)
-    return auto_workers(n_files) if workers == "auto" else workers
+    if workers == "auto":
+        return auto_workers(n_files, free=free)
+    holds = _memory_holds(free)
+    cap = max(1, min(n_files, holds if holds is not None else workers))
+    if workers > cap:
+        why = [f"{n_files} file(s)"]
+        if holds is not None:
+            why.append(f"free memory holds {holds} worker(s) at "
+                       f"{WORKER_MEMORY / 2**30:.1f} GiB each")
+        note(f"--workers {workers} capped at {cap}: {'; '.join(why)}")
+        return cap
+    return workers
 
 
 def _died(path, exitcode):

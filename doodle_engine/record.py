@@ -45,6 +45,9 @@ class DoodleRecord:
     raw_settings: np.ndarray | None = None
     trials: list = field(default_factory=list)  # earlier attempts, newest first
     trial_prefix: str = ""
+    #: what made the file when not Doodler (``doodle-engine remap``: from which file and
+    #: classes), kept in the npz's ``remapped`` array; None for Doodler's own files
+    remapped: str | None = None
 
     @property
     def shape(self):

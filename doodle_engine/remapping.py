@@ -346,4 +346,95 @@ def remap_record(record: DoodleRecord, mapping, default=None) -> DoodleRecord:
                    classes_source="file" if new_classes else record.classes_source,
                    color_label=None if label is None else colorize(label, new_classes),
                    color_doodles=color_doodles(doodles, new_classes),
-                   trials=[remap_record(t, m, default) for t in record.trials])
+                   trials=[remap_record(t, m, default) for t in record.trials],
+                   remapped=remap_note(record, classes, new_classes))
+
+
+def remap_note(record, classes, new_classes):
+    """One line saying what a remapped record is (kept in its npz as ``remapped``): its
+    label is the remapped stored label, not one Doodler made from these doodles."""
+    source = Path(record.path).name if record.path else "a record"
+    before = f" (classes {', '.join(classes)} -> {', '.join(new_classes)})" if (
+        classes and new_classes) else ""
+    earlier = f", after: {record.remapped}" if record.remapped else ""
+    return f"remapped by doodle-engine from {source}{before}{earlier}"
+
+
+#: names shorter than this are not compared (any two letters are one edit apart)
+NEAR_NAME_LENGTH = 3
+
+
+def one_edit_apart(a, b):
+    """True when ``b`` is ``a`` with one letter added, removed or changed (``lnd``/``land``)."""
+    if a == b or abs(len(a) - len(b)) > 1:
+        return False
+    if len(a) > len(b):
+        a, b = b, a
+    i = next((k for k, (x, y) in enumerate(zip(a, b)) if x != y), len(a))
+    return a[i + (len(a) == len(b)):] == b[i + 1:]
+
+
+def near_names(mapping, classes=None, default=None):
+    """Warnings for target names that look like typos: a *new* target (no source class of
+    that name) one edit away from another target, or from a class that does not become it
+    (``{"sand": "lnd"}`` beside ``land``; Doodler's example merging ``sand`` into ``land``
+    is no typo).  Names shorter than :data:`NEAR_NAME_LENGTH` are not compared.
+
+    Parameters
+    ----------
+    mapping : dict, Mapping or path
+    classes : list of str, optional
+        The labels' class names (besides those the mapping itself names).
+    default : str, optional
+        The target of classes with no rule (a target too).
+
+    Returns
+    -------
+    list of str
+    """
+    m = load_mapping(mapping)
+    if m.targets is None:
+        return []
+    targets = list(dict.fromkeys([*m.targets, *([default] if isinstance(default, str) else [])]))
+    into = {name: m.aliases.get(name) for name in set(m.aliases) | set(m.classes or [])}
+    into.update({name: m._target_for(name, i) for i, name in enumerate(classes or [])})
+    out = []
+    for target in targets:
+        if target in into:
+            continue
+        for other in sorted(set(targets) | {n for n, t in into.items() if t != target}):
+            if min(len(target), len(other)) >= NEAR_NAME_LENGTH and one_edit_apart(target, other):
+                out.append(f"target class {target!r} is one edit from {other!r}: a typo? "
+                           f"(as written it makes a new class {target!r})")
+    return out
+
+
+def moves(record, mapping, default=None):
+    """What the remap of ``record``'s stored label does, class by class.
+
+    Returns
+    -------
+    list of (source class, target class, pixels)
+        For every class present in the stored label (empty without one), its pixels and
+        the class they become.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from doodle_engine.record import DoodleRecord
+    >>> from doodle_engine.remapping import moves
+    >>> rec = DoodleRecord(None, np.zeros((1, 3, 3), np.uint8), np.zeros((1, 3), np.uint8),
+    ...                    label=np.array([[0, 1, 1]], np.uint8), classes=["water", "surf"])
+    >>> moves(rec, {"water": "water", "surf": "water"})
+    [('water', 'water', 1), ('surf', 'water', 2)]
+    """
+    m = load_mapping(mapping)
+    if record.label is None:
+        return []
+    classes = record.classes if record.classes is not None else m.classes
+    names = classes or [str(i) for i in range(NO_CLASS)]
+    table = m.table(classes, n=None if classes is not None else int(record.label.max()) + 1,
+                    default=default, where=record.path)
+    new = m.new_classes(classes) or [str(i) for i in range(NO_CLASS)]
+    counts = np.bincount(record.label.ravel(), minlength=256)
+    return [(names[i], new[table[i]], int(counts[i])) for i in range(NO_CLASS) if counts[i]]

@@ -38,6 +38,7 @@ from .features import era_features, sigma_schedule
 from .inputs import load
 from .png import is_png_session, load_session
 from .reconstruct import features_key, reconstruct
+from .record import DEFAULT_MAX_PIXELS
 from .standardize import standardize
 from .validate import validate
 
@@ -152,7 +153,8 @@ def replay(records, seed=0, mode="exact", crf_backend=None, workers=1, compare=T
     return steps
 
 
-def load_folder(folder, classes=None, era=None, settings=None, images=None):
+def load_folder(folder, classes=None, era=None, settings=None, images=None,
+                max_pixels=DEFAULT_MAX_PIXELS):
     """(records in time order, how the order was told) of one results folder: a PNG-era
     folder (time stamps in the names, else names) or a folder of ``.npz`` files (by name)."""
 
@@ -161,7 +163,7 @@ def load_folder(folder, classes=None, era=None, settings=None, images=None):
         raise DoodleError(folder, "--session takes results folders")
     if is_png_session(folder):
         records = load_session(folder, classes=classes, era=era, settings=settings,
-                               images=images)
+                               images=images, max_pixels=max_pixels)
         stamped = all(r.path and any(ch.isdigit() for ch in Path(r.path).stem.split("_annotations")[-1])
                       for r in records)
         return records, ("in the time order of the file names' stamps" if stamped
@@ -171,7 +173,8 @@ def load_folder(folder, classes=None, era=None, settings=None, images=None):
         raise DoodleError(folder, "holds no .npz files and no Doodler doodle PNGs")
     if settings is not None:
         raise DoodleError(folder, "--settings applies to PNG sessions only")
-    return [load(f, classes=classes, era=era, trials=False) for f in files], "in name order"
+    return [load(f, classes=classes, era=era, trials=False, max_pixels=max_pixels)
+            for f in files], "in name order"
 
 
 def replay_table(steps, records):

@@ -146,6 +146,36 @@ def check_bounds(path, **values):
             raise DoodleError(path, f"settings: {name} must be within {lo}..{hi}, got {value!r}")
 
 
+#: settings that Doodler held as whole numbers
+WHOLE = ("crf_downsample", "classifier_downsample", "n_estimators", "n_sigmas")
+
+
+def check_sliders(path, sliders):
+    """User sliders (``--settings``, ``settings=``; PNG sessions) -> a dict of numbers, each
+    known, finite, within :data:`BOUNDS` (the ranges an npz's stored settings must fall in)
+    and whole where Doodler's slider was, sigma_min no more than sigma_max; else one
+    DoodleError line."""
+    unknown = set(sliders) - set(SLIDERS)
+    if unknown:
+        raise DoodleError(path, f"unknown setting(s) {', '.join(sorted(unknown))}; "
+                                f"known: {', '.join(SLIDERS)}")
+    out = {}
+    for name, value in sliders.items():
+        if value is None:
+            continue
+        if isinstance(value, (bool, np.bool_)) or not isinstance(
+                value, (int, float, np.integer, np.floating)):
+            raise DoodleError(path, f"settings: {name} must be a number, got {value!r}")
+        check_bounds(path, **{name: value})
+        if name in WHOLE and not float(value).is_integer():
+            raise DoodleError(path, f"settings: {name} must be a whole number, got {value!r}")
+        out[name] = int(value) if name in WHOLE else float(value)
+    lo, hi = out.get("sigma_min"), out.get("sigma_max")
+    if lo is not None and hi is not None and lo > hi:
+        raise DoodleError(path, f"settings: sigma_min {lo} is above sigma_max {hi}")
+    return out
+
+
 def check_crf_params(theta, mu, downsample, gt_prob=None, n=None):
     """Checked before any CRF call (pydensecrf crashes the process on e.g. theta 1e-300):
     DoodleError unless theta, mu, downsample (and gt_prob) are within :data:`BOUNDS` and the
@@ -247,10 +277,7 @@ def settings_for_era(era, path=None, source="era defaults", **sliders):
     of ``era`` (:attr:`Recipe.defaults`), with ``sliders`` (e.g. ``crf_theta=60``) replacing
     any of them.  ``layout`` is 0 (no settings array)."""
     r = recipe(era, path)
-    unknown = set(sliders) - set(SLIDERS)
-    if unknown:
-        raise DoodleError(path, f"unknown setting(s) {', '.join(sorted(unknown))}; "
-                                f"known: {', '.join(SLIDERS)}")
+    sliders = check_sliders(path, sliders)
     values = dict(pen_width=3.0, crf_downsample=1, classifier_downsample=1, crf_theta=1.0,
                   crf_mu=1.0, gt_prob=0.9, n_estimators=None, n_sigmas=None, sigma_min=1.0,
                   sigma_max=16.0)
@@ -264,4 +291,8 @@ def settings_for_era(era, path=None, source="era defaults", **sliders):
         values["n_estimators"] = _positive_int(path, "n_estimators", float(values["n_estimators"]))
     if not 0 < values["gt_prob"] <= 1:
         raise DoodleError(path, f"settings: gt_prob must be in (0, 1], got {values['gt_prob']!r}")
+    check_bounds(path, **values)
+    if values["sigma_min"] > values["sigma_max"]:
+        raise DoodleError(path, f"settings: sigma range {values['sigma_min']}.."
+                                f"{values['sigma_max']} is invalid")
     return Settings(**values, era=r.name, era_source=source, layout=0)

@@ -1,15 +1,19 @@
-"""The result table of a run: rows stream to disk as files finish, a stopped run resumes,
-and one run at a time writes a table (its lock)."""
+"""The result table of a run: rows stream to disk as files finish, a stopped run resumes
+(rows read back with the types they were written with), and one run at a time writes a table
+(its lock)."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 try:
@@ -17,21 +21,105 @@ try:
 except ImportError:  # not a POSIX system: tables are not locked
     fcntl = None
 
-from .errors import DoodleError
-from .files import normal_permissions
+from .errors import DoodleError, note
+from .files import from_printable, normal_permissions, printable
 from .inputs import source_mtime
 
+#: columns whose values are text whatever they look like (a trial prefix "00", a record "2025")
+TEXT_COLUMNS = frozenset({"file", "trial", "record", "classes", "era", "era_source", "mode",
+                          "crf_backend", "runner_up", "candidates", "history", "notes", "output",
+                          "skipped", "error", "file_name"})
+#: columns holding a path, shown so that :func:`doodle_engine.files.from_printable` reverses it
+PATH_COLUMNS = ("file", "output")
+#: a stream line saying a file started in this process (a crash leaves it without a row)
+RUNNING = "_running"
 
-def _unchanged(path, recorded_mtime):
+_INT_RE = re.compile(r"-?(0|[1-9][0-9]*)")
+
+
+def table_row(row):
+    """A job's row as the table holds it: a path as printable text (a name that is not UTF-8,
+    or holds a newline, escaped: :func:`doodle_engine.files.printable`) and every other text
+    on one line."""
+    out = {}
+    for key, value in row.items():
+        if isinstance(value, str) and not key.startswith("_"):
+            value = printable(value, backslash=key in PATH_COLUMNS)
+        out[key] = value
+    return out
+
+
+def _unchanged(name, recorded_mtime):
     try:
-        return abs(float(recorded_mtime) - source_mtime(path)) < 1e-6
+        return abs(float(recorded_mtime) - source_mtime(from_printable(name))) < 1e-6
     except (TypeError, ValueError):
         return False
+
+
+def _missing(value):
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def int_columns(rows):
+    """Columns whose every value is a whole number of an integer type (written as such, so
+    a column with gaps reads back as integers, not ``40.0``)."""
+    kinds = {}
+    for r in rows:
+        for k, v in r.items():
+            if _missing(v):
+                continue
+            whole = isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+            kinds[k] = kinds.get(k, True) and whole
+    return [k for k, whole in kinds.items() if whole]
+
+
+def _number(text):
+    if _INT_RE.fullmatch(text):
+        return int(text)
+    value = float(text)  # ValueError for text
+    return value
+
+
+def _typed(name, texts):
+    """One column of a CSV read as text -> its values with their types (None: no value)."""
+    if name in TEXT_COLUMNS:
+        return list(texts)
+    present = [t for t in texts if t != ""]
+    if present and set(present) <= {"True", "False"}:
+        return [None if t == "" else t == "True" for t in texts]
+    try:
+        return [None if t == "" else _number(t) for t in texts]
+    except ValueError:
+        return list(texts)
+
+
+def read_table(path):
+    """The rows of a CSV table this engine wrote, each value of the type it was written with
+    (integers, floats, booleans, text; a blank number is no value)."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    columns = {c: _typed(c, frame[c].tolist()) for c in frame.columns}
+    return [{c: columns[c][i] for c in frame.columns if columns[c][i] is not None}
+            for i in range(len(frame))]
+
+
+def write_csv(frame, target, ints=()):
+    """``frame`` as CSV, the columns in ``ints`` as whole numbers (blank where missing)."""
+    out = frame.copy()
+    for c in ints:
+        if c in out and out[c].dtype.kind == "f":
+            with contextlib.suppress(TypeError, ValueError):
+                out[c] = out[c].astype("Int64")
+    out.to_csv(target, index=False)
 
 
 class Table:
     """Rows stream to ``<table>.stream.jsonl`` (one JSON object a line, so rows with different
     columns stay intact when a run is killed); the finished table is written as CSV.
+
+    The stream always holds every finished row of the run, those resumed from an earlier run
+    included, so a crash of the process (a segfault, the OOM killer) loses no finished row:
+    ``--resume`` completes the table.  Before a file runs in this process, a line names it:
+    if the process dies there, the next ``--resume`` knows which file it was on.
 
     A failed write (a full or read-only disk) does not lose the rows: streaming stops, the
     rows are kept, and :meth:`finish` saves them elsewhere and says where."""
@@ -40,13 +128,16 @@ class Table:
         self.path = Path(path) if path else None
         self.stream = self.path.with_name(self.path.name + ".stream.jsonl") if path else None
         self.rows = []
+        self.kept = []
+        self.streamed = 0
         self.write_error = None
 
     def _old_rows(self):
-        rows = []
+        """(rows of the table and its stream, files a crashed run was on)."""
+        rows, running = [], {}
         if self.path.exists():
             try:
-                rows += pd.read_csv(self.path, keep_default_na=False).to_dict("records")
+                rows += read_table(self.path)
             except (ValueError, UnicodeDecodeError, OSError) as exc:
                 raise DoodleError(self.path, f"cannot be read as an earlier table ({exc}); "
                                              "choose another --table") from None
@@ -57,62 +148,112 @@ class Table:
                         row = json.loads(line)
                     except (json.JSONDecodeError, RecursionError):
                         break  # a line cut short by a kill
-                    if isinstance(row, dict):
+                    if isinstance(row, dict) and RUNNING in row:
+                        running[str(row[RUNNING])] = True
+                    elif isinstance(row, dict):
+                        running.pop(str(row.get("file")), None)
                         rows.append(row)
-        return rows
+        return rows, list(running)
 
     def done_files(self):
-        """(files already done without error and unchanged since, their rows)."""
+        """(names of the files done without error and unchanged since, their rows, names of
+        the files an earlier run was working on when its process died)."""
         if not self.path:
-            return set(), []
-        rows = [r for r in self._old_rows() if "file" in r and not r.get("error")]
+            return set(), [], []
+        rows, running = self._old_rows()
+        rows = [r for r in rows if "file" in r and not r.get("error")]
         done = {r["file"] for r in rows if _unchanged(r["file"], r.get("mtime"))}
         keep = list({str(r["file"]) + "|" + str(r.get("trial", "")): r
                      for r in rows if r["file"] in done}.values())
-        return done, keep
+        return done, keep, [f for f in running if f not in done]
 
-    def clear(self):
-        for p in (self.path, self.stream):
-            if p is not None and p.exists():
-                p.unlink()
+    def start(self, kept=()):
+        """A fresh stream holding the rows kept from an earlier run (written whole, then put
+        in place of the old stream), then the earlier table removed: at no moment is a
+        finished row only in memory."""
+        self.kept = list(kept)
+        if not self.path:
+            return
+        if not self.kept:  # nothing to keep: no stream until a row comes
+            with contextlib.suppress(FileNotFoundError):
+                self.stream.unlink()
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+            return
+        tmp = self.stream.with_name("." + self.stream.name + ".part")
+        try:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.writelines(_json_line(r) for r in self.kept)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, self.stream)
+        except OSError as exc:
+            self.write_error = exc
+            for p in (tmp, self.stream):
+                with contextlib.suppress(OSError):
+                    p.unlink()
+        if self.path.exists():
+            self.path.unlink()
+
+    def running(self, name):
+        """Say in the stream that ``name`` starts in this process."""
+        self._append([{RUNNING: name}])
 
     def add(self, rows):
         self.rows.extend(rows)
-        if self.stream and self.write_error is None:
-            try:
-                with open(self.stream, "a", encoding="utf-8") as fh:
-                    for r in rows:
-                        fh.write(json.dumps(r, default=str) + "\n")
-                    fh.flush()
-            except OSError as exc:
-                self.write_error = exc
+        self._append(rows)
+
+    def _append(self, rows):
+        if not self.stream or self.write_error is not None:
+            return
+        good = 0  # the stream's size before this write: a failed write is cut back to it
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                good = self.stream.stat().st_size
+            with open(self.stream, "a", encoding="utf-8") as fh:
+                fh.writelines(_json_line(r) for r in rows)
+                fh.flush()
+            self.streamed += sum(RUNNING not in r for r in rows)
+        except OSError as exc:
+            self.write_error = exc
+            with contextlib.suppress(OSError):
+                if self.streamed or self.kept:
+                    os.truncate(self.stream, good)
+                else:
+                    self.stream.unlink()  # no row in it: not left behind
 
     def finish(self, frame):
         if not self.path:
             return
         tmp = self.path.with_name("." + self.path.name + ".part")
+        ints = int_columns(self.kept + self.rows)
         try:
             if self.write_error is not None:
                 raise self.write_error
-            frame.to_csv(tmp, index=False)
+            write_csv(frame, tmp, ints)
             os.replace(tmp, self.path)
         except OSError as exc:
             with contextlib.suppress(OSError):
                 tmp.unlink()
             reason = exc.strerror or str(exc)
             raise DoodleError(self.path, f"could not be written ({reason}); "
-                                         f"{_save_elsewhere(frame, self.path.name)}") from None
+                                         f"{_save_elsewhere(frame, self.path.name, ints)}") from None
         if self.stream.exists():
             self.stream.unlink()
 
 
-def _save_elsewhere(frame, name):
+def _json_line(row):
+    return json.dumps({k: v for k, v in row.items() if not k.startswith("_") or k == RUNNING},
+                      default=str) + "\n"
+
+
+def _save_elsewhere(frame, name, ints=()):
     """Rows whose table could not be written: into the temporary folder, else printed."""
     try:
         fd, where = tempfile.mkstemp(prefix=Path(name).stem + ".", suffix=".csv")
         normal_permissions(fd)
         with os.fdopen(fd, "w") as fh:
-            frame.to_csv(fh, index=False)
+            write_csv(frame, fh, ints)
         return f"its {len(frame)} rows were saved to {where}"
     except OSError:
         sys.stdout.write(frame.to_csv(index=False))
@@ -124,7 +265,7 @@ class TableLock:
     """An exclusive lock on ``<table>.lock`` for the whole run: a second run writing the
     same table is refused (one line) instead of both losing rows.  Creating the lock file is
     also the first write into the table's folder, so a read-only folder is found before any
-    work."""
+    work.  A lock left by a process that died is taken over (:meth:`_take_over`)."""
 
     def __init__(self, table):
         self.table = Path(table)
@@ -158,10 +299,21 @@ class TableLock:
                 pass
             os.close(fd)
         self.fd = fd
+        self._take_over(fd)
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
         return self
+
+    def _take_over(self, fd):
+        """A lock file that names a process but that no process holds was left by a run
+        that died (a segfault, the OOM killer, kill -9): it is taken over, with a note."""
+        with contextlib.suppress(OSError, ValueError):
+            pid = int(os.pread(fd, 32, 0).decode("ascii").strip())
+            if pid != os.getpid():
+                note(f"{printable(self.table, backslash=False)}: took over the lock left by process {pid}, which ended "
+                     f"without releasing it (a crash or a kill); --resume keeps the rows it "
+                     f"finished")
 
     def __exit__(self, *exc):
         with contextlib.suppress(OSError):

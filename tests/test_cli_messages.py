@@ -40,7 +40,7 @@ def test_bench_takes_a_folder_and_shows_progress(capsys, synthetic):
     path = synthetic("mlp-2022-05", h=24, w=32)
     code, out, err = run(capsys, "bench", path.parent)
     assert code == 0
-    rows = [ln for ln in out.splitlines() if " Mpx/s x" in ln]
+    rows = [ln for ln in out.splitlines() if " crf=" in ln]
     assert len(rows) == 5 and all(ln.startswith(path.name) for ln in rows)
     assert all("mlp-2022-05 (layout+date)" in ln for ln in rows)
     assert "5/5" in err  # the progress bar counted every mode of the file

@@ -27,6 +27,7 @@ import pandas as pd
 import pytest
 
 from conftest import SETTINGS, doodles_for, scene, write_npz
+from test_png import march_session  # noqa: F401  a PNG-era session fixture
 from doodle_engine import DoodleError, batch, cli, load
 from doodle_engine.crf import Params, crf_from_doodles, crf_from_labels, crf_from_onehot
 from doodle_engine.settings import BOUNDS, decode_settings
@@ -637,6 +638,344 @@ def test_bad_or_unreachable_scheduler_fails_fast_in_one_line(good, monkeypatch):
         assert code == 2 and "Dask scheduler" in one_line(err), err
         assert time.perf_counter() - t0 < 20
         COUNT["faults"] += 1
+
+
+# ----------------------------------------------------------------------------- round 3 (issue 23)
+BAD_NAME = os.fsdecode(b"bad\xffbyte.npz")  # not UTF-8: the name keeps its byte
+
+
+def _bad_name_folder(tmp_path, good):
+    d = tmp_path / "names"
+    d.mkdir()
+    (d / "good.npz").write_bytes(good[0].read_bytes())
+    (d / BAD_NAME).write_bytes(good[1].read_bytes())
+    (d / "new\nline.npz").write_bytes(b"")  # fails: its error line must stay one line
+    return d
+
+
+@pytest.mark.skipif(not LINUX, reason="file names as bytes")
+def test_a_name_that_is_not_utf8_is_carried_through_and_shown_escaped(tmp_path, good):
+    """A: every batch command writes its table and resumes; the name is shown escaped and
+    turns back into the file.  H6: a newline in a name is escaped in its error line."""
+    from doodle_engine.files import from_printable
+    d = _bad_name_folder(tmp_path, good)
+    shown = str(d / "bad\\xffbyte.npz")
+    for job, extra in [("validate", ["--mode", "fast"]),
+                       ("reconstruct", ["-o", tmp_path / "r", "--mode", "fast"]),
+                       ("export", ["-o", tmp_path / "e"]), ("stats", [])]:
+        table = tmp_path / f"{job}.csv"
+        code, _, err = run_cli(job, d, "--table", table, *extra, "--quiet", "--workers", "1")
+        lines = err.strip().splitlines()
+        assert code == 1 and "Traceback" not in err, (job, err)
+        assert lines[0] == f"error: {d}/new\\nline.npz: not a readable .npz (zip) file: File is not " \
+                           "a zip file" and lines[1].startswith("exit 1"), (job, err)
+        frame = pd.read_csv(table, keep_default_na=False).set_index("file")
+        assert frame.loc[shown, "error"] == "" and len(frame) == 3, (job, frame.index)
+        assert os.path.samefile(from_printable(shown), d / BAD_NAME)
+        (d / "new\nline.npz").write_bytes(good[2].read_bytes())  # mended: --resume runs it
+        code, _, err = run_cli(job, d, "--table", table, *extra, "--quiet", "--workers", "1",
+                                 "--resume")
+        assert code == 0, (job, err)
+        frame = pd.read_csv(table, keep_default_na=False)
+        assert len(frame) == 3 and (frame["error"] == "").all(), job
+        (d / "new\nline.npz").write_bytes(b"")
+    # the figures read the files back by the names the table shows
+    code, out, err = run_cli("validate", d, "--plots", tmp_path / "plots", "--quiet",
+                             "--workers", "1", "--mode", "fast")
+    assert code == 1 and "Traceback" not in err, err
+    assert len(list((tmp_path / "plots").glob("disagreement_*.png"))) == 2, out
+    # a real process, whose standard streams are strict UTF-8 files
+    proc = cli_proc("validate", d / BAD_NAME, "--table", tmp_path / "p.csv", "--workers", "1",
+                    "--quiet", "--mode", "fast")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0 and "bad\\xffbyte.npz" in out and not err.strip(), err
+    code, out, _ = run_cli("info", d / BAD_NAME)
+    assert code == 0 and out.startswith(shown)
+    COUNT["round 3"] += 1
+
+
+def test_resume_after_a_mended_file_reads_the_table_with_its_types(tmp_path, good):
+    """B: a failed (0-byte) file mended, then --resume: the kept rows come back as the
+    numbers and texts they were written as; whole numbers stay whole in the CSV."""
+    from doodle_engine.table import read_table, write_csv
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "a.npz").write_bytes(good[0].read_bytes())
+    (d / "b.npz").write_bytes(b"")
+    for job, extra in [("validate", ["--mode", "fast"]), ("eras", ["--mode", "fast"]),
+                       ("stats", [])]:
+        table = tmp_path / f"{job}.csv"
+        (d / "b.npz").write_bytes(b"")
+        code, _, err = run_cli(job, d, "--table", table, *extra, "--quiet", "--workers", "1")
+        assert code == 1, err
+        assert ",32,40," in table.read_text()  # height, width: no "32.0" beside an error row
+        (d / "b.npz").write_bytes(good[1].read_bytes())
+        code, _, err = run_cli(job, d, "--table", table, *extra, "--quiet", "--workers", "1",
+                               "--resume")
+        assert code == 0 and "Traceback" not in err, (job, err)
+        rows = read_table(table)
+        assert [type(r["height"]) for r in rows] == [int, int], job
+        assert all(r["error"] == "" for r in rows), job
+    # texts that look like numbers stay texts; numbers keep their kind
+    frame = pd.DataFrame([{"file": "1", "trial": "00", "record": "2025", "height": 7,
+                           "accuracy": 1.0, "error": ""},
+                          {"file": "2", "trial": "0", "record": "2025", "error": "x: bad"}])
+    write_csv(frame, tmp_path / "x.csv", ints=["height"])
+    back = read_table(tmp_path / "x.csv")
+    assert back[0] == {"file": "1", "trial": "00", "record": "2025", "height": 7,
+                       "accuracy": 1.0, "error": ""}
+    assert back[1] == {"file": "2", "trial": "0", "record": "2025", "error": "x: bad"}
+    COUNT["round 3"] += 1
+
+
+def _stream_rows(stream):
+    try:
+        return sum('"file"' in line for line in stream.read_text().splitlines())
+    except OSError:
+        return 0
+
+
+@pytest.mark.skipif(not LINUX, reason="signals")
+def test_a_crash_of_the_main_process_loses_no_finished_row(tmp_path):
+    """G: with --workers 1 the files run in the main process.  A segfault there after the
+    first file: --resume takes over the dead run's lock (a note), runs the file it died on
+    in a separate process, and completes the table."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(4):
+        image, truth = scene(160, 200, seed=i)
+        write_npz(src / f"f{i}.npz", image, doodles_for(truth), truth, [3, 1, 1, 1, 1, 0.9, 2])
+    table = tmp_path / "t.csv"
+    stream = Path(str(table) + ".stream.jsonl")
+    proc = cli_proc("validate", src, "--table", table, "--workers", "1", "--quiet")
+    deadline = time.time() + 120
+    while time.time() < deadline and _stream_rows(stream) < 1 and proc.poll() is None:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGSEGV)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGSEGV
+    finished = _stream_rows(stream)
+    assert finished >= 1 and not table.exists() and Path(str(table) + ".lock").exists()
+    code, _, err = run_cli("validate", src, "--table", table, "--workers", "1", "--quiet",
+                           "--resume")
+    assert code == 0, err
+    assert f"took over the lock left by process {proc.pid}" in err
+    if finished < 4:
+        assert "runs in a separate process this time" in err
+    frame = pd.read_csv(table, keep_default_na=False)
+    assert sorted(frame["file"]) == sorted(str(p) for p in src.iterdir())
+    assert (frame["error"] == "").all() and frame["accuracy"].notna().all()
+    assert not stream.exists() and not Path(str(table) + ".lock").exists()
+    COUNT["faults"] += 1
+
+
+def _png_declaring(path, w, h):
+    """A PNG whose header declares w x h pixels (no image data follows)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def test_png_inputs_get_the_pixel_budget_before_decoding(march_session):
+    """C: --max-pixels reaches PNG sessions; a header beyond the budget, or beyond PIL's
+    bomb limit, is one line, checked before anything is decoded."""
+    folder, _ = march_session
+    ann = folder / "img_a_annotations2021-03-24-21-33_db.png"
+    code, _, err = run_cli("info", ann, "--max-pixels", "100")
+    assert code == 2 and "above the limit of 100" in one_line(err)
+    code, _, err = run_cli("validate", ann, "--max-pixels", "100", "--quiet", "--workers", "1")
+    assert code == 1 and "above the limit of 100" in err
+    image = folder.parent.parent / "assets" / "img_a.png"
+    original = image.read_bytes()
+    for (w, h), pattern, opts in [((9300, 9300), "9300x9300 = 86490000 pixels, above the limit",
+                                   {}),
+                                  ((20000, 20000), "more pixels than PIL decodes",
+                                   {"max_pixels": 10**9})]:
+        _png_declaring(image, w, h)
+        t0 = time.perf_counter()
+        with pytest.raises(DoodleError, match=pattern) as info:
+            load(ann, **opts)
+        assert time.perf_counter() - t0 < 2
+        one_line(str(info.value))
+        code, _, err = run_cli("info", ann, *(["--max-pixels", "1000000000"] if opts else []))
+        assert code == 2 and __import__("re").search(pattern, one_line(err)), err
+    image.write_bytes(original)
+    COUNT["round 3"] += 1
+
+
+def test_png_session_settings_are_bounded_as_npz_settings(march_session):
+    """D: the npz path's ranges apply to every source of PNG-session settings."""
+    from doodle_engine.png import parse_settings
+    from doodle_engine.settings import settings_for_era
+    folder, _ = march_session
+    ann = folder / "img_a_annotations2021-03-24-21-33_db.png"
+    bad = {"n_estimators=1e9": "n_estimators", "sigma_min=1e-300,sigma_max=1e300": "sigma_m",
+           "n_sigmas=1000": "n_sigmas", "pen_width=-5": "pen_width",
+           "crf_downsample=2.5": "crf_downsample", "sigma_min=8,sigma_max=2": "sigma_min"}
+    for text, name in bad.items():
+        t0 = time.perf_counter()
+        code, _, err = run_cli("validate", ann, "--settings", text, "--quiet", "--workers", "1")
+        assert code == 2 and name in one_line(err) and err.startswith("error: --settings"), err
+        assert time.perf_counter() - t0 < 5
+        as_json = json.dumps({k: float(v) for k, v in (p.split("=") for p in text.split(","))})
+        for source in (text, as_json):
+            with pytest.raises(DoodleError, match=name):
+                parse_settings(source)
+        with pytest.raises(DoodleError, match=name):
+            load(ann, settings=json.loads(as_json))
+        with pytest.raises(DoodleError, match=name):
+            settings_for_era("rf-2021-03b", **json.loads(as_json))
+        COUNT["round 3"] += 1
+    rec = load(ann, settings="n_estimators=100,sigma_min=0.01,sigma_max=64,n_sigmas=16")
+    assert rec.settings.n_estimators == 100 and rec.settings.n_sigmas == 16
+
+
+def test_explicit_workers_are_capped_in_one_line(tmp_path, good, capsys):
+    """E: --workers N is capped at the files and at what free memory holds."""
+    from doodle_engine.pool import WORKER_MEMORY, resolve_workers
+    assert resolve_workers(10000, 3) == 3
+    assert "--workers 10000 capped at 3: 3 file(s)" in capsys.readouterr().err
+    assert resolve_workers(10000, 200, free=4 * WORKER_MEMORY) == 4
+    assert "free memory holds 4 worker(s)" in capsys.readouterr().err
+    assert resolve_workers(2, 200, free=4 * WORKER_MEMORY) == 2
+    assert resolve_workers("auto", 200, free=WORKER_MEMORY) == 1
+    code, _, err = run_cli("stats", *good[:2], "--workers", "10000", "--quiet")
+    assert code == 0 and one_line(err).startswith("note: --workers 10000 capped at 2"), err
+    COUNT["round 3"] += 1
+
+
+@pytest.mark.skipif(not LINUX, reason="symbolic links and FIFOs")
+def test_outputs_through_links_clashes_and_sizes_are_refused_in_one_line(tmp_path, good):
+    """H1: -o a link to the input folder; H2: the table where a plot goes; H3: example sizes."""
+    from doodle_engine.outputs import PLOT_FILES
+    from doodle_engine.plots import _map_name
+    link = tmp_path / "link"
+    link.symlink_to(good[0].parent)
+    for args in (["reconstruct", good[0].parent, "-o", link],
+                 ["export", good[0].parent, "-o", link],
+                 ["reconstruct", *good, "-o", link]):
+        code, _, err = run_cli(*args, "--quiet", "--workers", "1")
+        assert code == 2 and __import__("re").search("input folder|holds the input",
+                                                     one_line(err)), (args, err)
+    plots = tmp_path / "p"
+    for name in ("accuracy_hist.png", "class_iou.png", "disagreement_g0.png"):
+        code, _, err = run_cli("validate", good[0], "--plots", plots, "--table", plots / name,
+                               "--quiet", "--workers", "1")
+        assert code == 2 and "figure --plots draws" in one_line(err), err
+    assert not plots.exists()
+    assert PLOT_FILES.fullmatch(_map_name({"file": "x/a b.npz", "trial": "0"}, Path("k.npz"), []))
+    for size in (("0", "0"), ("-5", "10"), ("100000", "100000")):
+        code, _, err = run_cli("example", tmp_path / "x.npz", "--size", *size)
+        assert code == 2 and "size" in one_line(err) and not (tmp_path / "x.npz").exists()
+    COUNT["round 3"] += 1
+
+
+def _unwritable_folder(tmp_path):
+    """A folder this process cannot write into, or None (root writes through modes)."""
+    import tempfile
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    for cand in (ro, Path("/sys/fs"), Path("/proc/self")):
+        try:
+            fd, probe = tempfile.mkstemp(dir=cand)
+        except OSError:
+            return cand
+        os.close(fd)
+        os.unlink(probe)
+    return None
+
+
+@pytest.mark.skipif(not LINUX, reason="RLIMIT_FSIZE")
+def test_full_disk_and_read_only_outputs_are_named_before_or_after_the_work(tmp_path, good):
+    """H4: a report on a full disk names its file; H5: a read-only -o is found before any
+    work; H7: a full-disk --table leaves no empty stream."""
+    import resource
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100, 100))
+
+    rescue = tmp_path / "rescue"
+    rescue.mkdir()
+    env = {**os.environ, "TMPDIR": str(rescue)}
+    proc = cli_proc("stats", *good, "--report", tmp_path / "r.csv", "--workers", "1", "--quiet",
+                    preexec_fn=limit, env=env)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2
+    assert one_line(err.strip().splitlines()[-1]).startswith(f"error: {tmp_path / 'r.csv'}: could not")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".r.csv")]
+    proc = cli_proc("validate", *good, "--table", tmp_path / "t.csv", "--workers", "1",
+                    "--quiet", "--mode", "fast", preexec_fn=limit, env=env)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2 and "could not be written" in err
+    assert not Path(str(tmp_path / "t.csv") + ".stream.jsonl").exists()
+    assert not list(tmp_path.glob(".t.csv*"))
+    ro = _unwritable_folder(tmp_path)
+    if ro is not None:
+        for job, extra in (("reconstruct", []), ("export", []),
+                           ("remap", ["--mapping", good[0].parent / "m.json"])):
+            (good[0].parent / "m.json").write_text('{"water": "w", "surf": "w", "sand": "s"}')
+            t0 = time.perf_counter()
+            code, _, err = run_cli(job, *good, "-o", ro / "out", *extra, "--quiet",
+                                   "--workers", "1")
+            assert code == 2 and "cannot be written" in one_line(err), (job, err)
+            assert time.perf_counter() - t0 < 5, job
+    COUNT["faults"] += 2
+
+
+@pytest.mark.skipif(not LINUX, reason="signals and FIFOs")
+def test_a_terminated_run_leaves_no_temporary_folder(tmp_path):
+    """H7: SIGTERM (timeout, kill) ends a run as Ctrl-C does: the labels' temporary folder
+    and the lock are removed; without --plots no such folder is made at all."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        image, truth = scene(160, 200, seed=i)
+        write_npz(src / f"f{i}.npz", image, doodles_for(truth), truth, [3, 1, 1, 1, 1, 0.9, 2])
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    table = tmp_path / "t.csv"
+    for plots in ([], ["--plots", tmp_path / "plots"]):
+        Path(str(table) + ".stream.jsonl").unlink(missing_ok=True)  # the first run's rows
+        proc = cli_proc("validate", src, "--table", table, "--workers", "1", "--quiet", *plots,
+                        env={**os.environ, "TMPDIR": str(tmp)})
+        deadline = time.time() + 120
+        while (time.time() < deadline and _stream_rows(Path(str(table) + ".stream.jsonl")) < 1
+               and proc.poll() is None):
+            time.sleep(0.02)
+        proc.terminate()
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 143 and err.strip().endswith("terminated"), err
+        assert not list(tmp.iterdir()) and not Path(str(table) + ".lock").exists()
+    COUNT["faults"] += 2
+
+
+@pytest.mark.skipif(not LINUX, reason="symbolic links and FIFOs")
+def test_links_loops_and_fifos_in_an_input_folder_are_counted(tmp_path, good):
+    """H8: entries named .npz that are no regular file are named and counted, not skipped
+    without a word (and a FIFO is never opened)."""
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "g.npz").write_bytes(good[0].read_bytes())
+    (d / "dangling.npz").symlink_to(tmp_path / "gone.npz")
+    (d / "loop.npz").symlink_to(d / "loop.npz")
+    os.mkfifo(d / "fifo.npz")
+    code, out, err = run_cli("stats", d, "--quiet", "--workers", "1")
+    assert code == 0, err
+    summary = [ln for ln in out.splitlines() if ln.startswith("files: 1")]
+    assert summary and ("not read: 3 (no regular file: 1 dangling link, 1 FIFO, "
+                        "1 symlink loop)") in summary[0], out
+    assert sorted(ln.split(": ", 2)[1] for ln in err.splitlines()) == sorted(
+        str(d / n) for n in ("dangling.npz", "fifo.npz", "loop.npz"))
+    COUNT["round 3"] += 1
 
 
 def test_report_counts():

@@ -21,7 +21,7 @@ from browser import (
 from conftest import REAL_DIR, SETTINGS, doodles_for, needs_real, scene, write_npz
 from PIL import Image
 
-from doodle_engine import htmlreport, jobs, load, reconstruct
+from doodle_engine import DoodleError, htmlreport, jobs, load, reconstruct
 from doodle_engine.cli import main
 from doodle_engine.htmlreport import GENERATOR, page
 from doodle_engine.reasons import NO_KNOWN_CAUSE, add_reasons, causes, reason
@@ -254,7 +254,7 @@ def test_a_page_is_written_whole_or_not_at_all(html_run, tmp_path, monkeypatch):
         return real(path, half)
 
     monkeypatch.setattr(htmlreport, "atomic_write", failing)
-    with pytest.raises(OSError):
+    with pytest.raises(DoodleError, match="r.html: could not be written"):  # names the page
         htmlreport.write_html(pd.DataFrame({"file": ["a.npz"], "accuracy": [1.0]}), target)
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["r.html"]  # no temporary file left

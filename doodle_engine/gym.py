@@ -1,0 +1,267 @@
+"""Export a Segmentation Gym set over many inputs: decide the set's classes from every input's
+class names before any worker runs, run the ``gym`` job into a staging folder, and move the set
+into place with its ``gym_config.json`` only when every file succeeded (else nothing is written).
+
+Classes are matched by name, never by position: without a mapping the set's classes are the
+union of the inputs' class names, in the order first seen (inputs in the run's sorted order,
+each file's names in its own order); with a mapping they are the mapping's target classes in
+its order (Coast Train's ``super_classes`` list, Doodler's 1..N numbering)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .batch import run_batch
+from .errors import DoodleError
+from .export import GYM_FOLDERS, gym_class_table, gym_targets, safe_stem
+from .files import atomic_write, on_disk, split_member
+from .inputs import find_inputs, load
+from .npz import read_classes
+from .outputs import check_outputs, outputs_apart
+from .record import DEFAULT_MAX_PIXELS, MAX_CLASSES
+from .releasezip import open_member
+
+#: how the set's class order was decided (``CLASS_ORDER`` in gym_config.json)
+ORDER_UNION = ("union of the inputs' class names, in the order first seen (inputs in sorted "
+               "order, each file's names in its own order)")
+ORDER_MAPPING = "the mapping's target classes, in its order ({source})"
+#: the config file written beside images/ and labels/
+CONFIG_NAME = "gym_config.json"
+#: Segmentation Gym's example config (utils/vanilla_unet_config): the model, training and
+#: augmentation keys its scripts read, as a start to edit; the set's own facts replace
+#: NCLASSES, N_DATA_BANDS, TARGET_SIZE, ROOT_STRING and AUG_LOOPS
+GYM_EXAMPLE = {
+    "MODEL": "unet", "KERNEL": 3, "STRIDE": 2, "BATCH_SIZE": 5, "FILTERS": 8,
+    "DROPOUT": 0.0, "DROPOUT_CHANGE_PER_LAYER": 0.0, "DROPOUT_TYPE": "standard",
+    "USE_DROPOUT_ON_UPSAMPLING": False, "DO_TRAIN": True, "LOSS": "cat", "PATIENCE": 10,
+    "MAX_EPOCHS": 100, "VALIDATION_SPLIT": 0.5, "RAMPUP_EPOCHS": 20, "SUSTAIN_EPOCHS": 0.0,
+    "EXP_DECAY": 0.9, "START_LR": 1e-7, "MIN_LR": 1e-7, "MAX_LR": 1e-4, "FILTER_VALUE": 0,
+    "DOPLOT": True, "USEMASK": False, "AUG_ROT": 0, "AUG_ZOOM": 0.05, "AUG_WIDTHSHIFT": 0.05,
+    "AUG_HEIGHTSHIFT": 0.05, "AUG_HFLIP": False, "AUG_VFLIP": False, "AUG_COPIES": 3,
+    "SET_GPU": "0", "SET_PCI_BUS_ID": True, "WRITE_MODELMETADATA": True, "DO_CRF": False,
+    "LOSS_WEIGHTS": False, "MODE": "all", "TESTTIMEAUG": True, "OTSU_THRESHOLD": True,
+}
+
+
+@dataclass
+class GymPlan:
+    """The set's classes (label value = position), how their order was decided, and the
+    class lists found among the inputs (names -> number of files)."""
+
+    classes: list
+    order: str
+    class_lists: dict = field(default_factory=dict)
+
+
+@dataclass
+class GymResult:
+    """A Gym export: the per-file table, the plan, and the config written (None when any
+    file failed and nothing was written)."""
+
+    frame: pd.DataFrame
+    plan: GymPlan
+    config: dict | None
+    outdir: Path
+    npz: bool = False
+
+    @property
+    def failed(self):
+        return int((self.frame["error"] != "").sum()) if "error" in self.frame else 0
+
+
+def input_classes(path, classes=None, allow_pickle=False, max_pixels=DEFAULT_MAX_PIXELS,
+                  **png):
+    """The class names :func:`doodle_engine.load` would give ``path``, reading only the
+    ``classes`` array of an npz (a release-zip member too); a PNG-era doodle PNG is loaded."""
+    if str(path).lower().endswith(".png"):
+        return load(path, classes=classes, trials=False, **png).classes
+    if split_member(path)[1] is not None:
+        return read_classes(open_member(path, max_pixels), classes, allow_pickle, max_pixels,
+                            name=str(path))
+    return read_classes(path, classes, allow_pickle, max_pixels)
+
+
+def plan_classes(files, names_of, mapping=None, default=None):
+    """Decide the set's classes from each file's class names (``names_of(file)``), and check
+    that every name of every file has its place: a DoodleError naming the file otherwise."""
+    lists = {}
+    for f in files:
+        names = names_of(f)
+        if names is None and mapping is not None:
+            names = mapping.classes
+        if names is None:
+            raise DoodleError(f, "has no class names (pass --classes): a Gym set matches classes "
+                                 "by name")
+        if mapping is None:
+            _refuse_repeated(f, names)
+        lists.setdefault(tuple(names), []).append(f)
+    if mapping is None:
+        common = list(dict.fromkeys(n for names in lists for n in names))
+        order = ORDER_UNION
+    else:
+        common, order = list(mapping.targets), ORDER_MAPPING.format(source=mapping.source)
+        if default is not None and default not in common:
+            raise DoodleError(mapping.source, f"--default {default!r} is not among its classes "
+                                              f"{common}")
+    for names, where in lists.items():
+        gym_class_table(names, common, mapping, default, where=where[0])
+    _check_count(common)
+    return GymPlan(common, order, {names: len(fs) for names, fs in lists.items()})
+
+
+def _refuse_repeated(path, names):
+    repeated = [n for n, k in Counter(names).items() if k > 1]
+    if repeated:
+        raise DoodleError(path, f"names class {repeated[0]!r} more than once {list(names)}: "
+                                "matching by name cannot tell them apart (give a --mapping)")
+
+
+def _check_count(common):
+    if len(common) < 2:
+        raise DoodleError(None, f"the set has {len(common)} class {common}: Segmentation Gym "
+                                "needs NCLASSES >= 2 (a binary set is water/not-water)")
+    if len(common) > MAX_CLASSES:
+        raise DoodleError(None, f"the set has {len(common)} classes; at most {MAX_CLASSES} fit a "
+                                "greyscale label")
+
+
+def gym_config(plan, sizes, n_files, root_string, target_size=None):
+    """The ``gym_config.json`` of a set: Gym's example keys, then the set's own facts
+    (``NCLASSES``, ``N_DATA_BANDS``, ``TARGET_SIZE``, ``ROOT_STRING``, ``AUG_LOOPS``,
+    ``CLASSES`` and ``CLASS_ORDER``).
+
+    ``TARGET_SIZE`` ([rows, columns]; Gym resizes every image to it) is ``target_size`` when
+    given, else the commonest image size (ties: the first in input order).  ``AUG_LOOPS``
+    is at most the number of training images (Gym's batches are that number over it)."""
+    config = dict(GYM_EXAMPLE)
+    if target_size is None:
+        target_size = Counter(tuple(s) for s in sizes).most_common(1)[0][0]
+    n_train = n_files - int(n_files * config["VALIDATION_SPLIT"])
+    config.update({
+        "TARGET_SIZE": [int(v) for v in target_size], "NCLASSES": len(plan.classes),
+        "N_DATA_BANDS": 3, "ROOT_STRING": root_string, "AUG_LOOPS": max(1, min(10, n_train)),
+        "CLASSES": list(plan.classes), "CLASS_ORDER": plan.order,
+    })
+    return config
+
+
+def root_string(outdir):
+    """Gym's ``ROOT_STRING`` (the prefix of its npz files) for a set written to ``outdir``."""
+    return safe_stem(Path(outdir).resolve().name) or "gym"
+
+
+def export_gym_set(inputs, outdir, mapping=None, default=None, npz=False, target_size=None,
+                   classes=None, table=None, allow_pickle=False, max_pixels=DEFAULT_MAX_PIXELS,
+                   also_reads=(), **batch) -> GymResult:
+    """Write a Segmentation Gym set from Doodler files: ``images/`` and ``labels/`` (lossless
+    PNGs with the same stem, so their sorted orders pair one to one), ``npzs/`` with ``npz``
+    (Gym's own layout), and ``gym_config.json``.
+
+    Parameters
+    ----------
+    inputs : list of paths
+        Files, folders and release zips, as for :func:`doodle_engine.batch.run_batch`.
+    outdir : path
+    mapping : doodle_engine.remapping.Mapping, optional
+        Brings the inputs onto its target classes, matching each class by name.
+    default : str, optional
+        The target class of names the mapping has no rule for.
+    npz : bool
+        Also write Gym's npz layout (``arr_0`` image, ``arr_1`` one-hot label).
+    target_size : (int, int), optional
+        Gym's ``TARGET_SIZE`` (default: the commonest image size).
+    **batch
+        ``workers``, ``scheduler``, ``client``, ``progress``, PNG options.
+
+    Returns
+    -------
+    GymResult
+        ``config`` is None when a file failed: then nothing was written.
+
+    Raises
+    ------
+    DoodleError
+        Before any work: a file without class names, a class the mapping has no rule for,
+        fewer than two classes, an output folder holding files this set does not write.
+    """
+    outdir = Path(outdir)
+    every = _earlier_npzs_apart(find_inputs(inputs), inputs, outdir)
+    check_outputs(inputs, every, table=table, outdir=outdir, also_reads=also_reads)
+    every = outputs_apart(every, outdir)
+    png = {k: batch[k] for k in ("settings", "images") if batch.get(k) is not None}
+    plan = plan_classes(every, lambda f: input_classes(f, classes, allow_pickle, max_pixels, **png),
+                        mapping, default)
+    prefix = root_string(outdir) if npz else None
+    _refuse_stale(outdir, every, prefix)
+    made = not outdir.exists()
+    outdir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".gym-staging-", dir=outdir))
+    result = None
+    try:
+        frame = run_batch("gym", every, table=table, outdir=str(staging), gym_classes=plan.classes,
+                          mapping=mapping, default=default, npz_prefix=prefix, classes=classes,
+                          allow_pickle=allow_pickle, max_pixels=max_pixels, **batch)
+        result = GymResult(frame, plan, None, outdir, npz)
+        if not frame.empty and not result.failed:
+            result.config = _commit(staging, outdir, plan, frame, prefix, target_size)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if made and result_is_empty(outdir):
+            outdir.rmdir()
+    return result
+
+
+def result_is_empty(outdir):
+    """True when ``outdir`` holds nothing (a refused run leaves no folder it made)."""
+    try:
+        return not any(outdir.iterdir())
+    except OSError:
+        return False
+
+
+def _earlier_npzs_apart(files, inputs, outdir):
+    """The inputs less the Gym npz files of an earlier export into ``outdir`` (when it lies in
+    an input folder); a file named as an input stays, to be refused as one."""
+    npzs = Path(os.path.abspath(outdir / "npzs"))
+    named = {os.path.abspath(i) for i in inputs}
+    return [f for f in files
+            if npzs not in Path(os.path.abspath(on_disk(f))).parents or os.path.abspath(f) in named]
+
+
+def _refuse_stale(outdir, files, prefix):
+    """Gym takes every file in images/ and labels/: refuse a folder holding files this set
+    does not write (an earlier set's), before anything is written."""
+    wanted = {p.relative_to(outdir).as_posix() for f in files for p in gym_targets(f, outdir, prefix)}
+    for folder in GYM_FOLDERS:
+        d = outdir / folder
+        if not d.is_dir():
+            continue
+        stale = sorted(p.name for p in d.iterdir()
+                       if not p.name.startswith(".") and f"{folder}/{p.name}" not in wanted)
+        if stale:
+            raise DoodleError(d, f"holds {len(stale)} file(s) this set does not write (e.g. "
+                                 f"{stale[0]}): Gym takes every file in the folder; export to "
+                                 "an empty folder")
+
+
+def _commit(staging, outdir, plan, frame, prefix, target_size):
+    """Move the staged set into ``outdir`` and write its config last."""
+    for folder in GYM_FOLDERS:
+        src = staging / folder
+        if src.is_dir():
+            (outdir / folder).mkdir(exist_ok=True)
+            for p in sorted(src.iterdir()):
+                os.replace(p, outdir / folder / p.name)
+    sizes = list(zip(frame["height"], frame["width"]))
+    config = gym_config(plan, sizes, len(frame), prefix or root_string(outdir), target_size)
+    atomic_write(outdir / CONFIG_NAME,
+                 lambda fh: fh.write((json.dumps(config, indent=2) + "\n").encode("utf-8")))
+    return config
