@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from skimage.transform import resize
 
 from doodle_engine import DoodleError, crf, load, reconstruct
 from doodle_engine.example import doodles_for, scene
@@ -267,8 +268,6 @@ def test_relabel_counts_changed_labels_as_argmax_does():
 def test_resize_nearest_is_scikit_image_order0_resize(seed):
     """The CRF label goes back to full size through SciPy's zoom as scikit-image's order-0
     resize calls it (no skimage.transform import at start-up): the same array and dtype."""
-    from skimage.transform import resize
-
     rng = np.random.default_rng(seed)
     for _ in range(200):
         h, w = rng.integers(2, 80, 2)
