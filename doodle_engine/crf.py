@@ -13,7 +13,7 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
-from skimage.transform import resize
+from scipy import ndimage
 
 try:
     import pydensecrf.densecrf as dcrf
@@ -189,13 +189,21 @@ def _refine(unary, image, n, p, shape, backend):
 
 
 def resize_nearest(label_small, shape):
-    """scikit-image's order-0 resize as Doodler called it: float in [0, 1] (uint8 / 255)."""
-    return resize(label_small, shape, order=0, anti_aliasing=False)
+    """scikit-image's order-0 resize as Doodler called it (``resize(label_small, shape,
+    order=0, anti_aliasing=False)``), made by the SciPy call that resize makes: no float
+    conversion, no smoothing, ``zoom`` with the default mode ("reflect", SciPy's "mirror") on
+    the pixel grid, whose zoom comes from the two shapes alone; the clip to the input's range
+    that follows cannot change an order-0 result.  The same array (tests compare the two),
+    without importing ``skimage.transform`` (0.05 s of CPU a process)."""
+    return ndimage.zoom(label_small, [1 / f for f in np.divide(label_small.shape, shape)],
+                        order=0, mode="mirror", cval=0.0, grid_mode=True)
 
 
 def resize_bilinear(label_small, shape):
     """scikit-image's default resize (order 1, anti-aliasing when shrinking) as the October
     2020 app called it: float in [0, 1] (uint8 / 255)."""
+    from skimage.transform import resize  # noqa: PLC0415  October 2020 eras only; 0.05 s to import
+
     return resize(label_small, shape, order=1, anti_aliasing=True)
 
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from conftest import needs_real, real_files
+from skimage.transform import resize
 
 from doodle_engine import DoodleError, crf, load, reconstruct
 from doodle_engine.example import scene
@@ -260,3 +261,30 @@ def test_relabel_counts_changed_labels_as_argmax_does():
     moved = int((q.argmax(1) != labels).sum())
     assert kcrf.relabel(q, labels) == moved
     np.testing.assert_array_equal(labels, q.argmax(1))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_resize_nearest_is_scikit_image_order0_resize(seed):
+    """The CRF label goes back to full size through SciPy's zoom as scikit-image's order-0
+    resize calls it (no skimage.transform import at start-up): the same array and dtype."""
+    rng = np.random.default_rng(seed)
+    for _ in range(200):
+        h, w = rng.integers(2, 80, 2)
+        shape = tuple(int(v) for v in rng.integers(2, 240, 2))
+        small = rng.integers(1, 9, (h, w)).astype(np.uint8)
+        want = resize(small, shape, order=0, anti_aliasing=False)
+        got = crf.resize_nearest(small, shape)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+    small = rng.integers(1, 5, (153, 86)).astype(np.uint8)  # a decimated 306x172 file
+    np.testing.assert_array_equal(crf.resize_nearest(small, (306, 172)),
+                                  resize(small, (306, 172), order=0, anti_aliasing=False))
+
+
+def test_kernel_arrays_are_read_only():
+    """A built kernel's arrays are frozen: one compiled specialisation of the mean-field
+    kernels serves the cached Gaussian term and the bilateral one alike."""
+    feats = np.random.default_rng(0).random((50, 3)).astype(np.float32)
+    k = kcrf.Kernel(feats, 1.0)
+    for a in (k.offsets, k.bary, k.neighbours, k.norm):
+        assert not a.flags.writeable
