@@ -294,7 +294,8 @@ def _batch(args, job, **kwargs):
                       max_pixels=getattr(args, "max_pixels", DEFAULT_MAX_PIXELS),
                       **_png_options(args),
                       also_writes={"report": getattr(args, "report", None),
-                                   "plots": getattr(args, "plots", None)},
+                                   "plots": getattr(args, "plots", None),
+                                   "html": getattr(args, "html", None)},
                       also_reads=[getattr(args, "mapping", None), args.classes,
                                   *(getattr(args, "metadata", None) or [])], **kwargs)
     for path, why in frame.attrs.get("not_read", [])[:10]:
@@ -341,10 +342,6 @@ def cmd_validate(args):
             raise DoodleError(args.html, "--html reports a validate run, not --session")
         return cmd_session(args)
 
-    if args.html:
-        htmlreport.check_target(args.html, reads=[*inputs.find_inputs(args.inputs),
-                                                  *args.inputs, args.classes],
-                                others=[args.report, args.table, args.plots])
     # with --plots or --html the rebuilt labels that differ are kept (in this run's own
     # temporary folder, made only then) so the maps show the very reconstruction the table
     # measured

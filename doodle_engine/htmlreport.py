@@ -13,18 +13,15 @@ import base64
 import datetime
 import html
 import math
-import os
-import stat
 from pathlib import Path
 
-from .errors import DoodleError
 from .files import atomic_write, short_name
+from .outputs import HTML_GENERATOR
 from .reasons import legend
 from .report import TABLE_COLUMNS, summarize
 from .version import __version__
 
 #: the marker that tells a page this module wrote (one it may replace)
-GENERATOR = "doodle-engine validate --html"
 
 #: file names of the run-wide figures, in the order shown, with their captions
 FIGURES = {"accuracy_hist.png": "Pixel accuracy of every result against its stored label",
@@ -48,42 +45,6 @@ figcaption{font-size:.9em;color:#333}.note{color:#555}
 .wide{overflow-x:auto}.figs{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}
 .figs figure{margin:0}
 """
-
-
-def check_target(path, reads=(), others=()):
-    """Refuse, before any work, an HTML target that is an input, another output of the run
-    (``others``), a folder, not a regular file, or an existing file this module did not
-    write.  One DoodleError line naming the file and the problem."""
-    path = Path(path)
-    if path.suffix.lower() not in (".html", ".htm"):
-        raise DoodleError(path, "--html takes a file name ending in .html")
-    res = Path(os.path.abspath(path))
-    for kind, items in (("input", reads), ("output", others)):
-        if any(item and Path(os.path.abspath(str(item))) == res for item in items):
-            raise DoodleError(path, f"is an {kind} of this run; refusing to write the HTML "
-                                    "report over it")
-    try:
-        st = os.stat(res)
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise DoodleError(path, f"cannot be checked before writing: {exc.strerror}") from None
-    if stat.S_ISDIR(st.st_mode):
-        raise DoodleError(path, "is a folder; --html takes a file name")
-    if not stat.S_ISREG(st.st_mode):
-        raise DoodleError(path, "is not a regular file; refusing to write the HTML report over it")
-    if st.st_size and not _own_page(res):
-        raise DoodleError(path, "exists and is not a page this command wrote; refusing to "
-                                "overwrite it - choose another name or remove it")
-
-
-def _own_page(path):
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4096)
-    except OSError:
-        return False
-    return f'content="{GENERATOR}"'.encode() in head
 
 
 def write_html(frame, path, figures=(), summary=(), notes=(), maps=(), command=None):
@@ -121,7 +82,7 @@ def page(frame, figures=(), summary=(), notes=(), maps=(), command=None):
     when = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-        f'<meta name="generator" content="{GENERATOR}">',
+        f'<meta name="generator" content="{HTML_GENERATOR}">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{_e(_title(frame))}</title><style>{_CSS}</style></head><body>",
         f"<h1>{_e(_title(frame))}</h1>",

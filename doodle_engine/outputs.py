@@ -18,6 +18,8 @@ from .files import atomic_write, on_disk
 
 #: the header column that marks a CSV (or Parquet) as one of the engine's own tables
 _OWN_COLUMNS = {"table": "file", "report": "file", "summary": "record"}
+#: the generator named in the HTML report's head: marks a page as one the engine wrote
+HTML_GENERATOR = "doodle-engine validate --html"
 
 
 #: the files ``plots.write_plots`` writes into the --plots folder
@@ -36,7 +38,7 @@ def _folder_of(path):
 
 
 def check_outputs(inputs, files, table=None, report=None, plots=None, outdir=None,
-                  also_reads=()):
+                  also_reads=(), html=None):
     """Refuse, before any work, an output that would replace an input (an .npz, a mapping or
     metadata file), a Doodler / zip file, a folder, a figure the run draws, or any existing
     file that is not a table of the engine's own kind; an output folder that is an input
@@ -54,6 +56,10 @@ def check_outputs(inputs, files, table=None, report=None, plots=None, outdir=Non
     if report:
         rp = Path(report)
         targets += [("report", rp), ("summary", rp.with_name(rp.stem + "_summary.csv"))]
+    if html:
+        if Path(html).suffix.lower() not in (".html", ".htm"):
+            raise DoodleError(html, "--html takes a file name ending in .html")
+        targets.append(("HTML report", Path(html)))
     seen = {}
     for kind, path in targets:
         res = _resolved(path)
@@ -68,7 +74,8 @@ def check_outputs(inputs, files, table=None, report=None, plots=None, outdir=Non
         if folder:
             _check_folder_output(option, folder, folders, read)
     for option, folder in (("-o/--output", outdir), ("--plots", plots),
-                           ("--report", report and Path(report).parent)):
+                           ("--report", report and Path(report).parent),
+                           ("--html", html and Path(html).parent)):
         if folder:
             check_writable(folder, option)
 
@@ -122,7 +129,11 @@ def _check_file_output(kind, path, res, read):
     if _is_zip(res):
         raise DoodleError(path, f"is a zip / Doodler .npz file; refusing to overwrite it with "
                                 f"the {kind}")
-    if not _is_own_table(res, _OWN_COLUMNS[kind]):
+    if kind == "HTML report":
+        if not _is_own_page(res):
+            raise DoodleError(path, "exists and is not a page this command wrote; refusing to "
+                                    "overwrite it - choose another name or remove it")
+    elif not _is_own_table(res, _OWN_COLUMNS[kind]):
         raise DoodleError(path, f"exists and is not a table this command wrote (no "
                                 f"'{_OWN_COLUMNS[kind]}' column); refusing to overwrite it "
                                 f"with the {kind} - choose another name or remove it")
@@ -141,6 +152,16 @@ def _is_zip(path):
             return fh.read(4) in (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
     except OSError:
         return False
+
+
+def _is_own_page(path):
+    """True for an empty file or an HTML page whose head names the engine as its generator."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return not head or f'content="{HTML_GENERATOR}"'.encode() in head
 
 
 def _is_own_table(path, column):

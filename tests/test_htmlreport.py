@@ -23,7 +23,8 @@ from PIL import Image
 
 from doodle_engine import DoodleError, htmlreport, jobs, load, reconstruct
 from doodle_engine.cli import main
-from doodle_engine.htmlreport import GENERATOR, page
+from doodle_engine.htmlreport import page
+from doodle_engine.outputs import HTML_GENERATOR as GENERATOR
 from doodle_engine.reasons import NO_KNOWN_CAUSE, add_reasons, causes, reason
 
 DATA_URI = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
