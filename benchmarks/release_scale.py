@@ -25,8 +25,8 @@ children, ``getrusage``; Dask: each worker's own ``getrusage`` peak), the load a
 and after (what ``uptime`` shows), sampled during the run, and the machine's CPU time spent by
 this run's processes and by everything else.  The zips' SHA-256 before and after are compared.
 
-    python benchmarks/release_scale.py --mpx 100 --out docs/ --mode exact --workers 2 --dask 2
-    python benchmarks/release_scale.py --mpx 100 --out docs/ --mode fast --append
+    python benchmarks/release_scale.py --mpx 100 --out docs/measurements/ --mode exact --workers 2 --dask 2
+    python benchmarks/release_scale.py --mpx 100 --out docs/measurements/ --mode fast --append
 """
 
 from __future__ import annotations
@@ -55,8 +55,8 @@ from skimage.transform import resize
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from doodle_engine.batch import run_batch
-from doodle_engine.pool import resolve_workers
+from doodle_engine.batch import run_batch  # noqa: E402
+from doodle_engine.pool import resolve_workers  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "data" / "doodler"
 COAST = ROOT.parent / "shared" / "data" / "coasttrain"
@@ -84,6 +84,7 @@ def metadata_rows():
         m = pd.read_csv(p)
         m["rs_record"] = p.name.split("_")[1]
         m["rs_csv"] = p.name
+        m["rs_classes"] = int(m.num_classes.mode().iloc[0])  # the record's usual class count
         m["rs_stem"] = m["annotation_image_filename"].map(lambda s: Path(str(s)).stem)
         frames.append(m)
     if not frames:
@@ -112,7 +113,9 @@ def pick_rows(meta, target_mpx, seed=0):
 
 
 def record_zip_name(letter, rows):
-    return f"{SOURCES.get(letter, letter)}_{int(rows.num_classes.iloc[0])}_{VERSION}"
+    """``{source}_{classes}_{version}``: the classes most of the record's rows list (records
+    A, C and I use two class lists)."""
+    return f"{SOURCES.get(letter, letter)}_{int(rows.rs_classes.iloc[0])}_{VERSION}"
 
 
 def _spatial_keys(arrays):
@@ -164,7 +167,7 @@ def build_release(folder, rows, names="doodler"):
     for letter, rec in rows.groupby("rs_record", sort=True):
         stem = record_zip_name(letter, rec)
         path = Path(folder) / f"{stem}.zip"
-        meta_rows = rec.drop(columns=["rs_record", "rs_csv", "rs_stem"]).copy()
+        meta_rows = rec.drop(columns=["rs_record", "rs_csv", "rs_stem", "rs_classes"]).copy()
         with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
             names_in = []
             for row in rec.itertuples():
@@ -257,7 +260,7 @@ def _one_thread_each():
 
 def _worker_peak():
     """Run on a Dask worker: its own peak resident set (bytes)."""
-    import resource as res
+    import resource as res  # noqa: PLC0415  runs on the Dask worker
     return res.getrusage(res.RUSAGE_SELF).ru_maxrss * 1024
 
 
@@ -274,7 +277,7 @@ def run_pool(zips, mode, workers, n_files, progress=False):
 
 
 def run_dask(zips, mode, n, n_files, progress=False):
-    from dask.distributed import Client, LocalCluster
+    from dask.distributed import Client, LocalCluster  # noqa: PLC0415  optional, slow to import
 
     t0 = time.perf_counter()
     with _one_thread_each(), LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
@@ -378,7 +381,7 @@ def parse(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mpx", type=float, default=100.0, help="megapixels of the synthetic release")
     ap.add_argument("--out", type=Path, default=ROOT / "docs",
-                    help="folder for release-scale.csv (default docs/)")
+                    help="folder for release-scale.csv (default docs/measurements/)")
     ap.add_argument("--mode", default="exact", help="validate's --mode (default exact)")
     ap.add_argument("--workers", default="2", help="local workers: a number or auto; 0 skips")
     ap.add_argument("--dask", type=int, default=2, help="Dask LocalCluster workers; 0 skips")
