@@ -5,8 +5,8 @@ files finish, so a stopped run resumes."""
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass, field
 
-import pandas as pd
 from tqdm import tqdm
 
 from .cost import costliest_first
@@ -22,6 +22,25 @@ from .table import Table, TableLock, in_input_order, table_row
 _REBUILDING = ("validate", "reconstruct", "eras")
 
 
+@dataclass
+class Run:
+    """The results of a run as row dicts, in input order (:func:`run_rows`), its columns in
+    the order of the table, and ``not_read``: ``(path, why)`` of the entries in the input
+    folders that were no regular file."""
+
+    rows: list
+    columns: list
+    not_read: list = field(default_factory=list)
+
+    def frame(self):
+        """The rows as the table :func:`run_batch` returns (a pandas DataFrame)."""
+        import pandas as pd  # noqa: PLC0415  0.25 s to import; the terminal table needs none
+
+        frame = pd.DataFrame(self.rows, columns=self.columns)
+        frame.attrs["not_read"] = self.not_read
+        return frame
+
+
 def start_order(job, files, kwargs):
     """The order files are handed to workers: costliest first (predicted from headers and
     settings) for the jobs that rebuild labels, largest on disk first for the others."""
@@ -32,7 +51,7 @@ def start_order(job, files, kwargs):
 
 def run_batch(job, inputs, workers=1, scheduler=None, client=None, table=None, resume=False,
               progress=True, labels_dir=None, also_writes=None, also_reads=(),
-              **kwargs) -> pd.DataFrame:
+              **kwargs):
     """Run a per-file job over files and folders; one table row per result.
 
     Parameters
@@ -86,6 +105,15 @@ def run_batch(job, inputs, workers=1, scheduler=None, client=None, table=None, r
     >>> list(table[["era", "error"]].iloc[0])
     ['mlp-2021-10', '']
     """
+    return run_rows(job, inputs, workers=workers, scheduler=scheduler, client=client,
+                    table=table, resume=resume, progress=progress, labels_dir=labels_dir,
+                    also_writes=also_writes, also_reads=also_reads, **kwargs).frame()
+
+
+def run_rows(job, inputs, workers=1, scheduler=None, client=None, table=None, resume=False,
+             progress=True, labels_dir=None, also_writes=None, also_reads=(), **kwargs) -> Run:
+    """:func:`run_batch` with its results as row dicts (a :class:`Run`), without pandas
+    unless a ``table`` file is read or written."""
     if job not in JOBS:
         raise DoodleError(None, f"unknown job {job!r}")
     not_read = []
@@ -98,10 +126,9 @@ def run_batch(job, inputs, workers=1, scheduler=None, client=None, table=None, r
         workers = resolve_workers(workers, len(every))
     lock = TableLock(table) if table else contextlib.nullcontext()
     with lock:
-        frame = _run_locked(job, every, workers, scheduler, client, table, resume, progress,
-                            labels_dir, kwargs)
-    frame.attrs["not_read"] = not_read
-    return frame
+        rows, columns = _run_locked(job, every, workers, scheduler, client, table, resume,
+                                    progress, labels_dir, kwargs)
+    return Run(rows, columns, not_read)
 
 
 def _run_locked(job, every, workers, scheduler, client, table, resume, progress, labels_dir,
@@ -134,9 +161,9 @@ def _run_locked(job, every, workers, scheduler, client, table, resume, progress,
     finally:
         if bar is not None:
             bar.close()
-    frame = in_input_order(pd.DataFrame(kept + tab.rows), [printable(f) for f in every])
-    tab.finish(frame)
-    return frame
+    rows, columns = in_input_order(kept + tab.rows, [printable(f) for f in every])
+    tab.finish(rows, columns)
+    return rows, columns
 
 
 def _progress(total, enabled):

@@ -14,6 +14,7 @@ import os
 import shlex
 import shutil
 import signal
+import statistics
 import sys
 import tempfile
 import time
@@ -51,6 +52,7 @@ remapping = lazy.load("doodle_engine.remapping", suppress_warning=True)
 reasons = lazy.load("doodle_engine.reasons", suppress_warning=True)
 report = lazy.load("doodle_engine.report", suppress_warning=True)
 session = lazy.load("doodle_engine.session", suppress_warning=True)
+terminal = lazy.load("doodle_engine.terminal", suppress_warning=True)
 
 
 def _classes(arg):
@@ -168,18 +170,36 @@ def _ok(frame):
     return frame[frame["error"] == ""] if "error" in frame else frame
 
 
-def _counts(frame, failed):
+def _text(value):
+    """A cell as text: '' for no value (None, NaN)."""
+    return "" if terminal.missing(value) else str(value)
+
+
+def _records(frame):
+    """A run's frame as a :class:`batch.Run` of row dicts (a cell without a value left
+    out), for the summary lines the command line builds from rows."""
+    rows = [{k: v for k, v in r.items() if not terminal.missing(v)}
+            for r in frame.to_dict("records")]
+    return batch.Run(rows, list(frame.columns), frame.attrs.get("not_read") or [])
+
+
+def _ok_rows(run):
+    """The rows of a run's results without error."""
+    return [r for r in run.rows if not _text(r.get("error"))]
+
+
+def _counts(run, failed):
     """'files: N' and, when earlier trials were rebuilt too, how many results of each; and
     how many entries of the input folders were no regular file (not read)."""
-    files = frame["file"].nunique() if "file" in frame else len(frame)
+    files = len({r["file"] for r in run.rows}) if "file" in run.columns else len(run.rows)
     text = f"files: {files}"
-    ok = _ok(frame)
-    if "trial" in ok:
-        trials = int((ok["trial"].fillna("") != "").sum())
+    ok = _ok_rows(run)
+    if "trial" in run.columns:
+        trials = sum(_text(r.get("trial")) != "" for r in ok)
         if trials:
             text += f" ({len(ok)} results: {len(ok) - trials} final labels + {trials} earlier trials)"
     text += f"  failed: {failed}"
-    not_read = frame.attrs.get("not_read") or []
+    not_read = run.not_read
     if not_read:
         kinds = Counter(why for _, why in not_read)
         text += (f"  not read: {len(not_read)} (no regular file: "
@@ -224,24 +244,26 @@ def cmd_eras(args):
         print()
         counts = ok.groupby(["era", "era_source"]).size().rename("files").reset_index()
         print(counts.to_string(index=False))
-    print(_counts(frame, failed))
+    print(_counts(_records(frame), failed))
     return _why(1 if failed else 0, f"{failed} file(s) failed (listed above)")
 
 
-def _summary(frame, failed, rebuilt=True):
-    """Print the summary line under a table; and, where labels were ``rebuilt`` (so an era
-    was used), the era notes and why a remapped file differs; returns the lines printed.
-    remap and export copy the stored label: no era is used, none is noted."""
-    ok = _ok(frame)
-    line = _counts(frame, failed)
-    if "skipped" in frame:
-        skipped = int((frame["skipped"].fillna("") != "").sum())
-        if skipped:
-            line += (f"  skipped: {skipped} (up to date: their outputs are newer than the input; "
-                     "--force redoes them)")
-    if "accuracy" in ok and len(ok):
-        worst = ok.loc[ok["accuracy"].idxmin()]
-        line += (f"  median accuracy: {ok['accuracy'].median():.4%}  "
+def _summary(run, failed, rebuilt=True):
+    """Print the summary line under a table (of a :class:`batch.Run`); and, where labels
+    were ``rebuilt`` (so an era was used), the era notes and why a remapped file differs;
+    returns the lines printed.  remap and export copy the stored label: no era is used, none
+    is noted."""
+    ok = _ok_rows(run)
+    line = _counts(run, failed)
+    skipped = sum(_text(r.get("skipped")) != "" for r in run.rows)
+    if skipped:
+        line += (f"  skipped: {skipped} (up to date: their outputs are newer than the input; "
+                 "--force redoes them)")
+    measured = [r for r in ok if not terminal.missing(r.get("accuracy"))]
+    if "accuracy" in run.columns and measured:
+        worst = min(measured, key=lambda r: r["accuracy"])
+        median = statistics.median(r["accuracy"] for r in measured)
+        line += (f"  median accuracy: {median:.4%}  "
                  f"worst: {_name(worst)} ({worst['accuracy']:.4%})")
     print(line)
     if not rebuilt:
@@ -250,11 +272,11 @@ def _summary(frame, failed, rebuilt=True):
 
 
 def _remapped_notes(ok):
-    """One line per remapped file: why its rebuild differs from its stored label; returns
-    the lines printed."""
+    """One line per remapped file (``ok``: rows): why its rebuild differs from its stored
+    label; returns the lines printed."""
     lines = []
-    if "remapped" in ok:
-        for _, row in ok[ok["remapped"].fillna("") != ""].iterrows():
+    for row in ok:
+        if _text(row.get("remapped")):
             lines.append(f"note: {_name(row)}: {row['remapped']}")
             print(lines[-1])
     return lines
@@ -262,19 +284,17 @@ def _remapped_notes(ok):
 
 def _assumed_eras(ok):
     """One line when an era was assumed, and one when it was told from the stored label (best
-    match), rather than read from the file's date or layout; returns the lines printed."""
+    match), rather than read from the file's date or layout (``ok``: rows); returns the
+    lines printed."""
     lines = []
-    if "era_source" not in ok or not len(ok):
-        return lines
-    source = ok["era_source"].fillna("").astype(str)
     for kind, what in (("assum", "assumed"), ("best match", "told from the stored label")):
-        picked = ok[source.str.contains(kind)]
-        if len(picked):
-            eras = ", ".join(sorted(set(picked["era"].astype(str))))
-            names = ", ".join(dict.fromkeys(_name({"file": f}) for f in picked["file"]))
-            sources = "; ".join(dict.fromkeys(picked["era_source"].astype(str)))
-            lines.append(f"note: era {eras} {what} for {picked['file'].nunique()} file(s) "
-                         f"({sources}); --era sets it: {names}")
+        picked = [r for r in ok if kind in _text(r.get("era_source"))]
+        if picked:
+            eras = ", ".join(sorted({str(r.get("era")) for r in picked}))
+            names = ", ".join(dict.fromkeys(_name({"file": r["file"]}) for r in picked))
+            sources = "; ".join(dict.fromkeys(str(r["era_source"]) for r in picked))
+            lines.append(f"note: era {eras} {what} for {len({r['file'] for r in picked})} "
+                         f"file(s) ({sources}); --era sets it: {names}")
             print(lines[-1])
     return lines
 
@@ -287,7 +307,15 @@ def _why(code, reason):
 
 
 def _batch(args, job, **kwargs):
-    frame = batch.run_batch(job, args.inputs, workers=args.workers, scheduler=args.scheduler,
+    """(the run's table as a pandas DataFrame, how many files failed): :func:`_run`."""
+    run, failed = _run(args, job, **kwargs)
+    return run.frame(), failed
+
+
+def _run(args, job, **kwargs):
+    """(the :class:`batch.Run` of ``job`` over the command's inputs, how many files failed);
+    says which entries were not read and the errors."""
+    run = batch.run_rows(job, args.inputs, workers=args.workers, scheduler=args.scheduler,
                       table=getattr(args, "table", None), resume=args.resume,
                       progress=not args.quiet, classes=_classes(args.classes),
                       force=args.force, allow_pickle=getattr(args, "allow_pickle", False),
@@ -298,14 +326,12 @@ def _batch(args, job, **kwargs):
                                    "html": getattr(args, "html", None)},
                       also_reads=[getattr(args, "mapping", None), args.classes,
                                   *(getattr(args, "metadata", None) or [])], **kwargs)
-    for path, why in frame.attrs.get("not_read", [])[:10]:
+    for path, why in run.not_read[:10]:
         _say(f"note: {path}: not read ({why})")
-    failed = 0
-    if "error" in frame:
-        for msg in frame.loc[frame["error"] != "", "error"]:
-            print(f"error: {msg}", file=sys.stderr)
-        failed = int((frame["error"] != "").sum())
-    return frame, failed
+    errors = [r["error"] for r in run.rows if _text(r.get("error"))]
+    for msg in errors:
+        print(f"error: {msg}", file=sys.stderr)
+    return run, len(errors)
 
 
 def cmd_session(args):
@@ -348,21 +374,25 @@ def cmd_validate(args):
     figures = args.plots or args.html
     with (tempfile.TemporaryDirectory(prefix="doodle-engine-labels-") if figures
           else contextlib.nullcontext()) as kept:
-        frame, failed = _batch(args, "validate", era=args.era, trials=args.trials,
-                               seed=args.seed, mode=args.mode, crf_backend=args.crf_backend,
-                               seeds=args.seeds, labels_dir=kept)
-        frame = report.grouped_columns(reasons.add_reasons(frame))
-        report.print_table(frame)
-        summary = _summary(frame, failed)
-        report.print_reasons(frame)  # the page has its own section for them
-        if args.report:
-            report.write_report(frame, args.report)
-        if figures:
-            _figures(args, frame, kept, summary)
+        run, failed = _run(args, "validate", era=args.era, trials=args.trials,
+                           seed=args.seed, mode=args.mode, crf_backend=args.crf_backend,
+                           seeds=args.seeds, labels_dir=kept)
+        rows, columns = reasons.reasons_of(run.rows, run.columns)
+        run = batch.Run(rows, terminal.grouped(columns), run.not_read)
+        terminal.print_table(run.rows)
+        summary = _summary(run, failed)
+        terminal.print_reasons(run.rows)  # the page has its own section for them
+        if args.report or figures:  # pandas only for them
+            frame = run.frame()
+            if args.report:
+                report.write_report(frame, args.report)
+            if figures:
+                _figures(args, frame, kept, summary)
     below = []
-    if args.min_accuracy is not None and "accuracy" in frame:
-        ok = _ok(frame)
-        for _, row in ok[ok["accuracy"] < args.min_accuracy].iterrows():
+    if args.min_accuracy is not None:
+        for row in _ok_rows(run):
+            if terminal.missing(row.get("accuracy")) or row["accuracy"] >= args.min_accuracy:
+                continue
             below.append(row)
             print(f"below --min-accuracy {args.min_accuracy:.4%}: {_name(row)} "
                   f"{row['accuracy']:.4%} ({(args.min_accuracy - row['accuracy']) * 100:.4f} "
@@ -396,10 +426,10 @@ def _figures(args, frame, kept, summary):
 
 
 def cmd_reconstruct(args):
-    frame, failed = _batch(args, "reconstruct", outdir=args.output, era=args.era, seed=args.seed,
-                           mode=args.mode, crf_backend=args.crf_backend)
-    report.print_table(frame)
-    _summary(frame, failed)
+    run, failed = _run(args, "reconstruct", outdir=args.output, era=args.era, seed=args.seed,
+                       mode=args.mode, crf_backend=args.crf_backend)
+    terminal.print_table(run.rows)
+    _summary(run, failed)
     return _why(1 if failed else 0, f"{failed} file(s) failed (listed above)")
 
 
@@ -407,7 +437,7 @@ def cmd_remap(args):
     mapping = remapping.load_mapping(args.mapping)  # a bad mapping file fails before any work
     frame, failed = _batch(args, "remap", outdir=args.output, mapping=mapping, default=args.default)
     _print_moves(_ok(frame), remapping.near_names(mapping, default=args.default))
-    _summary(frame, failed, rebuilt=False)
+    _summary(_records(frame), failed, rebuilt=False)
     return _why(1 if failed else 0, f"{failed} file(s) failed (listed above)")
 
 
@@ -446,7 +476,7 @@ def cmd_export(args):
                                 "Doodler's layout, run remap first)")
     frame, failed = _batch(args, "export", outdir=args.output,
                            label_ext=".png" if args.png_labels else ".jpg")
-    _summary(frame, failed, rebuilt=False)
+    _summary(_records(frame), failed, rebuilt=False)
     if "jpeg_changed_px" in frame:
         changed = frame["jpeg_changed_px"].fillna(0)
         if changed.sum():
@@ -475,7 +505,7 @@ def _export_gym(args):
     if "error" in res.frame:
         for msg in res.frame.loc[res.frame["error"] != "", "error"]:
             print(f"error: {msg}", file=sys.stderr)
-    _summary(res.frame, res.failed)
+    _summary(_records(res.frame), res.failed)
     if res.config is None:
         return _why(1, f"{res.failed} file(s) failed (listed above): nothing written (a Gym set "
                        "is written whole)")
@@ -514,7 +544,7 @@ def cmd_stats(args):
         print(_nothing_counted(frame, failed))
     if report.unlabelled_line(frame):
         print(report.unlabelled_line(frame))
-    print(_counts(frame, failed) + (f"  full table (per file): {args.report}" if args.report
+    print(_counts(_records(frame), failed) + (f"  full table (per file): {args.report}" if args.report
                                     else "  (--report FILE.csv writes the table per file)"))
     if args.metadata:
         joined = int(table["metadata_csv"].notna().sum()) if "metadata_csv" in table else 0

@@ -18,7 +18,8 @@ from pathlib import Path
 from .files import atomic_write, short_name
 from .outputs import HTML_GENERATOR
 from .reasons import legend
-from .report import TABLE_COLUMNS, summarize
+from .report import summarize
+from .terminal import TABLE_COLUMNS
 from .version import __version__
 
 #: the marker that tells a page this module wrote (one it may replace)

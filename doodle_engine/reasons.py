@@ -98,6 +98,14 @@ def reason(row):
     return ", ".join(shorts)
 
 
+def _with_reason(columns):
+    """``columns`` with ``reason`` placed after the accuracy columns."""
+    cols = [c for c in columns if c != "reason"]
+    after = max(cols.index(c) for c in ("accuracy", "accuracy_min", "accuracy_median",
+                                       "accuracy_max") if c in cols)
+    return cols[:after + 1] + ["reason"] + cols[after + 1:]
+
+
 def add_reasons(frame):
     """``frame`` with a ``reason`` column (:func:`reason` of every row, also of rows resumed
     from an earlier table), placed after the accuracy columns."""
@@ -105,10 +113,15 @@ def add_reasons(frame):
         return frame
     frame = frame.copy()
     frame["reason"] = frame.apply(reason, axis=1)
-    cols = [c for c in frame.columns if c != "reason"]
-    after = max(cols.index(c) for c in ("accuracy", "accuracy_min", "accuracy_median",
-                                       "accuracy_max") if c in cols)
-    return frame[cols[:after + 1] + ["reason"] + cols[after + 1:]]
+    return frame[_with_reason(frame.columns)]
+
+
+def reasons_of(rows, columns):
+    """(``rows`` each with its ``reason``, ``columns`` with ``reason`` placed after the
+    accuracy columns): :func:`add_reasons` for the row dicts of a run."""
+    if "accuracy" not in columns or not rows:
+        return rows, columns
+    return [{**r, "reason": reason(r)} for r in rows], _with_reason(columns)
 
 
 def explained(short, sentence):
@@ -116,13 +129,13 @@ def explained(short, sentence):
     return sentence if sentence.startswith(short) else f"{short}: {sentence}"
 
 
-def legend(frame):
-    """{short cause: sentence} for the causes of the results below 100 % in ``frame`` (each
-    once, in order of first appearance)."""
+def legend(table):
+    """{short cause: sentence} for the causes of the results below 100 % in ``table`` (a
+    pandas DataFrame or a list of row dicts; each cause once, in order of first
+    appearance)."""
     out = {}
-    if "accuracy" not in frame:
-        return out
-    for _, row in frame.iterrows():
+    rows = table.to_dict("records") if hasattr(table, "to_dict") else table
+    for row in rows:
         if _below(row) and not _text(row.get("error")):
             for short, sentence in causes(row):
                 out.setdefault(short, sentence)

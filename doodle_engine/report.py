@@ -1,5 +1,5 @@
-"""Tables and summaries of folder-wide runs: the terminal table, CSV/Parquet reports, class
-statistics (figures are :mod:`doodle_engine.plots`)."""
+"""Tables and summaries of folder-wide runs: CSV/Parquet reports, class statistics (the
+terminal table is :mod:`doodle_engine.terminal`, figures :mod:`doodle_engine.plots`)."""
 
 from __future__ import annotations
 
@@ -11,72 +11,15 @@ import pandas as pd
 from .errors import DoodleError
 from .files import atomic_write, short_name
 from .metadata import metadata_sources, read_metadata_inputs
-from .reasons import explained, legend
-
-TABLE_COLUMNS = ("file", "trial", "era", "era_source", "mode", "height", "width", "differ",
-                 "accuracy", "accuracy_min", "accuracy_median", "accuracy_max", "reason",
-                 "runner_up", "runner_up_extra_px", "mean_iou", "kappa", "seconds", "skipped",
-                 "error")
-
-#: columns kept together, in this order, wherever the first of a group stands
-GROUPS = ("px_", "frac_", "iou_", "t_")
-
-
-def print_table(frame, columns=TABLE_COLUMNS):
-    """Print a batch table: the file's name in full (not its path, never cut), the era used
-    and where it came from (``era_source``), and the measurements."""
-    cols = [c for c in columns if c in frame]
-    if not len(frame):
-        print("(no results)")
-        return
-    view = frame[cols].copy()
-    if "file" in view:
-        view["file"] = view["file"].map(short_name)
-    for c in ("era", "era_source", "runner_up", "trial", "skipped", "mode", "reason", "error"):
-        if c in view:  # a row that made no such choice shows nothing, not NaN
-            view[c] = view[c].fillna("")
-    if "runner_up_extra_px" in view:  # pixels, blank where no runner-up was rebuilt
-        view["runner_up_extra_px"] = view["runner_up_extra_px"].map(
-            lambda v: "" if pd.isna(v) else f"{int(v)}")
-    for c in ("height", "width", "differ"):  # whole numbers, also beside failed rows
-        if c in view:
-            view[c] = pd.to_numeric(view[c], errors="coerce").round().astype("Int64")
-    texts = [c for c in ("file", "trial", "era", "era_source", "reason", "runner_up", "mode",
-                         "skipped", "error")
-             if c in view]
-    formatters = {}
-    for c in texts:  # text columns aligned left
-        width = max([len(c)] + [len(str(v)) for v in view[c]])
-        formatters[c] = lambda v, width=width: f"{str(v):<{width}}"
-    with pd.option_context("display.max_rows", None, "display.width", 10_000,
-                           "display.max_colwidth", None):
-        print(view.to_string(index=False, float_format=lambda v: f"{v:.5f}",
-                             formatters=formatters, justify="left"))
-
-
-def print_reasons(frame):
-    """Under the table, once per cause of a result below 100 %: what its short word means."""
-    lines = [f"why: {explained(s, sentence)}" for s, sentence in legend(frame).items()]
-    for line in lines:
-        print(line)
-    return lines
+from .terminal import grouped
 
 
 def grouped_columns(frame):
-    """``frame`` with the columns of each group (:data:`GROUPS`: class pixels, class
+    """``frame`` with the columns of each group (:data:`doodle_engine.terminal.GROUPS`: class pixels, class
     fractions, per-class IoU, stage timings) side by side where the group's first column
     stands (files with other classes add their columns at the end of a batch table), and
-    ``error`` last."""
-    cols = list(frame.columns)
-    out, placed = [], set()
-    for c in cols:
-        if c in placed or c == "error":
-            continue
-        group = next((g for g in GROUPS if c.startswith(g)), None)
-        members = [m for m in cols if m.startswith(group)] if group else [c]
-        out += members
-        placed.update(members)
-    return frame[out + (["error"] if "error" in frame else [])]
+    ``error`` last (:func:`doodle_engine.terminal.grouped`)."""
+    return frame[grouped(list(frame.columns))]
 
 
 def summarize(frame):

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from . import classifier
 from .eras import recipe as era_recipe
@@ -179,6 +178,8 @@ def load_folder(folder, classes=None, era=None, settings=None, images=None,
 def replay_table(steps, records):
     """The table of a replay: per file the accuracy with the session's history and alone, and
     the change (a pandas DataFrame, one row per file)."""
+    import pandas as pd  # noqa: PLC0415  0.25 s to import; a plain validate (jobs) needs none
+
     rows = []
     for step, rec in zip(steps, records):
         row = {"file": step.path, "era": step.era, "session": step.knob,

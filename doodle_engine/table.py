@@ -14,7 +14,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 try:
     import fcntl
@@ -96,6 +95,8 @@ def _typed(name, texts):
 def read_table(path):
     """The rows of a CSV table this engine wrote, each value of the type it was written with
     (integers, floats, booleans, text; a blank number is no value)."""
+    import pandas as pd  # noqa: PLC0415  0.25 s to import; only a table file needs it
+
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     columns = {c: _typed(c, frame[c].tolist()) for c in frame.columns}
     return [{c: columns[c][i] for c in frame.columns if columns[c][i] is not None}
@@ -222,9 +223,13 @@ class Table:
                 else:
                     self.stream.unlink()  # no row in it: not left behind
 
-    def finish(self, frame):
+    def finish(self, rows, columns):
+        """Write the table of ``rows`` (its ``columns`` in this order), as CSV."""
         if not self.path:
             return
+        import pandas as pd  # noqa: PLC0415  0.25 s to import; only a table file needs it
+
+        frame = pd.DataFrame(rows, columns=columns)
         tmp = self.path.with_name("." + self.path.name + ".part")
         ints = int_columns(self.kept + self.rows)
         try:
@@ -322,13 +327,15 @@ class TableLock:
         return False
 
 
-def in_input_order(frame, files):
-    """Rows in the order of the inputs (workers finish in any order), the error column last."""
-    if frame.empty or "file" not in frame:
-        return frame
-    if "error" in frame:
-        frame["error"] = frame["error"].fillna("")
-        frame = frame[[c for c in frame.columns if c != "error"] + ["error"]]
+def in_input_order(rows, files):
+    """(rows in the order of the inputs (workers finish in any order), the columns in order
+    of first appearance with ``error`` last); a row without an error gets an empty one when
+    some row has one."""
+    columns = list(dict.fromkeys(c for r in rows for c in r))
+    if "file" not in columns:
+        return rows, columns
+    if "error" in columns:
+        rows = [{**r, "error": "" if _missing(r.get("error")) else r["error"]} for r in rows]
+        columns = [c for c in columns if c != "error"] + ["error"]
     rank = {f: i for i, f in enumerate(files)}
-    order = frame["file"].map(lambda f: rank.get(f, len(rank)))
-    return frame.iloc[order.argsort(kind="stable")].reset_index(drop=True)
+    return sorted(rows, key=lambda r: rank.get(r.get("file"), len(rank))), columns

@@ -163,8 +163,9 @@ def test_stats_summary_ignores_metadata_columns_named_px(capsys, synthetic, tmp_
 
 def test_the_era_note_names_every_way_an_era_was_told(capsys):
 
-    ok = pd.DataFrame({"file": ["/d/a.npz", "/d/b.npz"], "era": ["rf-2021-06", "mlp-2021-06"],
-                       "era_source": ["best match (tie)", "best match (exact, others not rebuilt)"]})
-    _assumed_eras(ok)
+    ok = [{"file": "/d/a.npz", "era": "rf-2021-06", "era_source": "best match (tie)"},
+          {"file": "/d/b.npz", "era": "mlp-2021-06",
+           "era_source": "best match (exact, others not rebuilt)"}]
+    _assumed_eras(ok)  # the rows of the results without error
     note = capsys.readouterr().out
     assert "for 2 file(s) (best match (tie); best match (exact, others not rebuilt))" in note
