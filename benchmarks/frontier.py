@@ -54,25 +54,71 @@ SHARED_STAGES = ("features", "fit", "predict")
 #: (dtype, training-row cap) of the fits ...
 FITS = [("float64", 100_000), ("float32", 100_000), ("float32", 40_000), ("float32", 30_000),
         ("float32", 20_000), ("float32", 10_000)]
-#: ... crossed with (mean-field iterations, stop when labels are stable, rolled runs used)
+#: ... crossed with (mean-field iterations, stop when labels are stable, rolled runs used):
+#: the first grid (issue 18), with Doodler's trainer and every pixel predicted
 CRFS = [(10, False, None), (10, True, None), (7, True, None), (5, False, None),
         (5, True, None), (3, False, None), (10, False, 1), (10, True, 1), (10, True, 2),
         (10, True, 3), (5, True, 1), (2, False, 1)]
+#: the trainer's walk (issue 24): minibatch rows with the step size scaled with them
+#: (linearly), the early-stopping tolerance and patience, a cap on epochs
+TRAINERS = {
+    "sk": {},
+    "b400": {"batch": 400, "learning_rate": 2e-3},
+    "b1000": {"batch": 1000, "learning_rate": 5e-3},
+    "b4000": {"batch": 4000, "learning_rate": 2e-2},
+    "tol1e-3": {"stop_tol": 1e-3},
+    "pat5": {"stop_patience": 5},
+    "ep40": {"max_epochs": 40},
+}
+#: prediction strides: every pixel, every 2nd, the CRF's own grid, every 4th
+STRIDES = (1, 2, "crf", 4)
+#: the new dimensions are crossed with these row caps and CRF settings (the first grid's
+#: points near the modes it chose), not with the whole first grid
+NEW_ROWS = (100_000, 40_000, 30_000, 20_000)
+NEW_CRFS = [(10, True, None), (10, True, 3), (10, True, 1)]
 #: the issue's thresholds
 FAST_MEDIAN, FAST_WORST, FASTEST_WORST = 0.999, 0.995, 0.99
 #: points within this fraction of a chosen point's total seconds are listed beside it
 NOISE = 0.05
 
 
-def grid(fits=FITS, crfs=CRFS):
-    """Every point: a ModeProfile named after its knobs (exact first)."""
-    points = []
-    for dtype, rows in fits:
-        for iters, stop, rolled in crfs:
-            name = (f"{'f64' if dtype == 'float64' else 'f32'} rows={rows // 1000}k "
-                    f"it={iters}{'+stop' if stop else ''} rolls={'all' if rolled is None else rolled}")
-            points.append(ModeProfile(name, dtype=dtype, max_rows=rows, mf_iterations=iters,
-                                      stop_when_stable=stop, rolled_runs=rolled))
+def trainer_name(p):
+    """The :data:`TRAINERS` name of a profile's trainer knobs ("custom" when none fits)."""
+    base = ModeProfile("x")
+    for name, knobs in TRAINERS.items():
+        if all(getattr(p, k) == getattr(base.with_(**knobs), k) for k in TRAINER_KNOBS):
+            return name
+    return "custom"
+
+
+TRAINER_KNOBS = ("batch", "learning_rate", "max_epochs", "stop_tol", "stop_patience")
+
+
+def point_name(p):
+    """A point's name from its knobs, e.g. ``f32 rows=40k sk it=10+stop rolls=3 k=1``."""
+    return (f"{'f64' if p.dtype == 'float64' else 'f32'} rows={p.max_rows // 1000}k "
+            f"{trainer_name(p)} it={p.mf_iterations}{'+stop' if p.stop_when_stable else ''} "
+            f"rolls={'all' if p.rolled_runs is None else p.rolled_runs} k={p.predict_stride}")
+
+
+def _point(dtype, rows, crf, trainer="sk", stride=1):
+    iters, stop, rolled = crf
+    p = ModeProfile("x", dtype=dtype, max_rows=rows, mf_iterations=iters, stop_when_stable=stop,
+                    rolled_runs=rolled, predict_stride=stride, **TRAINERS[trainer])
+    return p.with_(name=point_name(p))
+
+
+def grid():
+    """Every point: a ModeProfile named after its knobs (exact first): the first grid, then
+    the trainers and strides crossed with :data:`NEW_ROWS` and :data:`NEW_CRFS`."""
+    points = [_point(dtype, rows, crf) for dtype, rows in FITS for crf in CRFS]
+    for rows in NEW_ROWS:
+        for trainer in TRAINERS:
+            for stride in STRIDES:
+                for crf in NEW_CRFS:
+                    p = _point("float32", rows, crf, trainer, stride)
+                    if not any(same_knobs(p, q) for q in points):
+                        points.append(p)
     return points
 
 
@@ -123,7 +169,7 @@ def sweep(included, points, progress=print):
             wall = time.perf_counter() - t0
             t = res.timings
             keys = {"features": point.feature_key, "fit": point.fit_key,
-                    "predict": point.fit_key}
+                    "predict": (point.fit_key, point.predict_stride)}
             for stage in SHARED_STAGES:
                 if stage in t:
                     stage_seconds[(stage, keys[stage])] = t[stage]
@@ -135,6 +181,9 @@ def sweep(included, points, progress=print):
                 "mf_iterations": point.mf_iterations,
                 "stop_when_stable": int(point.stop_when_stable),
                 "rolled_runs": "all" if point.rolled_runs is None else point.rolled_runs,
+                **{k: "" if getattr(point, k) is None else getattr(point, k)
+                   for k in TRAINER_KNOBS},
+                "trainer": trainer_name(point), "predict_stride": point.predict_stride,
                 "case": fname + (f":trial{trial}" if trial else ""),
                 "file": fname, "trial": trial, "era": res.era,
                 "pixels": int(rec.label.size), "agreement": agree,
@@ -182,9 +231,63 @@ def choose(summary):
 
 
 def _knobs(p):
-    return (f"{p.dtype}, rows {p.max_rows:,}, {p.mf_iterations} iterations"
-            f"{' + stop' if p.stop_when_stable else ''}, rolled runs "
-            f"{'all' if p.rolled_runs is None else p.rolled_runs}")
+    epochs = "the era's epochs" if p.max_epochs is None else f"at most {p.max_epochs} epochs"
+    return (f"{p.dtype}, rows {p.max_rows:,}, minibatch {p.batch} at step {p.learning_rate:g}, "
+            f"{epochs}, early stop tol {p.stop_tol:g} patience {p.stop_patience}, "
+            f"{p.mf_iterations} iterations{' + stop' if p.stop_when_stable else ''}, rolled runs "
+            f"{'all' if p.rolled_runs is None else p.rolled_runs}, prediction stride "
+            f"{p.predict_stride}")
+
+
+def _crf_label(crf):
+    iters, stop, rolled = crf
+    return f"it={iters}{'+stop' if stop else ''} rolls={'all' if rolled is None else rolled}"
+
+
+def _trainer_text(knobs):
+    if not knobs:
+        return "scikit-learn's: minibatch 200, step 0.001, tol 1e-4, patience 10"
+    return ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+                     for k, v in knobs.items())
+
+
+#: the dimensions of the grid and how to read a point's value of each
+DIMENSIONS = {
+    "trainer": trainer_name,
+    "prediction stride": lambda p: str(p.predict_stride),
+    "row cap": lambda p: f"{p.max_rows // 1000}k",
+    "dtype": lambda p: p.dtype,
+    "CRF": lambda p: _crf_label((p.mf_iterations, p.stop_when_stable, p.rolled_runs)),
+}
+
+
+def dimensions(summary):
+    """Lines of a table: for each value of each dimension, the fastest point with that value
+    that meets each rule (total seconds, ratio to exact): what the dimension buys."""
+    rules = (("fast", lambda x: x["median"] >= FAST_MEDIAN and x["worst"] >= FAST_WORST),
+             ("fastest", lambda x: x["worst"] >= FASTEST_WORST))
+    lines = ["", "## What each dimension bought", "",
+             "For each value of a dimension: the fastest point of the grid with that value that "
+             "meets each rule (its total seconds and ratio to exact in this run), and the best "
+             "agreement any point with that value reached. A value whose best point is the "
+             "chosen one is what the choice is made of; one that meets no rule cost too much "
+             "agreement.", "",
+             "| dimension | value | points | fastest meeting `fast` | fastest meeting `fastest` "
+             "| best worst agreement |", "|---|---|---|---|---|---|"]
+    for dim, value_of in DIMENSIONS.items():
+        values = list(dict.fromkeys(value_of(x["point"]) for x in summary))
+        for v in values:
+            group = [x for x in summary if value_of(x["point"]) == v]
+            cells = []
+            for _, ok in rules:
+                meet = [x for x in group if ok(x)]
+                best = min(meet, key=lambda x: x["total_s"]) if meet else None
+                cells.append(f"{best['total_s']:.2f} s ×{best['speedup']:.2f} "
+                             f"({best['point'].name})" if best else "none")
+            top = max(x["worst"] for x in group)
+            lines.append(f"| {dim} | {v} | {len(group)} | " + " | ".join(cells)
+                         + f" | {top:.4%} |")
+    return lines
 
 
 def per_file(summary, exact, chosen, rows):
@@ -241,7 +344,15 @@ def markdown(summary, exact, chosen, included, excluded, started, finished, thre
         "first iteration, from the second on, that changes no pixel's label), and how many of "
         "the late-2021 era's five rolled CRF runs are made (1: only k = 0; the 2022 files make "
         "one run whatever this knob says). The CRF is float32 in every mode (pydensecrf's own "
-        "precision, kept by the compiled lattice), so its precision is not a knob.", "",
+        "precision, kept by the compiled lattice), so its precision is not a knob. Issue 24 "
+        "added the trainer's walk and the prediction stride, crossed with the row caps "
+        f"{', '.join(f'{r // 1000}k' for r in NEW_ROWS)} and the CRF settings "
+        f"{', '.join(_crf_label(c) for c in NEW_CRFS)}: trainers "
+        + "; ".join(f"`{n}` ({_trainer_text(k)})" for n, k in TRAINERS.items())
+        + "; strides " + ", ".join(f"`k={k}`" for k in STRIDES) + " (the MLP predicts every "
+        "k-th pixel of every k-th row, and the last row and column, and the class "
+        "probabilities are interpolated bilinearly in between; `crf`: k is the CRF's own "
+        "decimation).", "",
         "## The rule and the points it chose", "",
         f"- `fast`: least total seconds with median >= {FAST_MEDIAN:.1%} and worst >= "
         f"{FAST_WORST:.1%}: " + (_choice(fast) if fast else "no point meets it") + ".",
@@ -274,6 +385,7 @@ def markdown(summary, exact, chosen, included, excluded, started, finished, thre
                          + (f" ({_choice(held)} in this run)" if held else
                             " (not a point of this run's grid)")
                          + "; this run's rule chose another point.")
+    lines += dimensions(summary)
     lines += per_file(summary, exact, chosen, rows)
     lines += ["", "## Every point (fastest first)", "",
               "| point | median agreement | worst agreement (file) | median s | total s | "
@@ -327,10 +439,16 @@ def read_csv(path):
             r[k] = float(r[k])
         r["trial"] = r["trial"] or ""
         if r["point"] not in points:
+            stride = r.get("predict_stride", "1")
             points[r["point"]] = ModeProfile(
                 r["point"], dtype=r["dtype"], max_rows=r["max_rows"],
                 mf_iterations=r["mf_iterations"], stop_when_stable=bool(r["stop_when_stable"]),
-                rolled_runs=None if r["rolled_runs"] == "all" else int(r["rolled_runs"]))
+                rolled_runs=None if r["rolled_runs"] == "all" else int(r["rolled_runs"]),
+                batch=int(r.get("batch", 200)), learning_rate=float(r.get("learning_rate", 1e-3)),
+                max_epochs=int(r["max_epochs"]) if r.get("max_epochs") else None,
+                stop_tol=float(r.get("stop_tol", 1e-4)),
+                stop_patience=int(r.get("stop_patience", 10)),
+                predict_stride=stride if stride == "crf" else int(stride))
     return rows, list(points.values())
 
 

@@ -58,9 +58,22 @@ def n_trees(recipe, settings):
     return int(recipe.trees)
 
 
-def make_classifier(settings, seed=0, threads=1, recipe=None, trees=None):
+def schedule(recipe, mode="exact"):
+    """The MLP trainer's walk (minibatch, step size, epochs, early stop) for an era's recipe
+    under a mode: Doodler's (scikit-learn's defaults) in exact and reference mode."""
+    prof = profile(mode)
+    epochs = recipe.mlp_max_iter
+    if prof.max_epochs is not None:
+        epochs = min(epochs, int(prof.max_epochs))
+    return kmlp.Schedule(batch=int(prof.batch), learning_rate=float(prof.learning_rate),
+                         max_iter=int(epochs), tol=float(prof.stop_tol),
+                         patience=int(prof.stop_patience))
+
+
+def make_classifier(settings, seed=0, threads=1, recipe=None, trees=None, mode="exact"):
     """The era's scikit-learn classifier, as Doodler built it (scikit-learn is loaded here,
-    on first use: the compiled MLP of exact and fast mode never needs it)."""
+    on first use: the compiled MLP of exact and fast mode never needs it); the MLP walks as
+    the mode's :func:`schedule` says (scikit-learn's defaults unless the mode turns them)."""
     from sklearn import ensemble, neural_network, pipeline, preprocessing  # noqa: PLC0415
     r = era_recipe(recipe if recipe is not None else settings.era)
     if r.classifier == "rf":
@@ -68,9 +81,14 @@ def make_classifier(settings, seed=0, threads=1, recipe=None, trees=None):
             n_estimators=trees or n_trees(r, settings), n_jobs=threads,
             class_weight=r.class_weight, min_samples_split=r.min_samples_split,
             random_state=seed)
+    plan = schedule(r, mode)
     mlp = neural_network.MLPClassifier(solver="adam", alpha=r.mlp_alpha, random_state=1,
-                                       max_iter=r.mlp_max_iter, early_stopping=True,
-                                       hidden_layer_sizes=list(r.mlp_hidden))
+                                       max_iter=plan.max_iter, early_stopping=True,
+                                       hidden_layer_sizes=list(r.mlp_hidden),
+                                       # "auto" is min(200, rows): Doodler's, and no warning
+                                       batch_size="auto" if plan.batch == kmlp.BATCH else plan.batch,
+                                       learning_rate_init=plan.learning_rate,
+                                       tol=plan.tol, n_iter_no_change=plan.patience)
     return pipeline.make_pipeline(preprocessing.StandardScaler(), mlp)
 
 
@@ -92,9 +110,10 @@ def fit(features, doodles, settings, seed=0, threads=1, path=None, mode="exact",
                 raise ValueError("only one class among the training rows")
             dtype = np.dtype(prof.dtype).type
             clf = kmlp.fit_mlp(x, y, dtype=dtype, hidden=tuple(r.mlp_hidden), alpha=r.mlp_alpha,
-                               max_iter=r.mlp_max_iter)
+                               schedule=schedule(r, prof))
         else:
-            clf = make_classifier(settings, seed=seed, threads=threads, recipe=r, trees=trees)
+            clf = make_classifier(settings, seed=seed, threads=threads, recipe=r, trees=trees,
+                                  mode=prof)
             clf.fit(x, y)
             if prof.compiled and r.classifier == "rf":
                 clf = kforest.PackedForest(clf)  # compiled inference over the same trees
@@ -106,11 +125,19 @@ def fit(features, doodles, settings, seed=0, threads=1, path=None, mode="exact",
     return clf, seen
 
 
-def predict_undoodled(clf, features, doodles, chunk=262_144):
-    """2021 eras: doodled pixels keep their doodle, the others get ``clf.predict``."""
+def predict_undoodled(clf, features, doodles, chunk=262_144, stride=1):
+    """2021 eras: doodled pixels keep their doodle, the others get ``clf.predict``
+    (``stride`` k > 1: the classes of the probabilities predicted on every k-th pixel of every
+    k-th row and interpolated in between, :func:`strided_proba`)."""
     flat = doodles.ravel()
     out = flat.copy()
     idx = np.flatnonzero(flat == 0)
+    if idx.size and stride > 1:
+        best = np.empty(flat.size, np.intp)
+        for s, e, proba in strided_bands(clf, features, doodles.shape, stride):
+            best[s:e] = np.argmax(proba, axis=1)
+        out[idx] = clf.classes_[best[idx]]
+        return out.reshape(doodles.shape)
     if idx.size and getattr(clf, "gathers_rows", False):
         out[idx] = clf.predict(features, rows=idx)  # compiled MLP: gathers rows per chunk
         return out.reshape(doodles.shape)
@@ -120,7 +147,56 @@ def predict_undoodled(clf, features, doodles, chunk=262_144):
     return out.reshape(doodles.shape)
 
 
-def predict_proba_all(clf, features, chunk=262_144):
-    """doodler_engine: class probabilities for every pixel (pixels x classes)."""
+def predict_proba_all(clf, features, chunk=262_144, shape=None, stride=1):
+    """doodler_engine: class probabilities for every pixel (pixels x classes); ``stride`` k > 1
+    (with the image's ``shape``): predicted on every k-th pixel and row, interpolated."""
+    if stride > 1:
+        parts = [proba for _, _, proba in strided_bands(clf, features, shape, stride)]
+        return np.concatenate(parts, axis=0)
     parts = [clf.predict_proba(features[s:s + chunk]) for s in range(0, features.shape[0], chunk)]
     return np.concatenate(parts, axis=0)
+
+
+def _proba_rows(clf, features, rows, chunk=262_144):
+    """Class probabilities of the rows ``rows`` of ``features``, in chunks."""
+    if getattr(clf, "gathers_rows", False):
+        return clf.predict_proba(features, rows=rows)
+    parts = [clf.predict_proba(features[rows[s:s + chunk]]) for s in range(0, rows.size, chunk)]
+    return np.concatenate(parts, axis=0)
+
+
+def stride_grid(n, k):
+    """Every k-th index of ``range(n)``, and the last index (so nothing is extrapolated)."""
+    grid = np.arange(0, n, k)
+    return grid if grid[-1] == n - 1 else np.append(grid, n - 1)
+
+
+def _interpolation(grid, n):
+    """For each index of ``range(n)``: the grid points at or below and above it, and the
+    weight of the upper one (linear in the distance)."""
+    pos = np.arange(n)
+    lo = np.clip(np.searchsorted(grid, pos, side="right") - 1, 0, len(grid) - 1)
+    hi = np.minimum(lo + 1, len(grid) - 1)
+    span = (grid[hi] - grid[lo]).astype(np.float64)
+    weight = np.divide(pos - grid[lo], span, out=np.zeros(n), where=span > 0)
+    return lo, hi, weight
+
+
+def strided_bands(clf, features, shape, k, block_bytes=32 << 20):
+    """(first pixel, end pixel, probabilities) of bands of rows of an image of ``shape``: the
+    classifier predicts on the grid :func:`stride_grid` of rows and columns and the
+    probabilities are interpolated bilinearly in between (grid pixels keep their own)."""
+    h, w = shape
+    rows_g, cols_g = stride_grid(h, k), stride_grid(w, k)
+    rows = (rows_g[:, None] * w + cols_g[None, :]).ravel()
+    grid = _proba_rows(clf, features, rows).reshape(len(rows_g), len(cols_g), -1)
+    r_lo, r_hi, r_wt = _interpolation(rows_g, h)
+    c_lo, c_hi, c_wt = _interpolation(cols_g, w)
+    k_cls = grid.shape[-1]
+    step = max(1, block_bytes // (w * k_cls * 8))
+    wc = c_wt[None, :, None]
+    for s in range(0, h, step):
+        e = min(s + step, h)
+        wr = r_wt[s:e, None, None]
+        band = grid[r_lo[s:e]] * (1 - wr) + grid[r_hi[s:e]] * wr
+        yield s * w, e * w, (band[:, c_lo] * (1 - wc) + band[:, c_hi] * wc).reshape(-1, k_cls)

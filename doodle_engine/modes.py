@@ -27,6 +27,14 @@ class ModeProfile:
         label (the argmax of Q) as the iteration before left it.
     rolled_runs : how many of a late-2021 era's rolled CRF runs are made and averaged (the
         first offsets, k = 0 first); None: all of them, as Doodler did.
+    batch : rows of each of the MLP trainer's minibatches (Doodler: 200).
+    learning_rate : Adam's step size (Doodler: 0.001); the sweep scales it with ``batch``.
+    max_epochs : a cap on the MLP's epochs; None: the era's own (Doodler: 2000).
+    stop_tol, stop_patience : early stopping: training ends once the validation score has not
+        risen by ``stop_tol`` for more than ``stop_patience`` epochs (Doodler: 1e-4, 10).
+    predict_stride : the MLP predicts every k-th pixel of every k-th row and the class
+        probabilities are interpolated (bilinear) in between; "crf": k is the settings' CRF
+        downsample factor (the grid the CRF reads); 1: every pixel, as Doodler did.
     """
 
     name: str
@@ -36,6 +44,12 @@ class ModeProfile:
     mf_iterations: int = 10
     stop_when_stable: bool = False
     rolled_runs: int | None = None
+    batch: int = 200
+    learning_rate: float = 1e-3
+    max_epochs: int | None = None
+    stop_tol: float = 1e-4
+    stop_patience: int = 10
+    predict_stride: int | str = 1
 
     def __post_init__(self):
         if self.dtype not in ("float64", "float32"):
@@ -44,6 +58,14 @@ class ModeProfile:
             raise ValueError("max_rows must be >= 2 and mf_iterations >= 1")
         if self.rolled_runs is not None and int(self.rolled_runs) < 1:
             raise ValueError("rolled_runs must be None (all) or >= 1")
+        if int(self.batch) < 1 or not self.learning_rate > 0 or int(self.stop_patience) < 0:
+            raise ValueError("batch must be >= 1, learning_rate > 0 and stop_patience >= 0")
+        if self.max_epochs is not None and int(self.max_epochs) < 1:
+            raise ValueError("max_epochs must be None (the era's) or >= 1")
+        if self.predict_stride != "crf" and (isinstance(self.predict_stride, str)
+                                             or int(self.predict_stride) < 1):
+            raise ValueError(f"predict_stride must be 'crf' or an integer >= 1, "
+                             f"not {self.predict_stride!r}")
 
     @property
     def feature_key(self):
@@ -53,7 +75,9 @@ class ModeProfile:
     @property
     def fit_key(self):
         """What the classifier fit depends on."""
-        return (self.compiled, self.dtype, int(self.max_rows))
+        return (self.compiled, self.dtype, int(self.max_rows), int(self.batch),
+                float(self.learning_rate), self.max_epochs, float(self.stop_tol),
+                int(self.stop_patience))
 
     def with_(self, **knobs):
         """A copy with some knobs changed (the sweep's grid points)."""

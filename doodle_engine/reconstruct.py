@@ -269,15 +269,22 @@ def _fit(run, feats):
     return _cached(run, key, make), key
 
 
+def _stride(run):
+    """The mode's prediction stride in pixels ("crf": the CRF's own decimation)."""
+    k = run.opts.mode.predict_stride
+    return int(_crf_params(run).downsample) if k == "crf" else int(k)
+
+
 def _classify_undoodled(run):
     feats = _features(run)
     (clf, seen), key = _fit(run, feats)
+    stride = _stride(run)
 
     def make():
         with run.timer.stage("predict"):
-            return classifier.predict_undoodled(clf, feats, run.doodles)
+            return classifier.predict_undoodled(clf, feats, run.doodles, stride=stride)
 
-    return _cached(run, ("predict",) + key, make).copy(), seen
+    return _cached(run, ("predict", stride) + key, make).copy(), seen
 
 
 def _cleaner(opts):
@@ -425,7 +432,7 @@ def _flow_engine(run):
     feats = _features(run)
     (clf, _), _ = _fit(run, feats)
     with run.timer.stage("predict"):
-        proba = classifier.predict_proba_all(clf, feats)
+        proba = classifier.predict_proba_all(clf, feats, shape=doodles.shape, stride=_stride(run))
     h, w = doodles.shape
     mlp = np.argmax(proba.reshape(h, w, -1), -1) + 1
     doodled = np.unique(doodles)[1:]

@@ -1,9 +1,12 @@
 """Each compiled kernel against its NumPy / scikit-learn twin."""
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter1d
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
@@ -46,6 +49,31 @@ def test_compiled_trainer_follows_scikit_learn(n_classes):
         np.testing.assert_allclose(a, b, atol=1e-9)
     np.testing.assert_array_equal(ours.predict(x), ref.predict(x))
     np.testing.assert_allclose(ours.predict_proba(x), ref.predict_proba(x), atol=1e-9)
+
+
+@pytest.mark.parametrize("knobs", [
+    {"batch": 500, "learning_rate": 2.5e-3},
+    {"batch": 64, "learning_rate": 5e-4, "tol": 1e-2, "patience": 3},
+    {"max_iter": 7},
+])
+def test_the_trainers_walk_follows_scikit_learns_parameters(knobs):
+    """Minibatch rows, step size, tolerance, patience and the epoch cap (fast mode's trainer
+    knobs) mean what scikit-learn's batch_size, learning_rate_init, tol, n_iter_no_change and
+    max_iter mean: the same epochs, scores and weights."""
+    x, y = _data(3)
+    plan = mlp.Schedule(**knobs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # the epoch cap, on purpose
+        ref = make_pipeline(StandardScaler(), MLPClassifier(
+            solver="adam", alpha=1, random_state=1, early_stopping=True,
+            hidden_layer_sizes=[100, 60], batch_size=plan.batch,
+            learning_rate_init=plan.learning_rate, tol=plan.tol, n_iter_no_change=plan.patience,
+            max_iter=plan.max_iter)).fit(x, y)
+    ours = fit_mlp(x, y, schedule=plan)
+    assert ours.n_iter_ == ref[-1].n_iter_
+    np.testing.assert_allclose(ours.validation_scores_, ref[-1].validation_scores_)
+    for a, b in zip(ours.coefs, ref[-1].coefs_):
+        np.testing.assert_allclose(a, b, atol=1e-9)
 
 
 def test_compiled_forward_matches_its_numpy_twin():

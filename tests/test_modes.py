@@ -110,3 +110,95 @@ def test_cli_offers_fastest(synthetic, tmp_path):
     bad = subprocess.run([sys.executable, str(ROOT / "cli.py"), "validate", str(p), "--mode",
                           "quick"], capture_output=True, text=True, cwd=ROOT)
     assert bad.returncode == 2 and "fastest" in bad.stderr
+
+
+def test_the_trainer_and_stride_knobs_reach_their_stages(synthetic, monkeypatch):
+    """Minibatch, step size, epoch cap, tolerance and patience reach the trainer's schedule
+    (capped by the era's own epochs); the stride reaches the prediction."""
+    rec = load(synthetic("mlp-2021-10", h=64, w=80))
+    fits, predictions = [], []
+    _spy(monkeypatch, mlp, "fit_mlp", fits)
+    _spy(monkeypatch, classifier, "predict_undoodled", predictions)
+    point = PROFILES["fast"].with_(name="p", batch=800, learning_rate=4e-3, max_epochs=7,
+                                   stop_tol=1e-3, stop_patience=4, predict_stride="crf")
+    reconstruct(rec, mode=point)
+    plan = fits[0][1]["schedule"]
+    assert (plan.batch, plan.learning_rate, plan.max_iter, plan.tol, plan.patience) == (
+        800, 4e-3, 7, 1e-3, 4)
+    assert predictions[0][1]["stride"] == rec.settings.crf_downsample == 2
+    fits.clear(), predictions.clear()
+    reconstruct(rec, mode="exact")
+    plan = fits[0][1]["schedule"]
+    assert (plan.batch, plan.learning_rate, plan.max_iter, plan.tol, plan.patience) == (
+        200, 1e-3, 2000, 1e-4, 10)  # scikit-learn's, as Doodler ran it
+    assert predictions[0][1]["stride"] == 1
+
+
+def test_reference_mode_gives_the_trainer_knobs_to_scikit_learn(synthetic):
+    rec = load(synthetic("mlp-2022-05", h=48, w=64))
+    plain = classifier.make_classifier(rec.settings, mode="reference")[-1]
+    assert (plain.batch_size, plain.learning_rate_init, plain.tol, plain.n_iter_no_change,
+            plain.max_iter) == ("auto", 1e-3, 1e-4, 10, 2000)
+    turned = classifier.make_classifier(rec.settings, mode=REFERENCE.with_(
+        name="r", batch=1000, learning_rate=5e-3, max_epochs=30, stop_tol=1e-3,
+        stop_patience=5))[-1]
+    assert (turned.batch_size, turned.learning_rate_init, turned.tol, turned.n_iter_no_change,
+            turned.max_iter) == (1000, 5e-3, 1e-3, 5, 30)
+
+
+@pytest.mark.parametrize("bad", [{"batch": 0}, {"learning_rate": 0.0}, {"max_epochs": 0},
+                                 {"stop_patience": -1}, {"predict_stride": 0},
+                                 {"predict_stride": "grid"}])
+def test_bad_trainer_and_stride_knobs_are_refused(bad):
+    with pytest.raises(ValueError):
+        ModeProfile("bad", **bad)
+
+
+class _Field:
+    """A classifier whose probabilities are the first columns of the features (so a
+    bilinear field is interpolated exactly): the stride's interpolation tested alone."""
+
+    classes_ = np.array([1, 2])
+
+    def predict_proba(self, x):
+        return np.asarray(x)[:, :2]
+
+
+@pytest.mark.parametrize("shape, k", [((13, 17), 2), ((13, 17), 4), ((8, 9), 3), ((1, 5), 2),
+                                      ((6, 1), 4)])
+def test_strided_prediction_interpolates_between_grid_pixels(shape, k):
+    """Grid pixels (every k-th of every k-th row, and the last row and column) keep their own
+    probabilities; the others get the bilinear interpolation of their grid neighbours (a
+    field linear in row and column comes back exactly), in bands of any height."""
+    h, w = shape
+    r, c = np.mgrid[0:h, 0:w]
+    field = np.stack([0.3 + 0.02 * r - 0.01 * c, 0.05 * c + 0.0 * r], -1).reshape(-1, 2)
+    for block in (64, 1 << 20):
+        got = np.concatenate([p for _, _, p in classifier.strided_bands(
+            _Field(), field, shape, k, block_bytes=block)])
+        np.testing.assert_allclose(got, field, atol=1e-12)
+    bumpy = np.random.default_rng(0).random((h * w, 2))
+    got = np.concatenate([p for _, _, p in classifier.strided_bands(_Field(), bumpy, shape, k)])
+    rows, cols = classifier.stride_grid(h, k), classifier.stride_grid(w, k)
+    on_grid = (rows[:, None] * w + cols[None, :]).ravel()
+    np.testing.assert_array_equal(got[on_grid], bumpy[on_grid])
+    # the twin: np.interp along the columns of each grid row, then along each column
+    twin = np.empty((h, w, 2))
+    for j in range(2):
+        g = bumpy[:, j].reshape(h, w)[np.ix_(rows, cols)]
+        across = np.array([np.interp(np.arange(w), cols, g[i]) for i in range(len(rows))])
+        twin[..., j] = np.array([np.interp(np.arange(h), rows, across[:, q])
+                                 for q in range(w)]).T
+    np.testing.assert_allclose(got, twin.reshape(-1, 2), atol=1e-12)
+
+
+def test_a_strided_prediction_keeps_the_grid_pixels_classes(synthetic):
+    """With stride 2 the classifier's label on the grid pixels is the label of predicting
+    every pixel; in between it may differ (interpolated probabilities), not by much."""
+    rec = load(synthetic("mlp-2022-05", h=48, w=64))
+    every = reconstruct(rec, mode=PROFILES["fast"].with_(name="k1", predict_stride=1))
+    two = reconstruct(rec, mode=PROFILES["fast"].with_(name="k2", predict_stride=2))
+    rows, cols = classifier.stride_grid(48, 2), classifier.stride_grid(64, 2)
+    np.testing.assert_array_equal(two.classifier_label[np.ix_(rows, cols)],
+                                  every.classifier_label[np.ix_(rows, cols)])
+    assert (two.classifier_label == every.classifier_label).mean() > 0.9

@@ -180,12 +180,13 @@ def _relu_backward(delta, activation):
 
 
 @njit(cache=True, error_model="numpy")
-def _epoch(x, y1h, order, params, ms, vs, t, alpha, binary):
-    """One pass over the shuffled minibatches with Adam updates; returns the new step t."""
+def _epoch(x, y1h, order, params, ms, vs, t, alpha, binary, batch, lr0):
+    """One pass over the shuffled minibatches of ``batch`` rows with Adam updates (step size
+    ``lr0``); returns the new step t."""
     w0, b0, w1, b1, w2, b2 = params
     n = order.size
-    for start in range(0, n, BATCH):
-        stop = min(start + BATCH, n)
+    for start in range(0, n, batch):
+        stop = min(start + batch, n)
         idx = order[start:stop]
         xb = x[idx]
         yb = y1h[idx]
@@ -198,7 +199,7 @@ def _epoch(x, y1h, order, params, ms, vs, t, alpha, binary):
         d0 = _relu_backward(np.dot(d1, w1.T), a1)
         g0w, g0b = _layer_grads(xb, d0, w0, alpha, nb)
         t += 1
-        lr = LR * np.sqrt(1 - BETA2 ** t) / (1 - BETA1 ** t)
+        lr = lr0 * np.sqrt(1 - BETA2 ** t) / (1 - BETA1 ** t)
         _adam(w0, g0w, ms[0], vs[0], lr)
         _adam(w1, g1w, ms[1], vs[1], lr)
         _adam(w2, g2w, ms[2], vs[2], lr)
@@ -353,18 +354,36 @@ def prepare(x, y, hidden=(100, 60), seed=1, dtype=np.float64):
                    vs=tuple(np.zeros_like(p) for p in (coefs + inter)), rs=rs, binary=binary)
 
 
-def fit_mlp(x, y, hidden=(100, 60), alpha=1.0, max_iter=2000, seed=1, dtype=np.float64):
+@dataclass(frozen=True)
+class Schedule:
+    """How the trainer walks: ``batch`` rows a minibatch, Adam's step size ``learning_rate``,
+    at most ``max_iter`` epochs, and early stopping once the validation score has not risen
+    by ``tol`` for more than ``patience`` epochs.  The defaults are scikit-learn's (Doodler's);
+    fast mode turns them (:mod:`doodle_engine.modes`)."""
+
+    batch: int = BATCH
+    learning_rate: float = LR
+    max_iter: int = 2000
+    tol: float = TOL
+    patience: int = N_ITER_NO_CHANGE
+
+
+def fit_mlp(x, y, hidden=(100, 60), alpha=1.0, max_iter=2000, seed=1, dtype=np.float64,
+            schedule=None):
     """Scaler + MLP trained with scikit-learn's algorithm, compiled (see module doc).
     ``dtype=np.float32`` halves the arithmetic (fast mode); weights stay in that type.
-    Measurements: docs/measurements/speed-trainer.md."""
+    ``schedule``: a :class:`Schedule` (its ``max_iter`` replaces ``max_iter``); by default
+    scikit-learn's.  Measurements: docs/measurements/speed-trainer.md."""
+    plan = schedule if schedule is not None else Schedule(max_iter=max_iter)
     prob = prepare(x, y, hidden, seed, dtype)
+    batch, lr0 = int(plan.batch), float(plan.learning_rate)
 
     def run(order, t):
         return _epoch(prob.x_tr, prob.y_tr, order, prob.params, prob.ms, prob.vs, t, alpha,
-                      prob.binary)
+                      prob.binary, batch, lr0)
 
     with _blas_threads(FIT_BLAS_THREADS):
-        best_params = _train(prob, run, max_iter)
+        best_params = _train(prob, run, int(plan.max_iter), plan.tol, int(plan.patience))
     return finish(prob, best_params)
 
 
@@ -382,7 +401,7 @@ def _blas_threads(n):
     return threadpool_limits(limits=n, user_api="blas")
 
 
-def _train(prob, run, max_iter):
+def _train(prob, run, max_iter, tol=TOL, patience=N_ITER_NO_CHANGE):
     """The epochs (``run(order, t) -> t``) with early stopping; returns the best weights."""
     best, best_params, stall, t = -np.inf, None, 0, 0
     order = np.arange(prob.x_tr.shape[0])
@@ -392,10 +411,10 @@ def _train(prob, run, max_iter):
         prob.model.n_iter_ += 1
         score = float((prob.unit.predict_proba(prob.x_val).argmax(1) == prob.y_val_idx).mean())
         prob.model.validation_scores_.append(score)
-        stall = stall + 1 if score < best + TOL else 0
+        stall = stall + 1 if score < best + tol else 0
         if score > best:
             best = score
             best_params = [p.copy() for p in prob.params]
-        if stall > N_ITER_NO_CHANGE:
+        if stall > patience:
             break
     return best_params
