@@ -279,7 +279,8 @@ def _prime(todo, runners, before):
         for runner in runners:
             if runner != "doodler":
                 wall, _ = _spawn_whole(path, trial, runner, before)
-                print(f"primed {runner} on {Path(path).name} {trial}: {wall:.1f} s", flush=True)
+                print(f"primed {runner} on {_name({'file': Path(path).name, 'trial': trial})}: "
+                      f"{wall:.1f} s", flush=True)
 
 
 def measure(folder, runners, rounds, trials, warm=2, csv_path=None, before=None, only=None,
@@ -435,7 +436,8 @@ def _footer(rows, ups, modes, pairs):
         lines.append("- no warm calls in this CSV (earlier layout: cold call and whole process only)")
     loads = [float(r["load1"]) for r in rows]
     dates = sorted({r["date"] for r in rows if r.get("date")})
-    lines.append(f"- {len(rows)} runs ({len(_results(rows))} results), 1-minute load average "
+    n = len(_results(rows))
+    lines.append(f"- {len(rows)} runs ({n} result{'s' * (n != 1)}), 1-minute load average "
                  f"{min(loads):.2f}–{max(loads):.2f}" + (f", {', '.join(dates)}" if dates else ""))
     sentence = readme_sentence(rows)
     if sentence:
