@@ -7,10 +7,10 @@ process plus one whole process on a real file (skipped without the real data).""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import re
 from pathlib import Path
 
+import doodler_speed as ds  # benchmarks/ (pytest puts a test file's folder on sys.path)
 import pytest
 
 import doodle_engine as de
@@ -18,16 +18,6 @@ import doodle_engine as de
 ROOT = Path(__file__).resolve().parents[1]
 REAL = ROOT.parent / "shared" / "data" / "doodler"
 
-
-def _module():
-    spec = importlib.util.spec_from_file_location("doodler_speed",
-                                                  ROOT / "benchmarks" / "doodler_speed.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-ds = _module()
 
 #: (file, runner) -> [(warm, cold, whole) per round]
 TIMES = {

@@ -3,22 +3,12 @@ re-timing that decides between close points, the rule, and the CSV round trip of
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
+import frontier as fr  # benchmarks/ (pytest puts a test file's folder on sys.path)
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("frontier", ROOT / "benchmarks" / "frontier.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-fr = _module()
 
 
 def test_the_grid_holds_exact_once_and_every_new_dimension():

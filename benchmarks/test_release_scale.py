@@ -6,26 +6,15 @@ The resizing rule is checked on arrays built here (always runs)."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import release_scale as rs  # benchmarks/ (pytest puts a test file's folder on sys.path)
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("release_scale",
-                                                  ROOT / "benchmarks" / "release_scale.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-rs = _module()
 
 
 def test_resizing_keeps_classes_and_other_keys():
