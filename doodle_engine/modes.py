@@ -34,7 +34,8 @@ class ModeProfile:
         risen by ``stop_tol`` for more than ``stop_patience`` epochs (Doodler: 1e-4, 10).
     predict_stride : the MLP predicts every k-th pixel of every k-th row and the class
         probabilities are interpolated (bilinear) in between; "crf": k is the settings' CRF
-        downsample factor (the grid the CRF reads); 1: every pixel, as Doodler did.
+        downsample factor (the grid the CRF reads); 1: every pixel, as Doodler did.  Forest
+        eras always predict every pixel.
     """
 
     name: str

@@ -270,8 +270,11 @@ def _fit(run, feats):
 
 
 def _stride(run):
-    """The mode's prediction stride in pixels ("crf": the CRF's own decimation)."""
+    """The mode's prediction stride in pixels ("crf": the CRF's own decimation); forest eras
+    predict every pixel (the stride was measured on the MLP eras only)."""
     k = run.opts.mode.predict_stride
+    if run.recipe.classifier != "mlp":
+        return 1
     return int(_crf_params(run).downsample) if k == "crf" else int(k)
 
 

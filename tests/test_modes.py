@@ -202,3 +202,17 @@ def test_a_strided_prediction_keeps_the_grid_pixels_classes(synthetic):
     np.testing.assert_array_equal(two.classifier_label[np.ix_(rows, cols)],
                                   every.classifier_label[np.ix_(rows, cols)])
     assert (two.classifier_label == every.classifier_label).mean() > 0.9
+
+
+@pytest.mark.parametrize("era", ["rf-2021-05", "rf-2021-06"])
+@pytest.mark.parametrize("mode", ["fast", "fastest"])
+def test_forest_eras_predict_every_pixel_in_every_mode(synthetic, monkeypatch, era, mode):
+    """The stride is an MLP knob: a forest era's classifier label in fast mode is exact
+    mode's (the same forest, every pixel predicted)."""
+    rec = load(synthetic(era, h=48, w=64))
+    predictions = []
+    _spy(monkeypatch, classifier, "predict_undoodled", predictions)
+    res = reconstruct(rec, mode=mode)
+    assert predictions[0][1]["stride"] == 1
+    np.testing.assert_array_equal(res.classifier_label,
+                                  reconstruct(rec, mode="exact").classifier_label)
