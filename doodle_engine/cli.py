@@ -52,6 +52,7 @@ remapping = lazy.load("doodle_engine.remapping", suppress_warning=True)
 reasons = lazy.load("doodle_engine.reasons", suppress_warning=True)
 report = lazy.load("doodle_engine.report", suppress_warning=True)
 session = lazy.load("doodle_engine.session", suppress_warning=True)
+table = lazy.load("doodle_engine.table", suppress_warning=True)
 terminal = lazy.load("doodle_engine.terminal", suppress_warning=True)
 
 
@@ -170,22 +171,17 @@ def _ok(frame):
     return frame[frame["error"] == ""] if "error" in frame else frame
 
 
-def _text(value):
-    """A cell as text: '' for no value (None, NaN)."""
-    return "" if terminal.missing(value) else str(value)
-
-
 def _records(frame):
     """A run's frame as a :class:`batch.Run` of row dicts (a cell without a value left
     out), for the summary lines the command line builds from rows."""
-    rows = [{k: v for k, v in r.items() if not terminal.missing(v)}
+    rows = [{k: v for k, v in r.items() if not table.missing(v)}
             for r in frame.to_dict("records")]
     return batch.Run(rows, list(frame.columns), frame.attrs.get("not_read") or [])
 
 
 def _ok_rows(run):
     """The rows of a run's results without error."""
-    return [r for r in run.rows if not _text(r.get("error"))]
+    return [r for r in run.rows if not table.cell_text(r.get("error"))]
 
 
 def _counts(run, failed):
@@ -195,7 +191,7 @@ def _counts(run, failed):
     text = f"files: {files}"
     ok = _ok_rows(run)
     if "trial" in run.columns:
-        trials = sum(_text(r.get("trial")) != "" for r in ok)
+        trials = sum(table.cell_text(r.get("trial")) != "" for r in ok)
         if trials:
             text += f" ({len(ok)} results: {len(ok) - trials} final labels + {trials} earlier trials)"
     text += f"  failed: {failed}"
@@ -255,11 +251,11 @@ def _summary(run, failed, rebuilt=True):
     is noted."""
     ok = _ok_rows(run)
     line = _counts(run, failed)
-    skipped = sum(_text(r.get("skipped")) != "" for r in run.rows)
+    skipped = sum(table.cell_text(r.get("skipped")) != "" for r in run.rows)
     if skipped:
         line += (f"  skipped: {skipped} (up to date: their outputs are newer than the input; "
                  "--force redoes them)")
-    measured = [r for r in ok if not terminal.missing(r.get("accuracy"))]
+    measured = [r for r in ok if not table.missing(r.get("accuracy"))]
     if "accuracy" in run.columns and measured:
         worst = min(measured, key=lambda r: r["accuracy"])
         median = statistics.median(r["accuracy"] for r in measured)
@@ -276,7 +272,7 @@ def _remapped_notes(ok):
     label; returns the lines printed."""
     lines = []
     for row in ok:
-        if _text(row.get("remapped")):
+        if table.cell_text(row.get("remapped")):
             lines.append(f"note: {_name(row)}: {row['remapped']}")
             print(lines[-1])
     return lines
@@ -288,7 +284,7 @@ def _assumed_eras(ok):
     lines printed."""
     lines = []
     for kind, what in (("assum", "assumed"), ("best match", "told from the stored label")):
-        picked = [r for r in ok if kind in _text(r.get("era_source"))]
+        picked = [r for r in ok if kind in table.cell_text(r.get("era_source"))]
         if picked:
             eras = ", ".join(sorted({str(r.get("era")) for r in picked}))
             names = ", ".join(dict.fromkeys(_name({"file": r["file"]}) for r in picked))
@@ -328,7 +324,7 @@ def _run(args, job, **kwargs):
                                   *(getattr(args, "metadata", None) or [])], **kwargs)
     for path, why in run.not_read[:10]:
         _say(f"note: {path}: not read ({why})")
-    errors = [r["error"] for r in run.rows if _text(r.get("error"))]
+    errors = [r["error"] for r in run.rows if table.cell_text(r.get("error"))]
     for msg in errors:
         print(f"error: {msg}", file=sys.stderr)
     return run, len(errors)
@@ -391,7 +387,7 @@ def cmd_validate(args):
     below = []
     if args.min_accuracy is not None:
         for row in _ok_rows(run):
-            if terminal.missing(row.get("accuracy")) or row["accuracy"] >= args.min_accuracy:
+            if table.missing(row.get("accuracy")) or row["accuracy"] >= args.min_accuracy:
                 continue
             below.append(row)
             print(f"below --min-accuracy {args.min_accuracy:.4%}: {_name(row)} "

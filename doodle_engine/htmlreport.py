@@ -12,13 +12,13 @@ from __future__ import annotations
 import base64
 import datetime
 import html
-import math
 from pathlib import Path
 
 from .files import atomic_write, short_name
 from .outputs import HTML_GENERATOR
 from .reasons import legend
 from .report import summarize
+from .table import cell_text as _text
 from .terminal import TABLE_COLUMNS
 from .version import __version__
 
@@ -199,12 +199,6 @@ def _figure(path, caption, anchor, extra=""):
     return (f'<figure id="{_e(anchor)}"><img alt="{_e(caption)}" '
             f'src="data:image/png;base64,{data}"><figcaption>{_e(caption)}{extra}'
             "</figcaption></figure>")
-
-
-def _text(value):
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return str(value)
 
 
 def _number(value):

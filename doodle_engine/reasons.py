@@ -11,24 +11,16 @@ the number is shown (terminal table, CSV, plots, HTML page).
 
 from __future__ import annotations
 
-import math
-
 from .classifier import MLP_MAX_SAMPLES
 from .eras import ERAS
 from .eras import recipe as era_recipe
+from .table import cell_text as _text
 
 #: the reason of a result below 100 % for which no known cause applies
 NO_KNOWN_CAUSE = "no known cause"
 
 #: modes that are not exact by design (docs/measurements/frontier.md)
 _INEXACT_MODES = ("fast", "fastest")
-
-
-def _text(value):
-    """A table cell as text: '' for missing values (NaN, None)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    return str(value)
 
 
 def _below(row):

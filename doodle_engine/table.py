@@ -55,8 +55,14 @@ def _unchanged(name, recorded_mtime):
         return False
 
 
-def _missing(value):
+def missing(value):
+    """No value: absent, None or NaN (a table cell pandas would show as NaN)."""
     return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def cell_text(value):
+    """A table cell as text: '' for no value (None, NaN)."""
+    return "" if missing(value) else str(value)
 
 
 def int_columns(rows):
@@ -65,7 +71,7 @@ def int_columns(rows):
     kinds = {}
     for r in rows:
         for k, v in r.items():
-            if _missing(v):
+            if missing(v):
                 continue
             whole = isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
             kinds[k] = kinds.get(k, True) and whole
@@ -335,7 +341,7 @@ def in_input_order(rows, files):
     if "file" not in columns:
         return rows, columns
     if "error" in columns:
-        rows = [{**r, "error": "" if _missing(r.get("error")) else r["error"]} for r in rows]
+        rows = [{**r, "error": "" if missing(r.get("error")) else r["error"]} for r in rows]
         columns = [c for c in columns if c != "error"] + ["error"]
     rank = {f: i for i, f in enumerate(files)}
     return sorted(rows, key=lambda r: rank.get(r.get("file"), len(rank))), columns

@@ -9,6 +9,7 @@ import numbers
 
 from .files import short_name
 from .reasons import explained, legend
+from .table import missing
 
 TABLE_COLUMNS = ("file", "trial", "era", "era_source", "mode", "height", "width", "differ",
                  "accuracy", "accuracy_min", "accuracy_median", "accuracy_max", "reason",
@@ -22,11 +23,6 @@ GROUPS = ("px_", "frac_", "iou_", "t_")
 _TEXTS = ("file", "trial", "era", "era_source", "reason", "runner_up", "mode", "skipped", "error")
 #: whole numbers, also beside failed rows (``<NA>`` where a row has none)
 _WHOLE = ("height", "width", "differ")
-
-
-def missing(value):
-    """No value: absent, None or NaN (a table cell pandas would show as NaN)."""
-    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def columns_of(rows):
