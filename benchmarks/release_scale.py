@@ -56,7 +56,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from doodle_engine.batch import run_batch  # noqa: E402
-from doodle_engine.pool import resolve_workers  # noqa: E402
+from doodle_engine.pool import resolve_workers, single_threaded_children  # noqa: E402
 
 REAL = ROOT.parent / "shared" / "data" / "doodler"
 COAST = ROOT.parent / "shared" / "data" / "coasttrain"
@@ -65,8 +65,6 @@ SOURCES = {"A": "NAIP", "B": "Quads", "C": "Sentinel2", "D": "Sentinel2", "E": "
            "F": "Landsat8", "G": "Madeira", "H": "Dauphin", "I": "Sandwich", "J": "NAIP"}
 VERSION = "001"
 SAMPLE_S = 0.25
-_THREAD_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                "MKL_NUM_THREADS")
 FIELDS = ["run", "mode", "workers", "records", "files", "mpx", "errors", "wall_s", "mpx_per_s",
           "release_mpx", "projected_min", "peak_worker_mb", "peak_each_mb", "peak_how",
           "rusage_children_mb", "start_s", "file_s_sum", "load_before", "load_after",
@@ -243,21 +241,6 @@ def _loadavg():
     return "/".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-@contextlib.contextmanager
-def _one_thread_each():
-    """One compute thread per worker process, as the local pool gives its workers."""
-    saved = {k: os.environ.get(k) for k in _THREAD_VARS}
-    os.environ.update({k: "1" for k in _THREAD_VARS})
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def _worker_peak():
     """Run on a Dask worker: its own peak resident set (bytes)."""
     import resource as res  # noqa: PLC0415  runs on the Dask worker
@@ -280,8 +263,9 @@ def run_dask(zips, mode, n, n_files, progress=False):
     from dask.distributed import Client, LocalCluster  # noqa: PLC0415  optional, slow to import
 
     t0 = time.perf_counter()
-    with _one_thread_each(), LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                          dashboard_address=":0") as cluster:
+    # one compute thread per worker process, as the local pool gives its workers
+    with single_threaded_children(), LocalCluster(n_workers=n, threads_per_worker=1,
+                                                  processes=True, dashboard_address=":0") as cluster:
         start = time.perf_counter() - t0
         with Sampler() as s:
             frame = run_batch("validate", [str(z) for z in zips], mode=mode, progress=progress,

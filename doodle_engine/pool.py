@@ -130,7 +130,7 @@ def execute_pool(job, files, kwargs, n):
     ctx = multiprocessing.get_context("spawn")
     todo = deque(files)
     workers = []
-    with _single_threaded_children():
+    with single_threaded_children():
         try:
             for _ in range(n):
                 workers.append(_Worker(ctx))
@@ -208,7 +208,7 @@ _THREAD_VARS = ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
 
 
 @contextlib.contextmanager
-def _single_threaded_children():
+def single_threaded_children():
     """Environment for spawned workers: one compute thread each (restored afterwards)."""
     saved = {k: os.environ.get(k) for k in _THREAD_VARS}
     os.environ.update({k: "1" for k in _THREAD_VARS})
