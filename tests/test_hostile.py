@@ -143,16 +143,20 @@ def alive(pid):
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-@pytest.fixture
-def good(tmp_path):
-    d = tmp_path / "good"
-    d.mkdir()
+def scenes(folder, n, h, w, prefix="f"):
+    """``n`` generated late-2021 files ``{prefix}{i}.npz`` of h x w in a new ``folder``."""
+    folder.mkdir()
     files = []
-    for i in range(3):
-        image, truth = scene(32, 40, seed=i)
-        files.append(write_npz(d / f"g{i}.npz", image, doodles_for(truth), truth,
+    for i in range(n):
+        image, truth = scene(h, w, seed=i)
+        files.append(write_npz(folder / f"{prefix}{i}.npz", image, doodles_for(truth), truth,
                                [3, 1, 1, 1, 1, 0.9, 2]))
     return files
+
+
+@pytest.fixture
+def good(tmp_path):
+    return scenes(tmp_path / "good", 3, 32, 40, prefix="g")
 
 
 # ----------------------------------------------------------------------------- the generator
@@ -549,10 +553,7 @@ def _cmdline(pid):
 @pytest.mark.skipif(not LINUX, reason="/proc and prctl")
 def test_workers_exit_when_their_parent_is_killed(tmp_path):
     src = tmp_path / "in"
-    src.mkdir()
-    for i in range(4):
-        image, truth = scene(120, 160, seed=i)
-        write_npz(src / f"f{i}.npz", image, doodles_for(truth), truth, [3, 1, 1, 1, 1, 0.9, 2])
+    scenes(src, 4, 120, 160)
     proc = cli_proc("validate", src, "--workers", "2", "--quiet", "--table", tmp_path / "t.csv")
     deadline = time.time() + 60
     kids = []
@@ -730,10 +731,7 @@ def test_a_crash_of_the_main_process_loses_no_finished_row(tmp_path):
     first file: --resume takes over the dead run's lock (a note), runs the file it died on
     in a separate process, and completes the table."""
     src = tmp_path / "in"
-    src.mkdir()
-    for i in range(4):
-        image, truth = scene(160, 200, seed=i)
-        write_npz(src / f"f{i}.npz", image, doodles_for(truth), truth, [3, 1, 1, 1, 1, 0.9, 2])
+    scenes(src, 4, 160, 200)
     table = tmp_path / "t.csv"
     stream = Path(str(table) + ".stream.jsonl")
     proc = cli_proc("validate", src, "--table", table, "--workers", "1", "--quiet")
@@ -910,10 +908,7 @@ def test_a_terminated_run_leaves_no_temporary_folder(tmp_path):
     """H7: SIGTERM (timeout, kill) ends a run as Ctrl-C does: the labels' temporary folder
     and the lock are removed; without --plots no such folder is made at all."""
     src = tmp_path / "in"
-    src.mkdir()
-    for i in range(3):
-        image, truth = scene(160, 200, seed=i)
-        write_npz(src / f"f{i}.npz", image, doodles_for(truth), truth, [3, 1, 1, 1, 1, 0.9, 2])
+    scenes(src, 3, 160, 200)
     tmp = tmp_path / "tmp"
     tmp.mkdir()
     table = tmp_path / "t.csv"
