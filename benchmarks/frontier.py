@@ -92,6 +92,10 @@ NOISE = 0.05
 RETIME_WITHIN, RETIME_MAX = 1.5, 8
 
 
+#: the ModeProfile fields a trainer preset sets
+TRAINER_KNOBS = ("batch", "learning_rate", "max_epochs", "stop_tol", "stop_patience")
+
+
 def trainer_name(p):
     """The :data:`TRAINERS` name of a profile's trainer knobs ("custom" when none fits)."""
     base = ModeProfile("x")
@@ -99,9 +103,6 @@ def trainer_name(p):
         if all(getattr(p, k) == getattr(base.with_(**knobs), k) for k in TRAINER_KNOBS):
             return name
     return "custom"
-
-
-TRAINER_KNOBS = ("batch", "learning_rate", "max_epochs", "stop_tol", "stop_patience")
 
 
 def point_name(p):

@@ -128,7 +128,7 @@ def fit(features, doodles, settings, seed=0, threads=1, path=None, mode="exact",
 def predict_undoodled(clf, features, doodles, chunk=262_144, stride=1):
     """2021 eras: doodled pixels keep their doodle, the others get ``clf.predict``
     (``stride`` k > 1: the classes of the probabilities predicted on every k-th pixel of every
-    k-th row and interpolated in between, :func:`strided_proba`)."""
+    k-th row and interpolated in between, :func:`strided_bands`)."""
     flat = doodles.ravel()
     out = flat.copy()
     idx = np.flatnonzero(flat == 0)

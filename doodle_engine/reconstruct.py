@@ -272,9 +272,9 @@ def _fit(run, feats):
 def _stride(run):
     """The mode's prediction stride in pixels ("crf": the CRF's own decimation); forest eras
     predict every pixel (the stride was measured on the MLP eras only)."""
-    k = run.opts.mode.predict_stride
     if run.recipe.classifier != "mlp":
         return 1
+    k = run.opts.mode.predict_stride
     return int(_crf_params(run).downsample) if k == "crf" else int(k)
 
 
