@@ -51,6 +51,7 @@ pool = lazy.load("doodle_engine.pool", suppress_warning=True)
 remapping = lazy.load("doodle_engine.remapping", suppress_warning=True)
 reasons = lazy.load("doodle_engine.reasons", suppress_warning=True)
 report = lazy.load("doodle_engine.report", suppress_warning=True)
+server = lazy.load("doodle_engine.server", suppress_warning=True)
 session = lazy.load("doodle_engine.session", suppress_warning=True)
 table = lazy.load("doodle_engine.table", suppress_warning=True)
 terminal = lazy.load("doodle_engine.terminal", suppress_warning=True)
@@ -632,6 +633,16 @@ def cmd_example(args):
     return 0
 
 
+def cmd_serve(args):
+    if args.stop:
+        pid = server.stop()
+        print("no server runs for this installation and environment" if pid is None
+              else f"the server (pid {pid}) ends once its running commands have ended")
+        return 0
+    server.serve(run, idle_minutes=args.idle)
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors: the problem and where the options are listed, not the
     usage text (whose era choices alone run to 26 names)."""
@@ -827,6 +838,12 @@ def build_parser():
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--overwrite", action="store_true")
     sp.set_defaults(func=cmd_example)
+
+    sp = sub.add_parser("serve", help="keep a warm engine that runs later commands: no start-up cost")
+    sp.add_argument("--idle", type=float, default=60, metavar="MIN",
+                    help="end after MIN minutes without a command (0: never; default 60)")
+    sp.add_argument("--stop", action="store_true", help="end the running server")
+    sp.set_defaults(func=cmd_serve)
 
     sp = sub.add_parser("bench", help="time each stage, compiled vs straightforward path")
     sp.add_argument("files", nargs="+", help=".npz files or folders")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,11 @@ from png_sessions import build_march_session, build_oct_session
 
 from doodle_engine.eras import RECIPES
 from doodle_engine.example import doodles_for, scene  # noqa: F401  (shared with tests)
+from doodle_engine.rendezvous import NO_SERVER_ENV
+
+# commands the tests start run in their own processes, never in a developer's warm server
+# (tests/test_server.py starts its own, with this variable taken out)
+os.environ[NO_SERVER_ENV] = "1"
 
 #: the real Doodler files (a local copy, or the published ones fetched: see realdata.py)
 REAL_DIR, NO_REAL = realdata.locate()
