@@ -166,12 +166,15 @@ def _child(run_command, request, fds, listener, conns):
             c.close()
         _become_command(request, fds)
         code = run_command(request["argv"])  # the command line's run: it ends the process
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+    except SystemExit as exc:  # the command line's parser: --help, --version, a bad option
+        code = 0 if exc.code is None else exc.code
     except BaseException as exc:  # noqa: BLE001  whatever it was, the command gets a line
         with contextlib.suppress(Exception):
             print(f"doodle-engine: the server could not run the command: {exc}", file=sys.stderr)
     finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):  # a reader that has gone
+                stream.flush()
         os._exit(code if isinstance(code, int) else 1)
 
 

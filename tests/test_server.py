@@ -148,6 +148,17 @@ def _start_long(server, tmp_path, **kw):
     return proc
 
 
+@pytest.mark.parametrize("args", [["--version"], ["validate", "--help"], ["validate", "--bogus"]])
+def test_the_parser_s_own_exits_come_through(server, args):
+    n = len(server.commands())
+    served = command(server.runtime, *args)
+    here = command(server.runtime, *args, served=False)
+    assert (served.returncode, served.stdout, served.stderr) == \
+        (here.returncode, here.stdout, here.stderr)
+    assert served.stdout or served.stderr
+    assert len(server.commands()) == n + 1
+
+
 def test_ctrl_c_reaches_the_served_command(server, tmp_path):
     n = len(server.commands())
     proc = _start_long(server, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
