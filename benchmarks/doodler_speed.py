@@ -1,6 +1,7 @@
 """Speed against Doodler itself, as users see it: Doodler's own segmentation code and the
 engine's modes on the same real MLP-era files, each timed three ways in one run (the warm call,
-the cold call, the whole process), fresh processes, runners' order rotated.
+the cold call, the whole process), and the engine's modes a fourth (a command served by a warm
+``doodle-engine serve``), fresh processes, runners' order rotated.
 
 For every real Doodler file of an MLP era (and, with ``--trials``, every earlier trial stored
 in it) each runner rebuilds the label:
@@ -27,6 +28,14 @@ Each runner, for each result, runs two fresh processes:
    the parent times it from spawn to exit (**whole process**) and reads its peak resident
    memory from the operating system (``wait4``), so nothing is added to the process measured.
 
+3. for an engine mode on a file's own result (not an earlier trial: no command rebuilds one
+   trial alone), the *served command*: ``doodle-engine validate FILE --quiet --workers 1
+   --mode MODE`` as a client process of a ``doodle-engine serve`` this script starts once
+   (after priming, in a private runtime folder; ``--no-served`` leaves it out), timed from
+   spawn to exit; the server's log must show that it ran the command.  It does a little more
+   than the whole process (the comparison and the table); it is set against Doodler's whole
+   process and against Doodler's warm call (Doodler's app was itself a running server).
+
 Rounds repeat the whole set with the runners' order rotated, so slow drifts of the machine hit
 every runner alike.  The summary gives Doodler's time over each mode's for the three measures,
 per result (medians over rounds) and over the results (median, min-max).  CSV columns
@@ -34,7 +43,8 @@ per result (medians over rounds) and over the results (median, min-max).  CSV co
 
 ``date`` (of the run), ``round``, ``file``, ``trial`` (prefix; empty: the file's own result),
 ``era``, ``runner``; ``cold_s``, ``warm_s`` (median of ``warm_n`` warm calls; empty when
-``--warm 0``), ``process_s`` (whole process, spawn to exit), seconds; ``epochs`` (the MLP's
+``--warm 0``), ``process_s`` (whole process, spawn to exit), ``served_s`` (the served command,
+spawn to exit; empty for Doodler, trials and other checkouts), seconds; ``epochs`` (the MLP's
 epochs in the cold call), ``fit_s`` (its fit's seconds in the timing process's last call: a
 warm one when ``--warm`` >= 1); ``peak_mb`` (the whole process's peak resident memory);
 ``diff_px`` (pixels of the cold call's label that differ from the stored label), ``warm_diff_px``
@@ -69,9 +79,18 @@ REAL = ROOT.parent / "shared" / "data" / "doodler"
 #: Doodler's code for each MLP era with a dash_doodler commit
 ERA_COMMIT = {"mlp-2021-10": "779690c", "mlp-2022-05": "7054a6e"}
 FIELDS = ["date", "round", "file", "trial", "era", "runner", "cold_s", "warm_s", "warm_n",
-          "process_s", "epochs", "fit_s", "peak_mb", "diff_px", "warm_diff_px", "pixels", "load1"]
-#: the three measures, in the order the summary shows them
-MEASURES = (("warm_s", "warm call"), ("cold_s", "cold call"), ("process_s", "whole process"))
+          "process_s", "served_s", "epochs", "fit_s", "peak_mb", "diff_px", "warm_diff_px",
+          "pixels", "load1"]
+#: the measures, in the order the summary shows them: (name, heading, the engine's column,
+#: Doodler's column it is set against).  A served command is set against Doodler's whole
+#: process and against its warm call (Doodler's app was itself a running server).
+MEASURES = (("warm_s", "warm call", "warm_s", "warm_s"),
+            ("cold_s", "cold call", "cold_s", "cold_s"),
+            ("process_s", "whole process", "process_s", "process_s"),
+            ("served_s", "served command / Doodler's whole process", "served_s", "process_s"),
+            ("served_warm", "served command / Doodler's warm call", "served_s", "warm_s"))
+#: the client of a warm server (``doodle-engine`` as installed)
+LAUNCH = "from doodle_engine.launch import run; run()"
 DEFAULT_MODES = ["exact", "fast", "fastest"]
 
 #: ``--before DIR``: another checkout of the engine (e.g. an older commit) whose modes run as
@@ -253,6 +272,48 @@ def _spawn_whole(path, trial, runner, before=None):
     return wall, usage.ru_maxrss / 1024
 
 
+class Served:
+    """A ``doodle-engine serve`` of the engine measured here, in a private runtime folder; its
+    ``run`` times one ``doodle-engine validate FILE`` client process from spawn to exit and
+    checks, from the server's log, that the server ran it (not the client on its own)."""
+
+    def __init__(self, root=ROOT):
+        self.tmp = tempfile.mkdtemp(prefix="ds-")  # a socket's path holds at most 107 bytes
+        self.env = {k: v for k, v in os.environ.items() if k not in (BEFORE_ENV, "DOODLE_ENGINE_NO_SERVER")}
+        self.env["XDG_RUNTIME_DIR"] = self.tmp
+        self.env["PYTHONPATH"] = str(root) + os.pathsep + self.env.get("PYTHONPATH", "")
+        self.log = Path(self.tmp) / "serve.log"
+        with open(self.log, "w") as fh:
+            self.proc = subprocess.Popen([sys.executable, "-c", LAUNCH, "serve", "--idle", "0"],
+                                         env=self.env, stdout=fh, stderr=subprocess.STDOUT)
+        end = time.monotonic() + 600
+        while "warm in" not in self.log.read_text():
+            if self.proc.poll() is not None or time.monotonic() > end:
+                raise RuntimeError(f"the server did not start: {self.log.read_text()}")
+            time.sleep(0.2)
+        print(self.log.read_text().strip(), flush=True)
+
+    def run(self, path, mode, cpu=False):
+        """Seconds from spawn to exit (with ``cpu``: and the client process's CPU seconds)."""
+        before = self.log.read_text().count(": exit ")
+        cmd = [sys.executable, "-c", LAUNCH, "validate", path, "--quiet", "--workers", "1",
+               "--mode", mode]
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, env=self.env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        if os.waitstatus_to_exitcode(status) != 0 or self.log.read_text().count(": exit 0") <= before:
+            raise RuntimeError(f"{Path(path).name} {mode}: not served ({self.log.read_text()[-300:]})")
+        return (wall, usage.ru_utime + usage.ru_stime) if cpu else wall
+
+    def stop(self):
+        subprocess.run([sys.executable, "-c", LAUNCH, "serve", "--stop"], env=self.env,
+                       capture_output=True)
+        self.proc.wait(timeout=120)
+        subprocess.run(["rm", "-rf", self.tmp])
+
+
 def _append(csv_path, row):
     new = not Path(csv_path).exists()
     with open(csv_path, "a", newline="") as fh:
@@ -263,7 +324,7 @@ def _append(csv_path, row):
 
 
 def _rounded(row):
-    for key in ("cold_s", "warm_s", "process_s", "peak_mb", "fit_s"):
+    for key in ("cold_s", "warm_s", "process_s", "served_s", "peak_mb", "fit_s"):
         if row[key] != "":
             row[key] = round(row[key], 3)
     return row
@@ -283,28 +344,42 @@ def _prime(todo, runners, before):
                       f"{wall:.1f} s", flush=True)
 
 
+def _servable(runner, trial, server):
+    """A served command exists for an engine mode of this checkout on a file's own result
+    (``validate FILE`` rebuilds that one; there is no command for one earlier trial alone)."""
+    return server is not None and not trial and runner not in ("doodler", "reference") \
+        and "@" not in runner
+
+
 def measure(folder, runners, rounds, trials, warm=2, csv_path=None, before=None, only=None,
-            prime=True):
+            prime=True, served=True):
     todo = jobs(folder, trials, only)
     if not todo:
         raise SystemExit(f"no MLP-era result in {folder}" + (f" matching {only}" if only else ""))
     if prime:
         _prime(todo, runners, before)
+    server = Served() if served else None
     rows = []
     today = datetime.date.today().isoformat()
-    for rnd in range(rounds):
-        for j, (path, trial) in enumerate(todo):
-            k = (rnd + j) % len(runners)
-            for runner in runners[k:] + runners[:k]:
-                res = _spawn(path, trial, runner, warm, before)
-                wall, peak = _spawn_whole(path, trial, runner, before)
-                row = _rounded({"date": today, "round": rnd, "file": Path(path).name,
-                                "trial": trial, "runner": runner, **res, "process_s": wall,
-                                "peak_mb": peak, "load1": round(os.getloadavg()[0], 2)})
-                rows.append(row)
-                print(",".join(str(row[f]) for f in FIELDS), flush=True)
-                if csv_path:
-                    _append(csv_path, row)
+    try:
+        for rnd in range(rounds):
+            for j, (path, trial) in enumerate(todo):
+                k = (rnd + j) % len(runners)
+                for runner in runners[k:] + runners[:k]:
+                    res = _spawn(path, trial, runner, warm, before)
+                    wall, peak = _spawn_whole(path, trial, runner, before)
+                    one = server.run(path, runner) if _servable(runner, trial, server) else ""
+                    row = _rounded({"date": today, "round": rnd, "file": Path(path).name,
+                                    "trial": trial, "runner": runner, **res, "process_s": wall,
+                                    "served_s": one, "peak_mb": peak,
+                                    "load1": round(os.getloadavg()[0], 2)})
+                    rows.append(row)
+                    print(",".join(str(row[f]) for f in FIELDS), flush=True)
+                    if csv_path:
+                        _append(csv_path, row)
+    finally:
+        if server is not None:
+            server.stop()
     return rows
 
 
@@ -316,6 +391,7 @@ def read_rows(csv_path):
         if "cold_s" not in r:
             r["cold_s"] = r.get("call_s", "")
         r.setdefault("warm_s", "")
+        r.setdefault("served_s", "")
         r.setdefault("warm_diff_px", "")
     return rows
 
@@ -334,21 +410,23 @@ def _runners(rows):
     return list(dict.fromkeys(r["runner"] for r in rows))
 
 
-def speedups(rows, num="doodler"):
+def speedups(rows, num="doodler", cross=True):
     """``{(runner, measure): {result: ratio}}``: the median seconds of ``num`` over the median
     seconds of each other runner, per result, for each measure (results where either is
-    missing are left out)."""
+    missing are left out).  ``cross``: ``num``'s column is the one a measure sets the engine
+    against (:data:`MEASURES`); otherwise the same column (a runner against another)."""
     out = {}
     for runner in _runners(rows):
         if runner == num:
             continue
-        for key, _ in MEASURES:
+        for name, _, key, theirs in MEASURES:
             got = {}
             for res in _results(rows):
-                a, b = _median(rows, key, res, num), _median(rows, key, res, runner)
+                a = _median(rows, theirs if cross else key, res, num)
+                b = _median(rows, key, res, runner)
                 if a and b:
                     got[res] = a / b
-            out[(runner, key)] = got
+            out[(runner, name)] = got
     return out
 
 
@@ -363,26 +441,38 @@ def _fmt(sp):
 
 
 def readme_sentence(rows):
-    """The README's speed sentence: the whole-process medians of exact, fast and fastest."""
+    """The README's speed sentence: the whole-process medians of exact, fast and fastest, and
+    the served commands' when the CSV has them."""
     ups = speedups(rows)
     med = {m: spread(ups.get((m, "process_s"), {})) for m in DEFAULT_MODES}
     if any(v is None for v in med.values()):
         return None
-    return (f"a whole process (start, read the file, one reconstruction, exit) is "
+    text = (f"a whole process (start, read the file, one reconstruction, exit) is "
             f"×{med['exact'][0]:.2f} faster than Doodler's in exact mode, ×{med['fast'][0]:.2f} in "
             f"fast mode and ×{med['fastest'][0]:.2f} in fastest mode")
+    srv = {m: spread(ups.get((m, "served_s"), {})) for m in DEFAULT_MODES}
+    if any(v is None for v in srv.values()):
+        return text
+    n = len(ups[("exact", "served_s")])
+    return (text + f"; a `doodle-engine validate FILE` served by a warm `doodle-engine serve` "
+            f"is ×{srv['exact'][0]:.2f}, ×{srv['fast'][0]:.2f} and ×{srv['fastest'][0]:.2f} "
+            f"faster than Doodler's whole process (the {n} files' own results)")
 
 
 def _headline(rows, ups, modes):
-    lines = ["| Doodler's time / the engine's | " + " | ".join(m for _, m in MEASURES) + " |",
+    lines = ["| Doodler's time / the engine's | " + " | ".join(m[1] for m in MEASURES) + " |",
              "|---|" + "---|" * len(MEASURES)]
     for m in modes:
-        lines.append(f"| {m} | " + " | ".join(_fmt(spread(ups[(m, k)])) for k, _ in MEASURES) + " |")
+        lines.append(f"| {m} | " + " | ".join(_fmt(spread(ups[(m, k[0])])) for k in MEASURES) + " |")
     return lines
 
 
+#: the columns of the per-result seconds: warm call, cold call, whole process, served command
+SECONDS = ("warm_s", "cold_s", "process_s", "served_s")
+
+
 def _secs(rows, res, runner):
-    vals = [_median(rows, k, res, runner) for k, _ in MEASURES]
+    vals = [_median(rows, k, res, runner) for k in SECONDS]
     return " / ".join("—" if v is None else f"{v:.2f}" for v in vals)
 
 
@@ -396,12 +486,12 @@ def _per_result(rows, ups, runners, modes, pairs):
     for res in _results(rows):
         cells = [res[0].replace("dash_doodler__results", "")[:40] + (f" {res[1]}" if res[1] else "")]
         cells += [_secs(rows, res, r) for r in runners]
-        cells += [" / ".join("—" if res not in ups[(m, k)] else f"×{ups[(m, k)][res]:.2f}"
-                             for k, _ in MEASURES) for m in modes]
+        cells += [" / ".join("—" if res not in ups[(m, k[0])] else f"×{ups[(m, k[0])][res]:.2f}"
+                             for k in MEASURES) for m in modes]
         for b, a in pairs:
-            sb = speedups([r for r in rows if r["runner"] in (a, b)], num=b)
+            sb = speedups([r for r in rows if r["runner"] in (a, b)], num=b, cross=False)
             cells.append(" / ".join("—" if res not in sb[(a, k)] else f"×{sb[(a, k)][res]:.2f}"
-                                    for k, _ in MEASURES))
+                                    for k in SECONDS))
         ep = {r: _median(rows, "epochs", res, r) for r in runners}
         fit = {r: _median(rows, "fit_s", res, r) for r in runners}
         dif = {r: _median(rows, "diff_px", res, r) for r in runners}
@@ -418,12 +508,14 @@ def _name(row):
 
 
 def _footer(rows, ups, modes, pairs):
-    lines = ["", "Seconds: warm call / cold call / whole process (medians over rounds); ratios "
-             "in the same order: the first runner's median seconds over the second's."]
+    lines = ["", "Seconds: warm call / cold call / whole process / served command (medians over "
+             "rounds); ratios in the order of the first table's columns: Doodler's median "
+             "seconds over the mode's (a served command over Doodler's whole process, then "
+             "over Doodler's warm call); between two engines, the same column of each."]
     for b, a in pairs:
-        sb = speedups([r for r in rows if r["runner"] in (a, b)], num=b)
-        lines.append(f"- {b} / {a}: " + "; ".join(f"{m} {_fmt(spread(sb[(a, k)]))}"
-                                                   for k, m in MEASURES))
+        sb = speedups([r for r in rows if r["runner"] in (a, b)], num=b, cross=False)
+        lines.append(f"- {b} / {a}: " + "; ".join(f"{m[1]} {_fmt(spread(sb[(a, m[0])]))}"
+                                                   for m in MEASURES[:3]))
     warm = [r for r in rows if r["warm_diff_px"] not in ("", "0")]
     n_warm = {r["warm_n"] for r in rows if r.get("warm_n")}
     if n_warm:
@@ -476,6 +568,8 @@ def main(argv=None):
     ap.add_argument("--no-doodler", action="store_true", help="leave Doodler's own code out")
     ap.add_argument("--no-prime", action="store_true",
                     help="skip the unmeasured first run per engine mode and era that fills the kernel cache")
+    ap.add_argument("--no-served", action="store_true",
+                    help="no served commands (no 'doodle-engine serve' started for the run)")
     ap.add_argument("--csv", help="append rows to this CSV")
     ap.add_argument("--summary", metavar="CSV", help="print the Markdown tables of a results CSV")
     ap.add_argument("--one", nargs=4, metavar=("NPZ", "TRIAL", "RUNNER", "WARM"), help=argparse.SUPPRESS)
@@ -497,7 +591,7 @@ def main(argv=None):
         runners += [f"{m}@before" for m in args.modes if m != "reference"]
     measure(args.folder, runners, args.rounds, args.trials, args.warm, args.csv,
             before=Path(args.before).resolve() if args.before else None, only=args.only,
-            prime=not args.no_prime)
+            prime=not args.no_prime, served=not args.no_served)
     if args.csv:
         print(summary(args.csv))
     return 0

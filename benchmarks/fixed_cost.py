@@ -4,6 +4,9 @@ reconstruction itself (interpreter, imports, Numba, loading the cached kernels, 
 For each file and each source tree, in rotation: ``--repeats`` fresh ``doodle-engine validate
 FILE --quiet`` processes (wall and CPU seconds), and one process that calls ``validate_file``
 once cold and ``--repeats`` times warm.  Fixed cost = median process - median warm call.
+With ``--served``, also ``--repeats`` ``doodle-engine validate FILE --quiet`` client processes
+of a ``doodle-engine serve`` of the tree (started for the run, in a private runtime folder;
+each checked to have been served): fixed cost served = their median - the median warm call.
 
     python benchmarks/fixed_cost.py ex.npz REAL.npz --tree before=/tmp/old --tree after=.
 
@@ -21,6 +24,8 @@ import statistics
 import subprocess
 import sys
 import time
+
+from doodler_speed import Served  # benchmarks/: the script's folder is on sys.path
 
 PROCESS = "from doodle_engine.cli import run; run()"
 WARM = """
@@ -76,6 +81,8 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--mode", default="exact")
     ap.add_argument("--warmup", action="store_true", help="one untimed process per tree first")
+    ap.add_argument("--served", action="store_true",
+                    help="also time commands served by a warm 'doodle-engine serve' of each tree")
     args = ap.parse_args(argv)
     trees = dict(t.split("=", 1) for t in args.tree)
     if args.warmup:
@@ -108,6 +115,34 @@ def main(argv=None):
             print(f"| {os.path.basename(f)[:48]} | {n} | {wall:.2f} | {wm:.2f} | {wall - wm:.2f} | "
                   f"{cpu:.2f} | {wc:.2f} | {cpu - wc:.2f} | {w['imports']:.2f} | "
                   f"{w['first'] - wm:.2f} |")
+    if args.served:
+        served_table(trees, args.files, args.mode, args.repeats, warm)
+
+
+def served_table(trees, files, mode, repeats, warm):
+    """Served commands against the same warm calls: the fixed cost a warm server leaves."""
+    runs = {}
+    loads = [load()]
+    for n, tree in trees.items():
+        server = Served(os.path.abspath(tree))
+        try:
+            for _ in range(repeats):
+                for f in files:
+                    runs.setdefault((n, f), []).append(server.run(f, mode, cpu=True))
+        finally:
+            server.stop()
+        loads.append(load())
+    print(f"\nserved by 'doodle-engine serve' (1-minute load {min(loads):.2f}-{max(loads):.2f}; "
+          f"the work's CPU is spent in the server's fork, so only the client's CPU is shown)")
+    print("| file | tree | served command wall s | warm call wall s | fixed wall s | client CPU s |")
+    print("|---|---|---|---|---|---|")
+    for f in files:
+        for n in trees:
+            wall = statistics.median(r[0] for r in runs[n, f])
+            cpu = statistics.median(r[1] for r in runs[n, f])
+            wm = statistics.median(warm[n, f]["warm"])
+            print(f"| {os.path.basename(f)[:48]} | {n} | {wall:.2f} | {wm:.2f} | {wall - wm:.2f} | "
+                  f"{cpu:.3f} |")
 
 
 if __name__ == "__main__":
