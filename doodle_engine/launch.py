@@ -57,27 +57,52 @@ def _request(argv):
             "streams": codecs}, fds
 
 
-def _forward(pid):
-    def handler(signum, frame):
+class _Forwarder:
+    """Signals this process gets go to the served command's process; those that come before
+    its pid is known are held and sent then."""
+
+    def __init__(self):
+        self.pid, self.held = None, []
+        for sig in FORWARDED:
+            signal.signal(sig, self)
+
+    def __call__(self, signum, frame):
+        if self.pid is None:
+            self.held.append(signum)
+            return
         try:
-            os.kill(pid, signum)
+            os.kill(self.pid, signum)
         except ProcessLookupError:
             pass
-    for sig in FORWARDED:
-        signal.signal(sig, handler)
+
+    def release(self):
+        """No served command after all: the signals' own handlers back, a held one raised."""
+        for sig in FORWARDED:
+            signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT
+                          else signal.SIG_DFL)
+        for signum in self.held:
+            signal.raise_signal(signum)
+
+    def started(self, pid):
+        self.pid = pid
+        for signum in self.held:
+            self(signum, None)
 
 
 def _served(sock, argv):
     """Run ``argv`` in the server; its exit status, or None when it could not start there."""
+    forwarder = _Forwarder()
     try:
         request, fds = _request(argv)
         rendezvous.send(sock, request, fds)
         started, _ = rendezvous.receive(sock)
     except (OSError, ValueError):
+        forwarder.release()
         return None
     if not started or "pid" not in started:
+        forwarder.release()
         return None
-    _forward(int(started["pid"]))
+    forwarder.started(int(started["pid"]))
     while True:
         try:
             done, _ = rendezvous.receive(sock)

@@ -44,7 +44,7 @@ def run(capsys, *args):
      "error: --workers: workers must be at least 1, not 0"),
     (["valdate", "F.npz"],
      ("error: command: 'valdate' is not one of info, eras, validate, reconstruct, remap, "
-      "export, stats, atlas, example, bench; did you mean 'validate'?")),
+      "export, stats, atlas, example, serve, bench; did you mean 'validate'?")),
 ])
 def test_a_bad_option_is_one_line_and_a_hint_not_the_usage(capsys, args, line):
     code, out, err = run(capsys, *args)
