@@ -65,6 +65,7 @@ import csv
 import datetime
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -278,8 +279,11 @@ class Served:
     checks, from the server's log, that the server ran it (not the client on its own)."""
 
     def __init__(self, root=ROOT):
+        sys.path.insert(0, str(root))
+        from doodle_engine.rendezvous import NO_SERVER_ENV  # noqa: PLC0415  (after sys.path: the engine checkout this run measures)
+
         self.tmp = tempfile.mkdtemp(prefix="ds-")  # a socket's path holds at most 107 bytes
-        self.env = {k: v for k, v in os.environ.items() if k not in (BEFORE_ENV, "DOODLE_ENGINE_NO_SERVER")}
+        self.env = {k: v for k, v in os.environ.items() if k not in (BEFORE_ENV, NO_SERVER_ENV)}
         self.env["XDG_RUNTIME_DIR"] = self.tmp
         self.env["PYTHONPATH"] = str(root) + os.pathsep + self.env.get("PYTHONPATH", "")
         self.log = Path(self.tmp) / "serve.log"
@@ -295,7 +299,7 @@ class Served:
 
     def run(self, path, mode, cpu=False):
         """Seconds from spawn to exit (with ``cpu``: and the client process's CPU seconds)."""
-        before = self.log.read_text().count(": exit ")
+        before = self.log.read_text().count(": exit 0")
         cmd = [sys.executable, "-c", LAUNCH, "validate", path, "--quiet", "--workers", "1",
                "--mode", mode]
         t0 = time.perf_counter()
@@ -311,7 +315,7 @@ class Served:
         subprocess.run([sys.executable, "-c", LAUNCH, "serve", "--stop"], env=self.env,
                        capture_output=True)
         self.proc.wait(timeout=120)
-        subprocess.run(["rm", "-rf", self.tmp])
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def _append(csv_path, row):

@@ -26,7 +26,7 @@ FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 def _connect():
     """A connection to this installation's server, or None (none runs, or it is unusable)."""
     try:
-        path = os.path.join(rendezvous.safe_folder(), rendezvous.key() + ".sock")
+        path = rendezvous.socket_path()
     except OSError:
         return None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -59,12 +59,13 @@ def _request(argv):
 
 class _Forwarder:
     """Signals this process gets go to the served command's process; those that come before
-    its pid is known are held and sent then."""
+    its pid is known are held and sent then.  A signal this process ignores (``nohup``'s
+    SIGHUP) is not forwarded: the command ignores it as it would on its own."""
 
     def __init__(self):
         self.pid, self.held = None, []
-        for sig in FORWARDED:
-            signal.signal(sig, self)
+        self.before = {sig: signal.signal(sig, self) for sig in FORWARDED
+                       if signal.getsignal(sig) != signal.SIG_IGN}
 
     def __call__(self, signum, frame):
         if self.pid is None:
@@ -76,10 +77,10 @@ class _Forwarder:
             pass
 
     def release(self):
-        """No served command after all: the signals' own handlers back, a held one raised."""
-        for sig in FORWARDED:
-            signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT
-                          else signal.SIG_DFL)
+        """No served command after all: the handlers this process had back, a held signal
+        raised."""
+        for sig, handler in self.before.items():
+            signal.signal(sig, handler)
         for signum in self.held:
             signal.raise_signal(signum)
 
@@ -94,6 +95,7 @@ def _served(sock, argv):
     forwarder = _Forwarder()
     try:
         request, fds = _request(argv)
+        request["ignored"] = [int(sig) for sig in FORWARDED if sig not in forwarder.before]
         rendezvous.send(sock, request, fds)
         started, _ = rendezvous.receive(sock)
     except (OSError, ValueError):
@@ -103,15 +105,10 @@ def _served(sock, argv):
         forwarder.release()
         return None
     forwarder.started(int(started["pid"]))
-    while True:
-        try:
-            done, _ = rendezvous.receive(sock)
-            break
-        except InterruptedError:
-            continue
-        except OSError:
-            done = None
-            break
+    try:
+        done, _ = rendezvous.receive(sock)  # a signal's handler runs, then recv goes on (PEP 475)
+    except OSError:
+        done = None
     return _status(done, started["pid"])
 
 

@@ -92,6 +92,12 @@ def key(environ=None):
     return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:24]
 
 
+def socket_path(create=False):
+    """The socket of a server for this Python, source and start-up environment, in
+    :func:`safe_folder` (made with ``create``); RendezvousError when the folder is unsafe."""
+    return os.path.join(safe_folder(create), key() + ".sock")
+
+
 def send(sock, message, fds=()):
     """Send one message (a JSON object), with open file descriptors passed along."""
     data = json.dumps(message).encode("utf-8", "surrogateescape")

@@ -85,7 +85,7 @@ def address():
     """This installation's socket path (for the environment the server started with);
     DoodleError when a server already runs there."""
     try:
-        path = os.path.join(rendezvous.safe_folder(create=True), rendezvous.key() + ".sock")
+        path = rendezvous.socket_path(create=True)
     except OSError as exc:
         raise DoodleError(rendezvous.folder(), f"cannot hold a server's socket: {exc}") from None
     if _running_at(path):
@@ -112,7 +112,7 @@ def listen(path):
 def stop():
     """Ask this installation's server to end; its pid, or None when none runs."""
     try:
-        path = os.path.join(rendezvous.safe_folder(), rendezvous.key() + ".sock")
+        path = rendezvous.socket_path()
     except OSError:
         return None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -161,6 +161,8 @@ def _child(run_command, request, fds, listener, conns):
         for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
             signal.signal(sig, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        for sig in request.get("ignored", []):  # what the command's own process ignores
+            signal.signal(sig, signal.SIG_IGN)
         listener.close()
         for c in conns:
             c.close()

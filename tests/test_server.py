@@ -148,6 +148,11 @@ def _start_long(server, tmp_path, **kw):
     return proc
 
 
+def _heed_ctrl_c():
+    """A client that heeds Ctrl-C even when the suite runs with it ignored (``pytest &``)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("args", [["--version"], ["validate", "--help"], ["validate", "--bogus"]])
 def test_the_parser_s_own_exits_come_through(server, args):
     n = len(server.commands())
@@ -162,12 +167,22 @@ def test_the_parser_s_own_exits_come_through(server, args):
 def test_ctrl_c_reaches_the_served_command(server, tmp_path):
     n = len(server.commands())
     proc = _start_long(server, tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       text=True)
+                       text=True, preexec_fn=_heed_ctrl_c)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted" in err
     assert len(server.commands()) == n + 1 and server.commands()[-1].endswith("exit 130")
+
+
+def test_a_signal_the_client_ignores_the_command_ignores(server, tmp_path):
+    ignore = lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)  # noqa: E731  (a script's `cmd &`)
+    proc = _start_long(server, tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       text=True, preexec_fn=ignore)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert server.commands()[-1].endswith("exit 0")
 
 
 def test_a_killed_client_takes_its_served_command_with_it(server, tmp_path):
