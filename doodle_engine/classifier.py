@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+
 import numpy as np
 
 from .eras import recipe as era_recipe
@@ -92,6 +96,30 @@ def make_classifier(settings, seed=0, threads=1, recipe=None, trees=None, mode="
     return pipeline.make_pipeline(preprocessing.StandardScaler(), mlp)
 
 
+@contextlib.contextmanager
+def ctrl_c_kept():
+    """Ctrl-C during the block raises KeyboardInterrupt when the block ends, even if something
+    inside swallowed it: scikit-learn's MLP catches it, warns "Training interrupted by user"
+    and returns the part-trained model, whose label would pass for a rebuilt one."""
+    before = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(before):
+        yield  # Ctrl-C reaches only the main thread, and SIG_IGN / SIG_DFL never swallow it
+        return
+    hit = []
+
+    def held(signum, frame):
+        hit.append(signum)
+        before(signum, frame)
+
+    signal.signal(signal.SIGINT, held)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+    if hit:
+        raise KeyboardInterrupt
+
+
 def fit(features, doodles, settings, seed=0, threads=1, path=None, mode="exact", recipe=None,
         extra_rows=None, trees=None):
     """Train the era's classifier on the doodled rows; returns (model, classes seen).
@@ -114,7 +142,8 @@ def fit(features, doodles, settings, seed=0, threads=1, path=None, mode="exact",
         else:
             clf = make_classifier(settings, seed=seed, threads=threads, recipe=r, trees=trees,
                                   mode=prof)
-            clf.fit(x, y)
+            with ctrl_c_kept():
+                clf.fit(x, y)
             if prof.compiled and r.classifier == "rf":
                 clf = kforest.PackedForest(clf)  # compiled inference over the same trees
     except ValueError as exc:

@@ -1,10 +1,15 @@
 
+import os
+import signal
+import threading
+
 import numpy as np
 import pytest
 from conftest import SETTINGS, doodles_for, needs_real, real_files, scene
 from skimage.morphology import remove_small_holes
+from sklearn import neural_network  # imported before the timer starts: see the Ctrl-C test
 
-from doodle_engine import DoodleError, load, reconstruct
+from doodle_engine import DoodleError, classifier, load, reconstruct
 from doodle_engine.cleanup import (
     fill_small_holes,
     filter_one_hot,
@@ -119,6 +124,27 @@ def test_too_few_doodled_pixels_for_the_mlp_is_a_clear_error():
     d[1, 1], d[4, 6] = 1, 3
     with pytest.raises(DoodleError, match="too few doodled pixels"):
         reconstruct(image, d, [3, 2, 1, 1, 1, 0.9, 2], path="few.npz")
+
+
+@pytest.mark.filterwarnings("ignore:Training interrupted by user")
+def test_ctrl_c_in_scikit_learn_s_mlp_stops_the_fit():
+    """scikit-learn's MLP catches KeyboardInterrupt and returns a part-trained model (reference
+    mode fits with it): the fit raises KeyboardInterrupt all the same."""
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(120_000, 30)).astype(np.float32)
+    doodles = rng.integers(1, 4, size=(300, 400)).astype(np.uint8)
+    settings = decode_settings([3, 2, 1, 1, 1, 0.9, 2])
+    assert neural_network.MLPClassifier  # loaded: the signal lands in the fit's epochs (~5 s)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # `pytest &` ignores it
+    try:
+        timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGINT))
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            classifier.fit(features, doodles, settings, mode="reference")
+        timer.join()
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def test_tiny_image_is_refused():
