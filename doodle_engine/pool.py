@@ -23,9 +23,9 @@ from multiprocessing.connection import wait as wait_any
 from .errors import DoodleError, note
 from .jobs import run_one
 
-#: what one local worker may need at its peak: the largest Coast Train images (about 6 Mpx) in
-#: exact mode, with room to spare (5 Mpx measured 1.9 GB)
-WORKER_MEMORY = 2.5 * 2**30
+#: what one local worker may need at its peak, with room to spare: exact mode on a synthetic
+#: release peaked at 3.2 GB in one worker (2048 x 2048 images, docs/measurements/release-scale.md)
+WORKER_MEMORY = 3.5 * 2**30
 
 
 def _free_memory():
