@@ -17,11 +17,11 @@ from pathlib import Path
 
 import folium
 import matplotlib
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import xstatic.pkg.leaflet as xleaflet
 from matplotlib.collections import PolyCollection
+from matplotlib.figure import Figure
 
 from . import coastline
 from .files import atomic_write, short_name
@@ -284,7 +284,6 @@ def write_atlas(atlas, outdir):
     ``labelers.png``, ``geography.png`` (when the metadata gives coordinates),
     ``locations.html`` and ``index.html``, each through a temporary file and a rename.
     Returns the paths written; ``write_atlas.last_notes`` says what was left out and why."""
-    matplotlib.use("Agg")
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     notes = []
@@ -324,10 +323,9 @@ def _located(images):
 
 
 def _save(fig, path):
-    try:
-        return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=100))
-    finally:
-        plt.close(fig)
+    """A pyplot-free Figure as a PNG, atomically: a notebook's backend and figures stay as
+    they were."""
+    return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=100))
 
 
 def _colour_of(records):
@@ -345,8 +343,9 @@ def _class_figure(atlas, path):
     ci = atlas.class_images
     records = list(dict.fromkeys(ci["record"]))
     rows, cols = _grid(len(records), 3)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 0.3 * max(
-        [len(ci[ci["record"] == r]) for r in records] or [4]) * rows + 1.6 * rows + 0.8), squeeze=False)
+    fig = Figure(figsize=(5.2 * cols, 0.3 * max(
+        [len(ci[ci["record"] == r]) for r in records] or [4]) * rows + 1.6 * rows + 0.8))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat[len(records):]:
         ax.axis("off")
     colours = _colour_of(records)
@@ -377,10 +376,10 @@ def _labeller_figure(atlas, path):
                             aggfunc="sum", fill_value=0)
     ids = sorted(table.columns, key=lambda s: (not s.startswith("ID"), len(s), s))
     table = table[ids]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(13, 0.45 * len(table) + 2.2),
-                                 gridspec_kw={"width_ratios": [2.2, 1]})
+    fig = Figure(figsize=(13, 0.45 * len(table) + 2.2))
+    a1, a2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2.2, 1]})
     left = np.zeros(len(table))
-    cmap = plt.get_cmap("tab10")
+    cmap = matplotlib.colormaps["tab10"]
     for i, lid in enumerate(ids):
         a1.barh(range(len(table)), table[lid], left=left, color=cmap(i % 10), label=lid)
         left += table[lid].to_numpy()
@@ -435,7 +434,7 @@ def _geography_figure(located, path):
     records = sorted(located["record"].unique())
     colours = _colour_of(records)
     rows, cols = _grid(len(records), 4)
-    fig = plt.figure(figsize=(16, 7.5 + 3.6 * rows))
+    fig = Figure(figsize=(16, 7.5 + 3.6 * rows))
     gs = fig.add_gridspec(1 + rows, cols, height_ratios=[2.2] + [1] * rows)
     ax = fig.add_subplot(gs[0, :])
     resolution = _draw_land(ax, *_box(located["lon"], located["lat"], 2.0, 8.0))

@@ -9,6 +9,8 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -82,6 +84,22 @@ def test_atlas_from_csvs_and_npz(tmp_path, capsys):
         assert f"href='{name}'" in page
     assert "stray_ID4" in page and "c_ID1" in page
     assert "images: 6 in 3 record(s)" in text and "(2 joined)" in text
+
+
+def test_atlas_leaves_the_callers_matplotlib_as_it_was(tmp_path):
+    """A notebook's backend and open figures are not touched by drawing the atlas."""
+    d, _ = release(tmp_path)
+    before = matplotlib.get_backend()
+    matplotlib.use("svg")
+    try:
+        mine = plt.figure()
+        assert main(["atlas", str(d), "-o", str(tmp_path / "atlas"), "--workers", "1",
+                     "--quiet"]) == 0
+        assert matplotlib.get_backend() == "svg"
+        assert plt.get_fignums() == [mine.number]
+        plt.close(mine)
+    finally:
+        matplotlib.use(before)
 
 
 def test_npz_size_and_presence_disagreements(tmp_path):
