@@ -184,7 +184,7 @@ def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
                _Options(seed, threads, mode, where, crf_backend, fitted),
                {} if shared is None else shared)
     with run.timer.stage("standardize"):
-        run.img = _cached(run, ("standardize", recipe.standardize),
+        run.img = _cached(run, _standardize_key(recipe),
                           lambda: standardize(image, recipe.standardize))
         run.crf_img = crf_image(image, run.img, recipe)
     present = np.unique(doodles)
@@ -235,15 +235,26 @@ def _sigmas(run):
     return sigma_schedule(run.settings, n_classes, run.recipe)
 
 
-def features_key(recipe, sigmas, mode):
-    """The key of a feature matrix among the reconstructions sharing ``shared``."""
+def _standardize_key(recipe):
+    return ("standardize", recipe.standardize)
+
+
+def _features_key(recipe, sigmas, mode):
     return ("features", recipe.feature_key(), tuple(sigmas), mode_profile(mode).feature_key)
+
+
+def share_features(shared, recipe, sigmas, mode, img, feats):
+    """Put a standardized image and its feature matrix, made elsewhere, into ``shared`` under
+    the keys a reconstruction sharing ``shared`` looks them up by (so it does not make them
+    again)."""
+    shared[_standardize_key(recipe)] = img
+    shared[_features_key(recipe, sigmas, mode)] = feats
 
 
 def _features(run):
     r, opts = run.recipe, run.opts
     sigmas = _sigmas(run)
-    key = features_key(r, sigmas, opts.mode)
+    key = _features_key(r, sigmas, opts.mode)
 
     def make():
         with run.timer.stage("features"):

@@ -36,7 +36,7 @@ from .errors import DoodleError, renamed
 from .features import era_features, sigma_schedule
 from .inputs import load
 from .png import is_png_session, load_session
-from .reconstruct import features_key, reconstruct
+from .reconstruct import reconstruct, share_features
 from .record import DEFAULT_MAX_PIXELS
 from .standardize import standardize
 from .validate import validate
@@ -73,9 +73,7 @@ def _features(record, settings, recipe, mode, shared):
     n_classes = len(np.unique(record.doodles)) - 1
     sigmas = sigma_schedule(settings, n_classes, recipe)
     feats = era_features(img, sigmas, recipe, mode)
-    # handed to reconstruct so that it does not compute them again
-    shared[("standardize", recipe.standardize)] = img
-    shared[features_key(recipe, sigmas, mode)] = feats
+    share_features(shared, recipe, sigmas, mode, img, feats)
     return feats
 
 

@@ -168,6 +168,7 @@ def test_first_forest_and_add_trees(march_session):
     steps = session.replay(_session_records(folder, "rf-2020-11b"), mode="reference",
                            compare=False)
     assert [s.knob for s in steps] == ["first-forest"] * 2 and [s.trees for s in steps] == [10, 10]
+    assert all("features" not in s.result.timings for s in steps)  # the session's are reused
     steps = session.replay(_session_records(folder, "rf-2020-11c"), mode="reference",
                            compare=False)
     assert [s.trees for s in steps] == [10, 20] and [s.rows is not None for s in steps] == [True] * 2
