@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import NO_REAL, REAL_DIR
+from conftest import REAL_DIR, needs_real
 
 from doodle_engine import rendezvous
 from doodle_engine.example import make_example
@@ -214,7 +214,7 @@ def test_a_second_server_is_refused(server):
     assert "already runs" in out.stderr and "--stop" in out.stderr
 
 
-@pytest.mark.skipif(NO_REAL, reason="real Doodler files not available")
+@needs_real
 def test_served_labels_are_the_labels_of_a_command_of_its_own(server, tmp_path):
     """Numba's workqueue threads in the server, GNU OpenMP's here: the same labels."""
     names = ["2014-02-23-18-40-38_L8", "14-36__2018-01-20", "P26058673-3_SF"]
