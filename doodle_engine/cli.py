@@ -880,6 +880,16 @@ def _say(text):
     print(printable(text, backslash=False), file=sys.stderr)
 
 
+def _stopped(word, args):
+    """The line of a run stopped by a signal, with the rows it kept for ``--resume``."""
+    if getattr(args, "table", None):
+        n, stream = table.Table(args.table).left_for_resume()
+        if n:
+            return (f"{word}: {n} finished row(s) kept in {stream}; the same command with "
+                    "--resume goes on from there")
+    return word
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     args.argv = [str(a) for a in (sys.argv[1:] if argv is None else argv)]  # shown in reports
@@ -892,10 +902,10 @@ def main(argv=None):
         _say(f"error: {exc}")
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        _say(_stopped("interrupted", args))
         return 130
     except Terminated:
-        print("terminated", file=sys.stderr)
+        _say(_stopped("terminated", args))
         return 143
     except BrokenPipeError:  # the reader of the output has gone (``| head``): a normal end
         return _closed_pipe()

@@ -141,13 +141,19 @@ class Table:
 
     def _old_rows(self):
         """(rows of the table and its stream, files a crashed run was on)."""
-        rows, running = [], {}
+        rows = []
         if self.path.exists():
             try:
                 rows += read_table(self.path)
             except (ValueError, UnicodeDecodeError, OSError) as exc:
                 raise DoodleError(self.path, f"cannot be read as an earlier table ({exc}); "
                                              "choose another --table") from None
+        streamed, running = self._streamed()
+        return rows + streamed, running
+
+    def _streamed(self):
+        """(rows in the stream, files a crashed run was on)."""
+        rows, running = [], {}
         if self.stream.exists():
             with open(self.stream, encoding="utf-8", errors="replace") as fh:
                 for line in fh:
@@ -161,6 +167,17 @@ class Table:
                         running.pop(str(row.get("file")), None)
                         rows.append(row)
         return rows, list(running)
+
+    def left_for_resume(self):
+        """What a stopped run left for ``--resume``: (finished rows in the stream, its path);
+        (0, None) when there is no stream."""
+        if not self.path:
+            return 0, None
+        with contextlib.suppress(OSError):
+            rows, _ = self._streamed()
+            if rows:
+                return len(rows), self.stream
+        return 0, None
 
     def done_files(self):
         """(names of the files done without error and unchanged since, their rows, names of
