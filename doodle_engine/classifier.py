@@ -98,9 +98,10 @@ def make_classifier(settings, seed=0, threads=1, recipe=None, trees=None, mode="
 
 @contextlib.contextmanager
 def ctrl_c_kept():
-    """Ctrl-C during the block raises KeyboardInterrupt when the block ends, even if something
-    inside swallowed it: scikit-learn's MLP catches it, warns "Training interrupted by user"
-    and returns the part-trained model, whose label would pass for a rebuilt one."""
+    """A KeyboardInterrupt raised by Ctrl-C during the block is raised again when the block
+    ends, if something inside swallowed it: scikit-learn's MLP catches it, warns "Training
+    interrupted by user" and returns the part-trained model, whose label would pass for a
+    rebuilt one."""
     before = signal.getsignal(signal.SIGINT)
     if threading.current_thread() is not threading.main_thread() or not callable(before):
         yield  # Ctrl-C reaches only the main thread, and SIG_IGN / SIG_DFL never swallow it
@@ -108,8 +109,11 @@ def ctrl_c_kept():
     hit = []
 
     def held(signum, frame):
-        hit.append(signum)
-        before(signum, frame)
+        try:
+            before(signum, frame)
+        except KeyboardInterrupt:  # a handler of the caller's own that does not raise stays so
+            hit.append(signum)
+            raise
 
     signal.signal(signal.SIGINT, held)
     try:
