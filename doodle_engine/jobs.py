@@ -219,12 +219,14 @@ def remap_file(path, outdir, mapping, classes=None, default=None, force=False, *
         return _skipped(path, [target])
     rec = load(path, classes=classes, **_read_options(_))
     out = remap_record(rec, mapping, default=default)
+    # the effective mapping, for the summary: [[source class, target class, pixels], ...];
+    # made before the write, so that a file it refuses gets no output
+    effective = json.dumps(moves(rec, mapping, default))
+    warnings = "; ".join(near_names(mapping, rec.classes, default))
     save(out, target, overwrite=True)
     row = _base_row(path, out)
     row["output"] = str(target)
-    # the effective mapping, for the summary: [[source class, target class, pixels], ...]
-    row["moves"] = json.dumps(moves(rec, mapping, default))
-    row["warnings"] = "; ".join(near_names(mapping, rec.classes, default))
+    row["moves"], row["warnings"] = effective, warnings
     return [row]
 
 
