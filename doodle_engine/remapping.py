@@ -422,8 +422,11 @@ def moves(record, mapping, default=None):
         return []
     classes = record.classes if record.classes is not None else m.classes
     names = classes or [str(i) for i in range(NO_CLASS)]
-    table = m.table(classes, n=None if classes is not None else int(record.label.max()) + 1,
-                    default=default, where=record.path)
+    table, flags, _ = m.lookup(classes, default, where=record.path)
     new = m.new_classes(classes) or [str(i) for i in range(NO_CLASS)]
     counts = np.bincount(record.label.ravel(), minlength=256)
-    return [(names[i], new[table[i]], int(counts[i])) for i in range(NO_CLASS) if counts[i]]
+    present = [i for i in range(NO_CLASS) if counts[i]]
+    for i in present:  # as remap(): only a class the label holds needs a rule
+        if flags[i]:
+            raise DoodleError(record.path, m.unmapped(i, classes))
+    return [(names[i], new[table[i]], int(counts[i])) for i in present]

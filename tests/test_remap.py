@@ -3,6 +3,7 @@ import json
 import pydoc
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import COAST_DIR, needs_coast
 
@@ -135,8 +136,30 @@ def test_an_unmapped_class_error_names_the_npz_and_the_class(synthetic, tmp_path
     assert msg.startswith(f"{rec.path}: class 'sand' (label value 2) has no rule in the mapping")
     mapping = tmp_path / "m.json"
     mapping.write_text(json.dumps({"water": "water", "surf": "water"}))
-    assert main(["remap", str(rec.path), "--mapping", str(mapping), "-o", str(tmp_path / "o"),
-                 "--quiet", "--workers", "1"]) == 1
+    args = ["remap", str(rec.path), "--mapping", str(mapping), "-o", str(tmp_path / "o"),
+            "--quiet", "--workers", "1"]
+    assert main(args) == 1
+    # a refused file gets no output, so a second run refuses it again (not "up to date")
+    assert not list((tmp_path / "o").glob("*.npz"))
+    assert main(args) == 1
+
+
+def test_a_class_with_no_rule_that_no_pixel_holds_is_no_error(synthetic, tmp_path):
+    rec = load(synthetic("mlp-2022-05"))
+    rec.label[rec.label == 2] = 0  # no 'sand' pixel left in the stored label ...
+    rec.doodles[rec.doodles == 3] = 0  # ... nor among the doodles
+    src = tmp_path / "nosand.npz"
+    save(rec, src)
+    mapping = tmp_path / "m.json"
+    mapping.write_text(json.dumps({"water": "water", "surf": "water"}))
+    table = tmp_path / "t.csv"
+    assert main(["remap", str(src), "--mapping", str(mapping), "-o", str(tmp_path / "o"),
+                 "--quiet", "--workers", "1", "--table", str(table)]) == 0
+    out = load(tmp_path / "o" / "nosand.npz")
+    assert out.classes == ["water"] and set(np.unique(out.label)) == {0}
+    row = pd.read_csv(table).iloc[0]
+    assert json.loads(row["moves"]) == [["water", "water", int((rec.label == 0).sum())],
+                                        ["surf", "water", int((rec.label == 1).sum())]]
 
 
 def test_values_that_are_no_class_are_errors():
