@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .files import atomic_write, short_name
 from .outputs import HTML_GENERATOR
-from .reasons import legend
+from .reasons import detail, legend
 from .report import summarize
 from .table import cell_text as _text
 from .terminal import TABLE_COLUMNS
@@ -156,9 +156,11 @@ def _why_section(frame):
     causes = legend(frame)
     if not causes:
         return ""
-    out = ["<section><h2>Why results are below 100 %</h2><dl class=\"why\">"]
+    out = ['<section><h2>What the reasons mean</h2><p class="note">The causes of the results '
+           "below 100 %, and what the rebuild did (given at 100 % too).</p>"
+           '<dl class="why">']
     for short, sentence in causes.items():
-        out.append(f"<dt>{_e(short)}</dt><dd>{_e(sentence)}</dd>")
+        out.append(f"<dt>{_e(short)}</dt><dd>{_e(detail(short, sentence))}</dd>")
     return "\n".join(out + ["</dl></section>"])
 
 

@@ -121,14 +121,22 @@ def explained(short, sentence):
     return sentence if sentence.startswith(short) else f"{short}: {sentence}"
 
 
+def detail(short, sentence):
+    """The sentence without its leading ``short:`` (for a page that shows the short word
+    beside it)."""
+    head = f"{short}:"
+    return sentence[len(head):].strip() if sentence.startswith(head) else sentence
+
+
 def legend(table):
-    """{short cause: sentence} for the causes of the results below 100 % in ``table`` (a
-    pandas DataFrame or a list of row dicts; each cause once, in order of first
-    appearance)."""
+    """{short cause: sentence} for every reason given in ``table`` (a pandas DataFrame or a
+    list of row dicts; each cause once, in order of first appearance): the causes of results
+    below 100 % and what the reconstruction did (a note such as ``one class doodled``, given
+    also at 100 %)."""
     out = {}
     rows = table.to_dict("records") if hasattr(table, "to_dict") else table
     for row in rows:
-        if _below(row) and not _text(row.get("error")):
+        if not _text(row.get("error")):
             for short, sentence in causes(row):
                 out.setdefault(short, sentence)
     return out

@@ -169,9 +169,11 @@ def test_the_page_holds_summary_table_reasons_figures_and_maps(html_run):
     assert f'content="{GENERATOR}"' in text
     assert "<h2>Summary</h2>" in text and "files: 3  failed: 0" in text
     for word in ("forest.npz", "mlp.npz", "one.npz", "history missing, forest unseeded",
-                 NO_KNOWN_CAUSE, "one class doodled", "Why results are below 100 %",
-                 "history missing: cannot be exact"):
+                 NO_KNOWN_CAUSE, "one class doodled", "What the reasons mean",
+                 "<dt>history missing</dt><dd>cannot be exact",
+                 "<dt>one class doodled</dt><dd>every pixel gets it"):
         assert word in text, word
+    assert "history missing history missing" not in re.sub("<[^>]+>", " ", text)
     assert text.count('<tr id="r') == 3 and text.count('class="below"') == 2
     # self-contained: no script, no style sheet or image from elsewhere, every image embedded
     assert "<script" not in text and "<link" not in text
@@ -277,7 +279,7 @@ def test_a_failed_file_is_a_row_with_its_error(tmp_path):
                            "error": ""}])
     text = page(frame, summary=["files: 2  failed: 1"])
     assert 'class="failed"' in text and "not a zip &lt;b&gt;" in text  # escaped
-    assert "Why results are below 100 %" not in text
+    assert "What the reasons mean" not in text
 
 
 def test_release_zip_members_are_named_with_their_zip(run_folder, tmp_path, capsys):
@@ -325,7 +327,8 @@ def test_real_files_show_their_reasons_on_the_page(tmp_path, capsys):
     assert "0.96918" in rows[ebg.name] and "history missing" in rows[ebg.name]
     assert "one class doodled" in rows[sf.name]
     text = (tmp_path / "r.html").read_text(encoding="utf-8")
-    assert "history missing: cannot be exact" in text and "one class doodled" in text
+    assert "<dt>history missing</dt><dd>cannot be exact" in text
+    assert "<dt>one class doodled</dt><dd>every pixel gets it" in text
     assert "96.9179%" in text and "23,116" in text and len(_images(text)) == 3  # EBG's map, histogram, IoU
     if find_chromium() is not None:
         assert console_errors(tmp_path / "r.html") == []
