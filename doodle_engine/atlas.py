@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 
 from . import coastline
 from .files import atomic_write, short_name
-from .metadata import FINDING_COLUMNS, combine, labeller_of
+from .metadata import FINDING_COLUMNS, combine, labeler_of
 
 #: what each check of the metadata says, for the index page
 CHECKS = {
@@ -39,7 +39,7 @@ CHECKS = {
     "date": "the date in the file name is not year/month/day",
     "value-range": "a value outside its range",
     "file-names": "image or label file name does not match the npz file name",
-    "no-labeller": "the file name has no _ID<n> labeller suffix",
+    "no-labeler": "the file name has no _ID<n> labeler suffix",
     "no-file-name": "a row without a file name",
     "duplicate-stem": "the same file listed twice in one record",
     "stem-in-two-records": "the same file name listed in two records",
@@ -47,6 +47,8 @@ CHECKS = {
     "npz-classes": "classes_array is not the npz file's class list",
     "npz-present": "the classes present in the stored label are not the metadata's",
 }
+#: width / height of a record's map panel in geography.png (its grid cell less the labels)
+_PANEL_ASPECT = 1.2
 #: colours of the records on the maps (matplotlib's tab10, then tab20's light shades)
 _COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
             "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896",
@@ -139,7 +141,7 @@ def _join(table, npz):
     images["has_npz"] = images["npz"].notna()
     loose = npz[~npz["npz"].isin(joined["npz"])].copy()
     loose["record"] = loose["record_npz"]
-    loose["labeller"] = loose["stem"].map(labeller_of)
+    loose["labeler"] = loose["stem"].map(labeler_of)
     loose["in_metadata"] = False
     loose["has_npz"] = True
     loose["classes"] = loose["npz_classes"]
@@ -198,7 +200,7 @@ def _records(images, findings, meta):
     for record, g in images.groupby("record", sort=True):
         dates = sorted(d for d in g.get("date", pd.Series(dtype=str)).fillna("") if d)
         lists = g["classes"].map(lambda c: tuple(c) if isinstance(c, (list, tuple)) else ())
-        lab = g["labeller"].fillna("").replace("", "(none)").value_counts().sort_index()
+        lab = g["labeler"].fillna("").replace("", "(none)").value_counts().sort_index()
         px_size = sorted({float(v) for v in g.get("pixel_size_m", pd.Series(dtype=float)).dropna()})
         mpx = (g["height_px"] * g["width_px"]).sum() / 1e6 if "height_px" in g else np.nan
         sources = sorted({Path(str(s)).name for s in g.get("source", pd.Series(dtype=str)).dropna()})
@@ -206,7 +208,7 @@ def _records(images, findings, meta):
             "record": record, "sources": "; ".join(sources), "images": len(g),
             "metadata_rows": int(g["in_metadata"].sum()), "npz_files": int(g["has_npz"].sum()),
             "joined": int((g["in_metadata"] & g["has_npz"]).sum()),
-            "labellers": len(lab), "labeller_images": ", ".join(f"{k} {v}" for k, v in lab.items()),
+            "labelers": len(lab), "labeler_images": ", ".join(f"{k} {v}" for k, v in lab.items()),
             "classes": len(_class_order(g)), "class_names": "; ".join(_class_order(g)),
             "class_lists": lists[lists.map(len) > 0].nunique(),
             "date_first": dates[0] if dates else "", "date_last": dates[-1] if dates else "",
@@ -254,9 +256,9 @@ def _class_pixels(images):
 
 
 def _labelers(images):
-    g = images.assign(labeller=images["labeller"].fillna("").replace("", "(none)"))
-    out = g.groupby(["record", "labeller"]).size().rename("images").reset_index()
-    return out.sort_values(["record", "labeller"], kind="stable").reset_index(drop=True)
+    g = images.assign(labeler=images["labeler"].fillna("").replace("", "(none)"))
+    out = g.groupby(["record", "labeler"]).size().rename("images").reset_index()
+    return out.sort_values(["record", "labeler"], kind="stable").reset_index(drop=True)
 
 
 # ---------------------------------------------------------------- writing
@@ -273,7 +275,7 @@ def _csv(frame, path):
 
 def image_table(atlas):
     """The per-image table as written to ``images.csv`` (lists as ``a; b`` text)."""
-    cols = [c for c in ("record", "stem", "labeller", "date", "lon", "lat", "height_px",
+    cols = [c for c in ("record", "stem", "labeler", "date", "lon", "lat", "height_px",
                         "width_px", "pixel_size_m", "classes", "present", "in_metadata",
                         "has_npz", "npz", "npz_present", "source", "line") if c in atlas.images]
     return atlas.images[cols]
@@ -292,14 +294,14 @@ def write_atlas(atlas, outdir):
     if atlas.class_pixels is not None:
         written.append(_csv(atlas.class_pixels, out / "class_pixels.csv"))
     else:
-        notes.append("class_pixels.csv: no npz file given (pixel counts come from the stored "
-                     "labels)")
+        notes.append("class_pixels.csv not written: it counts the pixels of the stored "
+                     "labels, so it needs npz files or release zips among the inputs")
     written += [_csv(atlas.labelers, out / "labelers.csv"),
                 _csv(atlas.findings, out / "disagreements.csv"),
                 _csv(atlas.unjoined, out / "unjoined.csv"),
                 _csv(image_table(atlas), out / "images.csv"),
                 _class_figure(atlas, out / "class_distribution.png"),
-                _labeller_figure(atlas, out / "labelers.png")]
+                _labeler_figure(atlas, out / "labelers.png")]
     located = _located(atlas.images)
     if len(located):
         written += [_geography_figure(located, out / "geography.png"),
@@ -369,10 +371,10 @@ def _class_figure(atlas, path):
     return _save(fig, path)
 
 
-def _labeller_figure(atlas, path):
-    """Images per labeller: stacked per record, and over all records."""
+def _labeler_figure(atlas, path):
+    """Images per labeler: stacked per record, and over all records."""
     lab = atlas.labelers
-    table = lab.pivot_table(index="record", columns="labeller", values="images",
+    table = lab.pivot_table(index="record", columns="labeler", values="images",
                             aggfunc="sum", fill_value=0)
     ids = sorted(table.columns, key=lambda s: (not s.startswith("ID"), len(s), s))
     table = table[ids]
@@ -389,15 +391,15 @@ def _labeller_figure(atlas, path):
     a1.invert_yaxis()
     a1.set_xlabel("images")
     a1.set_xlim(0, left.max() * 1.12 if len(left) else 1)
-    a1.legend(title="labeller", fontsize=8, loc="lower right")
-    a1.set_title("Images per record, by labeller")
+    a1.legend(title="labeler", fontsize=8, loc="lower right")
+    a1.set_title("Images per record, by labeler")
     totals = table.sum()
     a2.bar(range(len(ids)), totals, color=[cmap(i % 10) for i in range(len(ids))])
     a2.set_xticks(range(len(ids)), ids)
     for x, v in enumerate(totals):
         a2.text(x, v, f"{int(v)}", ha="center", va="bottom", fontsize=8)
     a2.set_ylabel("images")
-    a2.set_title(f"All records: {int(totals.sum())} images, {len(ids)} labeller(s)")
+    a2.set_title(f"All records: {int(totals.sum())} images, {len(ids)} labeler(s)")
     fig.tight_layout()
     return _save(fig, path)
 
@@ -429,6 +431,24 @@ def _box(lon, lat, pad_deg, min_span):
     return cx - half_x, cy - half_y, cx + half_x, cy + half_y
 
 
+def _fitted(box, aspect):
+    """``box`` (west, south, east, north) widened in one direction so that, drawn with
+    :func:`_draw_land`'s aspect, it is ``aspect`` times as wide as tall: a panel fills its
+    cell instead of a wide record drawn as a strip."""
+    west, south, east, north = box
+    stretch = 1 / max(np.cos(np.radians((south + north) / 2)), 0.2)
+    width, height = east - west, (north - south) * stretch
+    if width > aspect * height:
+        half = width / aspect / stretch / 2
+        mid = (south + north) / 2
+        south, north = max(mid - half, -90.0), min(mid + half, 90.0)
+    else:
+        half = aspect * height / 2
+        mid = (west + east) / 2
+        west, east = mid - half, mid + half
+    return west, south, east, north
+
+
 def _geography_figure(located, path):
     """Image centres over the land outline: all records, then one panel per record."""
     records = sorted(located["record"].unique())
@@ -452,7 +472,7 @@ def _geography_figure(located, path):
     for i, r in enumerate(records):
         g = located[located["record"] == r]
         sub = fig.add_subplot(gs[1 + i // cols, i % cols])
-        _draw_land(sub, *_box(g["lon"], g["lat"], 0.1, 0.6))
+        _draw_land(sub, *_fitted(_box(g["lon"], g["lat"], 0.1, 0.6), _PANEL_ASPECT))
         sub.scatter(g["lon"], g["lat"], s=10, color=colours[r], edgecolor="black",
                     linewidth=0.3, zorder=3)
         sub.set_title(f"{r}: {len(g)} images", fontsize=9)
@@ -482,7 +502,7 @@ def _popup_fields(g):
     props = []
     for r in g.to_dict("records"):
         props.append({"image": r["stem"], "record": r["record"],
-                      "classes present": text(r.get("present")), "labeller": r.get("labeller") or "",
+                      "classes present": text(r.get("present")), "labeler": r.get("labeler") or "",
                       "date": r.get("date") or "",
                       "size (px)": (f"{int(r['height_px'])} x {int(r['width_px'])}"
                                     if pd.notna(r.get("height_px")) and pd.notna(r.get("width_px"))
@@ -491,7 +511,7 @@ def _popup_fields(g):
 
 
 def _locations_html(located, path):
-    """One marker per image (record, classes present, labeller, date) over the GSHHS land
+    """One marker per image (record, classes present, labeler, date) over the GSHHS land
     outline, a layer per record; OpenStreetMap tiles can be switched on (they load then,
     from the network). Leaflet itself is inlined: the page opens offline."""
     records = sorted(located["record"].unique())
@@ -505,7 +525,7 @@ def _locations_html(located, path):
                    name="land (GSHHS, offline)", control=False,
                    style_function=lambda _: {"fillColor": "#ece6d6", "color": "#8c8c8c",
                                              "weight": 0.6, "fillOpacity": 1}).add_to(m)
-    fields = ["image", "record", "classes present", "labeller", "date", "size (px)"]
+    fields = ["image", "record", "classes present", "labeler", "date", "size (px)"]
     for r in records:
         g = located[located["record"] == r]
         fc = {"type": "FeatureCollection", "features": [
@@ -588,7 +608,7 @@ ul.files li{font-size:14px}"""
 def _index_html(atlas, path, files, notes):
     rec = atlas.records
     n_img = int(rec["images"].sum()) if len(rec) else 0
-    labellers = atlas.labelers["labeller"].nunique() if len(atlas.labelers) else 0
+    labelers = atlas.labelers["labeler"].nunique() if len(atlas.labelers) else 0
     npz = int(rec["npz_files"].sum()) if len(rec) else 0
     joined = int(rec["joined"].sum()) if len(rec) else 0
     parts = [(f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
@@ -597,7 +617,7 @@ def _index_html(atlas, path, files, notes):
              "<h1>Coast Train atlas</h1>",
              ("<p class='counts'>"
              f"<span><b>{n_img:,}</b> images</span><span><b>{len(rec)}</b> records</span>"
-             f"<span><b>{labellers}</b> labellers</span>"
+             f"<span><b>{labelers}</b> labelers</span>"
              f"<span><b>{len(atlas.sources)}</b> metadata CSV(s)</span>"
              f"<span><b>{npz:,}</b> npz files ({joined:,} joined)</span>"
              f"<span><b>{len(atlas.findings):,}</b> metadata disagreements</span></p>"),
@@ -609,13 +629,13 @@ def _index_html(atlas, path, files, notes):
         parts.append(f"<p class='note'>Not written: {html.escape(n)}</p>")
     parts += ["<h2>Records</h2>", _html_table(rec)]
     for name, title in (("class_distribution.png", "Class distribution"),
-                        ("labelers.png", "Labellers"), ("geography.png", "Geography")):
+                        ("labelers.png", "Labelers"), ("geography.png", "Geography")):
         if name in files:
             parts.append(f"<h2>{title}</h2><img src='{name}' alt='{title}'>")
     if "locations.html" in files:
         parts.append("<p><a href='locations.html'>Interactive map of every image "
                      "(locations.html)</a></p>")
-    parts += ["<h2>Images per labeller</h2>", _html_table(atlas.labelers)]
+    parts += ["<h2>Images per labeler</h2>", _html_table(atlas.labelers)]
     parts.append("<h2>Metadata disagreements</h2>")
     if len(atlas.findings):
         parts.append("<p>Where two columns of a row (or a row and its npz file) say different "

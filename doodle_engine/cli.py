@@ -582,7 +582,7 @@ def _atlas_inputs(items):
 
 
 def cmd_atlas(args):
-    """The release atlas: records, classes, labellers, maps (issue 25's four notebooks)."""
+    """The release atlas: records, classes, labelers, maps (issue 25's four notebooks)."""
     t0 = time.perf_counter()
     meta_items, npz_inputs = _atlas_inputs(args.inputs)
     csvs = metadata.metadata_sources(meta_items)
@@ -605,7 +605,7 @@ def cmd_atlas(args):
     found = atlas.build_atlas(meta, rows)
     written = atlas.write_atlas(found, args.output)
     rec = found.records
-    print(rec[["record", "images", "npz_files", "labellers", "labeller_images", "classes",
+    print(rec[["record", "images", "npz_files", "labelers", "labeler_images", "classes",
                "date_first", "date_last", "disagreements"]].to_string(index=False))
     checks = found.findings.groupby("check").size() if len(found.findings) else {}
     print(f"images: {int(rec['images'].sum())} in {len(rec)} record(s) from "
@@ -814,7 +814,7 @@ def build_parser():
     sp.set_defaults(func=cmd_stats)
 
     sp = sub.add_parser(
-        "atlas", help="the release atlas: records, classes, labellers, maps (HTML + PNG + CSV)",
+        "atlas", help="the release atlas: records, classes, labelers, maps (HTML + PNG + CSV)",
         description="Counts, figures and maps of Coast Train records, as the CoastTrainMetaPlots "
                     "notebooks draw them: records.csv, class_images.csv, class_pixels.csv (with "
                     "npz files), labelers.csv, disagreements.csv, unjoined.csv, images.csv, "

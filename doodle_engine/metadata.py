@@ -14,7 +14,7 @@ says and what column Y says, and which one the table uses.
 
 Normalised columns: ``stem``, ``record`` (as the release names it: the zip's name, or for a
 bare CSV its name without ``metadata_`` and ``_meta_served``: ``A_naip``), ``source`` (the CSV
-as named in messages), ``line`` (the CSV line, the header being line 1), ``labeller`` (the
+as named in messages), ``line`` (the CSV line, the header being line 1), ``labeler`` (the
 ``ID<n>`` suffix of the file name, as the CoastTrainMetaPlots notebooks read it), ``classes``
 (the row's class list, spelling variants within a record brought to the spelling most rows
 use), ``present`` (the classes present: ``classes_present_integer`` read through the row's
@@ -96,8 +96,8 @@ def stem_of(text):
     return name
 
 
-def labeller_of(stem):
-    """The anonymised labeller of a file: the ``ID<n>`` after its last underscore, as the
+def labeler_of(stem):
+    """The anonymised labeler of a file: the ``ID<n>`` after its last underscore, as the
     CoastTrainMetaPlots notebooks read it ('' when the name has none)."""
     m = _LABELLER.search(str(stem))
     return m.group(1) if m else ""
@@ -246,7 +246,7 @@ def _normalise(raw, name, record, findings):
     elif key == "label_image_filename":
         stems = stems.str.replace(r"_label$", "", regex=True)
     t["stem"] = stems
-    t["labeller"] = t["stem"].map(labeller_of)
+    t["labeler"] = t["stem"].map(labeler_of)
     t["classes"] = raw["classes_array"].map(parse_names) if "classes_array" in raw else [[]] * len(raw)
     year, month, day = (_number(raw, c) for c in ("year", "month", "day"))
     t["date"] = [_iso(y, m, d) for y, m, d in zip(year, month, day)]
@@ -270,14 +270,14 @@ def _iso(y, m, d):
 
 
 def _row_checks(row, findings):
-    """Checks within one row: names, labeller, class counts, CRS and dates, value ranges."""
+    """Checks within one row: names, labeler, class counts, CRS and dates, value ranges."""
     stem = row["stem"]
     if not stem:
         _finding(findings, row, "no-file-name", "annotation_image_filename", "(empty)", "", "",
                  "row left out")
-    if stem and not row["labeller"]:
-        _finding(findings, row, "no-labeller", "annotation_image_filename", stem,
-                 "", "no _ID<n> suffix", "labeller ''")
+    if stem and not row["labeler"]:
+        _finding(findings, row, "no-labeler", "annotation_image_filename", stem,
+                 "", "no _ID<n> suffix", "labeler ''")
     for column, suffixes in (("image_filename", ("", "_image")),
                              ("label_image_filename", ("_label",))):
         other = stem_of(row.get(column, ""))

@@ -18,6 +18,7 @@ from conftest import SETTINGS, doodles_for, scene, write_npz
 from PIL import Image
 from test_metadata import REAL, raw_counts, row, write_rows
 
+from doodle_engine.atlas import _fitted
 from doodle_engine.cli import main
 
 EXPECTED = {"records.csv", "class_images.csv", "class_pixels.csv", "labelers.csv",
@@ -71,7 +72,7 @@ def test_atlas_from_csvs_and_npz(tmp_path, capsys):
     both = np.concatenate([labels["a_ID1"].ravel(), labels["b_ID2"].ravel()])
     assert dpx.to_dict() == {n: int((both == i).sum()) for i, n in enumerate(["water", "surf", "sand"])}
     lab = pd.read_csv(out / "labelers.csv")
-    assert lab[lab["record"] == "D_s2_4classes"].set_index("labeller")["images"].to_dict() == {
+    assert lab[lab["record"] == "D_s2_4classes"].set_index("labeler")["images"].to_dict() == {
         "ID1": 2, "ID2": 1}
     un = pd.read_csv(out / "unjoined.csv")
     assert Counter(un["kind"]) == {"npz file without a metadata row": 1,
@@ -123,7 +124,8 @@ def test_atlas_metadata_only_and_bad_inputs(tmp_path, capsys):
     out = tmp_path / "atlas"
     assert main(["atlas", str(csv), "-o", str(out)]) == 0
     assert "class_pixels.csv" not in {p.name for p in out.iterdir()}
-    assert "no npz file given" in (out / "index.html").read_text()
+    assert "class_pixels.csv not written: it counts the pixels of the stored labels" in (
+        out / "index.html").read_text()
     fifo = tmp_path / "fifo.csv"
     os.mkfifo(fifo)
     capsys.readouterr()
@@ -144,12 +146,12 @@ def test_atlas_on_the_ten_release_csvs(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "images: 1852 in 10 record(s) from 10 metadata CSV(s)" in text
     assert "present-classes 22" in text and "class-spelling" in text
-    rows, labellers = raw_counts(REAL)
+    rows, labelers = raw_counts(REAL)
     rec = pd.read_csv(out / "records.csv").set_index("record")
     assert rec["images"].to_dict() == rows
     lab = pd.read_csv(out / "labelers.csv")
-    got = {r: dict(zip(g["labeller"], g["images"])) for r, g in lab.groupby("record")}
-    assert got == {r: dict(c) for r, c in labellers.items()}
+    got = {r: dict(zip(g["labeler"], g["images"])) for r, g in lab.groupby("record")}
+    assert got == {r: dict(c) for r, c in labelers.items()}
     page = (out / "index.html").read_text()
     assert "1,852</b> images" in page and "<b>10</b> records" in page
     assert "classes_present_array" in page and "B_quads_gulf" in page
@@ -219,3 +221,15 @@ def test_pages_in_a_browser(tmp_path):
     img = np.asarray(Image.open(shots / "locations.png").convert("RGB")).astype(int)
     blue = (np.abs(img - [0x1f, 0x77, 0xb4]).sum(axis=2) < 30).sum()
     assert blue > 20
+
+
+@pytest.mark.parametrize("box", [(-125.0, 27.0, -70.0, 47.0),  # a national record: a wide strip
+                                 (-75.8, 35.2, -75.6, 36.2),  # a stretch of coast: tall
+                                 (-88.4, 30.0, -87.8, 30.6)])
+def test_a_record_panel_fills_its_cell_and_keeps_its_images(box):
+    west, south, east, north = _fitted(box, 1.2)
+    assert west <= box[0] and south <= box[1] and east >= box[2] and north >= box[3]
+    stretch = 1 / np.cos(np.radians((south + north) / 2))
+    assert (east - west) / ((north - south) * stretch) == pytest.approx(1.2, rel=1e-9)
+    # only one direction grows
+    assert (west, east) == box[::2] or (south, north) == box[1::2]

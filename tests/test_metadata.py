@@ -55,7 +55,7 @@ def test_column_order_does_not_matter(tmp_path):
     one = md.read_metadata(write_rows(tmp_path / "metadata_X_one_served.csv", rows))
     order = list(reversed(list(rows[0])))
     two = md.read_metadata(write_rows(tmp_path / "metadata_X_two_served.csv", rows, order))
-    cols = ["stem", "labeller", "classes", "present", "date", "lon", "lat"]
+    cols = ["stem", "labeler", "classes", "present", "date", "lon", "lat"]
     assert one.table[cols].equals(two.table[cols])
     assert list(one.table["stem"]) == ["a_ID1", "b_ID2"]
 
@@ -126,11 +126,11 @@ def test_different_class_lists_are_not_merged(tmp_path):
     assert (m.findings["check"] == "class-spelling").sum() == 0
 
 
-def test_labeller_is_the_id_suffix(tmp_path):
+def test_labeler_is_the_id_suffix(tmp_path):
     rows = [row("x_ID1"), row("y_ID12"), row("no_suffix"), row("z_ID3_extra")]
     m = md.read_metadata(write_rows(tmp_path / "m.csv", rows))
-    assert list(m.table["labeller"]) == ["ID1", "ID12", "", ""]
-    assert list(m.findings.loc[m.findings["check"] == "no-labeller", "line"]) == [4, 5]
+    assert list(m.table["labeler"]) == ["ID1", "ID12", "", ""]
+    assert list(m.findings.loc[m.findings["check"] == "no-labeler", "line"]) == [4, 5]
 
 
 def test_class_counts_crs_date_and_ranges(tmp_path):
@@ -182,7 +182,7 @@ def test_bytes_file_object_and_zip_member_read_as_the_path(tmp_path):
     by_path = md.read_metadata(path)
     by_bytes = md.read_metadata(data, name="metadata_D_s2_4classes_meta_served.csv")
     by_file = md.read_metadata(io.BytesIO(data), name=str(path))
-    cols = ["stem", "record", "labeller", "classes", "present", "date"]
+    cols = ["stem", "record", "labeler", "classes", "present", "date"]
     assert by_path.table[cols].equals(by_bytes.table[cols])
     assert by_path.table[cols].equals(by_file.table[cols])
     z = tmp_path / "S2_4_001.zip"
@@ -245,29 +245,29 @@ def test_folder_skips_csvs_that_are_not_metadata(tmp_path):
 
 
 def raw_counts(paths):
-    """Per record: rows and labeller counts, read with the csv module and the notebooks' rule
+    """Per record: rows and labeler counts, read with the csv module and the notebooks' rule
     (``t.split('_')[-1].split('.npz')[0]`` of annotation_image_filename)."""
-    rows, labellers = {}, {}
+    rows, labelers = {}, {}
     for p in paths:
         record = md.record_from_name(p.name)
         with open(p, newline="") as fh:
             data = list(csv.DictReader(fh))
         rows[record] = len(data)
-        labellers[record] = Counter(r["annotation_image_filename"].split("_")[-1].split(".npz")[0]
+        labelers[record] = Counter(r["annotation_image_filename"].split("_")[-1].split(".npz")[0]
                                     for r in data)
-    return rows, labellers
+    return rows, labelers
 
 
 @pytest.mark.skipif(len(REAL) != 10, reason="the ten Coast Train metadata CSVs are not in "
                                             "../shared/data/coasttrain")
 def test_real_csvs():
-    rows, labellers = raw_counts(REAL)
+    rows, labelers = raw_counts(REAL)
     m = md.read_metadata_inputs(REAL)
     assert sum(rows.values()) == 1852 and len(rows) == 10
     assert len(m.table) == 1852 and m.table["record"].nunique() == 10
     assert m.table.groupby("record").size().to_dict() == rows
-    got = {r: Counter(g["labeller"]) for r, g in m.table.groupby("record")}
-    assert got == labellers
+    got = {r: Counter(g["labeler"]) for r, g in m.table.groupby("record")}
+    assert got == labelers
     checks = Counter(m.findings["check"])
     # record B: present array lists all 7 classes in 22 rows whose integers list fewer
     b = m.findings[(m.findings["record"] == "B_quads_gulf")
