@@ -269,14 +269,20 @@ def _summary(run, failed, rebuilt=True):
 
 
 def _remapped_notes(ok):
-    """One line per remapped file (``ok``: rows): why its rebuild differs from its stored
-    label; returns the lines printed."""
-    lines = []
-    for row in ok:
-        if table.cell_text(row.get("remapped")):
-            lines.append(f"note: {_name(row)}: {row['remapped']}")
-            print(lines[-1])
-    return lines
+    """One line for the remapped files among ``ok`` (rows): a single file with what it was
+    remapped from, several by name (the ``why: remapped`` line says what it means for their
+    rebuilds); returns the lines printed."""
+    picked = [r for r in ok if table.cell_text(r.get("remapped"))]
+    if not picked:
+        return []
+    if len(picked) == 1:
+        line = f"note: {_name(picked[0])}: {picked[0]['remapped']}"
+    else:
+        names = ", ".join(dict.fromkeys(_name(r) for r in picked))
+        line = (f"note: {len(picked)} results are of files remapped by doodle-engine (the "
+                f"remapped column of --table / --report says from what): {names}")
+    print(line)
+    return [line]
 
 
 def _assumed_eras(ok):

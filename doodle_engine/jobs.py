@@ -128,8 +128,8 @@ def validate_file(path, era=None, classes=None, trials=False, seed=0, mode="exac
         row.update({f"t_{k}": v for k, v in res.timings.items()})
         row["seconds"] = time.perf_counter() - t0
         row["history"] = history_note(res.era)  # a forest that learned across a session
-        row["remapped"] = REMAPPED_REASON.format(r.remapped) if r.remapped else ""
-        row["notes"] = "; ".join([*res.notes, *([row["remapped"]] if r.remapped else [])])
+        row["remapped"] = r.remapped or ""  # from what, as the file records it
+        row["notes"] = "; ".join([*res.notes, *([REMAPPED_REASON] if r.remapped else [])])
         row["reason"] = reason(row)  # the causes of a result below 100 %, in short
         if keep_label and m.n_differ:
             row["_rebuilt"] = res.label0
@@ -137,10 +137,10 @@ def validate_file(path, era=None, classes=None, trials=False, seed=0, mode="exac
     return rows
 
 
-#: why a remapped file's rebuild need not match its stored label (its row's ``remapped``)
-REMAPPED_REASON = ("remapped: {}. Not the file Doodler made: its label is the remapped "
-                   "stored label, which the classifier trained on its remapped doodles need not "
-                   "give")
+#: why a remapped file's rebuild need not match its stored label (a note of its row; the
+#: row's ``remapped`` says from what)
+REMAPPED_REASON = ("remapped: not the file Doodler made: its label is the remapped stored "
+                   "label, which the classifier trained on its remapped doodles need not give")
 
 
 def era_file(path, classes=None, seed=0, mode="exact", crf_backend=None, **_):

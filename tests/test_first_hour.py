@@ -209,8 +209,19 @@ def test_a_remapped_file_says_so_when_validated(capsys, tmp_path):
     code, out, err = run(capsys, "validate", remapped, path, "--quiet", "--workers", "1")
     assert code == 0, err
     notes = [ln for ln in out.splitlines() if ln.startswith("note: example.npz:")]
-    assert notes == [(f"note: example.npz: remapped: {note}. Not the file Doodler made: its "
-                      "label is the remapped stored label, which the classifier trained on its "
-                      "remapped doodles need not give")]
+    assert notes == [f"note: example.npz: {note}"]
+    assert ("why: remapped: not the file Doodler made: its label is the remapped stored label, "
+            "which the classifier trained on its remapped doodles need not give"
+            in out.splitlines())
+    # several remapped files: one note naming them, one why line
+    other = tmp_path / "out2" / "example.npz"
+    other.parent.mkdir()
+    other.write_bytes(remapped.read_bytes())
+    code, out, err = run(capsys, "validate", remapped, other, "--quiet", "--workers", "1")
+    lines = out.splitlines()
+    assert [ln for ln in lines if ln.startswith("note:") and "remapped" in ln] == [
+        "note: 2 results are of files remapped by doodle-engine (the remapped column of "
+        "--table / --report says from what): example.npz"]
+    assert sum(ln.startswith("why: remapped:") for ln in lines) == 1
     code, out, err = run(capsys, "info", remapped)
     assert f"  remapped  {note}: not the file Doodler made" in out.splitlines()
