@@ -640,13 +640,31 @@ def cmd_example(args):
 
 
 def cmd_serve(args):
+    if args.all and not args.stop:
+        return _why(2, "--all goes with --stop (serve --stop --all)")
     if args.stop:
-        pid = server.stop()
-        print("no server runs for this installation and environment" if pid is None
-              else f"the server (pid {pid}) ends once its running commands have ended")
+        _stop_servers(args.all)
         return 0
     server.serve(run, idle_minutes=args.idle)
     return 0
+
+
+def _stop_servers(every):
+    """``serve --stop``: this installation's server, and with ``every`` the user's others;
+    without it, says how many others run."""
+    pid = server.stop()
+    print("no server runs for this installation and environment" if pid is None
+          else f"the server (pid {pid}) ends once its running commands have ended")
+    others = server.others()
+    if not every:
+        if others:
+            print(f"{len(others)} other server(s) of yours run (another copy of the engine, or "
+                  "other start-up variables): 'doodle-engine serve --stop --all' ends them")
+        return
+    for path in others:
+        pid = server.stop(path)
+        if pid is not None:
+            print(f"another server (pid {pid}) ends once its running commands have ended")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -849,6 +867,8 @@ def build_parser():
     sp.add_argument("--idle", type=float, default=60, metavar="MIN",
                     help="end after MIN minutes without a command (0: never; default 60)")
     sp.add_argument("--stop", action="store_true", help="end the running server")
+    sp.add_argument("--all", action="store_true",
+                    help="with --stop: also end your servers of other copies of the engine")
     sp.set_defaults(func=cmd_serve)
 
     sp = sub.add_parser("bench", help="time each stage, compiled vs straightforward path")

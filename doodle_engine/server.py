@@ -109,10 +109,11 @@ def listen(path):
     return sock
 
 
-def stop():
-    """Ask this installation's server to end; its pid, or None when none runs."""
+def stop(path=None):
+    """Ask the server at ``path`` (default: this installation's) to end; its pid, or None
+    when none runs there."""
     try:
-        path = rendezvous.socket_path()
+        path = path or rendezvous.socket_path()
     except OSError:
         return None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -124,6 +125,17 @@ def stop():
         except OSError:
             return None
     return None if reply is None else reply.get("stopping")
+
+
+def others():
+    """The sockets of the user's other servers (another copy of the engine, or other start-up
+    variables) that answer, with :func:`stop` ending each."""
+    try:
+        mine, here = rendezvous.socket_path(), rendezvous.safe_folder()
+    except OSError:
+        return []
+    found = sorted(os.path.join(here, n) for n in os.listdir(here) if n.endswith(".sock"))
+    return [p for p in found if p != mine and _running_at(p)]
 
 
 def _stream(fd, codec, write):

@@ -62,11 +62,11 @@ class Served:
         raise AssertionError(f"{text!r} not in the server's log: {self.log()}")
 
 
-def start(tmp, *args):
-    runtime = Path(tempfile.mkdtemp(prefix="de-"))  # a socket's path holds at most 107 bytes
+def start(tmp, *args, runtime=None, **env):
+    runtime = runtime or Path(tempfile.mkdtemp(prefix="de-"))  # a socket's path: 107 bytes
     log = tmp / "serve.log"
     with open(log, "w") as fh:
-        proc = subprocess.Popen([*LAUNCH, "serve", *args], env=_env(runtime), stdout=fh,
+        proc = subprocess.Popen([*LAUNCH, "serve", *args], env=_env(runtime, **env), stdout=fh,
                                 stderr=subprocess.STDOUT)
     served = Served(runtime, log, proc)
     served.wait_for("warm in", timeout=240)
@@ -231,6 +231,40 @@ def test_served_labels_are_the_labels_of_a_command_of_its_own(server, tmp_path):
     assert len(server.commands()) == n + 1  # the first run only
     cols = ["file", "trial", "era", "differ", "accuracy"]
     pd.testing.assert_frame_equal(tables[True][cols], tables[False][cols])
+
+
+def test_stop_names_the_other_servers_and_stop_all_ends_them(tmp_path):
+    """Servers of other start-up variables (as of another copy of the engine) in one folder."""
+    runtime = Path(tempfile.mkdtemp(prefix="de-"))
+    servers = []
+
+    def stop(*args):
+        return subprocess.run([*LAUNCH, "serve", *args], capture_output=True, text=True,
+                              env=_env(runtime, NUMBA_NUM_THREADS="3"), timeout=120)
+
+    try:
+        for n in (1, 2):
+            (tmp_path / str(n)).mkdir()
+            servers.append(start(tmp_path / str(n), runtime=runtime, NUMBA_NUM_THREADS=str(n)))
+        assert stop("--all").returncode == 2
+        out = stop("--stop")
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.splitlines() == [
+            "no server runs for this installation and environment",
+            "2 other server(s) of yours run (another copy of the engine, or other start-up "
+            "variables): 'doodle-engine serve --stop --all' ends them"]
+        assert all(s.proc.poll() is None for s in servers)
+        out = stop("--stop", "--all")
+        assert out.returncode == 0, out.stderr
+        assert sorted(out.stdout.splitlines()[1:]) == sorted(
+            f"another server (pid {s.proc.pid}) ends once its running commands have ended"
+            for s in servers)
+        assert [s.proc.wait(timeout=30) for s in servers] == [0, 0]
+    finally:
+        for s in servers:
+            if s.proc.poll() is None:
+                s.proc.kill()
+        shutil.rmtree(runtime)
 
 
 def test_an_unsafe_folder_is_never_used(tmp_path, example):
