@@ -346,7 +346,8 @@ def _class_figure(atlas, path):
     records = list(dict.fromkeys(ci["record"]))
     rows, cols = _grid(len(records), 3)
     fig = Figure(figsize=(5.2 * cols, 0.3 * max(
-        [len(ci[ci["record"] == r]) for r in records] or [4]) * rows + 1.6 * rows + 0.8))
+        [len(ci[ci["record"] == r]) for r in records] or [4]) * rows + 1.6 * rows + 0.8),
+        layout="constrained")  # room for the suptitle, whatever the number of panels
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat[len(records):]:
         ax.axis("off")
@@ -365,9 +366,11 @@ def _class_figure(atlas, path):
             ax.text(v, y, f" {int(v)}", va="center", fontsize=7)
         ax.set_xlim(0, max(float(values.max() or 1), 1) * 1.15)
     total = int(atlas.records["images"].sum())
-    fig.suptitle(f"Images containing each class, per record ({total} images, "
-                 f"{len(records)} records)", fontsize=12)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))
+    counts = f"{total} image{'s' if total != 1 else ''}, {len(records)} record" + (
+        "s" if len(records) != 1 else "")
+    # one panel is too narrow for the title on one line
+    sep = "\n" if cols == 1 else " "
+    fig.suptitle(f"Images containing each class, per record{sep}({counts})", fontsize=12)
     return _save(fig, path)
 
 

@@ -233,3 +233,14 @@ def test_a_record_panel_fills_its_cell_and_keeps_its_images(box):
     assert (east - west) / ((north - south) * stretch) == pytest.approx(1.2, rel=1e-9)
     # only one direction grows
     assert (west, east) == box[::2] or (south, north) == box[1::2]
+
+
+def test_one_record_s_class_figure_keeps_its_title_inside(tmp_path):
+    csv = write_rows(tmp_path / "metadata_G_madeira_meta_served.csv", [row("m_ID3")])
+    out = tmp_path / "atlas"
+    assert main(["atlas", str(csv), "-o", str(out), "--quiet"]) == 0
+    with Image.open(out / "class_distribution.png") as img:
+        pixels = np.asarray(img.convert("L"))
+    band = pixels[:60]  # the title's two lines
+    assert (band < 128).any()  # the title is drawn ...
+    assert (band[:, :8] > 250).all() and (band[:, -8:] > 250).all()  # ... and not cut at a side
