@@ -334,6 +334,11 @@ def _colour_of(records):
     return {r: _COLOURS[i % len(_COLOURS)] for i, r in enumerate(sorted(records))}
 
 
+def _count(n, noun):
+    """``n`` and the noun, plural unless ``n`` is 1."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def _grid(n, cols):
     rows = max(1, -(-n // cols))
     return rows, min(cols, max(n, 1))
@@ -366,8 +371,7 @@ def _class_figure(atlas, path):
             ax.text(v, y, f" {int(v)}", va="center", fontsize=7)
         ax.set_xlim(0, max(float(values.max() or 1), 1) * 1.15)
     total = int(atlas.records["images"].sum())
-    counts = f"{total} image{'s' if total != 1 else ''}, {len(records)} record" + (
-        "s" if len(records) != 1 else "")
+    counts = f"{_count(total, 'image')}, {_count(len(records), 'record')}"
     # one panel is too narrow for the title on one line
     sep = "\n" if cols == 1 else " "
     fig.suptitle(f"Images containing each class, per record{sep}({counts})", fontsize=12)
@@ -402,6 +406,7 @@ def _labeler_figure(atlas, path):
     for x, v in enumerate(totals):
         a2.text(x, v, f"{int(v)}", ha="center", va="bottom", fontsize=8)
     a2.set_ylabel("images")
+    a2.set_ylim(0, max(float(totals.max()), 1) * 1.12)  # room for the counts above the bars
     a2.set_title(f"All records: {int(totals.sum())} images, {len(ids)} labeler(s)")
     fig.tight_layout()
     return _save(fig, path)
@@ -467,7 +472,8 @@ def _geography_figure(located, path):
                    label=f"{r} ({len(g)})", zorder=3)
     ax.legend(fontsize=8, loc="best", title="record (images)")
     names = {"i": "intermediate", "l": "low"}
-    ax.set_title(f"Image centres: {len(located)} images in {len(records)} records "
+    ax.set_title(f"Image centres: {_count(len(located), 'image')} in "
+                 f"{_count(len(records), 'record')} "
                  f"(land: GSHHS, {names[resolution]} resolution; panels below: intermediate "
                  "under 5 degrees)")
     ax.set_xlabel("longitude")
