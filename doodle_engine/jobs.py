@@ -163,10 +163,11 @@ def output_path(outdir, path, suffix=".npz"):
 
 
 def up_to_date(path, *outputs):
-    """True when every output exists and is not older than the input file."""
+    """True when every output exists and is not older than the input file (the release zip
+    holding a zip member)."""
+    src = source_mtime(path)
     try:
-        src = os.stat(path).st_mtime
-        return all(os.stat(o).st_mtime >= src for o in outputs)
+        return src == src and all(os.stat(o).st_mtime >= src for o in outputs)  # NaN: unread
     except OSError:
         return False
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DoodleError
-from .files import atomic_write, open_regular, read_exact
+from .files import atomic_write, open_regular, read_exact, split_member
 from .record import (
     DEFAULT_MAX_PIXELS,
     MAX_CLASSES,
@@ -410,7 +410,9 @@ def save(record: DoodleRecord, path, overwrite=False, keep_trials=True):
     'copy.npz'
     """
     path = Path(path)
-    if record.path is not None and path.exists() and os.path.samefile(path, record.path):
+    source = split_member(record.path)[0] if record.path is not None else None  # a zip's
+    if source is not None and path.exists() and os.path.exists(source) and os.path.samefile(
+            path, source):
         raise DoodleError(path, "refusing to overwrite the input file it was read from")
     arrays = {}
     if keep_trials:

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from conftest import SETTINGS, doodles_for, needs_real, real_files, scene, write_npz
 
-from doodle_engine import DoodleError, cli, load
+from doodle_engine import DoodleError, cli, load, save
 from doodle_engine.batch import run_batch
 from doodle_engine.files import split_member
 from doodle_engine.inputs import find_inputs
@@ -192,6 +192,26 @@ def test_info_and_export_take_a_zip(tmp_path):
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "out" / "labels").iterdir()) == \
         [f"duck_2021-10-16_L8_ID{i}_label.png" for i in (1, 2)]
+
+
+def test_outputs_of_members_are_skipped_when_newer_and_rewritten_when_forced(tmp_path):
+    z = _release_zip(tmp_path / f"{RECORD}.zip", _loose_files(tmp_path / "loose", 2))
+    before = _sha(z)
+    mapping = tmp_path / "m.json"
+    mapping.write_text('{"water": "water", "surf": "water", "sand": "land"}')
+    for args in (("reconstruct", z, "-o", tmp_path / "rc", "--mode", "fastest"),
+                 ("remap", z, "--mapping", mapping, "-o", tmp_path / "rm")):
+        for again, extra in ((False, ()), (True, ()), (True, ("--force",))):
+            code, out, err = _run_cli(*args, *extra, "--quiet", "--workers", "1")
+            assert code == 0, err
+            skipped = "skipped: 2 (up to date" in out
+            assert skipped == (again and not extra), (args[0], extra, out)
+    member = load(find_inputs([z])[0])
+    for _ in range(2):  # the API, over its own earlier output
+        save(member, tmp_path / "copy.npz", overwrite=True)
+    with pytest.raises(DoodleError, match="refusing to overwrite the input file"):
+        save(member, z, overwrite=True)
+    assert _sha(z) == before
 
 
 @needs_real
