@@ -608,6 +608,9 @@ def cmd_atlas(args):
             for msg in rows.loc[rows["error"] != "", "error"]:
                 print(f"error: {msg}", file=sys.stderr)
             failed = int((rows["error"] != "").sum())
+    if meta is None and failed == len(rows):
+        return _why(1, f"no image to draw: every one of the {failed} npz file(s) failed "
+                       "(listed above) and no metadata CSV was given; nothing written")
     found = atlas.build_atlas(meta, rows)
     written = atlas.write_atlas(found, args.output)
     rec = found.records

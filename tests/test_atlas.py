@@ -244,3 +244,15 @@ def test_one_record_s_class_figure_keeps_its_title_inside(tmp_path):
     band = pixels[:60]  # the title's two lines
     assert (band < 128).any()  # the title is drawn ...
     assert (band[:, :8] > 250).all() and (band[:, -8:] > 250).all()  # ... and not cut at a side
+
+
+def test_atlas_of_unreadable_npz_files_only_writes_nothing(tmp_path, capsys):
+    bad = tmp_path / "Trunc_4_001.zip"
+    bad.write_bytes(b"PK\x03\x04 not the rest of a zip")
+    out = tmp_path / "atlas"
+    assert main(["atlas", str(bad), "-o", str(out), "--quiet"]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"error: {bad}: ") and len(err) == 2
+    assert err[1] == ("exit 1: no image to draw: every one of the 1 npz file(s) failed (listed "
+                      "above) and no metadata CSV was given; nothing written")
+    assert not out.exists()
