@@ -16,7 +16,7 @@ from skimage.filters.rank import median
 from skimage.morphology import disk
 from skimage.transform import resize
 
-from doodle_engine import ERAS, crf, load, reconstruct
+from doodle_engine import ERAS, DoodleError, crf, load, reconstruct
 from doodle_engine.classifier import make_classifier, n_trees, training_rows
 from doodle_engine.cleanup import median_disk
 from doodle_engine.cli import main
@@ -343,6 +343,21 @@ def test_every_npz_era_is_detected_from_its_date_and_rebuilds(tmp_path, era):
 
 
 # ----------------------------------------------------------------------------- told from the file
+def test_sparse_doodled_classes_rule_out_the_engine_era_not_the_match(tmp_path):
+    """A file remapped onto sparse classes (doodles 1 and 3 only): the June 2022 engine's CRF
+    fall-back cannot take doodle value 3 with 2 classes doodled (its code raised
+    IndexError); era matching passes over that era, and asking for it says why."""
+    image, truth, d = _scene()
+    d = np.where(d == 2, 0, d).astype(np.uint8)
+    made = reconstruct(image, d, LAYOUT_VALUES["7mlp"], era="mlp-2022-05", crf_backend="numba")
+    p = write_npz(tmp_path / "sparse.npz", image, d, made.label0, LAYOUT_VALUES["7mlp"])
+    m = match_era(load(p), crf_backend="numba")
+    assert m.era == "mlp-2022-05" and m.candidates[0].differ == 0
+    assert "engine-2022-06" not in {c.era for c in m.candidates}
+    with pytest.raises(DoodleError, match="doodle value 3 is above the 2 classes doodled"):
+        reconstruct(load(p), era="engine-2022-06", crf_backend="numba")
+
+
 def test_an_undated_file_gets_the_era_its_label_matches(tmp_path):
     image, truth, d = _scene()
     made = reconstruct(image, d, LAYOUT_VALUES["7mlp"], era="mlp-2022-05", crf_backend="numba")
