@@ -197,7 +197,10 @@ def export_gym_set(inputs, outdir, mapping=None, default=None, npz=False, target
     check_outputs(inputs, every, table=table, outdir=outdir, also_reads=also_reads)
     every = outputs_apart(every, outdir)
     png = {k: batch[k] for k in ("settings", "images") if batch.get(k) is not None}
-    plan = plan_classes(every, lambda f: input_classes(f, classes, allow_pickle, max_pixels, **png),
+    # the union's order follows the sorted inputs, not the order they were named in: a
+    # train and a test set exported apart get the same class numbers
+    plan = plan_classes(sorted(every, key=str),
+                        lambda f: input_classes(f, classes, allow_pickle, max_pixels, **png),
                         mapping, default)
     prefix = root_string(outdir) if npz else None
     _refuse_stale(outdir, every, prefix)

@@ -77,6 +77,17 @@ def test_mixed_class_lists_go_onto_their_union_by_name(tmp_path):
         np.testing.assert_array_equal(image, rec.image)
 
 
+def test_the_union_s_order_does_not_follow_the_order_inputs_are_named_in(tmp_path):
+    files = mixed_files(tmp_path)
+    split = [tmp_path / "in" / "x", tmp_path / "in" / "y"]  # two folders, named y then x
+    for folder, f in zip(split, files[:2]):
+        folder.mkdir()
+        f.rename(folder / f.name)
+    one = export_gym_set([split[1], split[0]], tmp_path / "one", progress=False)
+    two = export_gym_set([split[0], split[1]], tmp_path / "two", progress=False)
+    assert one.plan.classes == two.plan.classes == ["water", "land", "surf", "sand"]
+
+
 def test_config_holds_the_keys_gym_reads(tmp_path):
     export_gym_set(mixed_files(tmp_path), tmp_path / "gym", progress=False)
     cfg = json.loads((tmp_path / "gym" / "gym_config.json").read_text())
