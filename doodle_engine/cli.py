@@ -508,7 +508,7 @@ def _export_gym(args):
     if "error" in res.frame:
         for msg in res.frame.loc[res.frame["error"] != "", "error"]:
             print(f"error: {msg}", file=sys.stderr)
-    _summary(_records(res.frame), res.failed)
+    _summary(_records(res.frame), res.failed, rebuilt=False)  # stored labels: no era used
     if res.config is None:
         return _why(1, f"{res.failed} file(s) failed (listed above): nothing written (a Gym set "
                        "is written whole)")

@@ -5,7 +5,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import COAST_DIR, needs_coast, needs_real, real_files, scene, write_npz
+from conftest import COAST_DIR, SETTINGS, needs_coast, needs_real, real_files, scene, write_npz
 from PIL import Image
 
 from doodle_engine import DoodleError, load
@@ -262,6 +262,19 @@ def test_cli_says_what_it_wrote(tmp_path, capsys):
     assert "class lists found: ['water', 'land'] (1 file(s))" in out
     assert json.loads((tmp_path / "gym" / "gym_config.json").read_text())["TARGET_SIZE"] == [16, 16]
     assert main(["export", str(files[0]), "-o", str(tmp_path / "x"), "--mapping", "m.json"]) == 2
+
+
+def test_cli_notes_no_era_for_stored_labels(tmp_path, capsys):
+    """An undated file's era is assumed where a label is rebuilt; the Gym set copies the
+    stored labels, so its run says nothing of eras."""
+    image, truth = scene(24, 32, 0)
+    doodles = np.zeros_like(truth)
+    doodles[::4, ::4] = truth[::4, ::4] + 1
+    f = write_npz(tmp_path / "undated.npz", image, doodles, truth, SETTINGS["mlp-2021-10"])
+    assert main(["export", "--gym", str(f), "-o", str(tmp_path / "gym"), "--quiet"]) == 0
+    assert "note: era" not in capsys.readouterr().out
+    assert main(["validate", str(f), "--quiet", "--workers", "1"]) == 0  # where one is used
+    assert "note: era" in capsys.readouterr().out
 
 
 @needs_real
