@@ -22,6 +22,7 @@ import pandas as pd
 import xstatic.pkg.leaflet as xleaflet
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from . import coastline
 from .files import atomic_write, short_name
@@ -278,7 +279,11 @@ def image_table(atlas):
     cols = [c for c in ("record", "stem", "labeler", "date", "lon", "lat", "height_px",
                         "width_px", "pixel_size_m", "classes", "present", "in_metadata",
                         "has_npz", "npz", "npz_present", "source", "line") if c in atlas.images]
-    return atlas.images[cols]
+    out = atlas.images[cols].copy()
+    for c in ("height_px", "width_px", "line"):  # whole numbers, some missing: not 306.0
+        if c in out:
+            out[c] = pd.to_numeric(out[c], errors="coerce").round().astype("Int64")
+    return out
 
 
 def write_atlas(atlas, outdir):
@@ -367,6 +372,7 @@ def _class_figure(atlas, path):
         n = int(atlas.records.set_index("record").loc[record, "images"])
         ax.set_title(f"{record}: {n} images ({source})", fontsize=10)
         ax.set_xlabel("images containing the class", fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         for y, v in enumerate(values.fillna(0)):
             ax.text(v, y, f" {int(v)}", va="center", fontsize=7)
         ax.set_xlim(0, max(float(values.max() or 1), 1) * 1.15)
@@ -397,6 +403,7 @@ def _labeler_figure(atlas, path):
     a1.set_yticks(range(len(table)), table.index, fontsize=9)
     a1.invert_yaxis()
     a1.set_xlabel("images")
+    a1.xaxis.set_major_locator(MaxNLocator(integer=True))
     a1.set_xlim(0, left.max() * 1.12 if len(left) else 1)
     a1.legend(title="labeler", fontsize=8, loc="lower right")
     a1.set_title("Images per record, by labeler")
@@ -406,6 +413,7 @@ def _labeler_figure(atlas, path):
     for x, v in enumerate(totals):
         a2.text(x, v, f"{int(v)}", ha="center", va="bottom", fontsize=8)
     a2.set_ylabel("images")
+    a2.yaxis.set_major_locator(MaxNLocator(integer=True))
     a2.set_ylim(0, max(float(totals.max()), 1) * 1.12)  # room for the counts above the bars
     a2.set_title(f"All records: {int(totals.sum())} images, {len(ids)} labeler(s)")
     fig.tight_layout()

@@ -9,6 +9,7 @@ import numpy as np
 from matplotlib.artist import setp
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, Patch
+from matplotlib.ticker import MaxNLocator
 from scipy import ndimage
 from tqdm import tqdm
 
@@ -61,6 +62,7 @@ def write_plots(frame, folder, labels_dir=None, max_maps=20, progress=False, cla
         ax.hist(ok["accuracy"] * 100, bins=20, color="#3366CC")
         ax.set_xlabel("pixel accuracy vs stored label (%)")
         ax.set_ylabel("results (files and trials)")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(_count_title("Pixel accuracy", ok) + _below_line(ok), fontsize=10)
         fig.tight_layout()
         written.append(_save(fig, folder / "accuracy_hist.png"))

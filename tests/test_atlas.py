@@ -241,6 +241,9 @@ def test_one_record_s_class_figure_keeps_its_title_inside(tmp_path):
     assert main(["atlas", str(csv), "-o", str(out), "--quiet"]) == 0
     with Image.open(out / "class_distribution.png") as img:
         pixels = np.asarray(img.convert("L"))
+    sizes = [ln.split(",") for ln in (out / "images.csv").read_text().splitlines()]
+    at = sizes[0].index("height_px")
+    assert all(r[at].isdigit() for r in sizes[1:])  # whole numbers, not 306.0
     band = pixels[:60]  # the title's two lines
     assert (band < 128).any()  # the title is drawn ...
     assert (band[:, :8] > 250).all() and (band[:, -8:] > 250).all()  # ... and not cut at a side
