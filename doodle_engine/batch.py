@@ -139,6 +139,9 @@ def _run_locked(job, every, workers, scheduler, client, table, resume, progress,
     if resume:
         done, kept, running = tab.done_files()
         files = [f for f in files if printable(f) not in done]
+        note(f"--resume: {len(every) - len(files)} of {len(every)} file(s) done in "
+             f"{printable(table, backslash=False)} (unchanged, without error) are kept; "
+             f"{len(files)} to run")
         suspects = [f for f in files if printable(f) in set(running)]
         for f in suspects:
             note(f"{printable(f, backslash=False)}: the earlier run's process died while on this "

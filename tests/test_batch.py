@@ -54,14 +54,17 @@ def test_two_processes_give_the_same_table(folder):
     pd.testing.assert_frame_equal(_clean(one), _clean(two))
 
 
-def test_resume_skips_done_files(folder, tmp_path):
+def test_resume_skips_done_files(folder, tmp_path, capsys):
     table = tmp_path / "t.csv"
     run_batch("validate", [folder / "img0.npz", folder / "img1.npz"], table=table, progress=False)
     frame = run_batch("validate", [folder], table=table, resume=True, progress=False)
     assert len(frame) == 5 and frame["file"].nunique() == 5
+    assert (f"note: --resume: 2 of 5 file(s) done in {table} (unchanged, without error) are "
+            "kept; 3 to run") in capsys.readouterr().err
     again = run_batch("validate", [folder], table=table, resume=True, progress=False)
-    # only the broken file is tried again
+    # only the broken file is tried again, and the run says so
     assert len(again) == 5 and (again["error"] != "").sum() == 1
+    assert "4 of 5 file(s) done" in capsys.readouterr().err
 
 
 def test_dask_local_cluster_matches_local_processes(folder):
