@@ -187,7 +187,8 @@ def disagreement_map(row, kept_label, folder, classes=None, allow_pickle=False, 
     h, w = diff.shape
     fig = Figure(figsize=(16, 4.2 * h / w + 1.6))
     axes = fig.subplots(1, 4)
-    panels = [(image, "image"), (colorize(stored, names), "stored label (Doodler)"),
+    whose = "remapped by doodle-engine" if rec.remapped else "Doodler"
+    panels = [(image, "image"), (colorize(stored, names), f"stored label ({whose})"),
               (colorize(rebuilt, names), "rebuilt label"),
               (marked, f"differ: {int(diff.sum()):,} px (magenta)")]
     for ax, (img, title) in zip(axes, panels):
