@@ -5,6 +5,7 @@ row so the run goes on."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import traceback
@@ -166,8 +167,10 @@ def up_to_date(path, *outputs):
     """True when every output exists and is not older than the input file (the release zip
     holding a zip member)."""
     src = source_mtime(path)
+    if math.isnan(src):  # the input cannot be read: never up to date
+        return False
     try:
-        return src == src and all(os.stat(o).st_mtime >= src for o in outputs)  # NaN: unread
+        return all(os.stat(o).st_mtime >= src for o in outputs)
     except OSError:
         return False
 

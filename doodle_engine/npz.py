@@ -410,9 +410,10 @@ def save(record: DoodleRecord, path, overwrite=False, keep_trials=True):
     'copy.npz'
     """
     path = Path(path)
-    source = split_member(record.path)[0] if record.path is not None else None  # a zip's
-    if source is not None and path.exists() and os.path.exists(source) and os.path.samefile(
-            path, source):
+    # the file the record was read from: for a ``ZIP::member``, the zip
+    source = split_member(record.path)[0] if record.path is not None else None
+    if (source is not None and path.exists() and os.path.exists(source)
+            and os.path.samefile(path, source)):
         raise DoodleError(path, "refusing to overwrite the input file it was read from")
     arrays = {}
     if keep_trials:

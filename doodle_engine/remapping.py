@@ -79,17 +79,6 @@ class Mapping:
             raise DoodleError(self.source, "mapping targets must be class indices 0..254")
         return table.astype(np.uint8), flags, classes
 
-    def table(self, classes=None, n=None, default=None, where=None):
-        """Lookup table (uint8, 256 entries) for 0-based labels of ``classes`` (or of ``n``
-        classes numbered 0..n-1): a class among them with no rule raises DoodleError
-        unless ``default`` (a target name or index) is given."""
-        table, flags, classes = self.lookup(classes, default, where)
-        n = n if n is not None else (len(classes) if classes is not None else NO_CLASS)
-        for old in range(min(n, NO_CLASS)):
-            if flags[old]:
-                raise DoodleError(where or self.source, self.unmapped(old, classes))
-        return table
-
     def unmapped(self, value, classes=None):
         """The message for a label value with no rule."""
         if classes is not None and value >= len(classes):
