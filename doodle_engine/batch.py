@@ -84,7 +84,9 @@ def run_batch(job, inputs, workers=1, scheduler=None, client=None, table=None, r
         that is not of its own kind.
     **kwargs
         Passed to the job: ``outdir``, ``era``, ``seed``, ``mode``, ``crf_backend``,
-        ``classes``, ``trials``, ``mapping``, ``default``, ``label_ext``, ``force``.
+        ``classes``, ``trials``, ``mapping``, ``default``, ``label_ext``, ``force``,
+        ``prefix_record`` (jobs writing into ``outdir``: name outputs ``RECORD__NAME``, see
+        :func:`doodle_engine.outputs.output_stem`).
 
     Returns
     -------
@@ -118,10 +120,11 @@ def run_rows(job, inputs, workers=1, scheduler=None, client=None, table=None, re
         raise DoodleError(None, f"unknown job {job!r}")
     not_read = []
     every = find_inputs(inputs, not_read)
+    prefix = kwargs.get("prefix_record", False)
     check_outputs(inputs, every, table=table, outdir=kwargs.get("outdir"),
-                  also_reads=also_reads, **(also_writes or {}))
+                  also_reads=also_reads, prefix_record=prefix, **(also_writes or {}))
     if kwargs.get("outdir") is not None:
-        every = outputs_apart(every, kwargs["outdir"])
+        every = outputs_apart(every, kwargs["outdir"], prefix)
     if scheduler is None and client is None:
         workers = resolve_workers(workers, len(every))
     lock = TableLock(table) if table else contextlib.nullcontext()

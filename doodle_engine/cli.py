@@ -430,7 +430,8 @@ def _figures(args, frame, kept, summary):
 
 def cmd_reconstruct(args):
     run, failed = _run(args, "reconstruct", outdir=args.output, era=args.era, seed=args.seed,
-                       mode=args.mode, crf_backend=args.crf_backend)
+                       mode=args.mode, crf_backend=args.crf_backend,
+                       prefix_record=args.prefix_record)
     terminal.print_table(run.rows)
     _summary(run, failed)
     return _why(1 if failed else 0, f"{failed} file(s) failed (listed above)")
@@ -438,7 +439,8 @@ def cmd_reconstruct(args):
 
 def cmd_remap(args):
     mapping = remapping.load_mapping(args.mapping)  # a bad mapping file fails before any work
-    frame, failed = _batch(args, "remap", outdir=args.output, mapping=mapping, default=args.default)
+    frame, failed = _batch(args, "remap", outdir=args.output, mapping=mapping, default=args.default,
+                           prefix_record=args.prefix_record)
     _print_moves(_ok(frame), remapping.near_names(mapping, default=args.default))
     _summary(_records(frame), failed, rebuilt=False)
     return _why(1 if failed else 0, f"{failed} file(s) failed (listed above)")
@@ -478,7 +480,8 @@ def cmd_export(args):
         raise DoodleError(None, "--mapping, --default and --target-size apply to --gym (to remap "
                                 "Doodler's layout, run remap first)")
     frame, failed = _batch(args, "export", outdir=args.output,
-                           label_ext=".png" if args.png_labels else ".jpg")
+                           label_ext=".png" if args.png_labels else ".jpg",
+                           prefix_record=args.prefix_record)
     _summary(_records(frame), failed, rebuilt=False)
     if "jpeg_changed_px" in frame:
         changed = frame["jpeg_changed_px"].fillna(0)
@@ -504,6 +507,7 @@ def _export_gym(args):
                          classes=_classes(args.classes), table=args.table,
                          allow_pickle=args.allow_pickle, max_pixels=args.max_pixels,
                          also_reads=[args.mapping, args.classes], workers=args.workers,
+                         prefix_record=args.prefix_record,
                          scheduler=args.scheduler, progress=not args.quiet, **_png_options(args))
     if "error" in res.frame:
         for msg in res.frame.loc[res.frame["error"] != "", "error"]:
@@ -693,6 +697,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message}\n({self.prog} --help lists the options)\n")
 
 
+def _output_options(sp):
+    """-o/--output and how outputs are named in it."""
+    sp.add_argument("-o", "--output", required=True)
+    sp.add_argument("--prefix-record", action="store_true",
+                    help="name each file's outputs RECORD__NAME (RECORD: its release zip's name, "
+                         "or the record folder of a loose file), so same-named files of two "
+                         "records go into one folder")
+
+
 def build_parser():
     p = _Parser(prog="doodle-engine", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"doodle-engine {__version__}")
@@ -793,14 +806,14 @@ def build_parser():
                                  "(99.9 or 99.9%%) or a fraction (0.999; values up to 1 are "
                                  "fractions); the results below are listed")
         else:
-            sp.add_argument("-o", "--output", required=True)
+            _output_options(sp)
         sp.set_defaults(func=func)
 
     sp = sub.add_parser("remap", help="merge/rename classes into new npz files")
     common(sp)
     sp.add_argument("--mapping", required=True, help="mapping JSON (Coast Train or Doodler schema)")
     sp.add_argument("--default", help="target for classes with no rule")
-    sp.add_argument("-o", "--output", required=True)
+    _output_options(sp)
     sp.add_argument("--table")
     sp.set_defaults(func=cmd_remap)
 
@@ -812,7 +825,7 @@ def build_parser():
                     "class edges (99-1,462 px per file on Doodler's own files, some to values "
                     "that are no class): use --png-labels for exact labels, e.g. for training.")
     common(sp)
-    sp.add_argument("-o", "--output", required=True)
+    _output_options(sp)
     sp.add_argument("--png-labels", action="store_true",
                     help="write labels as lossless PNG: exact class values (recommended; the "
                          "default JPEG, Doodler's format, changes values along class edges)")

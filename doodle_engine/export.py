@@ -44,15 +44,16 @@ def write_image(path, array, quality=100):
     return atomic_write(path, write)
 
 
-def export_targets(path, outdir, label_ext=".jpg"):
-    """The files :func:`export_record` always writes for the npz at ``path``."""
-    outdir, stem = Path(outdir), safe_stem(path)
+def export_targets(stem, outdir, label_ext=".jpg"):
+    """The files :func:`export_record` always writes for a record whose outputs are named
+    ``stem`` (:func:`safe_stem` of its file, unless the caller names them otherwise)."""
+    outdir = Path(outdir)
     return [outdir / "images" / f"{stem}.jpg", outdir / "labels" / f"{stem}_label{label_ext}",
             outdir / "colorlabels" / f"{stem}_label.png", outdir / "overlays" / f"{stem}_overlay.png",
             outdir / "doodles" / f"{stem}_doodles.png", outdir / "doodles" / f"{stem}_color_doodles.png"]
 
 
-def export_record(record: DoodleRecord, outdir, label_ext=".jpg", alpha=0.5):
+def export_record(record: DoodleRecord, outdir, label_ext=".jpg", alpha=0.5, stem=None):
     """Write images/, labels/, colorlabels/, overlays/ and doodles/ for one record, named
     as Doodler's ``gen_images_and_labels.py`` named them.
 
@@ -66,6 +67,8 @@ def export_record(record: DoodleRecord, outdir, label_ext=".jpg", alpha=0.5):
         px per file on Doodler's own files); ``.png`` keeps them exact.
     alpha : float
         Weight of the colour in the overlays.
+    stem : str, optional
+        The outputs' name stem (default: the record's file name without ``.npz``).
 
     Returns
     -------
@@ -93,10 +96,10 @@ def export_record(record: DoodleRecord, outdir, label_ext=".jpg", alpha=0.5):
                 overlay(rgb, record.label, alpha, classes),
                 overlay(rgb, zero_based(record.doodles), alpha, classes),
                 color_doodles(record.doodles, classes)]
-    targets = export_targets(record.path or "record", outdir, label_ext)
+    stem = stem or safe_stem(record.path or "record")
+    targets = export_targets(stem, outdir, label_ext)
     written = [write_image(t, p) for t, p in zip(targets, pictures)]
     if image.ndim == 3 and image.shape[2] == 4:
-        stem = safe_stem(record.path or "record")
         written.insert(1, write_image(Path(outdir) / "images" / f"{stem}_band4.jpg", image[..., 3]))
     return written
 
@@ -146,25 +149,27 @@ def gym_image(record):
     return np.ascontiguousarray(image[..., :3]), image.shape[2] - min(image.shape[2], 3)
 
 
-def gym_targets(path, outdir, npz_prefix=None):
-    """The files :func:`export_gym` writes for ``path``: ``images/STEM.png`` and
-    ``labels/STEM.png`` (the same stem, so the sorted orders pair), and with ``npz_prefix``
-    ``npzs/PREFIX_STEM.npz``."""
-    outdir, stem = Path(outdir), safe_stem(path)
+def gym_targets(stem, outdir, npz_prefix=None):
+    """The files :func:`export_gym` writes for a record whose outputs are named ``stem``:
+    ``images/STEM.png`` and ``labels/STEM.png`` (the same stem, so the sorted orders pair),
+    and with ``npz_prefix`` ``npzs/PREFIX_STEM.npz``."""
+    outdir = Path(outdir)
     targets = [outdir / "images" / f"{stem}.png", outdir / "labels" / f"{stem}.png"]
     if npz_prefix is not None:
         targets.append(outdir / "npzs" / f"{npz_prefix}_{stem}.npz")
     return targets
 
 
-def export_gym(record: DoodleRecord, outdir, common, mapping=None, default=None, npz_prefix=None):
+def export_gym(record: DoodleRecord, outdir, common, mapping=None, default=None, npz_prefix=None,
+               stem=None):
     """Write one record into a Segmentation Gym set whose classes are ``common``.
 
     The label goes onto ``common`` by class name (through ``mapping`` when given: a
     :class:`doodle_engine.remapping.Mapping` with name aliases) and is written as a lossless
     greyscale PNG of values 0..len(common)-1; the image as a lossless PNG of three bands;
     with ``npz_prefix``, also Gym's own npz (``arr_0`` image, ``arr_1`` one-hot label,
-    ``num_bands``, ``files``).
+    ``num_bands``, ``files``).  ``stem`` names the outputs (default: the record's file name
+    without ``.npz``).
 
     Returns
     -------
@@ -193,7 +198,7 @@ def export_gym(record: DoodleRecord, outdir, common, mapping=None, default=None,
                                  f"({none} px have no class: a one-hot label with no bit set); "
                                  "a Gym label needs a class on every pixel")
     image, left_out = gym_image(record)
-    targets = gym_targets(where or "record", outdir, npz_prefix)
+    targets = gym_targets(stem or safe_stem(where or "record"), outdir, npz_prefix)
     written = [write_image(targets[0], image), write_image(targets[1], label)]
     if npz_prefix is not None:
         onehot = (np.arange(len(common), dtype=np.uint8) == label[..., None]).astype(np.uint8)

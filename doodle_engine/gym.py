@@ -25,7 +25,7 @@ from .export import GYM_FOLDERS, gym_class_table, gym_targets, safe_stem
 from .files import atomic_write, on_disk, split_member
 from .inputs import find_inputs, load
 from .npz import read_classes
-from .outputs import check_outputs, outputs_apart
+from .outputs import check_outputs, output_stem, outputs_apart
 from .record import DEFAULT_MAX_PIXELS, MAX_CLASSES
 from .releasezip import open_member
 
@@ -160,7 +160,7 @@ def root_string(outdir):
 
 def export_gym_set(inputs, outdir, mapping=None, default=None, npz=False, target_size=None,
                    classes=None, table=None, allow_pickle=False, max_pixels=DEFAULT_MAX_PIXELS,
-                   also_reads=(), **batch) -> GymResult:
+                   also_reads=(), prefix_record=False, **batch) -> GymResult:
     """Write a Segmentation Gym set from Doodler files: ``images/`` and ``labels/`` (lossless
     PNGs with the same stem, so their sorted orders pair one to one), ``npzs/`` with ``npz``
     (Gym's own layout), and ``gym_config.json``.
@@ -178,6 +178,9 @@ def export_gym_set(inputs, outdir, mapping=None, default=None, npz=False, target
         Also write Gym's npz layout (``arr_0`` image, ``arr_1`` one-hot label).
     target_size : (int, int), optional
         Gym's ``TARGET_SIZE`` (default: the commonest image size).
+    prefix_record : bool
+        Name each file's outputs ``RECORD__NAME`` (the release zip's name for a member), so
+        same-named files of two records both go in (Coast Train's A_naip and C_s2 share two).
     **batch
         ``workers``, ``scheduler``, ``client``, ``progress``, PNG options.
 
@@ -194,8 +197,9 @@ def export_gym_set(inputs, outdir, mapping=None, default=None, npz=False, target
     """
     outdir = Path(outdir)
     every = _earlier_npzs_apart(find_inputs(inputs), inputs, outdir)
-    check_outputs(inputs, every, table=table, outdir=outdir, also_reads=also_reads)
-    every = outputs_apart(every, outdir)
+    check_outputs(inputs, every, table=table, outdir=outdir, also_reads=also_reads,
+                  prefix_record=prefix_record)
+    every = outputs_apart(every, outdir, prefix_record)
     png = {k: batch[k] for k in ("settings", "images") if batch.get(k) is not None}
     # the union's order follows the sorted inputs, not the order they were named in: a
     # train and a test set exported apart get the same class numbers
@@ -203,7 +207,7 @@ def export_gym_set(inputs, outdir, mapping=None, default=None, npz=False, target
                         lambda f: input_classes(f, classes, allow_pickle, max_pixels, **png),
                         mapping, default)
     prefix = root_string(outdir) if npz else None
-    _refuse_stale(outdir, every, prefix)
+    _refuse_stale(outdir, every, prefix, prefix_record)
     made = not outdir.exists()
     outdir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".gym-staging-", dir=outdir))
@@ -211,7 +215,8 @@ def export_gym_set(inputs, outdir, mapping=None, default=None, npz=False, target
     try:
         frame = run_batch("gym", every, table=table, outdir=str(staging), gym_classes=plan.classes,
                           mapping=mapping, default=default, npz_prefix=prefix, classes=classes,
-                          allow_pickle=allow_pickle, max_pixels=max_pixels, **batch)
+                          allow_pickle=allow_pickle, max_pixels=max_pixels,
+                          prefix_record=prefix_record, **batch)
         result = GymResult(frame, plan, None, outdir, npz)
         if not frame.empty and not result.failed:
             result.config = _commit(staging, outdir, plan, frame, prefix, target_size)
@@ -239,10 +244,11 @@ def _earlier_npzs_apart(files, inputs, outdir):
             if npzs not in Path(os.path.abspath(on_disk(f))).parents or os.path.abspath(f) in named]
 
 
-def _refuse_stale(outdir, files, prefix):
+def _refuse_stale(outdir, files, prefix, prefix_record=False):
     """Gym takes every file in images/ and labels/: refuse a folder holding files this set
     does not write (an earlier set's), before anything is written."""
-    wanted = {p.relative_to(outdir).as_posix() for f in files for p in gym_targets(f, outdir, prefix)}
+    wanted = {p.relative_to(outdir).as_posix() for f in files
+              for p in gym_targets(output_stem(f, prefix_record), outdir, prefix)}
     for folder in GYM_FOLDERS:
         d = outdir / folder
         if not d.is_dir():

@@ -18,15 +18,15 @@ from .colorize import colorize
 from .era_match import match_era, needs_match
 from .eras import recipe as era_recipe
 from .errors import DoodleError
-from .export import export_gym, export_record, export_targets, safe_stem, write_image
-from .files import split_member
+from .export import export_gym, export_record, export_targets, write_image
 from .inputs import load, source_mtime
 from .modes import profile
 from .npz import save
+from .outputs import output_stem
 from .reasons import reason
 from .reconstruct import reconstruct
 from .record import DEFAULT_MAX_PIXELS, NO_CLASS, with_label
-from .releasezip import record_name
+from .releasezip import record_of
 from .remapping import moves, near_names, remap_record
 from .session import history_note
 from .validate import validate
@@ -41,21 +41,10 @@ def _read_options(extra):
     return opts
 
 
-def _record_name(path):
-    """Coast Train record name: the release zip's name for a member (``Landsat8_12_001``),
-    the record folder for a path like .../datasetC_S2/npz/x.npz, else the parent folder's
-    name."""
-    zip_path, member = split_member(path)
-    if member is not None:
-        return record_name(zip_path)
-    parent = Path(path).parent
-    return parent.parent.name if parent.name == "npz" else parent.name
-
-
 def _base_row(path, rec):
     h, w = rec.shape
     s = rec.settings
-    row = {"file": str(path), "trial": rec.trial_prefix, "record": _record_name(path),
+    row = {"file": str(path), "trial": rec.trial_prefix, "record": record_of(path),
            "height": h, "width": w, "mpx": h * w / 1e6,
            "classes": "|".join(rec.classes) if rec.classes else "",
            "n_classes": rec.n_classes, "doodled_classes": len(rec.doodled_classes()),
@@ -159,8 +148,8 @@ def era_file(path, classes=None, seed=0, mode="exact", crf_backend=None, **_):
     return [row]
 
 
-def output_path(outdir, path, suffix=".npz"):
-    return Path(outdir) / (safe_stem(path) + suffix)
+def output_path(outdir, stem, suffix=".npz"):
+    return Path(outdir) / (stem + suffix)
 
 
 def up_to_date(path, *outputs):
@@ -184,20 +173,21 @@ def _skipped(path, outputs):
              "skipped": SKIPPED}]
 
 
-def reconstruct_targets(path, outdir):
+def reconstruct_targets(path, outdir, prefix_record=False):
     """The files :func:`reconstruct_file` writes for the npz at ``path``: the npz, the
     greyscale label PNG (class index 0..K-1 per pixel, for programs) and the colour label
     PNG (Doodler's class colours, to look at)."""
-    return [output_path(outdir, path), output_path(outdir, path, "_label.png"),
-            output_path(outdir, path, "_label_color.png")]
+    stem = output_stem(path, prefix_record)
+    return [output_path(outdir, stem), output_path(outdir, stem, "_label.png"),
+            output_path(outdir, stem, "_label_color.png")]
 
 
 def reconstruct_file(path, outdir, era=None, classes=None, seed=0, mode="exact", force=False,
-                     crf_backend=None, **_):
+                     crf_backend=None, prefix_record=False, **_):
     """Write <outdir>/<stem>.npz (Doodler layout, rebuilt label), <stem>_label.png
     (greyscale class indices) and <stem>_label_color.png (class colours); skipped when all
     exist and are newer than the input (unless ``force``)."""
-    targets = reconstruct_targets(path, outdir)
+    targets = reconstruct_targets(path, outdir, prefix_record)
     if not force and up_to_date(path, *targets):
         return _skipped(path, targets)
     target, picture, colour = targets
@@ -217,8 +207,9 @@ def reconstruct_file(path, outdir, era=None, classes=None, seed=0, mode="exact",
     return [row]
 
 
-def remap_file(path, outdir, mapping, classes=None, default=None, force=False, **_):
-    target = output_path(outdir, path)
+def remap_file(path, outdir, mapping, classes=None, default=None, force=False,
+               prefix_record=False, **_):
+    target = output_path(outdir, output_stem(path, prefix_record))
     if not force and up_to_date(path, target):
         return _skipped(path, [target])
     rec = load(path, classes=classes, **_read_options(_))
@@ -234,12 +225,14 @@ def remap_file(path, outdir, mapping, classes=None, default=None, force=False, *
     return [row]
 
 
-def export_file(path, outdir, classes=None, label_ext=".jpg", force=False, **_):
-    targets = export_targets(path, outdir, label_ext)
+def export_file(path, outdir, classes=None, label_ext=".jpg", force=False, prefix_record=False,
+                **_):
+    stem = output_stem(path, prefix_record)
+    targets = export_targets(stem, outdir, label_ext)
     if not force and up_to_date(path, *targets):
         return _skipped(path, targets)
     rec = load(path, classes=classes, **_read_options(_))
-    written = export_record(rec, outdir, label_ext=label_ext)
+    written = export_record(rec, outdir, label_ext=label_ext, stem=stem)
     row = _base_row(path, rec)
     row["output"] = ";".join(str(p) for p in written)
     if label_ext.lower() in (".jpg", ".jpeg"):
@@ -248,12 +241,12 @@ def export_file(path, outdir, classes=None, label_ext=".jpg", force=False, **_):
 
 
 def gym_file(path, outdir, gym_classes, mapping=None, default=None, npz_prefix=None,
-             classes=None, **_):
+             classes=None, prefix_record=False, **_):
     """One file into a Segmentation Gym set whose classes are ``gym_classes`` (decided for
     the whole set before the run, so every worker maps onto the same classes)."""
     rec = load(path, classes=classes, trials=False, **_read_options(_))
     written, facts = export_gym(rec, outdir, gym_classes, mapping=mapping, default=default,
-                                npz_prefix=npz_prefix)
+                                npz_prefix=npz_prefix, stem=output_stem(path, prefix_record))
     row = _base_row(path, rec)
     row.update(facts)
     row["output"] = ";".join(Path(p).relative_to(outdir).as_posix() for p in written)

@@ -15,6 +15,7 @@ import numpy as np
 from .errors import DoodleError
 from .export import safe_stem
 from .files import atomic_write, on_disk
+from .releasezip import record_of
 
 #: the header column that marks a CSV (or Parquet) as one of the engine's own tables
 _OWN_COLUMNS = {"table": "file", "report": "file", "summary": "record"}
@@ -38,17 +39,18 @@ def _folder_of(path):
 
 
 def check_outputs(inputs, files, table=None, report=None, plots=None, outdir=None,
-                  also_reads=(), html=None):
+                  also_reads=(), html=None, prefix_record=False):
     """Refuse, before any work, an output that would replace an input (an .npz, a mapping or
     metadata file), a Doodler / zip file, a folder, a figure the run draws, or any existing
     file that is not a table of the engine's own kind; an output folder that is an input
     folder (or holds the input files directly), through links or not; and an output folder
-    this run cannot write into.  One DoodleError line naming the output and the problem."""
+    this run cannot write into.  One DoodleError line naming the output and the problem.
+    ``prefix_record``: the run names its outputs by :func:`output_stem` with the record."""
     named = [i for i in inputs if not Path(i).is_dir()]
     folders = {_resolved(i) for i in inputs if Path(i).is_dir()}
     folders |= {_resolved(f).parent for f in named} | {_folder_of(f) for f in named}
     if outdir is not None:
-        files = _inputs_outside(files, named, outdir)
+        files = _inputs_outside(files, named, outdir, prefix_record)
     read = {_resolved(f) for f in files} | {_resolved(f) for f in also_reads if f}
     targets = []
     if table:
@@ -95,14 +97,14 @@ def check_writable(folder, option):
     os.unlink(probe)
 
 
-def _inputs_outside(files, named, outdir):
+def _inputs_outside(files, named, outdir, prefix_record=False):
     """The files not inside ``outdir``.  A file found inside it must be an earlier output
     (named like an input outside it); a file named on the command line, or any other file
     there, is an input the run would skip or replace: refused."""
     out = _resolved(outdir)
     inside = [f for f in files if out in _resolved(f).parents]
     outside = [f for f in files if f not in inside]
-    stems = {safe_stem(f) for f in outside}
+    stems = {output_stem(f, prefix_record) for f in outside}
     named = {_resolved(f) for f in named}
     for f in inside:
         if _resolved(f) in named or safe_stem(f) not in stems:
@@ -213,7 +215,15 @@ def keep_labels(rows, labels_dir):
                          lambda fh, label=label: np.savez_compressed(fh, label=label))
 
 
-def outputs_apart(files, outdir):
+def output_stem(path, prefix_record=False):
+    """The name stem of an input's outputs: its file name without ``.npz``; with
+    ``prefix_record``, ``RECORD__NAME`` (RECORD: :func:`record_of`, the release zip's name
+    for a member), so same-named files of two records can share one output folder."""
+    stem = safe_stem(path)
+    return f"{safe_stem(record_of(path))}__{stem}" if prefix_record else stem
+
+
+def outputs_apart(files, outdir, prefix_record=False):
     """Inputs for a job that writes into ``outdir``: files already inside ``outdir`` (outputs
     of an earlier run, when it lies within an input folder) are not inputs; two inputs that
     would write the same output name are an error, before anything runs."""
@@ -221,9 +231,16 @@ def outputs_apart(files, outdir):
     files = [f for f in files if out not in Path(f).resolve().parents]
     seen = {}
     for f in files:
-        stem = safe_stem(f)
+        stem = output_stem(f, prefix_record)
         if stem in seen:
             raise DoodleError(f, f"writes the same output name ({stem}) as {seen[stem]} in "
-                                 f"{outdir}; run those folders to separate output folders")
+                                 f"{outdir}; {_apart_advice(f, seen[stem], prefix_record)}")
         seen[stem] = f
     return files
+
+
+def _apart_advice(a, b, prefix_record):
+    if not prefix_record and record_of(a) != record_of(b):
+        return ("give --prefix-record to name outputs RECORD__NAME (prefix_record=True), or "
+                "write those records to separate output folders")
+    return "write those files to separate output folders"

@@ -11,8 +11,9 @@ reader's header checks and no unpickling) and a member name that could leave a f
 from __future__ import annotations
 
 import io
+import os
 import zipfile
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from .errors import DoodleError
 from .files import MEMBER_SEP, open_regular, read_exact, split_member
@@ -130,3 +131,14 @@ def record_name(zip_path):
     (``Landsat8_12_001``)."""
     name = PurePosixPath(str(zip_path).replace("\\", "/")).name
     return name[:-4] if name.lower().endswith(".zip") else name
+
+
+def record_of(path):
+    """The Coast Train record an input belongs to: the release zip's name for a member
+    (``Landsat8_12_001``), the record folder for a path like ``.../datasetC_S2/npz/x.npz``,
+    else the parent folder's name (a relative path is taken from the working folder)."""
+    zip_path, member = split_member(path)
+    if member is not None:
+        return record_name(zip_path)
+    parent = Path(os.path.abspath(path)).parent
+    return parent.parent.name if parent.name == "npz" else parent.name

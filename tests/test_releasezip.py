@@ -214,6 +214,34 @@ def test_outputs_of_members_are_skipped_when_newer_and_rewritten_when_forced(tmp
     assert _sha(z) == before
 
 
+def test_same_named_members_of_two_records_share_a_folder_with_prefix_record(tmp_path):
+    """Coast Train's A_naip and C_s2 both hold two files of one name: one Gym set takes both
+    when outputs are named RECORD__NAME; without the option the run is refused up front."""
+    files = _loose_files(tmp_path / "loose", 1)
+    zips = [_release_zip(tmp_path / f"{r}.zip", files) for r in ("A_naip_4_001", "C_s2_4_001")]
+    code, _, err = _run_cli("export", "--gym", *zips, "-o", tmp_path / "gym", "--quiet")
+    assert code == 2 and "writes the same output name" in err and "--prefix-record" in err, err
+    assert not (tmp_path / "gym").exists()
+    stems = [f"{r}__duck_2021-10-16_L8_ID1" for r in ("A_naip_4_001", "C_s2_4_001")]
+    code, out, err = _run_cli("export", "--gym-npz", "--prefix-record", *zips, "-o",
+                              tmp_path / "gym", "--quiet")
+    assert code == 0 and "2 image/label pair(s)" in out, err
+    for folder in ("images", "labels"):
+        assert sorted(p.stem for p in (tmp_path / "gym" / folder).iterdir()) == stems
+    assert sorted(p.stem for p in (tmp_path / "gym" / "npzs").iterdir()) == \
+        [f"gym_{s}" for s in stems]
+    code, _, err = _run_cli("export", "--prefix-record", *zips, "-o", tmp_path / "ex",
+                            "--png-labels", "--quiet")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "ex" / "labels").iterdir()) == \
+        [f"{s}_label.png" for s in stems]
+    for again in (False, True):
+        code, out, err = _run_cli("reconstruct", "--prefix-record", *zips, "-o", tmp_path / "rc",
+                                  "--mode", "fastest", "--quiet", "--workers", "1")
+        assert code == 0 and ("skipped: 2 (up to date" in out) == again, err
+    assert sorted(p.name for p in (tmp_path / "rc").glob("*.npz")) == [f"{s}.npz" for s in stems]
+
+
 @needs_real
 def test_real_files_zipped_validate_as_loose(tmp_path):
     small = [f for f in real_files() if "2022-05-04-14-3" in f.name][:3]
