@@ -221,12 +221,18 @@ def _records(images, findings, meta):
 
 def _class_images(images, have_npz):
     """Per record and class: images in which the class is present, by the metadata
-    (``present``) and, with npz files, by the stored labels (``images_npz``)."""
+    (``present``) and, with npz files, by the stored labels (``images_npz``).  The classes
+    are the metadata's, then those only the npz files name or hold."""
     rows = []
     for record, g in images.groupby("record", sort=True):
         meta = g[g["in_metadata"]]
         npz = g[g["has_npz"]]
-        for name in _class_order(g):
+        order = _class_order(g)
+        if len(npz):
+            order += [n for n in dict.fromkeys(_class_order(npz, "npz_classes")
+                                               + _class_order(npz, "npz_present"))
+                      if n not in order]
+        for name in order:
             row = {"record": record, "class": name,
                    "images": int(meta["present"].map(lambda p, n=name: n in p).sum())
                    if len(meta) else np.nan}
@@ -350,38 +356,60 @@ def _grid(n, cols):
 
 
 def _class_figure(atlas, path):
-    """One panel per record: images in which each class is present (the metadata's
-    classes_present_integer; the stored labels where a record has no metadata)."""
+    """One panel per record: images in which each class is present, by the metadata's
+    classes_present_integer and, beside it, by the stored labels of the record's npz files."""
     ci = atlas.class_images
     records = list(dict.fromkeys(ci["record"]))
     rows, cols = _grid(len(records), 3)
-    fig = Figure(figsize=(5.2 * cols, 0.3 * max(
+    both = "images_npz" in ci and (ci["images"].notna() & ci["images_npz"].notna()).any()
+    fig = Figure(figsize=(5.2 * cols, (0.45 if both else 0.3) * max(
         [len(ci[ci["record"] == r]) for r in records] or [4]) * rows + 1.6 * rows + 0.8),
         layout="constrained")  # room for the suptitle, whatever the number of panels
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat[len(records):]:
         ax.axis("off")
     colours = _colour_of(records)
+    per_record = atlas.records.set_index("record")
     for ax, record in zip(axes.flat, records):
-        g = ci[ci["record"] == record]
-        values = g["images"] if g["images"].notna().any() else g.get("images_npz", g["images"])
-        source = "metadata" if g["images"].notna().any() else "stored labels"
-        ax.barh(range(len(g)), values.fillna(0), color=colours[record])
-        ax.set_yticks(range(len(g)), g["class"], fontsize=8)
-        ax.invert_yaxis()
-        n = int(atlas.records.set_index("record").loc[record, "images"])
-        ax.set_title(f"{record}: {n} images ({source})", fontsize=10)
-        ax.set_xlabel("images containing the class", fontsize=8)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        for y, v in enumerate(values.fillna(0)):
-            ax.text(v, y, f" {int(v)}", va="center", fontsize=7)
-        ax.set_xlim(0, max(float(values.max() or 1), 1) * 1.15)
+        facts = per_record.loc[record]
+        source = _class_panel(ax, ci[ci["record"] == record], colours[record],
+                              int(facts["metadata_rows"]), int(facts["npz_files"]))
+        ax.set_title(f"{record}: {_count(int(facts['images']), 'image')} ({source})",
+                     fontsize=10)
     total = int(atlas.records["images"].sum())
     counts = f"{_count(total, 'image')}, {_count(len(records), 'record')}"
     # one panel is too narrow for the title on one line
     sep = "\n" if cols == 1 else " "
     fig.suptitle(f"Images containing each class, per record{sep}({counts})", fontsize=12)
     return _save(fig, path)
+
+
+def _class_panel(ax, g, colour, rows, npz_files):
+    """One record's bars: images containing each class by the metadata and, where the record
+    has npz files, by the stored labels beside them; returns what the bars count."""
+    bars = []
+    if g["images"].notna().any():
+        bars.append(("metadata", g["images"], _count(rows, "row")))
+    if "images_npz" in g and g["images_npz"].notna().any():
+        bars.append(("stored labels", g["images_npz"], _count(npz_files, "npz file")))
+    height = 0.8 / len(bars)
+    top = 0.0
+    for i, (name, values, n) in enumerate(bars):
+        ys = np.arange(len(g)) + (i - (len(bars) - 1) / 2) * height
+        ax.barh(ys, values.fillna(0), height=height, color=colour, alpha=1.0 if i == 0 else 0.45,
+                hatch=None if i == 0 else "///", label=f"{name} ({n})")
+        for y, v in zip(ys, values.fillna(0)):
+            ax.text(v, y, f" {int(v)}", va="center", fontsize=7 if len(bars) == 1 else 6)
+        top = max(top, float(values.max() or 0))
+    ax.set_yticks(range(len(g)), g["class"], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("images containing the class", fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(0, max(top, 1) * 1.18)
+    if len(bars) > 1:
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2,
+                  frameon=False)
+    return " and ".join(name for name, _, _ in bars)
 
 
 def _labeler_figure(atlas, path):

@@ -119,6 +119,28 @@ def test_npz_size_and_presence_disagreements(tmp_path):
     assert dis.loc["npz-present", "says_b"] == "water"
 
 
+def test_a_class_only_the_npz_names_is_counted_and_drawn(tmp_path):
+    """The metadata lists water, surf, sand; the npz names a fourth class its label holds:
+    class_images.csv counts it (0 by the metadata, 1 by the stored label) and the class
+    figure draws both sources side by side."""
+    d = tmp_path / "in"
+    d.mkdir()
+    write_rows(d / "m.csv", [row("a_ID1", present_int="0, 1", present_arr="'water', 'surf'")])
+    image, truth = scene(40, 50, 0)
+    truth[:5] = 3
+    write_npz(d / "a_ID1.npz", image, doodles_for(truth), truth, SETTINGS["mlp-2021-10"],
+              classes=("water", "surf", "sand", "rock"))
+    out = tmp_path / "atlas"
+    assert main(["atlas", str(d), "-o", str(out), "--workers", "1", "--quiet"]) == 0
+    ci = pd.read_csv(out / "class_images.csv").set_index("class")
+    assert list(ci.index) == ["water", "surf", "sand", "rock"]
+    assert ci.loc["rock", "images"] == 0 and ci.loc["rock", "images_npz"] == 1
+    px = pd.read_csv(out / "class_pixels.csv").set_index("class")["pixels"]
+    assert px["rock"] == int((truth == 3).sum())
+    with Image.open(out / "class_distribution.png") as im:
+        assert im.size[1] > 200
+
+
 def test_atlas_metadata_only_and_bad_inputs(tmp_path, capsys):
     csv = write_rows(tmp_path / "metadata_G_madeira_meta_served.csv", [row("m_ID3")])
     out = tmp_path / "atlas"
