@@ -41,6 +41,20 @@ def _read_options(extra):
     return opts
 
 
+#: the era of a row whose job rebuilds nothing, where the file's layout allows several eras
+#: and no date chose one (``validate`` and ``eras`` tell it from the stored label)
+ERA_NOT_TOLD = "not told: no date, several eras possible (validate or eras tells it)"
+
+
+def _stored_row(path, rec):
+    """:func:`_base_row` for a job that rebuilds nothing (stats, remap, export, gym): an era
+    the engine would only assume is left empty, its ``era_source`` saying why."""
+    row = _base_row(path, rec)
+    if needs_match(rec.settings):
+        row.update({"era": "", "era_source": ERA_NOT_TOLD})
+    return row
+
+
 def _base_row(path, rec):
     h, w = rec.shape
     s = rec.settings
@@ -219,7 +233,7 @@ def remap_file(path, outdir, mapping, classes=None, default=None, force=False,
     effective = json.dumps(moves(rec, mapping, default))
     warnings = "; ".join(near_names(mapping, rec.classes, default))
     save(out, target, overwrite=True)
-    row = _base_row(path, out)
+    row = _stored_row(path, out)
     row["output"] = str(target)
     row["moves"], row["warnings"] = effective, warnings
     return [row]
@@ -233,7 +247,7 @@ def export_file(path, outdir, classes=None, label_ext=".jpg", force=False, prefi
         return _skipped(path, targets)
     rec = load(path, classes=classes, **_read_options(_))
     written = export_record(rec, outdir, label_ext=label_ext, stem=stem)
-    row = _base_row(path, rec)
+    row = _stored_row(path, rec)
     row["output"] = ";".join(str(p) for p in written)
     if label_ext.lower() in (".jpg", ".jpeg"):
         row.update(jpeg_label_damage(rec, targets[1]))
@@ -247,7 +261,7 @@ def gym_file(path, outdir, gym_classes, mapping=None, default=None, npz_prefix=N
     rec = load(path, classes=classes, trials=False, **_read_options(_))
     written, facts = export_gym(rec, outdir, gym_classes, mapping=mapping, default=default,
                                 npz_prefix=npz_prefix, stem=output_stem(path, prefix_record))
-    row = _base_row(path, rec)
+    row = _stored_row(path, rec)
     row.update(facts)
     row["output"] = ";".join(Path(p).relative_to(outdir).as_posix() for p in written)
     return [row]
@@ -267,7 +281,7 @@ def jpeg_label_damage(record, jpeg_path):
 def stats_file(path, classes=None, **_):
     """Class-pixel counts of the stored label."""
     rec = load(path, classes=classes, trials=False, **_read_options(_))
-    row = _base_row(path, rec)
+    row = _stored_row(path, rec)
     if rec.label is not None:
         counts = np.bincount(rec.label.ravel(), minlength=256)
         names, note = unique_names(rec.classes or [str(i) for i in range(rec.n_classes)])

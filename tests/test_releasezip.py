@@ -214,6 +214,20 @@ def test_outputs_of_members_are_skipped_when_newer_and_rewritten_when_forced(tmp
     assert _sha(z) == before
 
 
+def test_jobs_that_rebuild_nothing_leave_an_undated_era_untold(tmp_path):
+    """A member has no results-folder date, so its layout allows several eras: stats (and
+    remap, export) write no assumed era; validate tells it from the stored label."""
+    z = _release_zip(tmp_path / f"{RECORD}.zip", _loose_files(tmp_path / "loose", 1))
+    stats = run_batch("stats", [z], progress=False)
+    assert stats.loc[0, "era"] == "" and stats.loc[0, "era_source"].startswith("not told")
+    checked = run_batch("validate", [z], progress=False, mode="fastest")
+    assert checked.loc[0, "era"] and checked.loc[0, "era_source"] == "best match"
+    code, out, err = _run_cli("stats", z, "--report", tmp_path / "s.csv", "--quiet")
+    assert code == 0 and "assumed" not in out + err, out + err
+    report = pd.read_csv(tmp_path / "s.csv", keep_default_na=False)
+    assert report.loc[0, "era"] == "" and report.loc[0, "era_source"].startswith("not told")
+
+
 def test_same_named_members_of_two_records_share_a_folder_with_prefix_record(tmp_path):
     """Coast Train's A_naip and C_s2 both hold two files of one name: one Gym set takes both
     when outputs are named RECORD__NAME; without the option the run is refused up front."""
