@@ -134,7 +134,7 @@ def cmd_info(args):
                 r = era_recipe(s.era)
                 print(f"  recipe    commits {', '.join(r.commits)}; {r.start} .. {r.end}; "
                       f"{r.one_line()}")
-                print("            " + ", ".join(f"{k}={v}" for k, v in r.knobs().items()))
+                print("            every recipe value: info --json (or eras --json)")
                 print(f"  features  {info['features']}")
                 print("  settings  " + ", ".join(f"{k}={v}" for k, v in s.as_dict().items()
                                                 if k not in ("era", "era_source")))
@@ -166,6 +166,20 @@ def _name(row):
     trial = row.get("trial", "")
     trial = "" if not isinstance(trial, str) else trial
     return short_name(row["file"]) + (f" [trial {trial}]" if trial else "")
+
+
+#: the most file names a note lists; the rest are counted (the table names them all)
+NOTE_NAMES = 5
+
+
+def _some_names(names, column):
+    """``names`` (distinct, in order) joined for a note line: at most :data:`NOTE_NAMES`,
+    then how many more and which table column marks them all."""
+    names = list(dict.fromkeys(names))
+    shown = ", ".join(names[:NOTE_NAMES])
+    more = len(names) - NOTE_NAMES
+    return shown + (f" and {more} more (the table's {column} column marks them)" if more > 0
+                    else "")
 
 
 def _ok(frame):
@@ -220,11 +234,7 @@ def cmd_eras(args):
         if args.json:
             print(json.dumps([_recipe_json(r) for r in RECIPES.values()], indent=1))
             return 0
-        print(f"{'era':15} {'commits':26} {'from':16} {'to':16} {'layout':8} {'classifier':10} behaviour")
-        for r in RECIPES.values():
-            clf = r.classifier if r.classifier == "mlp" else f"rf {r.trees}"
-            print(f"{r.name:15} {','.join(r.commits)[:26]:26} {r.start:16} {r.end:16} "
-                  f"{'/'.join(r.layouts):8} {clf[:10]:10} {r.description}")
+        _print_eras()
         return 0
     frame, failed = _batch(args, "eras", seed=args.seed, mode=args.mode)
     ok = _ok(frame)
@@ -243,6 +253,18 @@ def cmd_eras(args):
         print(counts.to_string(index=False))
     print(_counts(_records(frame), failed))
     return _why(1 if failed else 0, f"{failed} file(s) failed (listed above)")
+
+
+def _print_eras():
+    """The eras, one line each, every column as wide as its longest value (nothing cut)."""
+    rows = [("era", "commits", "from", "to", "layout", "classifier", "behaviour")]
+    for r in RECIPES.values():
+        clf = r.classifier if r.classifier == "mlp" else f"rf {r.trees}"
+        rows.append((r.name, ",".join(r.commits), r.start, r.end, "/".join(r.layouts), clf,
+                     r.description))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        print(" ".join(f"{v:{w}}" for v, w in zip(row, widths)) + " " + row[-1])
 
 
 def _summary(run, failed, rebuilt=True):
@@ -278,7 +300,7 @@ def _remapped_notes(ok):
     if len(picked) == 1:
         line = f"note: {_name(picked[0])}: {picked[0]['remapped']}"
     else:
-        names = ", ".join(dict.fromkeys(_name(r) for r in picked))
+        names = _some_names((_name(r) for r in picked), "remapped")
         line = (f"note: {len(picked)} results are of files remapped by doodle-engine (the "
                 f"remapped column of --table / --report says from what): {names}")
     print(line)
@@ -294,7 +316,7 @@ def _assumed_eras(ok):
         picked = [r for r in ok if kind in table.cell_text(r.get("era_source"))]
         if picked:
             eras = ", ".join(sorted({str(r.get("era")) for r in picked}))
-            names = ", ".join(dict.fromkeys(_name({"file": r["file"]}) for r in picked))
+            names = _some_names((_name({"file": r["file"]}) for r in picked), "era_source")
             sources = "; ".join(dict.fromkeys(str(r["era_source"]) for r in picked))
             lines.append(f"note: era {eras} {what} for {len({r['file'] for r in picked})} "
                          f"file(s) ({sources}); --era sets it: {names}")

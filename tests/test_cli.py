@@ -27,6 +27,9 @@ def test_info_json(synthetic):
 def test_info_names_the_feature_recipe_of_the_era(synthetic):
     r = cli("info", synthetic("mlp-2021-10"))
     assert r.returncode == 0 and "Sobel border zeroed (scikit-image <= 0.16)" in r.stdout
+    # the recipe in words; its internal values (a 900-character line) only in --json
+    assert "every recipe value: info --json" in r.stdout and "crf_flow=" not in r.stdout
+    assert max(len(line) for line in r.stdout.splitlines()) < 250
 
 
 def test_info_text_and_era_override(synthetic):

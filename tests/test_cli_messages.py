@@ -169,3 +169,14 @@ def test_the_era_note_names_every_way_an_era_was_told(capsys):
     _assumed_eras(ok)  # the rows of the results without error
     note = capsys.readouterr().out
     assert "for 2 file(s) (best match (tie); best match (exact, others not rebuilt))" in note
+
+
+def test_the_era_note_names_a_few_files_and_counts_the_rest(capsys):
+    """Over the release the note would list hundreds of files: it names five and counts
+    the rest, pointing at the column that marks them all."""
+    ok = [{"file": f"/d/f{i}.npz", "era": "mlp-2022-05", "era_source": "best match"}
+          for i in range(8)]
+    _assumed_eras(ok)
+    note = capsys.readouterr().out.strip()
+    assert "for 8 file(s)" in note and "f0.npz, f1.npz, f2.npz, f3.npz, f4.npz and 3 more" in note
+    assert "f5.npz" not in note and "era_source column" in note

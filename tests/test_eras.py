@@ -430,6 +430,11 @@ def test_cli_lists_the_eras_and_counts_a_folder(tmp_path, capsys):
     assert main(["eras"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in RECIPES)
+    for r in RECIPES.values():  # nothing cut: every commit list, layout and classifier whole
+        line = next(ln for ln in out.splitlines() if ln.startswith(r.name + " "))
+        assert ",".join(r.commits) in line and "/".join(r.layouts) in line and \
+            r.description in line
+        assert (r.classifier if r.classifier == "mlp" else f"rf {r.trees}") in line
     assert main(["eras", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert listed[0]["commits"][0] == "d2fee31" and "median_radius" in listed[0]
