@@ -50,6 +50,9 @@ CHECKS = {
 }
 #: width / height of a record's map panel in geography.png (its grid cell less the labels)
 _PANEL_ASPECT = 1.2
+#: record panels per row of geography.png, and the overview map's width over its height
+_MAP_COLUMNS = 4
+_OVERVIEW_ASPECT = 2.2
 #: colours of the records on the maps (matplotlib's tab10, then tab20's light shades)
 _COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
             "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896",
@@ -497,11 +500,13 @@ def _geography_figure(located, path):
     """Image centres over the land outline: all records, then one panel per record."""
     records = sorted(located["record"].unique())
     colours = _colour_of(records)
-    rows, cols = _grid(len(records), 4)
+    rows, _ = _grid(len(records), _MAP_COLUMNS)
     fig = Figure(figsize=(16, 7.5 + 3.6 * rows))
-    gs = fig.add_gridspec(1 + rows, cols, height_ratios=[2.2] + [1] * rows)
+    # half-cells, so that a row of fewer panels sits in the middle
+    gs = fig.add_gridspec(1 + rows, 2 * _MAP_COLUMNS, height_ratios=[2.2] + [1] * rows)
     ax = fig.add_subplot(gs[0, :])
-    resolution = _draw_land(ax, *_box(located["lon"], located["lat"], 2.0, 8.0))
+    resolution = _draw_land(ax, *_fitted(_box(located["lon"], located["lat"], 2.0, 8.0),
+                                         _OVERVIEW_ASPECT))
     for r in records:
         g = located[located["record"] == r]
         ax.scatter(g["lon"], g["lat"], s=14, color=colours[r], edgecolor="black", linewidth=0.3,
@@ -514,9 +519,9 @@ def _geography_figure(located, path):
                  "under 5 degrees)")
     ax.set_xlabel("longitude")
     ax.set_ylabel("latitude")
-    for i, r in enumerate(records):
+    for r, (row, start) in zip(records, _panel_slots(len(records), _MAP_COLUMNS)):
         g = located[located["record"] == r]
-        sub = fig.add_subplot(gs[1 + i // cols, i % cols])
+        sub = fig.add_subplot(gs[1 + row, start:start + 2])
         _draw_land(sub, *_fitted(_box(g["lon"], g["lat"], 0.1, 0.6), _PANEL_ASPECT))
         sub.scatter(g["lon"], g["lat"], s=10, color=colours[r], edgecolor="black",
                     linewidth=0.3, zorder=3)
@@ -524,6 +529,17 @@ def _geography_figure(located, path):
         sub.tick_params(labelsize=7)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _panel_slots(n, columns):
+    """(row, first half-cell) of ``n`` panels two half-cells wide, ``columns`` to a row: a
+    row of fewer panels is centred (no empty cell between panels)."""
+    slots = []
+    for i in range(n):
+        row, col = divmod(i, columns)
+        in_row = min(columns, n - row * columns)
+        slots.append((row, 2 * col + columns - in_row))
+    return slots
 
 
 def _leaflet_assets():

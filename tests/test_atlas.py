@@ -18,7 +18,7 @@ from conftest import SETTINGS, doodles_for, scene, write_npz
 from PIL import Image
 from test_metadata import REAL, raw_counts, row, write_rows
 
-from doodle_engine.atlas import _fitted
+from doodle_engine.atlas import _fitted, _panel_slots
 from doodle_engine.cli import main
 
 EXPECTED = {"records.csv", "class_images.csv", "class_pixels.csv", "labelers.csv",
@@ -255,6 +255,15 @@ def test_a_record_panel_fills_its_cell_and_keeps_its_images(box):
     assert (east - west) / ((north - south) * stretch) == pytest.approx(1.2, rel=1e-9)
     # only one direction grows
     assert (west, east) == box[::2] or (south, north) == box[1::2]
+
+
+def test_map_panels_of_a_short_row_are_centred():
+    """geography.png: two records sit side by side in the middle (the middle cell was
+    empty); ten fill two rows of four and centre the last two."""
+    assert _panel_slots(2, 4) == [(0, 2), (0, 4)]
+    assert _panel_slots(1, 4) == [(0, 3)]
+    slots = _panel_slots(10, 4)
+    assert slots[:4] == [(0, 0), (0, 2), (0, 4), (0, 6)] and slots[8:] == [(2, 2), (2, 4)]
 
 
 def test_one_record_s_class_figure_keeps_its_title_inside(tmp_path):
