@@ -350,11 +350,31 @@ class TableLock:
         return False
 
 
+#: per-class column families: a class first met in a later row joins its family
+CLASS_COLUMNS = ("iou_", "px_")
+
+
+def column_order(rows):
+    """The columns of ``rows`` in order of first appearance, except that a per-class column
+    (``iou_<class>``, ``px_<class>``) first met in a later row goes after its family's last
+    column, not after the bookkeeping columns (``seconds``, ``mtime``) of the first row."""
+    columns, seen = [], set()
+    for r in rows:
+        for c in r:
+            if c in seen:
+                continue
+            seen.add(c)
+            family = next((f for f in CLASS_COLUMNS if c.startswith(f)), None)
+            mates = [i for i, k in enumerate(columns) if family and k.startswith(family)]
+            columns.insert(mates[-1] + 1 if mates else len(columns), c)
+    return columns
+
+
 def in_input_order(rows, files):
     """(rows in the order of the inputs (workers finish in any order), the columns in order
     of first appearance with ``error`` last); a row without an error gets an empty one when
     some row has one."""
-    columns = list(dict.fromkeys(c for r in rows for c in r))
+    columns = column_order(rows)
     if "file" not in columns:
         return rows, columns
     if "error" in columns:

@@ -18,6 +18,7 @@ from doodle_engine.cost import PIXEL_WEIGHT, ROW_WEIGHT, RUN_PIXEL_WEIGHT, predi
 from doodle_engine.inputs import largest_first
 from doodle_engine.jobs import SKIPPED
 from doodle_engine.pool import WORKER_MEMORY, auto_workers, resolve_workers
+from doodle_engine.table import in_input_order
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -234,3 +235,15 @@ def test_cli_workers_option_takes_auto_or_a_positive_number(capsys):
         with pytest.raises(SystemExit):
             p.parse_args(["validate", "x.npz", "--workers", bad])
     assert "--workers" in capsys.readouterr().err
+
+
+def test_a_class_of_a_later_file_joins_its_family_of_columns():
+    """A class only the second file has: its iou_/px_ column follows the others of its kind,
+    not the first row's bookkeeping columns (seconds, mtime, error last)."""
+    rows = [{"file": "a", "iou_water": 1.0, "px_water": 5, "seconds": 0.1, "mtime": 1.0,
+             "error": ""},
+            {"file": "b", "iou_water": 0.9, "iou_rock": 0.5, "px_water": 4, "px_rock": 1,
+             "seconds": 0.2, "mtime": 2.0, "error": "x"}]
+    _, columns = in_input_order(rows, ["a", "b"])
+    assert columns == ["file", "iou_water", "iou_rock", "px_water", "px_rock", "seconds",
+                       "mtime", "error"]
