@@ -23,11 +23,11 @@ from .batch import run_batch
 from .errors import DoodleError
 from .export import GYM_FOLDERS, gym_class_table, gym_targets, safe_stem
 from .files import atomic_write, on_disk, split_member
-from .inputs import find_inputs, load
+from .inputs import find_inputs, load, refuse_whole_zip
 from .npz import read_classes
 from .outputs import check_outputs, output_stem, outputs_apart
 from .record import DEFAULT_MAX_PIXELS, MAX_CLASSES
-from .releasezip import open_member
+from .releasezip import is_zip_name, open_member
 
 #: how the set's class order was decided (``CLASS_ORDER`` in gym_config.json)
 ORDER_UNION = ("union of the inputs' class names, in the order first seen (inputs in sorted "
@@ -86,6 +86,8 @@ def input_classes(path, classes=None, allow_pickle=False, max_pixels=DEFAULT_MAX
     if split_member(path)[1] is not None:
         return read_classes(open_member(path, max_pixels), classes, allow_pickle, max_pixels,
                             name=str(path))
+    if is_zip_name(path):  # a zip that could not be listed: say so as every command does
+        refuse_whole_zip(path)
     return read_classes(path, classes, allow_pickle, max_pixels)
 
 

@@ -80,12 +80,12 @@ def load(path, classes=None, era=None, date=None, allow_pickle=False,
         return load_member(path, classes=classes, era=era, date=date, allow_pickle=allow_pickle,
                            max_pixels=max_pixels, trials=trials)
     if is_zip_name(path):
-        _refuse_whole_zip(path)
+        refuse_whole_zip(path)
     return load_npz(path, classes=classes, era=era, date=date, allow_pickle=allow_pickle,
                     max_pixels=max_pixels, trials=trials)
 
 
-def _refuse_whole_zip(path):
+def refuse_whole_zip(path):
     """A release zip given where one file is read: say how to name a member (or why the zip
     cannot be read)."""
     npz, _ = list_members(path)

@@ -182,6 +182,10 @@ def test_a_truncated_zip_is_one_error_row_beside_good_inputs(tmp_path):
     frame = run_batch("validate", [files[0], cut], mode="fast", progress=False)
     assert list(frame["file"]) == [str(files[0]), str(cut)]
     assert frame["error"].iloc[0] == "" and "not a readable zip" in frame["error"].iloc[1]
+    # export --gym refuses it up front, in the same words
+    code, _, err = _run_cli("export", "--gym", files[0], cut, "-o", tmp_path / "gym", "--quiet")
+    assert code == 2 and err.strip() == f"error: {cut}: {frame['error'].iloc[1].split(': ', 1)[1]}"
+    assert not (tmp_path / "gym").exists()
 
 
 def test_info_and_export_take_a_zip(tmp_path):
