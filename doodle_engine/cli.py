@@ -276,8 +276,8 @@ def _summary(run, failed, rebuilt=True):
     line = _counts(run, failed)
     skipped = sum(table.cell_text(r.get("skipped")) != "" for r in run.rows)
     if skipped:
-        line += (f"  skipped: {skipped} (up to date: their outputs are newer than the input; "
-                 "--force redoes them)")
+        line += (f"  skipped: {skipped} (up to date: their outputs are newer than the input and "
+                 "made with these options; --force redoes them)")
     measured = [r for r in ok if not table.missing(r.get("accuracy"))]
     if "accuracy" in run.columns and measured:
         worst = min(measured, key=lambda r: r["accuracy"])

@@ -4,6 +4,7 @@ row so the run goes on."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -21,13 +22,13 @@ from .errors import DoodleError
 from .export import export_gym, export_record, export_targets, write_image
 from .inputs import load, source_mtime
 from .modes import profile
-from .npz import save
+from .npz import read_made_with, save
 from .outputs import output_stem
 from .reasons import reason
 from .reconstruct import reconstruct
 from .record import DEFAULT_MAX_PIXELS, NO_CLASS, with_label
 from .releasezip import record_of
-from .remapping import moves, near_names, remap_record
+from .remapping import Mapping, moves, near_names, remap_record
 from .session import history_note
 from .validate import validate
 
@@ -166,16 +167,30 @@ def output_path(outdir, stem, suffix=".npz"):
     return Path(outdir) / (stem + suffix)
 
 
-def up_to_date(path, *outputs):
+def up_to_date(path, *outputs, made_with=None):
     """True when every output exists and is not older than the input file (the release zip
-    holding a zip member)."""
+    holding a zip member); with ``made_with``, the first output (an npz) must also have been
+    made with exactly those options (another mode, era, seed or mapping redoes it)."""
     src = source_mtime(path)
     if math.isnan(src):  # the input cannot be read: never up to date
         return False
     try:
-        return all(os.stat(o).st_mtime >= src for o in outputs)
+        fresh = all(os.stat(o).st_mtime >= src for o in outputs)
     except OSError:
         return False
+    return fresh and (made_with is None or read_made_with(outputs[0]) == made_with)
+
+
+def options_text(job, **options):
+    """The command and options an output is made with, as kept in its npz: ``job`` and each
+    option as ``name=value`` (a mapping by its source and a digest of its rules)."""
+    parts = [job]
+    for name, value in sorted(options.items()):
+        if isinstance(value, Mapping):
+            digest = hashlib.sha1(repr(value).encode("utf-8")).hexdigest()[:12]
+            value = f"{value.source} (rules {digest})"
+        parts.append(f"{name}={value!r}" if not isinstance(value, str) else f"{name}={value}")
+    return " ".join(parts)
 
 
 #: why a file was skipped (its row's ``skipped`` column)
@@ -202,14 +217,16 @@ def reconstruct_file(path, outdir, era=None, classes=None, seed=0, mode="exact",
     (greyscale class indices) and <stem>_label_color.png (class colours); skipped when all
     exist and are newer than the input (unless ``force``)."""
     targets = reconstruct_targets(path, outdir, prefix_record)
-    if not force and up_to_date(path, *targets):
+    made = options_text("reconstruct", era=era, seed=seed, mode=profile(mode),
+                        crf_backend=crf_backend, classes=classes)
+    if not force and up_to_date(path, *targets, made_with=made):
         return _skipped(path, targets)
     target, picture, colour = targets
     rec = load(path, classes=classes, era=_load_era(era), **_read_options(_))
     t0 = time.perf_counter()
     res, extra = _rebuild(rec, era, seed, mode, crf_backend)
     out = with_label(rec, res.label0, layout=rec.label_layout or "onehot")
-    save(out, target, overwrite=True)
+    save(out, target, overwrite=True, made_with=made)
     grey = np.where(res.label0 == NO_CLASS, 0, res.label0).astype(np.uint8)
     write_image(picture, grey)
     write_image(colour, colorize(res.label0, rec.classes))
@@ -224,7 +241,8 @@ def reconstruct_file(path, outdir, era=None, classes=None, seed=0, mode="exact",
 def remap_file(path, outdir, mapping, classes=None, default=None, force=False,
                prefix_record=False, **_):
     target = output_path(outdir, output_stem(path, prefix_record))
-    if not force and up_to_date(path, target):
+    made = options_text("remap", mapping=mapping, default=default, classes=classes)
+    if not force and up_to_date(path, target, made_with=made):
         return _skipped(path, [target])
     rec = load(path, classes=classes, **_read_options(_))
     out = remap_record(rec, mapping, default=default)
@@ -232,7 +250,7 @@ def remap_file(path, outdir, mapping, classes=None, default=None, force=False,
     # made before the write, so that a file it refuses gets no output
     effective = json.dumps(moves(rec, mapping, default))
     warnings = "; ".join(near_names(mapping, rec.classes, default))
-    save(out, target, overwrite=True)
+    save(out, target, overwrite=True, made_with=made)
     row = _stored_row(path, out)
     row["output"] = str(target)
     row["moves"], row["warnings"] = effective, warnings

@@ -382,7 +382,25 @@ def record_arrays(record: DoodleRecord):
     return out
 
 
-def save(record: DoodleRecord, path, overwrite=False, keep_trials=True):
+#: the npz key naming the command and options an engine output was made with (an engine-only
+#: array, ignored by Doodler and by :func:`load_npz`)
+MADE_WITH = "doodle_engine_made_with"
+
+
+def read_made_with(path):
+    """The ``made_with`` text an engine output at ``path`` was saved with, or None (no such
+    array, or not a readable npz).  Reads that one small array only."""
+    try:
+        with open_regular(path) as fh, zipfile.ZipFile(fh) as zf:
+            if MADE_WITH + ".npy" not in zf.namelist():
+                return None
+            arr = read_member(zf, MADE_WITH + ".npy", path, False, 4096, [65536])
+    except (DoodleError, *READ_ERRORS):
+        return None
+    return str(arr[()]) if arr.dtype.kind == "U" and arr.ndim == 0 else None
+
+
+def save(record: DoodleRecord, path, overwrite=False, keep_trials=True, made_with=None):
     """Write ``record`` as a Doodler-compatible compressed npz, atomically.
 
     Parameters
@@ -395,6 +413,9 @@ def save(record: DoodleRecord, path, overwrite=False, keep_trials=True):
         Replace an existing file.  The file the record was read from is never replaced.
     keep_trials : bool
         Write the earlier trials back under their ``0`` prefixes.
+    made_with : str, optional
+        The command and options that made this output, kept as the array
+        :data:`MADE_WITH` (a batch run redoes an output made with other options).
 
     Returns
     -------
@@ -421,4 +442,6 @@ def save(record: DoodleRecord, path, overwrite=False, keep_trials=True):
             for key, val in record_arrays(trial).items():
                 arrays[trial.trial_prefix + key] = val
     arrays.update(record_arrays(record))
+    if made_with is not None:
+        arrays[MADE_WITH] = np.array(str(made_with))
     return atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays), overwrite=overwrite)

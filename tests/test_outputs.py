@@ -18,6 +18,7 @@ from doodle_engine.cli import build_parser, main
 from doodle_engine.colorize import colorize
 from doodle_engine.export import write_image
 from doodle_engine.jobs import export_file
+from doodle_engine.npz import read_made_with
 from doodle_engine.outputs import kept_label_path
 from doodle_engine.plots import _marked, write_plots
 from doodle_engine.report import write_report
@@ -162,11 +163,35 @@ def test_reconstruct_writes_a_colour_label_and_says_what_it_skipped(synthetic, t
     assert main(["reconstruct", str(path), "-o", str(out), "--quiet", "--workers", "1"]) == 0
     again = capsys.readouterr().out
     summary = next(ln for ln in again.splitlines() if ln.startswith("files:"))
-    assert "skipped: 1 (up to date: their outputs are newer than the input; --force redoes them)" in summary
+    assert ("skipped: 1 (up to date: their outputs are newer than the input and made with these "
+            "options; --force redoes them)") in summary
     (out / "mlp-2022-05_label_color.png").unlink()  # a missing output is redone
     assert main(["reconstruct", str(path), "-o", str(out), "--quiet", "--workers", "1"]) == 0
     assert "skipped" not in capsys.readouterr().out.splitlines()[-1]
     assert (out / "mlp-2022-05_label_color.png").exists()
+
+
+def test_an_output_made_with_other_options_is_redone(synthetic, tmp_path, capsys):
+    """The outputs' times alone said 'up to date' after a change of mode or mapping, and the
+    old labels stayed: the npz keeps the options it was made with, and other options redo it."""
+    path = synthetic("mlp-2022-05")
+    out, remapped = tmp_path / "out", tmp_path / "remapped"
+    wl, sl = tmp_path / "wl.json", tmp_path / "sl.json"
+    wl.write_text('{"water": "water", "surf": "water", "sand": "land"}')
+    sl.write_text('{"water": "sea", "surf": "sea", "sand": "sand"}')
+    runs = [(["reconstruct", "-o", out, "--mode", "fastest"], False),
+            (["reconstruct", "-o", out, "--mode", "fastest"], True),
+            (["reconstruct", "-o", out], False), (["reconstruct", "-o", out], True),
+            (["remap", "--mapping", wl, "-o", remapped], False),
+            (["remap", "--mapping", wl, "-o", remapped], True),
+            (["remap", "--mapping", sl, "-o", remapped], False)]
+    for args, skipped in runs:
+        assert main([*map(str, args), str(path), "--quiet", "--workers", "1"]) == 0
+        summary = capsys.readouterr().out.splitlines()[-1]
+        assert ("skipped: 1" in summary) == skipped, (args, summary)
+    assert load(remapped / "mlp-2022-05.npz").classes == ["sea", "sand"]
+    made = read_made_with(out / "mlp-2022-05.npz")
+    assert made.startswith("reconstruct ") and "name='exact'" in made
 
 
 def test_export_counts_what_jpeg_labels_changed_and_png_keeps_them(synthetic, tmp_path, capsys):
