@@ -13,7 +13,8 @@ from .cost import costliest_first
 from .errors import DoodleError, note
 from .files import printable
 from .inputs import find_inputs, largest_first
-from .jobs import JOBS, run_one
+from .jobs import JOBS, options_text, run_one
+from .modes import profile
 from .outputs import check_outputs, keep_labels, outputs_apart
 from .pool import execute_pool, resolve_workers
 from .table import Table, TableLock, in_input_order, table_row
@@ -26,11 +27,13 @@ _REBUILDING = ("validate", "reconstruct", "eras")
 class Run:
     """The results of a run as row dicts, in input order (:func:`run_rows`), its columns in
     the order of the table, and ``not_read``: ``(path, why)`` of the entries in the input
-    folders that were no regular file."""
+    folders that were no regular file; ``kept``: how many rows ``--resume`` kept from an
+    earlier run made with the same options."""
 
     rows: list
     columns: list
     not_read: list = field(default_factory=list)
+    kept: int = 0  # rows kept from an earlier run of the same options (--resume)
 
     def frame(self):
         """The rows as the table :func:`run_batch` returns (a pandas DataFrame)."""
@@ -129,9 +132,9 @@ def run_rows(job, inputs, workers=1, scheduler=None, client=None, table=None, re
         workers = resolve_workers(workers, len(every))
     lock = TableLock(table) if table else contextlib.nullcontext()
     with lock:
-        rows, columns = _run_locked(job, every, workers, scheduler, client, table, resume,
-                                    progress, labels_dir, kwargs)
-    return Run(rows, columns, not_read)
+        rows, columns, kept = _run_locked(job, every, workers, scheduler, client, table,
+                                          resume, progress, labels_dir, kwargs)
+    return Run(rows, columns, not_read, kept)
 
 
 def _run_locked(job, every, workers, scheduler, client, table, resume, progress, labels_dir,
@@ -139,12 +142,16 @@ def _run_locked(job, every, workers, scheduler, client, table, resume, progress,
     files = every
     tab = Table(table)
     kept, suspects = [], []
+    options = run_options(job, kwargs)
     if resume:
-        done, kept, running = tab.done_files()
+        done, kept, running, other = tab.done_files(options)
         files = [f for f in files if printable(f) not in done]
+        again = [other[name] for name in (printable(f) for f in files) if name in other]
         note(f"--resume: {len(every) - len(files)} of {len(every)} file(s) done in "
-             f"{printable(table, backslash=False)} (unchanged, without error) are kept; "
-             f"{len(files)} to run")
+             f"{printable(table, backslash=False)} (unchanged, without error, same options) are "
+             f"kept; {len(files)} to run"
+             + (f" ({len(again)} of them done there with other options, run again: "
+                f"{'; '.join(dict.fromkeys(again))})" if again else ""))
         suspects = [f for f in files if printable(f) in set(running)]
         for f in suspects:
             note(f"{printable(f, backslash=False)}: the earlier run's process died while on this "
@@ -156,7 +163,7 @@ def _run_locked(job, every, workers, scheduler, client, table, resume, progress,
     try:
         for rows in _execute(job, files, kwargs, workers, scheduler, client, suspects,
                              tab.running):
-            rows = [table_row(r) for r in rows]
+            rows = [table_row({**r, "options": options}) for r in rows]
             keep_labels(rows, labels_dir)
             tab.add(rows)
             if bar is not None:
@@ -169,7 +176,25 @@ def _run_locked(job, every, workers, scheduler, client, table, resume, progress,
             bar.close()
     rows, columns = in_input_order(kept + tab.rows, [printable(f) for f in every])
     tab.finish(rows, columns)
-    return rows, columns
+    return rows, columns, len(kept)
+
+
+#: job options that do not change a result: a row made without them stands for one made with
+_NOT_RESULTS = ("force", "keep_label", "allow_pickle", "max_pixels")
+
+
+def run_options(job, kwargs):
+    """The job and the options that shape its results (a row's ``options``): ``--resume``
+    keeps only rows made with the same."""
+    shaping = {k: v for k, v in kwargs.items() if k not in _NOT_RESULTS}
+    if shaping.get("mode") is not None:
+        shaping["mode"] = profile(shaping["mode"])
+    if shaping.get("outdir") is not None:
+        shaping["outdir"] = str(shaping["outdir"])
+    return options_text(job, **shaping)
+
+
+
 
 
 def _progress(total, enabled):

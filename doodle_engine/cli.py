@@ -403,7 +403,7 @@ def cmd_validate(args):
                            seed=args.seed, mode=args.mode, crf_backend=args.crf_backend,
                            seeds=args.seeds, labels_dir=kept)
         rows, columns = reasons.reasons_of(run.rows, run.columns)
-        run = batch.Run(rows, terminal.grouped(columns), run.not_read)
+        run = batch.Run(rows, terminal.grouped(columns), run.not_read, run.kept)
         terminal.print_table(run.rows)
         summary = _summary(run, failed)
         terminal.print_reasons(run.rows)  # the page has its own section for them
@@ -412,7 +412,7 @@ def cmd_validate(args):
             if args.report:
                 report.write_report(frame, args.report)
             if figures:
-                _figures(args, frame, kept, summary)
+                _figures(args, frame, kept, summary, run.kept)
     below = []
     if args.min_accuracy is not None:
         for row in _ok_rows(run):
@@ -430,7 +430,7 @@ def cmd_validate(args):
     return _why(1 if causes else 0, "; ".join(causes))
 
 
-def _figures(args, frame, kept, summary):
+def _figures(args, frame, kept, summary, resumed=0):
     """--plots and --html of a validate run: the figures drawn once, from the labels the run
     kept, into the --plots folder (or a temporary one) and embedded in the page."""
     write_plots = plots.write_plots
@@ -445,7 +445,7 @@ def _figures(args, frame, kept, summary):
         if args.html:
             command = "doodle-engine " + " ".join(shlex.quote(printable(a)) for a in args.argv)
             htmlreport.write_html(frame, args.html, written, summary=summary, notes=write_plots.last_note,
-                       maps=write_plots.last_maps, command=command)
+                       maps=write_plots.last_maps, command=command, resumed=resumed)
             print(f"html: {args.html} (one self-contained page, {len(written)} figure(s) "
                   "embedded)")
 

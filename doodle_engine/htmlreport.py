@@ -48,7 +48,8 @@ figcaption{font-size:.9em;color:#333}.note{color:#555}
 """
 
 
-def write_html(frame, path, figures=(), summary=(), notes=(), maps=(), command=None):
+def write_html(frame, path, figures=(), summary=(), notes=(), maps=(), command=None,
+               resumed=0):
     """Write the page for one validation run, atomically.
 
     Parameters
@@ -67,16 +68,18 @@ def write_html(frame, path, figures=(), summary=(), notes=(), maps=(), command=N
         Which result each disagreement map shows (``write_plots.last_maps``).
     command : str, optional
         The command line that made the run, shown at the top.
+    resumed : int
+        How many of the rows ``--resume`` kept from an earlier run of the same options.
 
     Returns
     -------
     pathlib.Path
     """
-    text = page(frame, figures, summary, notes, maps, command)
+    text = page(frame, figures, summary, notes, maps, command, resumed)
     return atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
-def page(frame, figures=(), summary=(), notes=(), maps=(), command=None):
+def page(frame, figures=(), summary=(), notes=(), maps=(), command=None, resumed=0):
     """The page's HTML text (see :func:`write_html`)."""
     figures = [Path(f) for f in figures]
     anchors = _anchors(frame)
@@ -89,12 +92,22 @@ def page(frame, figures=(), summary=(), notes=(), maps=(), command=None):
         f"<h1>{_e(_title(frame))}</h1>",
         (f'<p class="meta">doodle-engine {_e(__version__)}, {_e(when)}'
          + (f"; command: <code>{_e(command)}</code>" if command else "") + "</p>"),
-        ('<p class="meta">Every number, figure and map on this page comes from this one run: '
-         "the maps show the very labels the table measured.</p>"),
+        f'<p class="meta">{_e(_provenance(frame, resumed))}</p>',
         _summary_section(frame, summary), _table_section(frame, anchors, maps),
         _why_section(frame), _figures_section(figures, notes),
         _maps_section(figures, maps, frame, anchors), "</body></html>"]
     return "\n".join(p for p in parts if p)
+
+
+def _provenance(frame, resumed):
+    """Where the page's numbers come from: this one run, or partly rows --resume kept."""
+    if not resumed:
+        return ("Every number, figure and map on this page comes from this one run: the maps "
+                "show the very labels the table measured.")
+    return (f"{resumed} of the {len(frame)} results were measured by an earlier run with the "
+            "same options and kept by --resume (the table's options column says which); the "
+            "others, every figure and every map come from this run, and the maps show the very "
+            "labels the table measured (a kept result has no map).")
 
 
 def _title(frame):

@@ -21,7 +21,7 @@ from .eras import recipe as era_recipe
 from .errors import DoodleError
 from .export import export_gym, export_record, export_targets, write_image
 from .inputs import load, source_mtime
-from .modes import profile
+from .modes import PROFILES, ModeProfile, profile
 from .npz import read_made_with, save
 from .outputs import output_stem
 from .reasons import reason
@@ -182,14 +182,20 @@ def up_to_date(path, *outputs, made_with=None):
 
 
 def options_text(job, **options):
-    """The command and options an output is made with, as kept in its npz: ``job`` and each
-    option as ``name=value`` (a mapping by its source and a digest of its rules)."""
+    """The command and the options that shape its results, as an output npz and a table row
+    keep them: ``job``, then each option given (not None) as ``name=value``; a standard mode
+    by its name (a customised one in full), a mapping by its source and a digest of its
+    rules."""
     parts = [job]
     for name, value in sorted(options.items()):
+        if value is None:
+            continue
         if isinstance(value, Mapping):
             digest = hashlib.sha1(repr(value).encode("utf-8")).hexdigest()[:12]
             value = f"{value.source} (rules {digest})"
-        parts.append(f"{name}={value!r}" if not isinstance(value, str) else f"{name}={value}")
+        elif isinstance(value, ModeProfile) and PROFILES.get(value.name) == value:
+            value = value.name
+        parts.append(f"{name}={value}" if isinstance(value, str) else f"{name}={value!r}")
     return " ".join(parts)
 
 

@@ -17,7 +17,7 @@ from .colorize import colorize
 from .export import safe_stem
 from .files import atomic_write, from_printable, short_name
 from .inputs import load
-from .outputs import kept_label_path
+from .outputs import PLOT_FILES, kept_label_path
 from .palette import palette_from
 from .reasons import reason
 from .record import NO_CLASS
@@ -49,7 +49,8 @@ def write_plots(frame, folder, labels_dir=None, max_maps=20, progress=False, cla
     Returns
     -------
     list of pathlib.Path
-        The files written.  ``write_plots.last_note`` says which maps were left out and why;
+        The files written; figures of these names that an earlier run left in ``folder``
+        are removed.  ``write_plots.last_note`` says which maps were left out and why;
         ``write_plots.last_maps`` lists (map, file, trial): which result each map shows.
     """
     folder = Path(folder)
@@ -70,10 +71,12 @@ def write_plots(frame, folder, labels_dir=None, max_maps=20, progress=False, cla
         if iou_cols:
             fig = Figure(figsize=(max(6, len(iou_cols) * 0.6), 4))
             ax = fig.subplots()
-            means = ok[iou_cols].mean()
+            means, counts = ok[iou_cols].mean(), ok[iou_cols].notna().sum()
             ax.bar([c[4:] for c in iou_cols], means.values, color="#DC3912")
-            ax.set_ylabel("mean IoU")
-            ax.set_ylim(0, 1)
+            for x, (m, n) in enumerate(zip(means.values, counts.values)):
+                ax.text(x, m, f"n={n}", ha="center", va="bottom", fontsize=7)
+            ax.set_ylabel("mean IoU over the results with the class (n)", fontsize=9)
+            ax.set_ylim(0, 1.08)
             ax.set_title(_count_title("Mean IoU per class", ok))
             setp(ax.get_xticklabels(), rotation=45, ha="right")
             fig.tight_layout()
@@ -109,6 +112,10 @@ def write_plots(frame, folder, labels_dir=None, max_maps=20, progress=False, cla
                     bar.close()
         else:
             notes.append("no result differs from its stored label: no disagreement map")
+    stale = _remove_earlier_figures(folder, written)
+    if stale:
+        notes.append(f"removed {stale} figure(s) an earlier run drew in {folder} (the folder "
+                     "holds this run's figures only)")
     write_plots.last_note = notes
     write_plots.last_maps = maps
     return written
@@ -116,6 +123,20 @@ def write_plots(frame, folder, labels_dir=None, max_maps=20, progress=False, cla
 
 write_plots.last_note = []
 write_plots.last_maps = []  # (map path, file, trial) of each disagreement map written
+
+
+def _remove_earlier_figures(folder, written):
+    """Remove the figures of the kind this function draws (``accuracy_hist.png``,
+    ``class_iou.png``, ``disagreement_*.png``) that this run did not write: a map of an
+    earlier run beside this run's would show a label this run did not measure.  Returns how
+    many were removed."""
+    mine = {Path(p).name for p in written}
+    removed = 0
+    for p in sorted(folder.iterdir()):
+        if p.name not in mine and PLOT_FILES.fullmatch(p.name) and p.is_file():
+            p.unlink()
+            removed += 1
+    return removed
 
 
 def _count_title(what, ok):

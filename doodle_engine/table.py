@@ -179,17 +179,21 @@ class Table:
                 return len(rows), self.stream
         return 0, None
 
-    def done_files(self):
-        """(names of the files done without error and unchanged since, their rows, names of
-        the files an earlier run was working on when its process died)."""
+    def done_files(self, options=None):
+        """(names of the files done without error, unchanged since and, with ``options``,
+        with the same options (the row's ``options``), their rows, names of the files an
+        earlier run was working on when its process died, and ``{name: options}`` of the
+        files done with other options)."""
         if not self.path:
-            return set(), [], []
+            return set(), [], [], {}
         rows, running = self._old_rows()
         rows = [r for r in rows if "file" in r and not r.get("error")]
-        done = {r["file"] for r in rows if _unchanged(r["file"], r.get("mtime"))}
+        other = {r["file"]: str(r.get("options") or "none recorded") for r in rows
+                 if options is not None and r.get("options") != options}
+        done = {r["file"] for r in rows if _unchanged(r["file"], r.get("mtime"))} - set(other)
         keep = list({str(r["file"]) + "|" + str(r.get("trial", "")): r
                      for r in rows if r["file"] in done}.values())
-        return done, keep, [f for f in running if f not in done]
+        return done, keep, [f for f in running if f not in done], other
 
     def start(self, kept=()):
         """A fresh stream holding the rows kept from an earlier run (written whole, then put
@@ -372,11 +376,13 @@ def column_order(rows):
 
 def in_input_order(rows, files):
     """(rows in the order of the inputs (workers finish in any order), the columns in order
-    of first appearance with ``error`` last); a row without an error gets an empty one when
-    some row has one."""
+    of first appearance with ``options`` and ``error`` last); a row without an error gets an
+    empty one when some row has one."""
     columns = column_order(rows)
     if "file" not in columns:
         return rows, columns
+    if "options" in columns:
+        columns = [c for c in columns if c != "options"] + ["options"]
     if "error" in columns:
         rows = [{**r, "error": "" if missing(r.get("error")) else r["error"]} for r in rows]
         columns = [c for c in columns if c != "error"] + ["error"]

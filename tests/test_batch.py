@@ -60,12 +60,30 @@ def test_resume_skips_done_files(folder, tmp_path, capsys):
     run_batch("validate", [folder / "img0.npz", folder / "img1.npz"], table=table, progress=False)
     frame = run_batch("validate", [folder], table=table, resume=True, progress=False)
     assert len(frame) == 5 and frame["file"].nunique() == 5
-    assert (f"note: --resume: 2 of 5 file(s) done in {table} (unchanged, without error) are "
-            "kept; 3 to run") in capsys.readouterr().err
+    assert (f"note: --resume: 2 of 5 file(s) done in {table} (unchanged, without error, same "
+            "options) are kept; 3 to run") in capsys.readouterr().err
     again = run_batch("validate", [folder], table=table, resume=True, progress=False)
     # only the broken file is tried again, and the run says so
     assert len(again) == 5 and (again["error"] != "").sum() == 1
     assert "4 of 5 file(s) done" in capsys.readouterr().err
+
+
+def test_resume_runs_again_what_was_done_with_other_options(folder, tmp_path, capsys):
+    """Rows of a fast run are not kept by an exact run's --resume (a page or report would
+    have called them exact): they run again, and the note says with what they were made."""
+    table = tmp_path / "t.csv"
+    files = [folder / "img0.npz", folder / "img1.npz"]
+    run_batch("validate", files, table=table, mode="fast", progress=False)
+    capsys.readouterr()
+    exact = run_batch("validate", files, table=table, resume=True, mode="exact", progress=False)
+    err = capsys.readouterr().err
+    assert "0 of 2 file(s) done" in err and ("2 of them done there with other options, run "
+                                              "again: validate mode=fast") in err
+    assert set(exact["mode"]) == {"exact"} and set(exact["options"]) == {"validate mode=exact"}
+    again = run_batch("validate", files, table=table, resume=True, mode="exact", progress=False)
+    assert "2 of 2 file(s) done" in capsys.readouterr().err
+    cols = ["file", "mode", "options", "differ", "accuracy"]
+    pd.testing.assert_frame_equal(_clean(again)[cols], _clean(exact)[cols])
 
 
 def test_dask_local_cluster_matches_local_processes(folder):
@@ -138,7 +156,8 @@ def test_stream_keeps_rows_with_different_columns_and_survives_a_cut_line(folder
     good = str(folder / "img0.npz")
     mtime = os.stat(good).st_mtime
     stream.write_text(
-        '{"file": "%s", "trial": "", "accuracy": 0.9, "iou_water": 1.0, "error": "", "mtime": %r}\n'
+        '{"file": "%s", "trial": "", "accuracy": 0.9, "iou_water": 1.0, "error": "", "mtime": %r, '
+        '"options": "validate"}\n'
         '{"file": "%s", "error": "broken", "mtime": 1.0}\n{"file": "cut'
         % (good, mtime, folder / "broken.npz"))
     frame = run_batch("validate", [folder], table=table, resume=True, progress=False)

@@ -219,6 +219,27 @@ def test_plots_alone_write_no_page(run_folder, tmp_path, capsys):
     assert len(list((tmp_path / "p").glob("*.png"))) == 4
 
 
+def test_plots_of_an_earlier_run_are_removed_and_a_resumed_page_says_so(run_folder, tmp_path,
+                                                                        capsys):
+    """A second run into the same --plots folder leaves no map of the first (it would show a
+    label this run did not measure); a page over rows --resume kept does not claim they come
+    from this run."""
+    plots, table = tmp_path / "p", tmp_path / "t.csv"
+    plots.mkdir()
+    (plots / "disagreement_gone.png").write_bytes(b"an earlier run's map")
+    (plots / "notes.txt").write_text("mine")
+    code, out, _ = run(capsys, "validate", run_folder, "--plots", plots, "--table", table,
+                       "--workers", "1", "--quiet")
+    assert code == 0 and "removed 1 figure(s) an earlier run drew" in out
+    assert not (plots / "disagreement_gone.png").exists() and (plots / "notes.txt").exists()
+    code, out, err = run(capsys, "validate", run_folder, "--html", tmp_path / "r.html",
+                         "--table", table, "--resume", "--workers", "1", "--quiet")
+    assert code == 0 and "3 of 3 file(s) done" in err
+    text = (tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "comes from this one run" not in text
+    assert "3 of the 3 results were measured by an earlier run with the same options" in text
+
+
 @pytest.mark.parametrize("case", ["foreign", "folder", "suffix", "input", "report", "session"])
 def test_a_bad_html_target_is_one_line_before_any_work(run_folder, tmp_path, capsys, case):
     target = tmp_path / "r.html"
