@@ -69,7 +69,7 @@ def resolve_workers(workers, n_files, free=None):
     ``auto`` uses), with a note saying so."""
     workers = parse_workers(workers)
     if workers == "auto":
-        return auto_workers(n_files, free=free)
+        return _spawnable(auto_workers(n_files, free=free))
     holds = _memory_holds(free)
     cap = max(1, min(n_files, holds if holds is not None else workers))
     if workers > cap:
@@ -78,7 +78,19 @@ def resolve_workers(workers, n_files, free=None):
             why.append(f"free memory holds {holds} worker(s) at "
                        f"{WORKER_MEMORY / 2**30:.1f} GiB each")
         note(f"--workers {workers} capped at {cap}: {'; '.join(why)}")
-        return cap
+        return _spawnable(cap)
+    return _spawnable(workers)
+
+
+def _spawnable(workers):
+    """``workers``, or 1 with a note where worker processes cannot start: a spawned worker
+    imports the calling program's main file again, and a program read from standard input
+    (``python - < script.py``) has none (every worker would die at its start)."""
+    main = getattr(sys.modules.get("__main__"), "__file__", None)
+    if workers > 1 and isinstance(main, str) and not os.path.isfile(main):
+        note(f"workers: 1 instead of {workers}: this program was read from {main}, which "
+             "worker processes cannot read again; save it as a file to run workers")
+        return 1
     return workers
 
 

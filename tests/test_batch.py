@@ -266,3 +266,17 @@ def test_a_class_of_a_later_file_joins_its_family_of_columns():
     _, columns = in_input_order(rows, ["a", "b"])
     assert columns == ["file", "iou_water", "iou_rock", "px_water", "px_rock", "seconds",
                        "mtime", "error"]
+
+
+def test_a_program_read_from_standard_input_runs_in_one_process(tmp_path):
+    """Spawned workers import the caller's main file again: from `python - < script.py`
+    they all died at their start, so such a program runs its files here, with a note."""
+    script = (f"from doodle_engine.batch import run_batch\n"
+              f"from doodle_engine.example import make_example\n"
+              f"p = [make_example(r'{tmp_path}/e%d.npz' % i, 32, 40) for i in range(2)]\n"
+              f"t = run_batch('validate', p, workers=2, progress=False, mode='fastest')\n"
+              f"print((t['error'] == '').all(), t['accuracy'].notna().all())\n")
+    r = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True,
+                       cwd=tmp_path, timeout=300)
+    assert r.returncode == 0 and r.stdout.split() == ["True", "True"], r.stderr
+    assert "workers: 1 instead of 2: this program was read from <stdin>" in r.stderr
