@@ -103,7 +103,7 @@ def main(args):
     first_runs = 0.0
     try:
         for path in files:
-            rec = load(path)
+            rec = load(path, era=getattr(args, "era", None))
             if bar is not None:
                 bar.set_description(Path(path).name)
             results = time_modes(rec, args.repeat,
@@ -115,6 +115,11 @@ def main(args):
             bar.close()
     for line in format_table(rows):
         print(line)
+    assumed = sorted({r[0] for r in rows if "assumed" in r[1]})
+    if assumed:
+        print(f"note: era assumed for {len(assumed)} file(s) (no date in the path; bench times "
+              "the recipe of that era and does not tell it from the label as validate does); "
+              "--era sets it")
     print(f"files: {len(files)}  wall {time.perf_counter() - t0:.1f} s, of which first runs "
           f"{first_runs:.1f} s (Numba compiles each mode's kernels on first use in a process, "
           f"or loads them from its cache)  peak memory (process): {peak_rss_mb():.0f} MB")

@@ -911,7 +911,11 @@ def build_parser():
 
     sp = sub.add_parser("bench", help="time each stage, compiled vs straightforward path")
     sp.add_argument("files", nargs="+", help=".npz files or folders")
-    sp.add_argument("--repeat", type=int, default=1)
+    sp.add_argument("--repeat", type=int, default=1,
+                    help="warm runs per mode after the first, timed (default 1)")
+    sp.add_argument("--era", choices=sorted(ERAS), metavar="ERA",
+                    help="the era whose recipe to time (default: the file's, assumed where "
+                         "the path has no date; doodle-engine eras lists them)")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=lambda a: __import__("doodle_engine.bench", fromlist=["main"]).main(a))
     return p

@@ -6,6 +6,8 @@ from pathlib import Path
 import pandas as pd
 from conftest import COAST_DIR, SETTINGS, doodles_for, needs_coast, scene, write_npz
 
+from doodle_engine.example import make_example
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -88,6 +90,14 @@ def test_stats_with_coast_train_metadata(tmp_path):
     table = pd.read_csv(tmp_path / "s.csv")
     assert table.loc[0, "px_water"] == int((truth == 0).sum())
     assert "ImageHeightPx" in table and "prob_of_unary_potential_suspect" in table
+
+
+def test_bench_says_when_it_times_an_assumed_era(tmp_path):
+    path = make_example(tmp_path / "undated.npz", 32, 40)
+    r = cli("bench", path, "--quiet")
+    assert r.returncode == 0 and "note: era assumed for 1 file(s)" in r.stdout
+    r = cli("bench", path, "--quiet", "--era", "mlp-2022-05")
+    assert r.returncode == 0 and "mlp-2022-05 (user)" in r.stdout and "assumed" not in r.stdout
 
 
 def test_bench_command(synthetic):
