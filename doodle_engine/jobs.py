@@ -28,7 +28,7 @@ from .reasons import reason
 from .reconstruct import reconstruct
 from .record import DEFAULT_MAX_PIXELS, NO_CLASS, with_label
 from .releasezip import record_of
-from .remapping import Mapping, moves, near_names, remap_record
+from .remapping import Mapping, by_number, moves, near_names, remap_record
 from .session import history_note
 from .validate import validate
 
@@ -255,7 +255,8 @@ def remap_file(path, outdir, mapping, classes=None, default=None, force=False,
     # the effective mapping, for the summary: [[source class, target class, pixels], ...];
     # made before the write, so that a file it refuses gets no output
     effective = json.dumps(moves(rec, mapping, default))
-    warnings = "; ".join(near_names(mapping, rec.classes, default))
+    warnings = "; ".join(near_names(mapping, rec.classes, default)
+                         + by_number(mapping, rec.classes))
     save(out, target, overwrite=True, made_with=made)
     row = _stored_row(path, out)
     row["output"] = str(target)

@@ -352,6 +352,20 @@ def one_edit_apart(a, b):
     return a[i + (len(a) == len(b)):] == b[i + 1:]
 
 
+def by_number(mapping, classes):
+    """Warnings for the classes a Doodler-schema mapping reaches by number, not by name (its
+    aliases are keyed "1", "2", ...: class *i* of the labels takes the rule of ``str(i + 1)``)."""
+    m = load_mapping(mapping)
+    if m.aliases is None or not classes:
+        return []
+    taken = [f"{name!r} as {i + 1}" for i, name in enumerate(classes)
+             if name not in m.aliases and str(i + 1) in m.aliases and m.source_schema == "doodler"]
+    if not taken:
+        return []
+    return [f"{m.source} names none of these classes, so its rules keyed by number were "
+            f"applied by position: {', '.join(taken)} (check that the numbers mean these classes)"]
+
+
 def near_names(mapping, classes=None, default=None):
     """Warnings for target names that look like typos: a *new* target (no source class of
     that name) one edit away from another target, or from a class that does not become it

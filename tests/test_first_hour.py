@@ -173,7 +173,10 @@ def test_remap_shows_the_effective_mapping_and_warns_of_a_near_name(capsys, tmp_
                                    "aliases": {"1": "water", "2": "land", "3": "land"}}))
     code, out, err = run(capsys, "remap", path, "--mapping", doodler, "-o", tmp_path / "b",
                          "--quiet", "--workers", "1")
-    assert code == 0 and err == ""
+    assert code == 0 and err.splitlines() == [
+        f"warning: {doodler} (doodler schema) names none of these classes, so its rules keyed "
+        "by number were applied by position: 'water' as 1, 'surf' as 2, 'sand' as 3 (check "
+        "that the numbers mean these classes)"]
     assert f"  surf  -> land   {px['surf']:>{w},} px in 1 file(s), merged" in out.splitlines()
 
 

@@ -186,3 +186,21 @@ def test_checked_lut_kernel_matches_its_numpy_twin(dtype):
             want = apply_lut_checked_numpy(labels, table, flags)
             np.testing.assert_array_equal(got[0], want[0])
             assert got[1] == want[1]
+
+
+def test_a_doodler_schema_mapping_applied_by_number_is_said(synthetic, tmp_path, capsys):
+    """Doodler's example mapping is keyed "1".."N": on a file whose classes have names it
+    goes by position, and the run warns which name took which number."""
+    path = synthetic("mlp-2022-05")  # classes water, surf, sand
+    mapping = tmp_path / "m.json"
+    mapping.write_text('{"super_classes": {"water": "1", "land": "2"}, "classes": ["1", "2", "3"],'
+                       ' "aliases": {"1": "water", "2": "land", "3": "land"}}')
+    code = main(["remap", str(path), "--mapping", str(mapping), "-o", str(tmp_path / "o"),
+                 "--quiet", "--workers", "1"])
+    err = capsys.readouterr().err
+    assert code == 0 and "applied by position: 'water' as 1, 'surf' as 2, 'sand' as 3" in err
+    named = tmp_path / "named.json"
+    named.write_text('{"water": "water", "surf": "land", "sand": "land"}')
+    assert main(["remap", str(path), "--mapping", str(named), "-o", str(tmp_path / "p"),
+                 "--quiet", "--workers", "1"]) == 0
+    assert "by position" not in capsys.readouterr().err
