@@ -483,7 +483,10 @@ def _print_moves(ok, warned):
         width = max(len(s) for s, _ in total)
         twidth = max(len(t) for _, t in total)
         pwidth = max(len(f"{px:,}") for px, _ in total.values())
-        print("effective mapping (stored labels' pixels):")
+        skipped = int((ok["skipped"].fillna("") != "").sum()) if "skipped" in ok else 0
+        print("effective mapping (stored labels' pixels" + (
+            f"; the {skipped} file(s) skipped as up to date are not counted" if skipped else "")
+              + "):")
         for (source, target), (px, files) in total.items():
             what = "kept" if source == target else "renamed" if sum(
                 t == target for _, t in total) == 1 else "merged"

@@ -204,3 +204,17 @@ def test_a_doodler_schema_mapping_applied_by_number_is_said(synthetic, tmp_path,
     assert main(["remap", str(path), "--mapping", str(named), "-o", str(tmp_path / "p"),
                  "--quiet", "--workers", "1"]) == 0
     assert "by position" not in capsys.readouterr().err
+
+
+def test_the_effective_mapping_says_which_files_it_does_not_count(synthetic, tmp_path, capsys):
+    first = synthetic("mlp-2022-05", name="a.npz")
+    second = synthetic("mlp-2022-05", name="b.npz", seed=1)
+    mapping = tmp_path / "m.json"
+    mapping.write_text('{"water": "water", "surf": "land", "sand": "land"}')
+    args = ["--mapping", str(mapping), "-o", str(tmp_path / "o"), "--quiet", "--workers", "1"]
+    assert main(["remap", str(first), *args]) == 0
+    capsys.readouterr()
+    assert main(["remap", str(first), str(second), *args]) == 0
+    out = capsys.readouterr().out
+    assert ("effective mapping (stored labels' pixels; the 1 file(s) skipped as up to date are "
+            "not counted):") in out and "in 2 file(s)" not in out
