@@ -343,7 +343,7 @@ def _run(args, job, **kwargs):
     run = batch.run_rows(job, args.inputs, workers=args.workers, scheduler=args.scheduler,
                       table=getattr(args, "table", None), resume=args.resume,
                       progress=not args.quiet, classes=_classes(args.classes),
-                      force=args.force, allow_pickle=getattr(args, "allow_pickle", False),
+                      force=getattr(args, "force", False), allow_pickle=getattr(args, "allow_pickle", False),
                       max_pixels=getattr(args, "max_pixels", DEFAULT_MAX_PIXELS),
                       **_png_options(args),
                       also_writes={"report": getattr(args, "report", None),
@@ -722,9 +722,27 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message}\n({self.prog} --help lists the options)\n")
 
 
+#: --max-pixels's help (every command that reads files has it)
+MAX_PIXELS_HELP = (f"refuse a file whose arrays declare more pixels than this, before reading "
+                   f"them (default {DEFAULT_MAX_PIXELS:,})")
+#: --workers's help
+WORKERS_HELP = ("local worker processes, or 'auto' (default): one per core, no more than the "
+                "files or the free memory allow")
+
+
+def _command(sub, name, helptext, **kw):
+    """A subcommand whose --help starts with its one-line help (unless it has its own
+    description)."""
+    kw.setdefault("description", helptext[0].upper() + helptext[1:] + ".")
+    return sub.add_parser(name, help=helptext, **kw)
+
+
 def _output_options(sp):
-    """-o/--output and how outputs are named in it."""
-    sp.add_argument("-o", "--output", required=True)
+    """-o/--output, how outputs are named in it, and --force."""
+    sp.add_argument("-o", "--output", required=True, help="output folder (made if missing)")
+    sp.add_argument("--force", action="store_true",
+                    help="redo files whose outputs are newer than the input and made with "
+                         "these options (they are skipped otherwise)")
     sp.add_argument("--prefix-record", action="store_true",
                     help="name each file's outputs RECORD__NAME (RECORD: its release zip's name, "
                          "or the record folder of a loose file), so same-named files of two "
@@ -750,53 +768,53 @@ def build_parser():
         sp.add_argument("--classes", help="class names (comma list or a classes.txt) for files without them")
         sp.add_argument("--allow-pickle", action="store_true",
                         help="read object arrays (pickled data): only for files you trust")
-        sp.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
+        sp.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                        help=MAX_PIXELS_HELP)
         if batch:
             sp.add_argument("inputs", nargs="+", help=".npz files or folders")
-            sp.add_argument("--workers", type=_workers, default="auto",
-                            help="local worker processes, or 'auto' (default): one per core, "
-                                 "no more than the files or the free memory allow")
+            sp.add_argument("--workers", type=_workers, default="auto", help=WORKERS_HELP)
             sp.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786)")
             sp.add_argument("--resume", action="store_true", help="skip files already in --table")
             sp.add_argument("--quiet", action="store_true", help="no progress bar")
-            sp.add_argument("--force", action="store_true",
-                            help="redo files whose outputs are newer than the input")
 
-    sp = sub.add_parser("info", help="describe Doodler files")
-    sp.add_argument("files", nargs="+")
-    sp.add_argument("--json", action="store_true")
-    sp.add_argument("--era", choices=list(ERAS) + ["auto"],
+    sp = _command(sub, "info", "describe Doodler files")
+    sp.add_argument("files", nargs="+", help=".npz files, zip members (ZIP::member) or doodle PNGs")
+    sp.add_argument("--json", action="store_true", help="print JSON (with every recipe value)")
+    sp.add_argument("--era", choices=list(ERAS) + ["auto"], metavar="ERA",
                     help="override the detected era; 'auto': tell it from the stored label")
     common(sp, batch=False)
     sp.set_defaults(func=cmd_info)
 
-    sp = sub.add_parser("eras", help="list Doodler's eras, or tell which era made each file")
+    sp = _command(sub, "eras", "list Doodler's eras, or tell which era made each file")
     sp.add_argument("inputs", nargs="*", help=".npz files or folders (none: list the eras)")
     sp.add_argument("--json", action="store_true", help="the list as JSON (every recipe value)")
     sp.add_argument("--seed", type=int, default=0, help="forest seed of the candidates")
-    sp.add_argument("--mode", choices=list(MODES), default="exact")
-    sp.add_argument("--classes")
+    sp.add_argument("--mode", choices=list(MODES), default="exact",
+                    help="the mode the candidates are rebuilt in (default exact)")
+    sp.add_argument("--classes", help="class names (comma list or a classes.txt) for files "
+                                      "without them")
     png_options(sp)
-    sp.add_argument("--workers", type=_workers, default="auto")
-    sp.add_argument("--scheduler")
-    sp.add_argument("--resume", action="store_true")
-    sp.add_argument("--quiet", action="store_true")
-    sp.add_argument("--force", action="store_true")
+    sp.add_argument("--workers", type=_workers, default="auto", help=WORKERS_HELP)
+    sp.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786)")
+    sp.add_argument("--resume", action="store_true", help="skip files already in --table")
+    sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.add_argument("--table", help="stream rows to this CSV (needed for --resume)")
     sp.add_argument("--allow-pickle", action="store_true",
                     help="read object arrays (pickled data): only for files you trust")
-    sp.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
+    sp.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                        help=MAX_PIXELS_HELP)
     sp.set_defaults(func=cmd_eras)
 
     for name, func, helptext in [
             ("validate", cmd_validate, "rebuild labels and compare with the stored ones"),
             ("reconstruct", cmd_reconstruct, "rebuild labels into new npz files")]:
-        sp = sub.add_parser(name, help=helptext)
+        sp = _command(sub, name, helptext)
         common(sp)
-        sp.add_argument("--era", choices=list(ERAS) + ["auto"],
-                        help="override the detected era; 'auto': rebuild under every era the "
-                             "settings layout allows and keep the best match of the stored "
-                             "label (the default when the path has no results date)")
+        sp.add_argument("--era", choices=list(ERAS) + ["auto"], metavar="ERA",
+                        help="override the detected era (doodle-engine eras lists them); 'auto': "
+                             "rebuild under every era the settings layout allows and keep the "
+                             "best match of the stored label (the default when the path has no "
+                             "results date)")
         sp.add_argument("--seed", type=int, default=0, help="random-forest seed")
         sp.add_argument("--mode", choices=list(MODES), default="exact",
                         help="exact: Doodler's labels (default); fast, fastest: measured "
@@ -834,12 +852,12 @@ def build_parser():
             _output_options(sp)
         sp.set_defaults(func=func)
 
-    sp = sub.add_parser("remap", help="merge/rename classes into new npz files")
+    sp = _command(sub, "remap", "merge/rename classes into new npz files")
     common(sp)
     sp.add_argument("--mapping", required=True, help="mapping JSON (Coast Train or Doodler schema)")
     sp.add_argument("--default", help="target for classes with no rule")
     _output_options(sp)
-    sp.add_argument("--table")
+    sp.add_argument("--table", help="stream rows to this CSV (needed for --resume)")
     sp.set_defaults(func=cmd_remap)
 
     sp = sub.add_parser(
@@ -865,17 +883,18 @@ def build_parser():
     sp.add_argument("--default", help="--gym with --mapping: target for classes with no rule")
     sp.add_argument("--target-size", type=int, nargs=2, metavar=("H", "W"),
                     help="--gym: Gym's TARGET_SIZE (default: the commonest image size)")
-    sp.add_argument("--table")
+    sp.add_argument("--table", help="stream rows to this CSV (needed for --resume)")
     sp.set_defaults(func=cmd_export)
 
-    sp = sub.add_parser("stats", help="class-pixel distributions per file and record")
+    sp = _command(sub, "stats", "class-pixel distributions per file and record")
     common(sp)
     sp.add_argument("--metadata", nargs="+", action="extend", metavar="CSV",
                     help="Coast Train metadata to join on the npz file name: CSV files, folders "
                          "of them, release zips (their CSV, read in place); several after one "
                          "flag (put it after the inputs)")
-    sp.add_argument("--report")
-    sp.add_argument("--table")
+    sp.add_argument("--report", help="write the table per file (.csv or .parquet), joined to "
+                                      "--metadata")
+    sp.add_argument("--table", help="stream rows to this CSV (needed for --resume)")
     sp.set_defaults(func=cmd_stats)
 
     sp = sub.add_parser(
@@ -891,20 +910,22 @@ def build_parser():
     sp.add_argument("--classes", help="class names for npz files without them")
     sp.add_argument("--allow-pickle", action="store_true",
                     help="read object arrays (pickled data): only for files you trust")
-    sp.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
-    sp.add_argument("--workers", type=_workers, default="auto")
+    sp.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
+                        help=MAX_PIXELS_HELP)
+    sp.add_argument("--workers", type=_workers, default="auto", help=WORKERS_HELP)
     sp.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786)")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=cmd_atlas)
 
-    sp = sub.add_parser("example", help="write a generated Doodler file to try the engine on")
+    sp = _command(sub, "example", "write a generated Doodler file to try the engine on")
     sp.add_argument("output", help="path of the .npz to write")
-    sp.add_argument("--size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"))
-    sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--overwrite", action="store_true")
+    sp.add_argument("--size", type=int, nargs=2, default=(240, 320), metavar=("H", "W"),
+                    help="image height and width (default 240 320)")
+    sp.add_argument("--seed", type=int, default=0, help="seed of the generated scene")
+    sp.add_argument("--overwrite", action="store_true", help="replace an existing file")
     sp.set_defaults(func=cmd_example)
 
-    sp = sub.add_parser("serve", help="keep a warm engine that runs later commands: no start-up cost")
+    sp = _command(sub, "serve", "keep a warm engine that runs later commands: no start-up cost")
     sp.add_argument("--idle", type=float, default=60, metavar="MIN",
                     help="end after MIN minutes without a command (0: never; default 60)")
     sp.add_argument("--stop", action="store_true", help="end the running server")
@@ -912,7 +933,7 @@ def build_parser():
                     help="with --stop: also end your servers of other copies of the engine")
     sp.set_defaults(func=cmd_serve)
 
-    sp = sub.add_parser("bench", help="time each stage, compiled vs straightforward path")
+    sp = _command(sub, "bench", "time each stage, compiled vs straightforward path")
     sp.add_argument("files", nargs="+", help=".npz files or folders")
     sp.add_argument("--repeat", type=int, default=1,
                     help="warm runs per mode after the first, timed (default 1)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -180,3 +182,17 @@ def test_the_era_note_names_a_few_files_and_counts_the_rest(capsys):
     note = capsys.readouterr().out.strip()
     assert "for 8 file(s)" in note and "f0.npz, f1.npz, f2.npz, f3.npz, f4.npz and 3 more" in note
     assert "f5.npz" not in note and "era_source column" in note
+
+
+def test_every_command_and_option_says_what_it_is_for():
+    """--help of each command: a description, a help text for every option, a usage line
+    that fits a terminal (the era names are not listed in it), and --force only where a
+    command writes outputs it could skip."""
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sp in sub.choices.items():
+        assert sp.description, name
+        silent = [a.dest for a in sp._actions if a.help is None]
+        assert not silent, (name, silent)
+        assert max(len(line) for line in sp.format_usage().splitlines()) <= 80, name
+        skips = name in ("reconstruct", "remap", "export")  # outputs newer than the input
+        assert any("--force" in a.option_strings for a in sp._actions) == skips, name
