@@ -208,7 +208,9 @@ def _counts(run, failed):
     if "trial" in run.columns:
         trials = sum(table.cell_text(r.get("trial")) != "" for r in ok)
         if trials:
-            text += f" ({len(ok)} results: {len(ok) - trials} final labels + {trials} earlier trials)"
+            finals = len(ok) - trials
+            text += (f" ({len(ok)} results: {finals} final label{'s' * (finals != 1)} + {trials} "
+                     f"earlier trial{'s' * (trials != 1)})")
     text += f"  failed: {failed}"
     not_read = run.not_read
     if not_read:
@@ -260,7 +262,8 @@ def _print_eras():
     rows = [("era", "commits", "from", "to", "layout", "classifier", "behaviour")]
     for r in RECIPES.values():
         clf = r.classifier if r.classifier == "mlp" else f"rf {r.trees}"
-        rows.append((r.name, ",".join(r.commits), r.start, r.end, "/".join(r.layouts), clf,
+        end = "(open)" if r.end.startswith("9999") else r.end  # the last era has not ended
+        rows.append((r.name, ",".join(r.commits), r.start, end, "/".join(r.layouts), clf,
                      r.description))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]) - 1)]
     for row in rows:

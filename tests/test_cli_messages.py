@@ -86,7 +86,7 @@ def test_validate_table_names_files_in_full_with_era_and_source(capsys, dated_an
     assert any(ln.startswith("undated_" + LONG) and "best match" in ln for ln in rows)
     assert any(ln.startswith(LONG) and "mlp-2022-05" in ln and "layout+date" in ln for ln in rows)
     summary = next(ln for ln in lines if ln.startswith("files:"))
-    assert summary.startswith("files: 2 (3 results: 2 final labels + 1 earlier trials)  failed: 0")
+    assert summary.startswith("files: 2 (3 results: 2 final labels + 1 earlier trial)  failed: 0")
     note = next(ln for ln in lines if ln.startswith("note:"))
     assert "told from the stored label for 1 file(s)" in note and "undated_" + LONG in note
 
