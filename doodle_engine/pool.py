@@ -20,6 +20,7 @@ import time
 from collections import deque
 from multiprocessing.connection import wait as wait_any
 
+from . import compiling
 from .errors import DoodleError, note
 from .jobs import run_one
 
@@ -188,7 +189,9 @@ def _worker_main(conn, parent_pid):
             return
         if task is None:
             return
-        conn.send(run_one(*task))
+        rows = run_one(*task)
+        compiling.finish()  # the worker that announced compiling says how many, before the rows
+        conn.send(rows)
 
 
 #: Linux prctl option: the signal a process gets when its parent dies
