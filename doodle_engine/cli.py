@@ -138,7 +138,9 @@ def cmd_info(args):
                 print(f"  features  {info['features']}")
                 print("  settings  " + ", ".join(f"{k}={v}" for k, v in s.as_dict().items()
                                                 if k not in ("era", "era_source")))
-            print(f"  trials    {info['trials'] or 'none'}")
+            print(f"  trials    {info['trials'] or 'none'}" + (
+                " (earlier attempts kept in the file under these key prefixes, newest first; "
+                "validate --trials rebuilds them)" if info["trials"] else ""))
             if rec.remapped:
                 print(f"  remapped  {rec.remapped}: not the file Doodler made")
     if args.json:
@@ -248,8 +250,11 @@ def cmd_eras(args):
         for c in ("differ", "runner_up_extra_px"):
             if c in view:
                 view[c] = view[c].map(lambda v: "" if v != v or v is None else f"{int(v):,}")
-        view = view.fillna("")
-        print(view.to_string(index=False))
+        view = view.fillna("").astype(str)
+        # text left-aligned under its header, as validate's table has it
+        left = {c: (lambda w: lambda v: f"{v:<{w}}")(max(len(c), *view[c].map(len)))
+                for c in cols}
+        print(view.to_string(index=False, justify="left", formatters=left))
         print()
         counts = ok.groupby(["era", "era_source"]).size().rename("files").reset_index()
         print(counts.to_string(index=False))
