@@ -448,6 +448,10 @@ def _figures(args, frame, kept, summary, resumed=0):
                               classes=_classes(args.classes), allow_pickle=args.allow_pickle)
         for note in write_plots.last_note:
             print(f"{'plots' if args.plots else 'html'}: {note}")
+        if args.plots and write_plots.last_removed:
+            print(f"plots: removed {write_plots.last_removed} figure(s) an earlier run drew in "
+                  f"{args.plots} (the folder holds this run's figures, and the maps of rows "
+                  "--resume kept)")
         if args.plots:
             print(f"plots: {len(written)} figure(s) in {args.plots}")
         if args.html:

@@ -10,6 +10,7 @@ from matplotlib.artist import setp
 from matplotlib.figure import Figure
 from matplotlib.patches import Circle, Patch
 from matplotlib.ticker import MaxNLocator
+from PIL import Image
 from scipy import ndimage
 from tqdm import tqdm
 
@@ -56,7 +57,7 @@ def write_plots(frame, folder, labels_dir=None, max_maps=20, progress=False, cla
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     ok = frame[frame["error"] == ""] if "error" in frame else frame
-    written, notes, maps = [], [], []
+    written, notes, maps, resumed = [], [], [], set()
     if "accuracy" in ok and len(ok):
         fig = Figure(figsize=(6, 4))
         ax = fig.subplots()
@@ -102,9 +103,11 @@ def write_plots(frame, folder, labels_dir=None, max_maps=20, progress=False, cla
                                                          allow_pickle=allow_pickle, name=name))
                         maps.append((written[-1], row["file"], row.get("trial", "") or ""))
                     else:
-                        notes.append(f"{short_name(row['file'])} {row.get('trial', '')}: "
-                                     "no rebuilt label kept (a row resumed from an earlier "
-                                     "run); run without --resume to map it")
+                        resumed.add(_map_name(row, kept, ()))  # an earlier run's map stays
+                        trial = f" [trial {row['trial']}]" if row.get("trial") else ""
+                        notes.append(f"{short_name(row['file'])}{trial}: no rebuilt label kept "
+                                     "(a row resumed from an earlier run); run without --resume "
+                                     "to map it")
                     if bar is not None:
                         bar.update(1)
             finally:
@@ -112,10 +115,7 @@ def write_plots(frame, folder, labels_dir=None, max_maps=20, progress=False, cla
                     bar.close()
         else:
             notes.append("no result differs from its stored label: no disagreement map")
-    stale = _remove_earlier_figures(folder, written)
-    if stale:
-        notes.append(f"removed {stale} figure(s) an earlier run drew in {folder} (the folder "
-                     "holds this run's figures only)")
+    write_plots.last_removed = _remove_earlier_figures(folder, written, resumed)
     write_plots.last_note = notes
     write_plots.last_maps = maps
     return written
@@ -123,20 +123,37 @@ def write_plots(frame, folder, labels_dir=None, max_maps=20, progress=False, cla
 
 write_plots.last_note = []
 write_plots.last_maps = []  # (map path, file, trial) of each disagreement map written
+write_plots.last_removed = 0  # figures of an earlier run removed from the folder
+
+#: the PNG text chunk ``Software`` of every figure written here: only figures carrying it
+#: are ever removed from a --plots folder
+PLOT_SOFTWARE = "doodle-engine validate --plots"
 
 
-def _remove_earlier_figures(folder, written):
-    """Remove the figures of the kind this function draws (``accuracy_hist.png``,
-    ``class_iou.png``, ``disagreement_*.png``) that this run did not write: a map of an
-    earlier run beside this run's would show a label this run did not measure.  Returns how
-    many were removed."""
-    mine = {Path(p).name for p in written}
+def _remove_earlier_figures(folder, written, resumed=()):
+    """Remove the figures an earlier run of this function drew in ``folder`` (named as it
+    names them and marked :data:`PLOT_SOFTWARE`) that this run did not write, except the
+    maps of rows --resume kept (``resumed``: they show what those rows measured): a map of
+    an earlier run beside this run's would show a label this run did not measure.  Any
+    other file is left alone.  Returns how many were removed."""
+    keep = {Path(p).name for p in written} | set(resumed)
     removed = 0
     for p in sorted(folder.iterdir()):
-        if p.name not in mine and PLOT_FILES.fullmatch(p.name) and p.is_file():
+        if p.name not in keep and PLOT_FILES.fullmatch(p.name) and _drawn_here(p):
             p.unlink()
             removed += 1
     return removed
+
+
+def _drawn_here(path):
+    """True for a regular PNG file marked :data:`PLOT_SOFTWARE`."""
+    if not path.is_file() or path.is_symlink():
+        return False
+    try:
+        with Image.open(path) as im:
+            return im.format == "PNG" and im.text.get("Software") == PLOT_SOFTWARE
+    except (OSError, ValueError, SyntaxError):
+        return False
 
 
 def _count_title(what, ok):
@@ -242,4 +259,5 @@ def disagreement_map(row, kept_label, folder, classes=None, allow_pickle=False, 
 
 def _save(fig, path):
     """A figure as a PNG, atomically (a pyplot-free Figure: no global backend is touched)."""
-    return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=100))
+    return atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=100,
+                                                     metadata={"Software": PLOT_SOFTWARE}))

@@ -20,11 +20,13 @@ from browser import (
 )
 from conftest import REAL_DIR, SETTINGS, doodles_for, needs_real, scene, write_npz
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from doodle_engine import DoodleError, htmlreport, jobs, load, reconstruct
 from doodle_engine.cli import main
 from doodle_engine.htmlreport import page
 from doodle_engine.outputs import HTML_GENERATOR as GENERATOR
+from doodle_engine.plots import PLOT_SOFTWARE
 from doodle_engine.reasons import NO_KNOWN_CAUSE, add_reasons, causes, reason
 
 DATA_URI = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
@@ -226,12 +228,22 @@ def test_plots_of_an_earlier_run_are_removed_and_a_resumed_page_says_so(run_fold
     from this run."""
     plots, table = tmp_path / "p", tmp_path / "t.csv"
     plots.mkdir()
-    (plots / "disagreement_gone.png").write_bytes(b"an earlier run's map")
+    drawn = PngInfo()
+    drawn.add_text("Software", PLOT_SOFTWARE)
+    Image.new("RGB", (4, 4)).save(plots / "disagreement_gone.png", pnginfo=drawn)
+    Image.new("RGB", (4, 4)).save(plots / "disagreement_mine.png")  # the user's own figure
     (plots / "notes.txt").write_text("mine")
     code, out, _ = run(capsys, "validate", run_folder, "--plots", plots, "--table", table,
                        "--workers", "1", "--quiet")
     assert code == 0 and "removed 1 figure(s) an earlier run drew" in out
-    assert not (plots / "disagreement_gone.png").exists() and (plots / "notes.txt").exists()
+    assert not (plots / "disagreement_gone.png").exists()
+    assert (plots / "notes.txt").exists() and (plots / "disagreement_mine.png").exists()
+    maps = sorted(p.name for p in plots.glob("disagreement_*.png"))
+    code, out, _ = run(capsys, "validate", run_folder, "--plots", plots, "--table", table,
+                       "--resume", "--workers", "1", "--quiet")
+    # the rows --resume kept keep the maps of the run that measured them
+    assert code == 0 and "removed" not in out
+    assert sorted(p.name for p in plots.glob("disagreement_*.png")) == maps
     code, out, err = run(capsys, "validate", run_folder, "--html", tmp_path / "r.html",
                          "--table", table, "--resume", "--workers", "1", "--quiet")
     assert code == 0 and "3 of 3 file(s) done" in err
