@@ -151,7 +151,7 @@ def _run_locked(job, every, workers, scheduler, client, table, resume, progress,
              f"{printable(table, backslash=False)} (unchanged, without error, same options) are "
              f"kept; {len(files)} to run"
              + (f" ({len(again)} of them done there with other options, run again: "
-                f"{'; '.join(dict.fromkeys(again))})" if again else ""))
+                f"{'; '.join(dict.fromkeys(again))}; this run: {options})" if again else ""))
         suspects = [f for f in files if printable(f) in set(running)]
         for f in suspects:
             note(f"{printable(f, backslash=False)}: the earlier run's process died while on this "

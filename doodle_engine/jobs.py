@@ -5,6 +5,7 @@ row so the run goes on."""
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import math
 import os
@@ -183,13 +184,15 @@ def up_to_date(path, *outputs, made_with=None):
 
 def options_text(job, **options):
     """The command and the options that shape its results, as an output npz and a table row
-    keep them: ``job``, then each option given (not None) as ``name=value``; a standard mode
+    keep them: ``job``, then each option given that is not None and not the job's default
+    as ``name=value``; a standard mode
     by its name (a customised one in full), a mapping by its source and a digest of its
     rules."""
     parts = [job]
+    defaults = _defaults(job)
     for name, value in sorted(options.items()):
-        if value is None:
-            continue
+        if value is None or (name in defaults and _same(name, value, defaults[name])):
+            continue  # a default is not written: the API and the command line agree
         if isinstance(value, Mapping):
             digest = hashlib.sha1(repr(value).encode("utf-8")).hexdigest()[:12]
             value = f"{value.source} (rules {digest})"
@@ -197,6 +200,25 @@ def options_text(job, **options):
             value = value.name
         parts.append(f"{name}={value}" if isinstance(value, str) else f"{name}={value!r}")
     return " ".join(parts)
+
+
+def _defaults(job):
+    """The default value of each keyword of the job's function (none for an unknown job)."""
+    fn = JOBS.get(job)
+    if fn is None:
+        return {}
+    return {k: p.default for k, p in inspect.signature(fn).parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
+def _same(name, value, default):
+    """Whether an option's value is its default (a mode by its profile)."""
+    if name == "mode":
+        return profile(value) == profile(default)
+    try:
+        return bool(value == default)
+    except (TypeError, ValueError):
+        return False
 
 
 #: why a file was skipped (its row's ``skipped`` column)

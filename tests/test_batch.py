@@ -79,9 +79,14 @@ def test_resume_runs_again_what_was_done_with_other_options(folder, tmp_path, ca
     err = capsys.readouterr().err
     assert "0 of 2 file(s) done" in err and ("2 of them done there with other options, run "
                                               "again: validate mode=fast") in err
-    assert set(exact["mode"]) == {"exact"} and set(exact["options"]) == {"validate mode=exact"}
+    assert set(exact["mode"]) == {"exact"} and set(exact["options"]) == {"validate"}
     again = run_batch("validate", files, table=table, resume=True, mode="exact", progress=False)
     assert "2 of 2 file(s) done" in capsys.readouterr().err
+    # the command line writes the same options for the same settings (its defaults given)
+    code = subprocess.run([sys.executable, str(ROOT / "cli.py"), "validate", *map(str, files),
+                           "--table", str(table), "--resume", "--quiet", "--workers", "1"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert code.returncode == 0 and "2 of 2 file(s) done" in code.stderr, code.stderr
     cols = ["file", "mode", "options", "differ", "accuracy"]
     pd.testing.assert_frame_equal(_clean(again)[cols], _clean(exact)[cols])
 

@@ -191,7 +191,7 @@ def test_an_output_made_with_other_options_is_redone(synthetic, tmp_path, capsys
         assert ("skipped: 1" in summary) == skipped, (args, summary)
     assert load(remapped / "mlp-2022-05.npz").classes == ["sea", "sand"]
     made = read_made_with(out / "mlp-2022-05.npz")
-    assert made == "reconstruct mode=exact seed=0"
+    assert made == "reconstruct"  # exact, seed 0: the defaults are not written
 
 
 def test_export_counts_what_jpeg_labels_changed_and_png_keeps_them(synthetic, tmp_path, capsys):
