@@ -520,6 +520,10 @@ def cmd_export(args):
                            label_ext=".png" if args.png_labels else ".jpg",
                            prefix_record=args.prefix_record)
     _summary(_records(frame), failed, rebuilt=False)
+    replaced = int((frame["replaced"].fillna("") != "").sum()) if "replaced" in frame else 0
+    if replaced:
+        print(f"note: removed {replaced} label(s) an earlier export wrote in the other format "
+              f"(labels/ holds one label per image: {'PNG' if args.png_labels else 'JPEG'})")
     if "jpeg_changed_px" in frame:
         changed = frame["jpeg_changed_px"].fillna(0)
         if changed.sum():

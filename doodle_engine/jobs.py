@@ -296,9 +296,22 @@ def export_file(path, outdir, classes=None, label_ext=".jpg", force=False, prefi
     written = export_record(rec, outdir, label_ext=label_ext, stem=stem)
     row = _stored_row(path, rec)
     row["output"] = ";".join(str(p) for p in written)
+    row["replaced"] = _other_label_removed(targets[1])
     if label_ext.lower() in (".jpg", ".jpeg"):
         row.update(jpeg_label_damage(rec, targets[1]))
     return [row]
+
+
+def _other_label_removed(label):
+    """Remove the label an earlier export wrote beside ``label`` in the other format (JPEG
+    beside PNG, or PNG beside JPEG): two labels of one image in labels/ would both be taken
+    for training.  Returns the removed file's name, or ""."""
+    for ext in (".jpg", ".png"):
+        other = label.with_name(label.name[:-len(label.suffix)] + ext)
+        if other != label and other.is_file():
+            other.unlink()
+            return other.name
+    return ""
 
 
 def gym_file(path, outdir, gym_classes, mapping=None, default=None, npz_prefix=None,

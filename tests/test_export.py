@@ -3,6 +3,7 @@ from conftest import needs_real, real_files
 from PIL import Image
 
 from doodle_engine import NO_CLASS, load
+from doodle_engine.cli import main
 from doodle_engine.colorize import color_doodles, colorize, overlay
 from doodle_engine.export import export_record, safe_stem
 from doodle_engine.palette import G10, doodler_palette, hex_to_rgb
@@ -58,3 +59,17 @@ def test_color_doodles_match_the_files():
             continue
         ours = color_doodles(rec.doodles, rec.classes, image=rec.image)
         np.testing.assert_array_equal(ours, rec.color_doodles)
+
+
+def test_a_second_export_in_the_other_label_format_leaves_one_label(synthetic, tmp_path, capsys):
+    """labels/ held X_label.jpg and X_label.png after an export with --png-labels over a JPEG
+    one: a training set would take both.  The earlier format's label is removed, with a note."""
+    path = synthetic("mlp-2022-05")
+    out = tmp_path / "e"
+    labels = out / "labels"
+    for extra, kept in (([], ".jpg"), (["--png-labels"], ".png"), ([], ".jpg")):
+        assert main(["export", str(path), "-o", str(out), "--quiet", "--workers", "1",
+                     *extra]) == 0
+        assert [p.suffix for p in labels.iterdir()] == [kept]
+    assert "removed 1 label(s) an earlier export wrote in the other format" in \
+        capsys.readouterr().out
