@@ -87,6 +87,14 @@ def _spawnable(workers):
     """``workers``, or 1 with a note where worker processes cannot start: a spawned worker
     imports the calling program's main file again, and a program read from standard input
     (``python - < script.py``) has none (every worker would die at its start)."""
+    if workers > 1 and getattr(multiprocessing.current_process(), "_inheriting", False):
+        # this is a worker importing the caller's script, whose run_batch is not under
+        # `if __name__ == "__main__":` (multiprocessing would raise a long RuntimeError)
+        script = getattr(sys.modules.get("__mp_main__"), "__file__", "the calling script")
+        print(f"error: {script}: calls run_batch with {workers} workers "
+              "at import: put the script's work under `if __name__ == \"__main__\":` (each "
+              "worker imports the script again)", file=sys.stderr)
+        raise SystemExit(1)
     main = getattr(sys.modules.get("__main__"), "__file__", None)
     if workers > 1 and isinstance(main, str) and not os.path.isfile(main):
         note(f"workers: 1 instead of {workers}: this program was read from {main}, which "

@@ -285,3 +285,19 @@ def test_a_program_read_from_standard_input_runs_in_one_process(tmp_path):
                        cwd=tmp_path, timeout=300)
     assert r.returncode == 0 and r.stdout.split() == ["True", "True"], r.stderr
     assert "workers: 1 instead of 2: this program was read from <stdin>" in r.stderr
+
+
+def test_a_script_without_a_main_guard_is_told_what_to_change(tmp_path):
+    """Each spawned worker imports the script again; a script that calls run_batch(workers=2)
+    at import had every worker die with multiprocessing's long RuntimeError.  Each worker
+    now says in one line what to change."""
+    script = tmp_path / "unguarded.py"
+    script.write_text("from doodle_engine.batch import run_batch\n"
+                      "from doodle_engine.example import make_example\n"
+                      "p = [make_example(f'e{i}.npz', 32, 40, overwrite=True) for i in range(2)]\n"
+                      "t = run_batch('validate', p, workers=2, progress=False, mode='fastest')\n")
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                       cwd=tmp_path, timeout=300)
+    assert "RuntimeError" not in r.stderr, r.stderr
+    assert (f"error: {script}: calls run_batch with 2 workers at import: put the script's work "
+            "under `if __name__ == \"__main__\":`") in r.stderr
