@@ -5,6 +5,8 @@ files finish, so a stopped run resumes."""
 from __future__ import annotations
 
 import contextlib
+import difflib
+import inspect
 from dataclasses import dataclass, field
 
 from tqdm import tqdm
@@ -121,6 +123,7 @@ def run_rows(job, inputs, workers=1, scheduler=None, client=None, table=None, re
     unless a ``table`` file is read or written."""
     if job not in JOBS:
         raise DoodleError(None, f"unknown job {job!r}")
+    _check_options(job, kwargs)
     not_read = []
     every = find_inputs(inputs, not_read)
     prefix = kwargs.get("prefix_record", False)
@@ -177,6 +180,25 @@ def _run_locked(job, every, workers, scheduler, client, table, resume, progress,
     rows, columns = in_input_order(kept + tab.rows, [printable(f) for f in every])
     tab.finish(rows, columns)
     return rows, columns, len(kept)
+
+
+#: options every job takes (each ignores those that do not apply to it): the reading options
+#: and ``force``
+COMMON_OPTIONS = ("classes", "force", "allow_pickle", "max_pixels", "settings", "images")
+
+
+def _check_options(job, kwargs):
+    """A DoodleError, before any work, for an option the job does not know (a misspelt
+    ``mdoe=`` would otherwise run the default silently)."""
+    known = set(COMMON_OPTIONS) | {
+        name for name, p in inspect.signature(JOBS[job]).parameters.items()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name not in ("path", "keep_label")}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(known), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise DoodleError(None, f"run_batch({job!r}): unknown option {unknown[0]!r}{hint}; "
+                                f"it takes {', '.join(sorted(known))}")
 
 
 #: job options that do not change a result: a row made without them stands for one made with

@@ -10,12 +10,13 @@ REMOVED_IN = "0.2.0"
 
 
 class DoodleError(Exception):
-    """A problem with one input file (or one array), reported as ``path: problem``."""
+    """A problem with one input file, reported as ``path: problem``; without a path (an
+    array given to the API, an option) the problem alone."""
 
     def __init__(self, path, problem):
         self.path = str(path) if path is not None else "<array>"
         self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
+        super().__init__(f"{self.path}: {problem}" if path is not None else problem)
 
 
 class NothingToInpaint(ValueError):

@@ -301,3 +301,10 @@ def test_a_script_without_a_main_guard_is_told_what_to_change(tmp_path):
     assert "RuntimeError" not in r.stderr, r.stderr
     assert (f"error: {script}: calls run_batch with 2 workers at import: put the script's work "
             "under `if __name__ == \"__main__\":`") in r.stderr
+
+
+def test_an_unknown_option_is_refused_before_any_work(folder):
+    with pytest.raises(DoodleError, match=r"unknown option 'mdoe' \(did you mean 'mode'\?\)"):
+        run_batch("validate", [folder], mdoe="fast", progress=False)
+    with pytest.raises(DoodleError, match="unknown option 'output'; it takes .*outdir"):
+        run_batch("reconstruct", [folder], output="rc", progress=False)
