@@ -473,6 +473,10 @@ def cmd_reconstruct(args):
 
 def cmd_remap(args):
     mapping = remapping.load_mapping(args.mapping)  # a bad mapping file fails before any work
+    if args.default is not None and mapping.targets is not None \
+            and args.default not in mapping.targets:
+        raise DoodleError(args.mapping, f"--default {args.default!r} is not among its target "
+                                        f"classes {list(mapping.targets)}")
     frame, failed = _batch(args, "remap", outdir=args.output, mapping=mapping, default=args.default,
                            prefix_record=args.prefix_record)
     _print_moves(_ok(frame), remapping.near_names(mapping, default=args.default))

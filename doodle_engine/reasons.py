@@ -71,6 +71,10 @@ def causes(row):
         found.append(("era assumed", (f"era {era} assumed ({source}): the file carries no "
                                       "date; --era sets it, --era auto tells it from the "
                                       "stored label")))
+    if source == "user":
+        found.append(("era set", (f"era {era} set by --era: the file may have been made by "
+                                  "another era; without --era the engine reads it from the "
+                                  "file's date and layout or tells it from the stored label")))
     mode = _text(row.get("mode"))
     if mode in _INEXACT_MODES:
         found.append((f"mode {mode}", (f"mode {mode} trades agreement for speed by design "

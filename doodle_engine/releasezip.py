@@ -79,10 +79,7 @@ def _member_bytes(zip_path, member, limit, what):
     if reason:
         raise DoodleError(where, f"member name {reason}; not read")
     with open_regular(zip_path) as fh, _zipfile(fh, zip_path) as zf:
-        try:
-            info = zf.getinfo(member)
-        except KeyError:
-            raise DoodleError(where, "no such member in the zip") from None
+        info = _find_member(zf, zip_path, member)
         if info.file_size > limit:
             raise DoodleError(where, f"{what} declares {info.file_size} bytes, above the limit of "
                                      f"{limit} (set by max_pixels / --max-pixels)")
@@ -95,6 +92,24 @@ def _member_bytes(zip_path, member, limit, what):
     if got < info.file_size:
         raise DoodleError(where, f"is truncated ({got} of {info.file_size} bytes)")
     return bytes(buf)
+
+
+def _find_member(zf, zip_path, member):
+    """The zip entry ``member`` names: its full name, or a bare file name that one member of
+    the zip has (tables show members as ``ZIP::name.npz``, so that name can be typed back)."""
+    where = member_name(zip_path, member)
+    try:
+        return zf.getinfo(member)
+    except KeyError:
+        pass
+    same = [i for i in zf.infolist() if "/" not in member
+            and PurePosixPath(i.filename).name == member] if member else []
+    if len(same) == 1:
+        return same[0]
+    if same:
+        raise DoodleError(where, f"{len(same)} members of the zip have this name; give the full "
+                                 f"one, e.g. {member_name(zip_path, same[0].filename)}")
+    raise DoodleError(where, "no such member in the zip")
 
 
 def open_member(path, max_pixels=DEFAULT_MAX_PIXELS):

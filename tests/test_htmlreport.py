@@ -112,6 +112,12 @@ def test_each_known_cause_gives_its_short_word_and_a_sentence():
     assert reason(nan) == NO_KNOWN_CAUSE  # missing cells of a resumed table
 
 
+def test_an_era_set_by_hand_is_the_reason_of_a_result_below_100():
+    row = {"accuracy": 0.96, "era": "mlp-2021-10", "era_source": "user", "mode": "exact"}
+    assert reason(row) == "era set"
+    assert "set by --era" in dict(causes(row))["era set"]
+
+
 def test_reasons_are_recomputed_for_resumed_rows_and_stand_after_the_accuracy():
     frame = pd.DataFrame([{"file": "a.npz", "era": "rf-2021-06", "accuracy": 0.9,
                            "accuracy_max": 0.95, "mode": "exact", "history": "", "notes": "",

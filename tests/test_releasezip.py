@@ -218,6 +218,24 @@ def test_outputs_of_members_are_skipped_when_newer_and_rewritten_when_forced(tmp
     assert _sha(z) == before
 
 
+def test_a_member_s_short_name_from_a_table_can_be_typed_back(tmp_path):
+    """Tables show a member as ZIP::name.npz: that name loads the one member of that name;
+    a name two members share is refused, naming a full one."""
+    files = _loose_files(tmp_path / "loose", 1)
+    z = _release_zip(tmp_path / f"{RECORD}.zip", files)
+    short = f"{z}::{files[0].name}"
+    assert np.array_equal(load(short).label, load(files[0]).label)
+    code, out, err = _run_cli("info", short)
+    assert code == 0 and out.startswith(short), err
+    twice = tmp_path / "Twice_1_001.zip"
+    with zipfile.ZipFile(twice, "w") as zf:
+        for folder in ("a", "b"):
+            zf.write(files[0], f"{folder}/{files[0].name}")
+    with pytest.raises(DoodleError, match=f"2 members of the zip have this name; give the full "
+                                          f"one, e.g. {twice}::a/{files[0].name}"):
+        load(f"{twice}::{files[0].name}")
+
+
 def test_jobs_that_rebuild_nothing_leave_an_undated_era_untold(tmp_path):
     """A member has no results-folder date, so its layout allows several eras: stats (and
     remap, export) write no assumed era; validate tells it from the stored label."""

@@ -218,3 +218,15 @@ def test_the_effective_mapping_says_which_files_it_does_not_count(synthetic, tmp
     out = capsys.readouterr().out
     assert ("effective mapping (stored labels' pixels; the 1 file(s) skipped as up to date are "
             "not counted):") in out and "in 2 file(s)" not in out
+
+
+def test_a_default_outside_the_mapping_is_refused_before_any_work(synthetic, tmp_path, capsys):
+    path = synthetic("mlp-2022-05")
+    mapping = tmp_path / "m.json"
+    mapping.write_text('{"water": "water", "surf": "land"}')
+    code = main(["remap", str(path), "--mapping", str(mapping), "--default", "lnd", "-o",
+                 str(tmp_path / "o"), "--quiet", "--workers", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.splitlines()[0] == (
+        f"error: {mapping}: --default 'lnd' is not among its target classes ['water', 'land']")
+    assert not (tmp_path / "o").exists()
