@@ -479,15 +479,16 @@ def cmd_remap(args):
                                         f"classes {list(mapping.targets)}")
     frame, failed = _batch(args, "remap", outdir=args.output, mapping=mapping, default=args.default,
                            prefix_record=args.prefix_record)
-    _print_moves(_ok(frame), remapping.near_names(mapping, default=args.default))
+    _print_moves(_ok(frame), remapping.near_names(mapping, default=args.default), failed)
     _summary(_records(frame), failed, rebuilt=False)
     return _why(1 if failed else 0, f"{failed} file(s) failed (listed above)")
 
 
-def _print_moves(ok, warned):
+def _print_moves(ok, warned, failed=0):
     """The effective mapping of a remap run, summed over its files: each source class, the
-    class it became, its pixels in the stored labels and in how many files; then the
-    near-name warnings of the mapping (``warned``) and of the files' classes."""
+    class it became, its pixels in the stored labels and in how many files (saying which
+    files it leaves out: skipped, and the ``failed``); then the near-name warnings of the
+    mapping (``warned``) and of the files' classes."""
     if "moves" not in ok or not len(ok):
         return
     total = {}
@@ -500,9 +501,11 @@ def _print_moves(ok, warned):
         twidth = max(len(t) for _, t in total)
         pwidth = max(len(f"{px:,}") for px, _ in total.values())
         skipped = int((ok["skipped"].fillna("") != "").sum()) if "skipped" in ok else 0
-        print("effective mapping (stored labels' pixels" + (
-            f"; the {skipped} file(s) skipped as up to date are not counted" if skipped else "")
-              + "):")
+        left_out = [f"the {skipped} file(s) skipped as up to date"] if skipped else []
+        if failed:
+            left_out.append(f"the {failed} file(s) that failed")
+        print("effective mapping (stored labels' pixels"
+              + (f"; {' and '.join(left_out)} are not counted" if left_out else "") + "):")
         for (source, target), (px, files) in total.items():
             what = "kept" if source == target else "renamed" if sum(
                 t == target for _, t in total) == 1 else "merged"
@@ -674,7 +677,10 @@ def cmd_atlas(args):
               + " (disagreements.csv, index.html)")
     if len(found.unjoined):
         kinds = found.unjoined.groupby("kind").size()
-        print("did not join: " + ", ".join(f"{v} {k}" for k, v in kinds.items()) + " (unjoined.csv)")
+        # "338 metadata rows without an npz file": the noun before "without" made plural
+        print("did not join: " + ", ".join(
+            f"{v} {k}" if v == 1 else f"{v} {k.replace(' without', 's without', 1)}"
+            for k, v in kinds.items()) + " (unjoined.csv)")
     if meta is not None and meta.skipped:
         print(f"note: {len(meta.skipped)} CSV(s) in the input folders are not metadata CSVs, "
               f"left out: {', '.join(meta.skipped[:5])}" + (" ..." if len(meta.skipped) > 5 else ""))
@@ -791,7 +797,8 @@ def build_parser():
         sp.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
                         help=MAX_PIXELS_HELP)
         if batch:
-            sp.add_argument("inputs", nargs="+", help=".npz files or folders")
+            sp.add_argument("inputs", nargs="+",
+                            help=".npz files, folders, release zips or zip members (ZIP::name.npz)")
             sp.add_argument("--workers", type=_workers, default="auto", help=WORKERS_HELP)
             sp.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786)")
             sp.add_argument("--resume", action="store_true", help="skip files already in --table")
@@ -806,7 +813,8 @@ def build_parser():
     sp.set_defaults(func=cmd_info)
 
     sp = _command(sub, "eras", "list Doodler's eras, or tell which era made each file")
-    sp.add_argument("inputs", nargs="*", help=".npz files or folders (none: list the eras)")
+    sp.add_argument("inputs", nargs="*", help=".npz files, folders or release zips (none: list the "
+                                                "eras)")
     sp.add_argument("--json", action="store_true", help="the list as JSON (every recipe value)")
     sp.add_argument("--seed", type=int, default=0, help="forest seed of the candidates")
     sp.add_argument("--mode", choices=list(MODES), default="exact",
@@ -954,7 +962,7 @@ def build_parser():
     sp.set_defaults(func=cmd_serve)
 
     sp = _command(sub, "bench", "time each stage, compiled vs straightforward path")
-    sp.add_argument("files", nargs="+", help=".npz files or folders")
+    sp.add_argument("files", nargs="+", help=".npz files, folders or release zips")
     sp.add_argument("--repeat", type=int, default=1,
                     help="warm runs per mode after the first, timed (default 1)")
     sp.add_argument("--era", choices=sorted(ERAS), metavar="ERA",

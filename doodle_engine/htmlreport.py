@@ -104,6 +104,10 @@ def _provenance(frame, resumed):
     if not resumed:
         return ("Every number, figure and map on this page comes from this one run: the maps "
                 "show the very labels the table measured.")
+    if resumed >= len(frame):
+        return (f"All {len(frame)} results were measured by an earlier run with the same options "
+                "(the table's options column) and kept by --resume; the figures are drawn from "
+                "them, and a kept result has no disagreement map.")
     return (f"{resumed} of the {len(frame)} results were measured by an earlier run with the "
             "same options and kept by --resume (the table's options column says which); the "
             "others, every figure and every map come from this run, and the maps show the very "

@@ -141,6 +141,25 @@ def test_a_class_only_the_npz_names_is_counted_and_drawn(tmp_path):
         assert im.size[1] > 200
 
 
+def test_unjoined_counts_read_as_english_and_no_labeler_is_no_labeler(tmp_path, capsys):
+    d = tmp_path / "in"
+    d.mkdir()
+    write_rows(d / "metadata_D_s2_4classes_meta_served.csv",
+               [row("a_ID1"), row("b_ID2"), row("c_ID1")])
+    image, truth = scene(40, 50, 0)
+    write_npz(d / "a_ID1.npz", image, doodles_for(truth), truth, SETTINGS["mlp-2021-10"])
+    loose = tmp_path / "zipless"
+    loose.mkdir()
+    write_npz(loose / "noname.npz", image, doodles_for(truth), truth, SETTINGS["mlp-2021-10"])
+    out = tmp_path / "atlas"
+    assert main(["atlas", str(d), str(loose), "-o", str(out), "--workers", "1", "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "2 metadata rows without an npz file, 1 npz file without a metadata row" in text
+    rec = pd.read_csv(out / "records.csv").set_index("record")
+    assert rec.loc["zipless", "labelers"] == 0  # "(none)" is no labeler
+    assert rec.loc["zipless", "labeler_images"] == "(none) 1"
+
+
 def test_atlas_metadata_only_and_bad_inputs(tmp_path, capsys):
     csv = write_rows(tmp_path / "metadata_G_madeira_meta_served.csv", [row("m_ID3")])
     out = tmp_path / "atlas"

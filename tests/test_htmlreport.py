@@ -255,7 +255,7 @@ def test_plots_of_an_earlier_run_are_removed_and_a_resumed_page_says_so(run_fold
     assert code == 0 and "3 of 3 file(s) done" in err
     text = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert "comes from this one run" not in text
-    assert "3 of the 3 results were measured by an earlier run with the same options" in text
+    assert "All 3 results were measured by an earlier run with the same options" in text
 
 
 @pytest.mark.parametrize("case", ["foreign", "folder", "suffix", "input", "report", "session"])

@@ -214,10 +214,12 @@ def test_the_effective_mapping_says_which_files_it_does_not_count(synthetic, tmp
     args = ["--mapping", str(mapping), "-o", str(tmp_path / "o"), "--quiet", "--workers", "1"]
     assert main(["remap", str(first), *args]) == 0
     capsys.readouterr()
-    assert main(["remap", str(first), str(second), *args]) == 0
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"garbage")
+    assert main(["remap", str(first), str(second), str(broken), *args]) == 1
     out = capsys.readouterr().out
-    assert ("effective mapping (stored labels' pixels; the 1 file(s) skipped as up to date are "
-            "not counted):") in out and "in 2 file(s)" not in out
+    assert ("effective mapping (stored labels' pixels; the 1 file(s) skipped as up to date and "
+            "the 1 file(s) that failed are not counted):") in out and "in 2 file(s)" not in out
 
 
 def test_a_default_outside_the_mapping_is_refused_before_any_work(synthetic, tmp_path, capsys):
