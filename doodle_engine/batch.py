@@ -216,9 +216,6 @@ def run_options(job, kwargs):
     return options_text(job, **shaping)
 
 
-
-
-
 def _progress(total, enabled):
     if not enabled:
         return None

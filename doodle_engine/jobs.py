@@ -185,9 +185,8 @@ def up_to_date(path, *outputs, made_with=None):
 def options_text(job, **options):
     """The command and the options that shape its results, as an output npz and a table row
     keep them: ``job``, then each option given that is not None and not the job's default
-    as ``name=value``; a standard mode
-    by its name (a customised one in full), a mapping by its source and a digest of its
-    rules."""
+    as ``name=value``; a standard mode by its name (a customised one in full), a mapping by
+    its source and a digest of its rules."""
     parts = [job]
     defaults = _defaults(job)
     for name, value in sorted(options.items()):
