@@ -3,6 +3,7 @@ from the very rows and rebuilt labels the run's table measured."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -61,7 +62,7 @@ def write_plots(frame, folder, labels_dir=None, max_maps=20, progress=False, cla
     if "accuracy" in ok and len(ok):
         fig = Figure(figsize=(6, 4))
         ax = fig.subplots()
-        ax.hist(ok["accuracy"] * 100, bins=20, color="#3366CC")
+        _accuracy_bars(ax, ok["accuracy"].to_numpy(float) * 100)
         ax.set_xlabel("pixel accuracy vs stored label (%)")
         ax.set_ylabel("results (files and trials)")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
@@ -162,6 +163,23 @@ def _count_title(what, ok):
     return f"{what}: {files} file(s)" + (f" and {trials} earlier trial(s)" if trials else "")
 
 
+def _accuracy_bars(ax, percent):
+    """The accuracy histogram: results below 100 % in 20 bins, and the results at exactly
+    100 % as a bar of their own (a 99.99 % result shared the top bin with them)."""
+    below, exact = percent[percent < 100], int((percent >= 100).sum())
+    lo = float(below.min()) if len(below) else 99.0
+    width = max((100 - lo) / 20, 1e-4)
+    if len(below):
+        hi = float(below.max())  # the last bin holds its right edge: every result is drawn
+        edges = np.linspace(lo, hi, 21) if hi > lo else 1
+        ax.hist(below, bins=edges, color="#3366CC", label=f"below 100 % ({len(below)})")
+    if exact:
+        ax.bar(100, exact, width=width * 0.8, color="#109618", label=f"100 % exactly ({exact})")
+    ax.set_xlim(lo - width, 100 + width)
+    ax.ticklabel_format(axis="x", useOffset=False, style="plain")
+    ax.legend(fontsize=8, loc="upper left")
+
+
 def _below_line(ok):
     """A title's second line: how many results are below 100 % and their causes, counted."""
     if "accuracy" not in ok:
@@ -175,7 +193,8 @@ def _below_line(ok):
         for word in filter(None, str(text).split(", ")):
             counts[word] = counts.get(word, 0) + 1
     causes = ", ".join(f"{w} {n}" for w, n in counts.items())
-    return f"\n{len(below)} below 100 %" + (f" ({causes})" if causes else "")
+    line = f"{len(below)} below 100 %" + (f" ({causes})" if causes else "")
+    return "\n" + "\n".join(textwrap.wrap(line, 70))  # a long list of causes stays on the page
 
 
 def _map_name(row, kept, written):

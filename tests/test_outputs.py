@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import doodles_for, needs_real, real_files, scene, write_npz
+from matplotlib.figure import Figure
 from PIL import Image
 
 import doodle_engine.jobs as jobs
@@ -20,7 +21,7 @@ from doodle_engine.export import write_image
 from doodle_engine.jobs import export_file
 from doodle_engine.npz import read_made_with
 from doodle_engine.outputs import kept_label_path
-from doodle_engine.plots import _marked, write_plots
+from doodle_engine.plots import _accuracy_bars, _marked, write_plots
 from doodle_engine.report import write_report
 
 
@@ -225,3 +226,18 @@ def test_jpeg_labels_of_the_real_files_change_by_the_documented_amounts(tmp_path
         changed.append(row["jpeg_changed_px"])
     nonzero = [c for c in changed if c]
     assert min(nonzero) == 99 and max(nonzero) == 1462
+
+
+def test_the_accuracy_histogram_draws_every_result_and_100_apart():
+    """A 99.99 % result shared the top bin with the results at 100 %; and a bin edge below
+    the best result below 100 % would drop it.  Every result is counted once, the exact
+    ones in a bar of their own."""
+    for percent in ([96.9, 99.2, 99.4, 99.99, 99.992, 99.995, 99.998, 100, 100], [100, 100],
+                    [99.5]):
+        ax = Figure().subplots()
+        _accuracy_bars(ax, np.array(percent, float))
+        heights = {}
+        for container, label in zip(ax.containers, [t.get_text() for t in ax.get_legend().texts]):
+            heights[label.split(" (")[0]] = sum(p.get_height() for p in container.patches)
+        assert heights.get("100 % exactly", 0) == percent.count(100)
+        assert heights.get("below 100 %", 0) == len(percent) - percent.count(100)
