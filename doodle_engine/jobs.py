@@ -193,8 +193,11 @@ def options_text(job, **options):
         if value is None or (name in defaults and _same(name, value, defaults[name])):
             continue  # a default is not written: the API and the command line agree
         if isinstance(value, Mapping):
-            digest = hashlib.sha1(repr(value).encode("utf-8")).hexdigest()[:12]
-            value = f"{value.source} (rules {digest})"
+            # the rules alone: the same mapping copied to another folder is the same mapping
+            rules = (value.aliases, value.targets, value.index_map, value.classes,
+                     value.source_schema)
+            digest = hashlib.sha1(repr(rules).encode("utf-8")).hexdigest()[:12]
+            value = f"{Path(value.source.removesuffix(' (doodler schema)')).name} (rules {digest})"
         elif isinstance(value, ModeProfile) and PROFILES.get(value.name) == value:
             value = value.name
         parts.append(f"{name}={value}" if isinstance(value, str) else f"{name}={value!r}")

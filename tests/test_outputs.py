@@ -180,12 +180,16 @@ def test_an_output_made_with_other_options_is_redone(synthetic, tmp_path, capsys
     wl, sl = tmp_path / "wl.json", tmp_path / "sl.json"
     wl.write_text('{"water": "water", "surf": "water", "sand": "land"}')
     sl.write_text('{"water": "sea", "surf": "sea", "sand": "sand"}')
+    copied = tmp_path / "elsewhere" / "sl.json"
+    copied.parent.mkdir()
+    copied.write_text(sl.read_text())
     runs = [(["reconstruct", "-o", out, "--mode", "fastest"], False),
             (["reconstruct", "-o", out, "--mode", "fastest"], True),
             (["reconstruct", "-o", out], False), (["reconstruct", "-o", out], True),
             (["remap", "--mapping", wl, "-o", remapped], False),
             (["remap", "--mapping", wl, "-o", remapped], True),
-            (["remap", "--mapping", sl, "-o", remapped], False)]
+            (["remap", "--mapping", sl, "-o", remapped], False),
+            (["remap", "--mapping", copied, "-o", remapped], True)]  # the same rules
     for args, skipped in runs:
         assert main([*map(str, args), str(path), "--quiet", "--workers", "1"]) == 0
         summary = capsys.readouterr().out.splitlines()[-1]
