@@ -411,7 +411,7 @@ def cmd_validate(args):
                            seed=args.seed, mode=args.mode, crf_backend=args.crf_backend,
                            seeds=args.seeds, labels_dir=kept)
         rows, columns = reasons.reasons_of(run.rows, run.columns)
-        run = batch.Run(rows, terminal.grouped(columns), run.not_read, run.kept)
+        run = batch.Run(rows, table.grouped(columns), run.not_read, run.kept)
         terminal.print_table(run.rows)
         summary = _summary(run, failed)
         terminal.print_reasons(run.rows)  # the page has its own section for them

@@ -11,14 +11,14 @@ import pandas as pd
 from .errors import DoodleError
 from .files import atomic_write, short_name
 from .metadata import metadata_sources, read_metadata_inputs
-from .terminal import grouped
+from .table import grouped
 
 
 def grouped_columns(frame):
-    """``frame`` with the columns of each group (:data:`doodle_engine.terminal.GROUPS`: class pixels, class
+    """``frame`` with the columns of each group (:data:`doodle_engine.table.GROUPS`: class pixels, class
     fractions, per-class IoU, stage timings) side by side where the group's first column
     stands (files with other classes add their columns at the end of a batch table), and
-    ``error`` last (:func:`doodle_engine.terminal.grouped`)."""
+    ``error`` last (:func:`doodle_engine.table.grouped`)."""
     return frame[grouped(list(frame.columns))]
 
 

@@ -354,31 +354,32 @@ class TableLock:
         return False
 
 
-#: per-class column families: a class first met in a later row joins its family
-CLASS_COLUMNS = ("iou_", "px_")
+#: columns kept together, in this order, wherever the first of a group stands
+GROUPS = ("px_", "frac_", "iou_", "t_")
 
 
-def column_order(rows):
-    """The columns of ``rows`` in order of first appearance, except that a per-class column
-    (``iou_<class>``, ``px_<class>``) first met in a later row goes after its family's last
-    column, not after the bookkeeping columns (``seconds``, ``mtime``) of the first row."""
-    columns, seen = [], set()
-    for r in rows:
-        for c in r:
-            if c in seen:
-                continue
-            seen.add(c)
-            family = next((f for f in CLASS_COLUMNS if c.startswith(f)), None)
-            mates = [i for i, k in enumerate(columns) if family and k.startswith(family)]
-            columns.insert(mates[-1] + 1 if mates else len(columns), c)
-    return columns
+def grouped(columns):
+    """``columns`` with the columns of each group (:data:`GROUPS`: class pixels, class
+    fractions, per-class IoU, stage timings) side by side where the group's first column
+    stands (files with other classes add their columns at the end of a batch table), and
+    ``error`` last."""
+    out, placed = [], set()
+    for c in columns:
+        if c in placed or c == "error":
+            continue
+        group = next((g for g in GROUPS if c.startswith(g)), None)
+        members = [m for m in columns if m.startswith(group)] if group else [c]
+        out += members
+        placed.update(members)
+    return out + (["error"] if "error" in columns else [])
 
 
 def in_input_order(rows, files):
     """(rows in the order of the inputs (workers finish in any order), the columns in order
-    of first appearance with ``options`` and ``error`` last); a row without an error gets an
-    empty one when some row has one."""
-    columns = column_order(rows)
+    of first appearance, each group together (:func:`grouped`: a class first met in a later
+    file joins its family), with ``options`` and ``error`` last); a row without an error gets
+    an empty one when some row has one."""
+    columns = grouped(list(dict.fromkeys(c for r in rows for c in r)))
     if "file" not in columns:
         return rows, columns
     if "options" in columns:

@@ -16,9 +16,6 @@ TABLE_COLUMNS = ("file", "trial", "era", "era_source", "mode", "height", "width"
                  "runner_up", "runner_up_extra_px", "mean_iou", "kappa", "seconds", "skipped",
                  "error")
 
-#: columns kept together, in this order, wherever the first of a group stands
-GROUPS = ("px_", "frac_", "iou_", "t_")
-
 #: text columns: a row without a value shows nothing, and the text is aligned left
 _TEXTS = ("file", "trial", "era", "era_source", "reason", "runner_up", "mode", "skipped", "error")
 #: whole numbers, also beside failed rows (``<NA>`` where a row has none)
@@ -29,22 +26,6 @@ def columns_of(rows):
     """Every column of ``rows`` in order of first appearance (as ``pandas.DataFrame(rows)``
     orders them)."""
     return list(dict.fromkeys(c for r in rows for c in r))
-
-
-def grouped(columns):
-    """``columns`` with the columns of each group (:data:`GROUPS`: class pixels, class
-    fractions, per-class IoU, stage timings) side by side where the group's first column
-    stands (files with other classes add their columns at the end of a batch table), and
-    ``error`` last."""
-    out, placed = [], set()
-    for c in columns:
-        if c in placed or c == "error":
-            continue
-        group = next((g for g in GROUPS if c.startswith(g)), None)
-        members = [m for m in columns if m.startswith(group)] if group else [c]
-        out += members
-        placed.update(members)
-    return out + (["error"] if "error" in columns else [])
 
 
 def _whole(value):

@@ -11,7 +11,8 @@ import pytest
 
 from doodle_engine.example import make_example
 from doodle_engine.files import short_name
-from doodle_engine.terminal import TABLE_COLUMNS, columns_of, grouped, table_lines
+from doodle_engine.table import grouped
+from doodle_engine.terminal import TABLE_COLUMNS, columns_of, table_lines
 
 
 def pandas_table(rows, columns=TABLE_COLUMNS):
