@@ -16,7 +16,6 @@ from .errors import DoodleError, note
 from .files import printable
 from .inputs import find_inputs, largest_first
 from .jobs import JOBS, options_text, run_one
-from .modes import profile
 from .outputs import check_outputs, keep_labels, outputs_apart
 from .pool import execute_pool, resolve_workers
 from .table import Table, TableLock, in_input_order, table_row
@@ -208,12 +207,7 @@ _NOT_RESULTS = ("force", "keep_label", "allow_pickle", "max_pixels")
 def run_options(job, kwargs):
     """The job and the options that shape its results (a row's ``options``): ``--resume``
     keeps only rows made with the same."""
-    shaping = {k: v for k, v in kwargs.items() if k not in _NOT_RESULTS}
-    if shaping.get("mode") is not None:
-        shaping["mode"] = profile(shaping["mode"])
-    if shaping.get("outdir") is not None:
-        shaping["outdir"] = str(shaping["outdir"])
-    return options_text(job, **shaping)
+    return options_text(job, **{k: v for k, v in kwargs.items() if k not in _NOT_RESULTS})
 
 
 def _progress(total, enabled):

@@ -101,9 +101,11 @@ def main(args):
                                                           unit="run", dynamic_ncols=True)
     t0 = time.perf_counter()
     first_runs = 0.0
+    assumed = 0  # files whose era the engine assumed (no date, and no --era)
     try:
         for path in files:
             rec = load(path, era=getattr(args, "era", None))
+            assumed += rec.settings is not None and "assum" in rec.settings.era_source
             if bar is not None:
                 bar.set_description(Path(path).name)
             results = time_modes(rec, args.repeat,
@@ -115,9 +117,8 @@ def main(args):
             bar.close()
     for line in format_table(rows):
         print(line)
-    assumed = sorted({r[0] for r in rows if "assumed" in r[1]})
     if assumed:
-        print(f"note: era assumed for {len(assumed)} file(s) (no date in the path; bench times "
+        print(f"note: era assumed for {assumed} file(s) (no date in the path; bench times "
               "the recipe of that era and does not tell it from the label as validate does); "
               "--era sets it")
     print(f"files: {len(files)}  wall {time.perf_counter() - t0:.1f} s, of which first runs "

@@ -185,8 +185,8 @@ def up_to_date(path, *outputs, made_with=None):
 def options_text(job, **options):
     """The command and the options that shape its results, as an output npz and a table row
     keep them: ``job``, then each option given that is not None and not the job's default
-    as ``name=value``; a standard mode by its name (a customised one in full), a mapping by
-    its source and a digest of its rules."""
+    as ``name=value``; a mode by its name (a customised profile in full), a path as text, a
+    mapping by its file name and a digest of its rules."""
     parts = [job]
     defaults = _defaults(job)
     for name, value in sorted(options.items()):
@@ -200,6 +200,8 @@ def options_text(job, **options):
             value = f"{Path(value.source.removesuffix(' (doodler schema)')).name} (rules {digest})"
         elif isinstance(value, ModeProfile) and PROFILES.get(value.name) == value:
             value = value.name
+        elif isinstance(value, os.PathLike):
+            value = os.fspath(value)
         parts.append(f"{name}={value}" if isinstance(value, str) else f"{name}={value!r}")
     return " ".join(parts)
 
@@ -247,8 +249,8 @@ def reconstruct_file(path, outdir, era=None, classes=None, seed=0, mode="exact",
     (greyscale class indices) and <stem>_label_color.png (class colours); skipped when all
     exist and are newer than the input (unless ``force``)."""
     targets = reconstruct_targets(path, outdir, prefix_record)
-    made = options_text("reconstruct", era=era, seed=seed, mode=profile(mode),
-                        crf_backend=crf_backend, classes=classes)
+    made = options_text("reconstruct", era=era, seed=seed, mode=mode, crf_backend=crf_backend,
+                        classes=classes)
     if not force and up_to_date(path, *targets, made_with=made):
         return _skipped(path, targets)
     target, picture, colour = targets
