@@ -763,6 +763,13 @@ def _command(sub, name, helptext, **kw):
     return sub.add_parser(name, help=helptext, **kw)
 
 
+def _reading_options(sp):
+    """--allow-pickle and --max-pixels: how far a command trusts the files it reads."""
+    sp.add_argument("--allow-pickle", action="store_true",
+                    help="read object arrays (pickled data): only for files you trust")
+    sp.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS, help=MAX_PIXELS_HELP)
+
+
 def _output_options(sp):
     """-o/--output, how outputs are named in it, and --force."""
     sp.add_argument("-o", "--output", required=True, help="output folder (made if missing)")
@@ -792,10 +799,7 @@ def build_parser():
     def common(sp, batch=True):
         png_options(sp)
         sp.add_argument("--classes", help="class names (comma list or a classes.txt) for files without them")
-        sp.add_argument("--allow-pickle", action="store_true",
-                        help="read object arrays (pickled data): only for files you trust")
-        sp.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                        help=MAX_PIXELS_HELP)
+        _reading_options(sp)
         if batch:
             sp.add_argument("inputs", nargs="+",
                             help=".npz files, folders, release zips or zip members (ZIP::name.npz)")
@@ -827,10 +831,7 @@ def build_parser():
     sp.add_argument("--resume", action="store_true", help="skip files already in --table")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
     sp.add_argument("--table", help="stream rows to this CSV (needed for --resume)")
-    sp.add_argument("--allow-pickle", action="store_true",
-                    help="read object arrays (pickled data): only for files you trust")
-    sp.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                        help=MAX_PIXELS_HELP)
+    _reading_options(sp)
     sp.set_defaults(func=cmd_eras)
 
     for name, func, helptext in [
@@ -936,10 +937,7 @@ def build_parser():
                     help="metadata CSVs, release zips, folders of CSVs, npz files or zips")
     sp.add_argument("-o", "--output", required=True, help="folder for the atlas (created)")
     sp.add_argument("--classes", help="class names for npz files without them")
-    sp.add_argument("--allow-pickle", action="store_true",
-                    help="read object arrays (pickled data): only for files you trust")
-    sp.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS,
-                        help=MAX_PIXELS_HELP)
+    _reading_options(sp)
     sp.add_argument("--workers", type=_workers, default="auto", help=WORKERS_HELP)
     sp.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786)")
     sp.add_argument("--quiet", action="store_true", help="no progress bar")
