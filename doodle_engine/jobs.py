@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from .colorize import colorize
-from .era_match import match_era, needs_match
+from .era_match import candidate_eras, match_era, needs_match
 from .eras import recipe as era_recipe
 from .errors import DoodleError
 from .export import export_gym, export_record, export_targets, write_image
@@ -234,6 +234,11 @@ def _skipped(path, outputs):
              "skipped": SKIPPED}]
 
 
+#: an output's ``seed`` when its era's classifier does not use one (the MLP eras are
+#: deterministic): such an output stays up to date whatever ``--seed`` a later run gives
+SEED_UNUSED = "unused"
+
+
 def reconstruct_targets(path, outdir, prefix_record=False):
     """The files :func:`reconstruct_file` writes for the npz at ``path``: the npz, the
     greyscale label PNG (class index 0..K-1 per pixel, for programs) and the colour label
@@ -249,16 +254,19 @@ def reconstruct_file(path, outdir, era=None, classes=None, seed=0, mode="exact",
     (greyscale class indices) and <stem>_label_color.png (class colours); skipped when all
     exist and are newer than the input (unless ``force``)."""
     targets = reconstruct_targets(path, outdir, prefix_record)
-    made = options_text("reconstruct", era=era, seed=seed, mode=mode, crf_backend=crf_backend,
-                        classes=classes)
-    if not force and up_to_date(path, *targets, made_with=made):
+    made = {s: options_text("reconstruct", era=era, seed=s, mode=mode,
+                            crf_backend=crf_backend, classes=classes)
+            for s in (seed, SEED_UNUSED)}
+    if not force and any(up_to_date(path, *targets, made_with=m) for m in made.values()):
         return _skipped(path, targets)
     target, picture, colour = targets
     rec = load(path, classes=classes, era=_load_era(era), **_read_options(_))
     t0 = time.perf_counter()
     res, extra = _rebuild(rec, era, seed, mode, crf_backend)
     out = with_label(rec, res.label0, layout=rec.label_layout or "onehot")
-    save(out, target, overwrite=True, made_with=made)
+    tried = candidate_eras(rec.settings) if extra else [res.era]  # a best match tried them all
+    seeded = any(era_recipe(e).classifier == "rf" for e in tried)
+    save(out, target, overwrite=True, made_with=made[seed if seeded else SEED_UNUSED])
     grey = np.where(res.label0 == NO_CLASS, 0, res.label0).astype(np.uint8)
     write_image(picture, grey)
     write_image(colour, colorize(res.label0, rec.classes))
@@ -397,7 +405,26 @@ def run_one(job_name, path, kwargs):
         last = traceback.extract_tb(exc.__traceback__)[-1]
         where = f"{Path(last.filename).name}:{last.lineno}"
         rows = [{"file": str(path), "error": f"{path}: {type(exc).__name__}: {exc} (at {where})"}]
+    if rows[0]["error"]:
+        rows[0]["error"] += _left_in_place(job_name, path, kwargs)
     for r in rows:
         r["mtime"] = source_mtime(path)
         r.setdefault("seconds", time.perf_counter() - t0)
     return rows
+
+
+def _left_in_place(job_name, path, kwargs):
+    """For a failed file, the outputs an earlier run wrote for it (of other options, or of
+    an older input): they stay where they are, and the error says so ("" when none)."""
+    outdir, prefixed = kwargs.get("outdir"), kwargs.get("prefix_record", False)
+    if outdir is None or job_name not in ("reconstruct", "remap", "export"):
+        return ""
+    stem = output_stem(path, prefixed)
+    targets = {"reconstruct": lambda: reconstruct_targets(path, outdir, prefixed),
+               "remap": lambda: [output_path(outdir, stem)],
+               "export": lambda: export_targets(stem, outdir, kwargs.get("label_ext", ".jpg"))}
+    left = [str(t) for t in targets[job_name]() if os.path.isfile(t)]
+    if not left:
+        return ""
+    more = f" and {len(left) - 1} more" if len(left) > 1 else ""
+    return f" (an earlier run's output is left as it was: {left[0]}{more})"

@@ -196,7 +196,8 @@ def test_an_output_made_with_other_options_is_redone(synthetic, tmp_path, capsys
         assert ("skipped: 1" in summary) == skipped, (args, summary)
     assert load(remapped / "mlp-2022-05.npz").classes == ["sea", "sand"]
     made = read_made_with(out / "mlp-2022-05.npz")
-    assert made == "reconstruct"  # exact, seed 0: the defaults are not written
+    assert made == "reconstruct seed=unused"  # exact is the default, not written; an MLP
+    # era uses no seed
 
 
 def test_export_counts_what_jpeg_labels_changed_and_png_keeps_them(synthetic, tmp_path, capsys):
@@ -245,3 +246,33 @@ def test_the_accuracy_histogram_draws_every_result_and_100_apart():
             heights[label.split(" (")[0]] = sum(p.get_height() for p in container.patches)
         assert heights.get("100 % exactly", 0) == percent.count(100)
         assert heights.get("below 100 %", 0) == len(percent) - percent.count(100)
+
+
+def test_a_seed_redoes_forest_outputs_only(synthetic, tmp_path, capsys):
+    """The seed moves a random forest only; an MLP-era output is kept for any ``--seed``
+    (it says so: ``seed=unused``), a forest-era one is redone."""
+    for era, redone in (("mlp-2022-05", False), ("rf-2021-06", True)):
+        path, out = synthetic(era, h=48, w=64), tmp_path / era
+        for args, skipped in (([], False), (["--seed", "3"], not redone),
+                              (["--seed", "3"], True)):
+            assert main(["reconstruct", str(path), "-o", str(out), "--quiet", "--workers", "1",
+                         *args]) == 0
+            summary = capsys.readouterr().out.splitlines()[-1]
+            assert ("skipped: 1" in summary) == skipped, (era, args, summary)
+        made = read_made_with(out / f"{era}.npz")
+        assert made == ("reconstruct seed=3" if redone else "reconstruct seed=unused")
+
+
+def test_a_failed_redo_says_the_earlier_output_is_left(synthetic, tmp_path, capsys):
+    """A file that fails after an earlier run wrote its outputs leaves them (made from the
+    old input or with other options); its error says so."""
+    path, out = synthetic("mlp-2022-05", h=48, w=64), tmp_path / "out"
+    assert main(["reconstruct", str(path), "-o", str(out), "--quiet", "--workers", "1"]) == 0
+    capsys.readouterr()
+    path.write_bytes(b"not an npz any more")
+    assert main(["reconstruct", str(path), "-o", str(out), "--quiet", "--workers", "1",
+                 "--mode", "fast"]) == 1
+    text = capsys.readouterr()
+    line = next(ln for ln in (text.out + text.err).splitlines() if "is not" in ln)
+    assert f"an earlier run's output is left as it was: {out / 'mlp-2022-05.npz'} and 2 more" in line
+    assert read_made_with(out / "mlp-2022-05.npz") == "reconstruct seed=unused"
