@@ -62,17 +62,19 @@ def causes(row):
     rows = _training_rows(row)
     if era in ERAS and era_recipe(era).classifier == "mlp" and rows > MLP_MAX_SAMPLES:
         found.append(("float order", (f"the MLP trained on Doodler's cap of "
-                                      f"{MLP_MAX_SAMPLES:,} of {rows:,} doodled rows, a training "
-                                      "sensitive to the order of floating-point sums; the 2021 "
-                                      "BLAS that made the label cannot be re-run "
-                                      "(docs/measurements/fidelity.md)")))
+                                      f"{MLP_MAX_SAMPLES:,} rows drawn from more doodled "
+                                      "pixels, a training sensitive to the order of "
+                                      "floating-point sums; the 2021 BLAS that made the label "
+                                      "cannot be re-run (docs/measurements/fidelity.md)")))
     source = _text(row.get("era_source"))
+    # the sentences below are the legend's for every row with the cause: the row's own era
+    # and source stand in its table columns
     if "assum" in source:
-        found.append(("era assumed", (f"era {era} assumed ({source}): the file carries no "
-                                      "date; --era sets it, --era auto tells it from the "
-                                      "stored label")))
+        found.append(("era assumed", ("the era was assumed from the settings layout: the file "
+                                      "carries no date; --era sets it, --era auto tells it "
+                                      "from the stored label")))
     if source == "user":
-        found.append(("era set", (f"era {era} set by --era: the file may have been made by "
+        found.append(("era set", ("the era was set by --era: the file may have been made by "
                                   "another era; without --era the engine reads it from the "
                                   "file's date and layout or tells it from the stored label")))
     mode = _text(row.get("mode"))

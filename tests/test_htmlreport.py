@@ -106,10 +106,15 @@ def test_each_known_cause_gives_its_short_word_and_a_sentence():
     big = {**base, "era": "mlp-2021-10", "history": "", "height": 768, "width": 768,
            "classifier_downsample": 3, "doodle_fraction": 377_813 / 768**2}
     assert reason(big) == "float order"  # 125,938 rows, above the MLP's 100,000 cap
-    assert "100,000 of 125,938" in dict(causes(big))["float order"]
+    assert "cap of 100,000 rows drawn from more" in dict(causes(big))["float order"]
     assert reason({**big, "doodle_fraction": 299_997 / 768**2}) == NO_KNOWN_CAUSE  # 99,999
     nan = {**base, "history": float("nan"), "notes": float("nan"), "era": "mlp-2021-10"}
     assert reason(nan) == NO_KNOWN_CAUSE  # missing cells of a resumed table
+    # the legend gives each cause once, so its sentence holds for every row that has it
+    rows = [big, {**big, "doodle_fraction": 400_000 / 768**2}, assumed,
+            {**assumed, "era": "mlp-2021-06"}]
+    assert len({dict(causes(r)).get(c) for r in rows for c in ("float order",)} - {None}) == 1
+    assert dict(causes(rows[2]))["era assumed"] == dict(causes(rows[3]))["era assumed"]
 
 
 def test_an_era_set_by_hand_is_the_reason_of_a_result_below_100():
