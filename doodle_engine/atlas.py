@@ -53,6 +53,8 @@ _PANEL_ASPECT = 1.2
 #: record panels per row of geography.png, and the overview map's width over its height
 _MAP_COLUMNS = 4
 _OVERVIEW_ASPECT = 2.2
+#: map colours: land, and the sea and lakes
+_LAND, _WATER = "#ece6d6", "#dbe9f4"
 #: colours of the records on the maps (matplotlib's tab10, then tab20's light shades)
 _COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
             "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896",
@@ -458,12 +460,12 @@ def _draw_land(ax, west, south, east, north, resolution=None):
     if resolution is None:
         resolution = "i" if max(east - west, north - south) < 5 else "l"
     polys = coastline.polygons(west, south, east, north, resolution)
-    for levels, colour in (((1, 3), "#ece6d6"), ((2, 4), "#dbe9f4")):
-        verts = [pts for level, pts in polys if level in levels]
-        if verts:
-            ax.add_collection(PolyCollection(verts, facecolors=colour, edgecolors="#8c8c8c",
-                                             linewidths=0.5, zorder=1 + levels[0] / 10))
-    ax.set_facecolor("#dbe9f4")
+    for level in sorted({level for level, _ in polys}):  # each over the level it lies in
+        verts = [pts for lv, pts in polys if lv == level]
+        ax.add_collection(PolyCollection(verts, edgecolors="#8c8c8c", linewidths=0.5,
+                                         facecolors=_LAND if coastline.is_land(level) else _WATER,
+                                         zorder=1 + level / 10))
+    ax.set_facecolor(_WATER)
     ax.set_xlim(west, east)
     ax.set_ylim(south, north)
     mid = np.radians((south + north) / 2)
@@ -572,6 +574,13 @@ def _popup_fields(g):
     return props
 
 
+def _outline_style(feature):
+    """Leaflet style of a GSHHS polygon: land in the land colour, a lake in the sea's."""
+    land = coastline.is_land(feature["properties"]["level"])
+    return {"fillColor": _LAND if land else _WATER, "color": "#8c8c8c", "weight": 0.6,
+            "fillOpacity": 1}
+
+
 def _locations_html(located, path):
     """One marker per image (record, classes present, labeler, date) over the GSHHS land
     outline, a layer per record; OpenStreetMap tiles can be switched on (they load then,
@@ -584,9 +593,8 @@ def _locations_html(located, path):
     folium.TileLayer("OpenStreetMap", name="OpenStreetMap tiles (online)", show=False,
                      overlay=False).add_to(m)
     folium.GeoJson(coastline.geojson(west - 10, south - 10, east + 10, north + 10, "l"),
-                   name="land (GSHHS, offline)", control=False,
-                   style_function=lambda _: {"fillColor": "#ece6d6", "color": "#8c8c8c",
-                                             "weight": 0.6, "fillOpacity": 1}).add_to(m)
+                   name="land and lakes (GSHHS, offline)", control=False,
+                   style_function=_outline_style).add_to(m)
     fields = ["image", "record", "classes present", "labeler", "date", "size (px)"]
     for r in records:
         g = located[located["record"] == r]
@@ -605,7 +613,7 @@ def _locations_html(located, path):
     page = m.get_root().render()
     js, css = _leaflet_assets()
     head = (f"<title>Coast Train atlas: {len(located)} image locations</title>\n"
-            f"<style>{css}\n.leaflet-container {{ background: #dbe9f4; }}</style>\n"
+            f"<style>{css}\n.leaflet-container {{ background: {_WATER}; }}</style>\n"
             f"<script>{js}</script>\n")
     page = page.replace("<head>", "<head>\n" + head, 1)
     return atomic_write(path, lambda fh: fh.write(page.encode("utf-8")))

@@ -66,13 +66,20 @@ def _all_polygons(resolution, min_points):
     return tuple(out)
 
 
+def is_land(level):
+    """GSHHS levels alternate: land (1) and an island in a lake (3) are land; a lake (2)
+    and a pond on such an island (4) are water."""
+    return level % 2 == 1
+
+
 def geojson(west, south, east, north, resolution="l", decimals=3):
-    """The land polygons reaching into the box as a GeoJSON FeatureCollection (lakes as
-    holes are left out: a map draws land over the water colour)."""
+    """The polygons reaching into the box as a GeoJSON FeatureCollection, each a plain ring
+    with its ``level``, in order of level: drawn in that order over the sea's colour, land
+    (:func:`is_land`) in a land colour and lakes in the sea's, each level covers the one it
+    lies in (the Great Lakes over North America, their islands over them)."""
     features = []
-    for level, pts in polygons(west, south, east, north, resolution):
-        if level not in (1, 3):
-            continue
+    for level, pts in sorted(polygons(west, south, east, north, resolution),
+                             key=lambda lp: lp[0]):
         ring = np.round(pts, decimals)
         ring = np.vstack([ring, ring[:1]]) if not np.array_equal(ring[0], ring[-1]) else ring
         features.append({"type": "Feature", "properties": {"level": level},

@@ -18,7 +18,8 @@ from conftest import SETTINGS, doodles_for, scene, write_npz
 from PIL import Image
 from test_metadata import REAL, raw_counts, row, write_rows
 
-from doodle_engine.atlas import _fitted, _panel_slots
+from doodle_engine import coastline
+from doodle_engine.atlas import _fitted, _outline_style, _panel_slots
 from doodle_engine.cli import main
 
 EXPECTED = {"records.csv", "class_images.csv", "class_pixels.csv", "labelers.csv",
@@ -309,3 +310,17 @@ def test_atlas_of_unreadable_npz_files_only_writes_nothing(tmp_path, capsys):
     assert err[1] == ("exit 1: no image to draw: every one of the 1 npz file(s) failed (listed "
                       "above) and no metadata CSV was given; nothing written")
     assert not out.exists()
+
+
+def test_the_map_outline_draws_lakes_over_land_and_islands_over_lakes():
+    """locations.html drew land only: the Great Lakes were land.  The outline now holds every
+    level in order, and lakes take the sea's colour."""
+    fc = coastline.geojson(-93, 41, -76, 49)  # the Great Lakes
+    levels = [f["properties"]["level"] for f in fc["features"]]
+    assert levels == sorted(levels) and {1, 2, 3} <= set(levels)
+    superior = max((f for f in fc["features"] if f["properties"]["level"] == 2),
+                   key=lambda f: len(f["geometry"]["coordinates"][0]))
+    lons, lats = np.array(superior["geometry"]["coordinates"][0]).T
+    assert lons.min() < -91 and lats.max() > 48.5  # Lake Superior's western tip and north shore
+    assert _outline_style(superior)["fillColor"] == _outline_style({"properties": {"level": 4}})[
+        "fillColor"] != _outline_style({"properties": {"level": 3}})["fillColor"]
