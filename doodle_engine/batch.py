@@ -7,17 +7,20 @@ from __future__ import annotations
 import contextlib
 import difflib
 import inspect
+import os
 from dataclasses import dataclass, field
 
 from tqdm import tqdm
 
 from .cost import costliest_first
 from .errors import DoodleError, note
+from .export import label_suffix
 from .files import printable
 from .inputs import find_inputs, largest_first
 from .jobs import JOBS, options_text, run_one
 from .outputs import check_outputs, keep_labels, outputs_apart
 from .pool import execute_pool, resolve_workers
+from .remapping import load_mapping
 from .table import Table, TableLock, in_input_order, table_row
 
 #: jobs that rebuild labels: ordered by predicted cost (``cost.py``), the others by size
@@ -123,6 +126,10 @@ def run_rows(job, inputs, workers=1, scheduler=None, client=None, table=None, re
     if job not in JOBS:
         raise DoodleError(None, f"unknown job {job!r}")
     _check_options(job, kwargs)
+    if job == "remap" and kwargs.get("mapping") is not None:
+        kwargs["mapping"] = _checked_mapping(kwargs["mapping"], kwargs.get("default"))
+    if job == "export" and "label_ext" in kwargs:
+        kwargs["label_ext"] = label_suffix(kwargs["label_ext"])  # "png" is ".png"; ".tif" no
     not_read = []
     every = find_inputs(inputs, not_read)
     prefix = kwargs.get("prefix_record", False)
@@ -198,6 +205,14 @@ def _check_options(job, kwargs):
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise DoodleError(None, f"run_batch({job!r}): unknown option {unknown[0]!r}{hint}; "
                                 f"it takes {', '.join(sorted(known))}")
+
+
+def _checked_mapping(mapping, default):
+    """The mapping read once, before any work: a bad mapping file or ``default`` is one
+    error, not one per file."""
+    m = load_mapping(mapping)
+    m.check_default(default, mapping if isinstance(mapping, (str, os.PathLike)) else None)
+    return m
 
 
 #: job options that do not change a result: a row made without them stands for one made with

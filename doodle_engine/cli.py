@@ -473,13 +473,13 @@ def cmd_reconstruct(args):
 
 def cmd_remap(args):
     mapping = remapping.load_mapping(args.mapping)  # a bad mapping file fails before any work
-    if args.default is not None and mapping.targets is not None \
-            and args.default not in mapping.targets:
-        raise DoodleError(args.mapping, f"--default {args.default!r} is not among its target "
-                                        f"classes {list(mapping.targets)}")
-    frame, failed = _batch(args, "remap", outdir=args.output, mapping=mapping, default=args.default,
+    default = args.default
+    if default is not None and mapping.index_map is not None and default.isdigit():
+        default = int(default)  # an integer mapping's default is a class index
+    mapping.check_default(default, args.mapping)
+    frame, failed = _batch(args, "remap", outdir=args.output, mapping=mapping, default=default,
                            prefix_record=args.prefix_record)
-    _print_moves(_ok(frame), remapping.near_names(mapping, default=args.default), failed)
+    _print_moves(_ok(frame), remapping.near_names(mapping, default=default), failed)
     _summary(_records(frame), failed, rebuilt=False)
     return _why(1 if failed else 0, f"{failed} file(s) failed (listed above)")
 

@@ -44,10 +44,30 @@ def write_image(path, array, quality=100):
     return atomic_write(path, write)
 
 
+#: the label formats export writes: JPEG (Doodler's; changes values along class edges), PNG
+LABEL_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def label_suffix(label_ext):
+    """``label_ext`` as a label file's suffix (``"png"`` and ``".PNG"`` give ``".png"``); a
+    DoodleError for a format export does not write."""
+    ext = str(label_ext).lower()
+    ext = ext if ext.startswith(".") else "." + ext
+    if ext not in LABEL_SUFFIXES:
+        raise DoodleError(None, f"label_ext {label_ext!r}: labels are written as "
+                                f"{', '.join(LABEL_SUFFIXES)} only")
+    return ext
+
+
+def is_jpeg(label_ext):
+    """Whether labels written with ``label_ext`` are JPEG (lossy)."""
+    return label_suffix(label_ext) in (".jpg", ".jpeg")
+
+
 def export_targets(stem, outdir, label_ext=".jpg"):
     """The files :func:`export_record` always writes for a record whose outputs are named
     ``stem`` (:func:`safe_stem` of its file, unless the caller names them otherwise)."""
-    outdir = Path(outdir)
+    outdir, label_ext = Path(outdir), label_suffix(label_ext)
     return [outdir / "images" / f"{stem}.jpg", outdir / "labels" / f"{stem}_label{label_ext}",
             outdir / "colorlabels" / f"{stem}_label.png", outdir / "overlays" / f"{stem}_overlay.png",
             outdir / "doodles" / f"{stem}_doodles.png", outdir / "doodles" / f"{stem}_color_doodles.png"]
@@ -62,6 +82,7 @@ def export_record(record: DoodleRecord, outdir, label_ext=".jpg", alpha=0.5, ste
     record : DoodleRecord
     outdir : path
     label_ext : {".jpg", ".png"}
+        (or ``"jpg"``, ``".jpeg"``, ``"png"``; anything else is a DoodleError)
         Labels are greyscale 0-based class indices (no class = 0, as Doodler wrote them).
         ``.jpg`` is Doodler's format and changes class values along class edges (99-1,462
         px per file on Doodler's own files); ``.png`` keeps them exact.
@@ -84,6 +105,7 @@ def export_record(record: DoodleRecord, outdir, label_ext=".jpg", alpha=0.5, ste
     >>> [p.parent.name for p in export_record(rec, "exported", label_ext=".png")][:3]
     ['images', 'labels', 'colorlabels']
     """
+    label_ext = label_suffix(label_ext)
     if record.label is None:
         raise DoodleError(record.path, "has no label to export")
     image = record.orig_image if record.orig_image is not None else record.image
@@ -95,7 +117,7 @@ def export_record(record: DoodleRecord, outdir, label_ext=".jpg", alpha=0.5, ste
     pictures = [rgb, grey, colorize(record.label, classes),
                 overlay(rgb, record.label, alpha, classes),
                 overlay(rgb, zero_based(record.doodles), alpha, classes),
-                color_doodles(record.doodles, classes)]
+                color_doodles(record.doodles, classes, image=record.image)]
     stem = stem or safe_stem(record.path or "record")
     targets = export_targets(stem, outdir, label_ext)
     written = [write_image(t, p) for t, p in zip(targets, pictures)]

@@ -20,7 +20,7 @@ from .colorize import colorize
 from .era_match import candidate_eras, match_era, needs_match
 from .eras import recipe as era_recipe
 from .errors import DoodleError
-from .export import export_gym, export_record, export_targets, write_image
+from .export import export_gym, export_record, export_targets, is_jpeg, write_image
 from .inputs import load, source_mtime
 from .modes import PROFILES, ModeProfile, profile
 from .npz import read_made_with, save
@@ -309,7 +309,7 @@ def export_file(path, outdir, classes=None, label_ext=".jpg", force=False, prefi
     row = _stored_row(path, rec)
     row["output"] = ";".join(str(p) for p in written)
     row["replaced"] = _other_label_removed(targets[1])
-    if label_ext.lower() in (".jpg", ".jpeg"):
+    if is_jpeg(label_ext):
         row.update(jpeg_label_damage(rec, targets[1]))
     return [row]
 

@@ -15,6 +15,7 @@ or a JSON mapping file in one of the two schemas Doodler users have:
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -45,8 +46,7 @@ class Mapping:
         ``NO_CLASS`` stays ``NO_CLASS``.  A class with no rule maps to ``default`` (a target
         name or index) when given, else is flagged; with class names, values beyond the
         classes are flagged too."""
-        if default is not None:
-            _names_only([default], self.source, "the default target")
+        self.check_default(default, where)
         classes = classes if classes is not None else self.classes
         table = np.full(256, NO_CLASS, np.int64)
         flags = np.zeros(256, np.uint8)
@@ -78,6 +78,23 @@ class Mapping:
         if (table[:NO_CLASS][flags[:NO_CLASS] == 0] >= NO_CLASS).any() or (table < 0).any():
             raise DoodleError(self.source, "mapping targets must be class indices 0..254")
         return table.astype(np.uint8), flags, classes
+
+    def check_default(self, default, where=None):
+        """A DoodleError when ``default`` cannot be the target of classes with no rule: a name
+        mapping's is one of its target names (or an index into them), an integer mapping's
+        a class index 0..254."""
+        if default is None:
+            return
+        _names_only([default], self.source, "the default target")
+        if self.targets is not None:
+            ok = (default in self.targets if isinstance(default, str)
+                  else 0 <= default < len(self.targets))
+            if not ok:
+                raise DoodleError(where or self.source, f"default {default!r} is not among its "
+                                                        f"target classes {list(self.targets)}")
+        elif isinstance(default, str) or not 0 <= default < NO_CLASS:
+            raise DoodleError(where or self.source, f"default {default!r}: an integer mapping's "
+                                                    "default is a class index 0..254")
 
     def unmapped(self, value, classes=None):
         """The message for a label value with no rule."""
@@ -119,6 +136,8 @@ def mapping_from_dict(data, source="dict"):
     """Build a :class:`Mapping` from a mapping-file dict or a plain dict."""
     if not isinstance(data, dict):
         raise DoodleError(source, "a mapping must be a JSON object / dict")
+    if not data:
+        raise DoodleError(source, "the mapping is empty: it has no rules")
     if "aliases" in data:
         aliases = data["aliases"]
         supers = data.get("super_classes")
@@ -143,13 +162,21 @@ def mapping_from_dict(data, source="dict"):
                            classes=listed)
         targets = list(dict.fromkeys(aliases.values()))
         return Mapping(dict(aliases), targets, source=source, classes=listed)
-    if all(isinstance(k, (int, np.integer)) for k in data) and all(
-            isinstance(v, (int, np.integer)) for v in data.values()):
+    if all(_is_index(k, source != "dict") for k in data) and all(
+            _is_index(v) for v in data.values()):
         return Mapping(None, None, {int(k): int(v) for k, v in data.items()}, source=source)
     if all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
         return Mapping(dict(data), list(dict.fromkeys(data.values())), source=source)
-    raise DoodleError(source, "mapping must be names -> names, integers -> integers, or a mapping "
-                              "file with 'aliases'")
+    raise DoodleError(source, "mapping must be names -> names, integers -> integers (in a JSON "
+                              "file: {\"0\": 0, \"1\": 0}), or a mapping file with 'aliases'")
+
+
+def _is_index(value, as_text=False):
+    """An integer (not a bool); with ``as_text``, also digits as text: a JSON file's keys are
+    text, so ``{"0": 0, "1": 0}`` in a file is an integer mapping."""
+    if as_text and isinstance(value, str):
+        return value.isascii() and value.isdigit()
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def load_mapping(path_or_mapping):
@@ -175,6 +202,9 @@ def load_mapping(path_or_mapping):
         return path_or_mapping
     if isinstance(path_or_mapping, dict):
         return mapping_from_dict(path_or_mapping)
+    if not isinstance(path_or_mapping, (str, os.PathLike)):
+        raise DoodleError(None, "a mapping is a dict, a Mapping or the path of a JSON mapping "
+                                f"file, got {type(path_or_mapping).__name__}")
     path = Path(path_or_mapping)
     if not path.is_file():  # a FIFO would block, a device is never read
         raise DoodleError(path, "cannot read mapping file: " + (
@@ -323,7 +353,7 @@ def remap_record(record: DoodleRecord, mapping, default=None) -> DoodleRecord:
     return replace(record, label=label, label_k=k, doodles=doodles, classes=new_classes,
                    classes_source="file" if new_classes else record.classes_source,
                    color_label=None if label is None else colorize(label, new_classes),
-                   color_doodles=color_doodles(doodles, new_classes),
+                   color_doodles=color_doodles(doodles, new_classes, image=record.image),
                    trials=[remap_record(t, m, default) for t in record.trials],
                    remapped=remap_note(record, classes, new_classes))
 

@@ -10,6 +10,7 @@ from conftest import COAST_DIR, needs_coast
 import doodle_engine as de
 import doodle_engine.remapping as module
 from doodle_engine import NO_CLASS, DoodleError, load, save
+from doodle_engine.batch import run_batch
 from doodle_engine.cli import main
 from doodle_engine.kernels.lut import apply_lut_checked, apply_lut_checked_numpy
 from doodle_engine.remapping import load_mapping, remap, remap_record
@@ -230,5 +231,43 @@ def test_a_default_outside_the_mapping_is_refused_before_any_work(synthetic, tmp
                  str(tmp_path / "o"), "--quiet", "--workers", "1"])
     err = capsys.readouterr().err
     assert code == 2 and err.splitlines()[0] == (
-        f"error: {mapping}: --default 'lnd' is not among its target classes ['water', 'land']")
+        f"error: {mapping}: default 'lnd' is not among its target classes ['water', 'land']")
     assert not (tmp_path / "o").exists()
+
+
+def test_the_api_refuses_what_the_command_refuses(synthetic, tmp_path):
+    """A default outside a name mapping made a record whose labels held values beyond its
+    classes; an empty mapping with a default, a list or None crashed deep inside."""
+    rec = load(synthetic("mlp-2022-05"))  # classes water, surf, sand
+    names = {"water": "water", "surf": "water", "sand": "land"}
+    for default in (5, 2, "lnd", 1.5):
+        with pytest.raises(DoodleError, match="default"):
+            remap_record(rec, names, default=default)
+    new = remap_record(rec, {"water": "water", "surf": "land"}, default="land")
+    assert new.classes == ["water", "land"] and int(new.label.max()) == 1
+    for bad, match in (({}, "empty"), (None, "got NoneType"), (["water", "land"], "got list")):
+        with pytest.raises(DoodleError, match=match):
+            remap_record(rec, bad, default="x")
+    with pytest.raises(DoodleError, match="class index 0..254"):
+        remap_record(rec, {0: 0, 1: 0, 2: 1}, default="x")
+
+
+def test_an_integer_mapping_file_and_a_bad_mapping_refused_once(synthetic, tmp_path):
+    path = synthetic("mlp-2022-05")
+    ints = tmp_path / "ints.json"
+    ints.write_text('{"0": 0, "1": 0, "2": 1}')
+    m = load_mapping(ints)
+    assert m.index_map == {0: 0, 1: 0, 2: 1}
+    assert np.array_equal(remap_record(load(path), ints).label,
+                          np.where(load(path).label == 2, 1, 0))
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(DoodleError, match="not valid JSON"):
+        run_batch("remap", [path, path.parent], outdir=tmp_path / "o", mapping=bad,
+                     workers=1, progress=False)
+    with pytest.raises(DoodleError, match="not among its target classes"):
+        run_batch("remap", [path], outdir=tmp_path / "o", mapping={"water": "w"},
+                     default="x", workers=1, progress=False)
+    assert not (tmp_path / "o").exists()
+    assert main(["remap", str(path), "--mapping", str(ints), "--default", "1", "-o",
+                 str(tmp_path / "c"), "--quiet", "--workers", "1"]) == 0
