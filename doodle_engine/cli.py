@@ -31,7 +31,7 @@ from doodle_engine.eras import recipe as era_recipe
 from doodle_engine.errors import DoodleError
 from doodle_engine.files import printable, short_name
 from doodle_engine.modes import MODES
-from doodle_engine.record import DEFAULT_MAX_PIXELS
+from doodle_engine.record import DEFAULT_MAX_PIXELS, class_list
 from doodle_engine.settings import ERAS
 
 # the engine's heavier modules load when a command first uses them (start-up stays short)
@@ -57,15 +57,6 @@ table = lazy.load("doodle_engine.table", suppress_warning=True)
 terminal = lazy.load("doodle_engine.terminal", suppress_warning=True)
 
 
-def _classes(arg):
-    if arg is None:
-        return None
-    p = Path(arg)
-    if p.is_file():
-        return [ln.strip() for ln in p.read_text().splitlines() if ln.strip()]
-    return [c.strip() for c in arg.split(",") if c.strip()]
-
-
 def _png_options(args, path=None):
     """--settings / --images for PNG-era inputs (doodle PNGs, results folders)."""
     opts = {}
@@ -86,7 +77,7 @@ def _workers(arg):
 def cmd_info(args):
     out = []
     for path in inputs.find_inputs(args.files):
-        rec = inputs.load(path, classes=_classes(args.classes),
+        rec = inputs.load(path, classes=class_list(args.classes),
                    era=None if args.era == "auto" else args.era,
                    allow_pickle=args.allow_pickle, max_pixels=args.max_pixels,
                    **_png_options(args, path))
@@ -350,7 +341,7 @@ def _run(args, job, **kwargs):
     says which entries were not read and the errors."""
     run = batch.run_rows(job, args.inputs, workers=args.workers, scheduler=args.scheduler,
                       table=getattr(args, "table", None), resume=args.resume,
-                      progress=not args.quiet, classes=_classes(args.classes),
+                      progress=not args.quiet, classes=class_list(args.classes),
                       force=getattr(args, "force", False), allow_pickle=getattr(args, "allow_pickle", False),
                       max_pixels=getattr(args, "max_pixels", DEFAULT_MAX_PIXELS),
                       **_png_options(args),
@@ -371,7 +362,7 @@ def cmd_session(args):
     """validate --session: each input folder replayed as one Doodler session."""
     all_steps, all_records = [], []
     for folder in args.inputs:
-        records, order_note = session.load_folder(folder, classes=_classes(args.classes),
+        records, order_note = session.load_folder(folder, classes=class_list(args.classes),
                                           era=None if args.era in (None, "auto") else args.era,
                                           max_pixels=args.max_pixels, **_png_options(args))
         print(f"session {folder}: {len(records)} file(s), {order_note}")
@@ -445,7 +436,7 @@ def _figures(args, frame, kept, summary, resumed=0):
     with tempfile.TemporaryDirectory(prefix="doodle-engine-plots-") as scratch:
         written = write_plots(frame, args.plots or scratch, labels_dir=kept,
                               max_maps=args.max_maps, progress=not args.quiet,
-                              classes=_classes(args.classes), allow_pickle=args.allow_pickle)
+                              classes=class_list(args.classes), allow_pickle=args.allow_pickle)
         for note in write_plots.last_note:
             print(f"{'plots' if args.plots else 'html'}: {note}")
         if args.plots and write_plots.last_removed:
@@ -552,7 +543,7 @@ def _export_gym(args):
     mapping = remapping.load_mapping(args.mapping) if args.mapping else None
     res = gym.export_gym_set(args.inputs, args.output, mapping=mapping, default=args.default,
                          npz=args.gym_npz, target_size=args.target_size,
-                         classes=_classes(args.classes), table=args.table,
+                         classes=class_list(args.classes), table=args.table,
                          allow_pickle=args.allow_pickle, max_pixels=args.max_pixels,
                          also_reads=[args.mapping, args.classes], workers=args.workers,
                          prefix_record=args.prefix_record,
@@ -654,7 +645,7 @@ def cmd_atlas(args):
     if files:
         rows = batch.run_batch("stats", npz_inputs, workers=args.workers,
                                scheduler=args.scheduler, progress=not args.quiet,
-                               classes=_classes(args.classes), allow_pickle=args.allow_pickle,
+                               classes=class_list(args.classes), allow_pickle=args.allow_pickle,
                                max_pixels=args.max_pixels)
         if "error" in rows:
             for msg in rows.loc[rows["error"] != "", "error"]:

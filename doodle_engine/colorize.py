@@ -6,7 +6,7 @@ import numpy as np
 
 from .errors import DoodleError
 from .palette import G10, LIGHT24, doodler_palette, palette_from
-from .record import NO_CLASS, zero_based
+from .record import NO_CLASS, class_list, zero_based
 
 
 def colorize(label, classes=None, colors=None, none_color=(0, 0, 0)):
@@ -35,13 +35,44 @@ def colorize(label, classes=None, colors=None, none_color=(0, 0, 0)):
     >>> colorize(np.array([[0, 1]]), ["water", "sand"])[0].tolist()
     [[51, 102, 204], [220, 57, 18]]
     """
-    label = np.asarray(label)
+    label = _raster(label, "label")
+    classes = class_list(classes)
     n = len(classes) if classes is not None else int(label[label != NO_CLASS].max(initial=0)) + 1
     pal = palette_from(colors, n)
+    _check_values(label, n)
     table = np.zeros((256, 3), np.uint8)
     table[:] = none_color
     table[:len(pal)] = pal
     return table[label.astype(np.uint8)]
+
+
+def _raster(values, what):
+    """``values`` as a 2-D integer array; a DoodleError saying what it must be otherwise (a
+    one-hot stack, a float array, a path)."""
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "ui" or arr.ndim != 2:
+        got = f"shape {arr.shape}" if arr.dtype.kind in "uib" else f"{arr.dtype} values"
+        raise DoodleError(None, f"{what} must be a 2-D raster (H x W) of integer class values, "
+                                f"got {got} (a file's own: doodle_engine.load(path).{what})")
+    return arr
+
+
+def _check_values(label, n):
+    """Every value of a 0-based label is a class below ``n`` or NO_CLASS."""
+    bad = (label != NO_CLASS) & ((label < 0) | (label >= n))
+    if bad.any():
+        v = int(label[bad][0])
+        raise DoodleError(None, f"label value {v} is not one of the {n} classes (0..{n - 1}, "
+                                f"or {NO_CLASS} for none)")
+
+
+def _image(image, shape):
+    """``image`` as an array of ``shape`` (H x W) or H x W x bands."""
+    img = np.asarray(image)
+    if img.ndim not in (2, 3) or img.shape[:2] != tuple(shape) or img.dtype.kind not in "uif":
+        raise DoodleError(None, f"image must be an H x W (x bands) array of the label's size "
+                                f"{tuple(shape)}, got {img.dtype} of shape {img.shape}")
+    return img
 
 
 def color_doodles(doodles, classes=None, colors=None, image=None):
@@ -70,6 +101,8 @@ def color_doodles(doodles, classes=None, colors=None, image=None):
     >>> color_doodles(np.array([[0, 1]]), ["water", "sand"])[0].tolist()
     [[49, 99, 149], [51, 102, 204]]
     """
+    doodles = _raster(doodles, "doodles")
+    classes = class_list(classes)
     n = len(classes) if classes is not None else int(np.max(doodles, initial=1))
     if colors is not None:
         last = palette_from(colors, n)[-1]
@@ -78,6 +111,7 @@ def color_doodles(doodles, classes=None, colors=None, image=None):
     out = colorize(zero_based(doodles), classes, colors,
                    none_color=tuple(int(v) for v in last))
     if image is not None:
+        image = _image(image, doodles.shape)
         band0 = image if image.ndim == 2 else image[..., 0]
         out[band0 == 0] = 0
     return out
@@ -113,7 +147,8 @@ def overlay(image, label, alpha=0.5, classes=None, colors=None, skip_none=True):
     """
     if not 0 <= alpha <= 1:
         raise DoodleError(None, f"alpha must be in [0, 1], got {alpha}")
-    img = np.asarray(image)
+    label = _raster(label, "label")
+    img = _image(image, label.shape)
     if img.ndim == 2:
         img = np.dstack([img] * 3)
     img = img[..., :3].astype(np.float32)

@@ -19,6 +19,11 @@ class DoodleError(Exception):
         super().__init__(f"{self.path}: {problem}" if path is not None else problem)
 
 
+class RemapWarning(UserWarning):
+    """A remap that may not do what was meant: a mapping applied by class position, or a
+    target name one letter from another class."""
+
+
 class NothingToInpaint(ValueError):
     """Every pixel is NaN: Doodler's in-painting loop would never end."""
 

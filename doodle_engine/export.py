@@ -28,9 +28,34 @@ def safe_stem(path):
 
 
 def write_image(path, array, quality=100):
-    """Write an image atomically (format from the suffix: .png lossless, .jpg quality 100)."""
+    """Write an image atomically, in the format its suffix names.
+
+    Parameters
+    ----------
+    path : path
+        ``.png`` (lossless) or ``.jpg`` / ``.jpeg`` (``quality``, no chroma subsampling);
+        another suffix is a DoodleError.
+    array : numpy.ndarray
+        H x W (grey) or H x W x 3 uint8.
+    quality : int
+        JPEG quality.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``, written completely or not at all.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from doodle_engine.export import write_image
+    >>> write_image("grey.png", np.zeros((2, 3), np.uint8)).name
+    'grey.png'
+    """
     path = Path(path)
-    fmt = "PNG" if path.suffix.lower() == ".png" else "JPEG"
+    fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}.get(path.suffix.lower())
+    if fmt is None:
+        raise DoodleError(path, "images are written as .png, .jpg or .jpeg only")
     img = Image.fromarray(np.ascontiguousarray(array))
 
     def write(fh):

@@ -5,6 +5,7 @@ PNG-era doodle PNG)."""
 from __future__ import annotations
 
 import errno
+import numbers
 import os
 import stat
 from pathlib import Path
@@ -13,7 +14,7 @@ from .errors import DoodleError
 from .files import on_disk, open_regular, split_member
 from .npz import load_npz
 from .png import doodle_pngs, is_png_session, load_png
-from .record import DEFAULT_MAX_PIXELS, DoodleRecord
+from .record import DEFAULT_MAX_PIXELS, DoodleRecord, class_list
 from .releasezip import is_zip_name, list_members, load_member, member_name, member_size, open_member
 
 
@@ -26,8 +27,9 @@ def load(path, classes=None, era=None, date=None, allow_pickle=False,
     path : str or path
         The ``.npz`` file, or ``ZIP::member`` for an npz inside a Coast Train release zip
         (read in place).  Nothing in it is unpickled unless ``allow_pickle``.
-    classes : list of str, optional
-        Class names when the file has none (else a ``classes.txt`` beside the file is used).
+    classes : list of str, str or path, optional
+        Class names when the file has none (else a ``classes.txt`` beside the file is used):
+        a list, ``"water,surf,sand"``, or the path of a classes.txt.
     era : str, optional
         Overrides the era detected from the settings layout and the results date
         (:data:`doodle_engine.ERAS`).
@@ -68,6 +70,12 @@ def load(path, classes=None, era=None, date=None, allow_pickle=False,
     >>> rec.shape, rec.classes, rec.settings.era
     ((48, 64), ['water', 'surf', 'sand'], 'mlp-2021-10')
     """
+    if not isinstance(path, (str, os.PathLike)):
+        raise DoodleError(None, f"load takes the path of a file, got {type(path).__name__}")
+    classes = class_list(classes)
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, numbers.Integral) \
+            or max_pixels < 1:
+        raise DoodleError(path, f"max_pixels must be a whole number of pixels, got {max_pixels!r}")
     if str(path).lower().endswith(".png"):
         return load_png(path, classes=classes, era=era, date=date, settings=settings,
                         images=images, max_pixels=max_pixels)

@@ -11,6 +11,7 @@ import math
 import os
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from PIL import Image
 from .colorize import colorize
 from .era_match import candidate_eras, match_era, needs_match
 from .eras import recipe as era_recipe
-from .errors import DoodleError
+from .errors import DoodleError, RemapWarning
 from .export import export_gym, export_record, export_targets, is_jpeg, write_image
 from .inputs import load, source_mtime
 from .modes import PROFILES, ModeProfile, profile
@@ -285,16 +286,17 @@ def remap_file(path, outdir, mapping, classes=None, default=None, force=False,
     if not force and up_to_date(path, target, made_with=made):
         return _skipped(path, [target])
     rec = load(path, classes=classes, **_read_options(_))
-    out = remap_record(rec, mapping, default=default)
+    with warnings.catch_warnings():  # the row's column carries them, and the command's summary
+        warnings.simplefilter("ignore", RemapWarning)
+        out = remap_record(rec, mapping, default=default)
     # the effective mapping, for the summary: [[source class, target class, pixels], ...];
     # made before the write, so that a file it refuses gets no output
     effective = json.dumps(moves(rec, mapping, default))
-    warnings = "; ".join(near_names(mapping, rec.classes, default)
-                         + by_number(mapping, rec.classes))
+    said = "; ".join(near_names(mapping, rec.classes, default) + by_number(mapping, rec.classes))
     save(out, target, overwrite=True, made_with=made)
     row = _stored_row(path, out)
     row["output"] = str(target)
-    row["moves"], row["warnings"] = effective, warnings
+    row["moves"], row["warnings"] = effective, said
     return [row]
 
 

@@ -430,6 +430,9 @@ def save(record: DoodleRecord, path, overwrite=False, keep_trials=True, made_wit
     >>> de.save(rec, "copy.npz", overwrite=True).name
     'copy.npz'
     """
+    if not isinstance(record, DoodleRecord):
+        raise DoodleError(path, f"save takes a DoodleRecord (doodle_engine.load), got "
+                                f"{type(record).__name__}")
     path = Path(path)
     # the file the record was read from: for a ``ZIP::member``, the zip
     source = split_member(record.path)[0] if record.path is not None else None

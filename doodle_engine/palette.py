@@ -17,10 +17,11 @@ LIGHT24 = ["#FD3216", "#00FE35", "#6A76FC", "#FED4C4", "#FE00CE", "#0DF9FF", "#F
 
 
 def hex_to_rgb(code):
-    code = code.lstrip("#")
-    if len(code) != 6:
-        raise ValueError(f"not a #RRGGBB colour: {code!r}")
-    return tuple(int(code[i:i + 2], 16) for i in (0, 2, 4))
+    """``"#RRGGBB"`` as an (r, g, b) tuple of ints; a DoodleError for anything else."""
+    digits = code.lstrip("#")
+    if len(digits) != 6 or not all(c in "0123456789abcdefABCDEF" for c in digits):
+        raise DoodleError(None, f"not a #RRGGBB colour: {code!r}")
+    return tuple(int(digits[i:i + 2], 16) for i in (0, 2, 4))
 
 
 def doodler_palette(n_classes):
@@ -38,8 +39,11 @@ def palette_from(colors, n_classes):
     """``colors``: None (Doodler's), a list of '#RRGGBB' or RGB triples, or an (n, 3) array."""
     if colors is None:
         return doodler_palette(n_classes)
-    rows = [hex_to_rgb(c) if isinstance(c, str) else tuple(c) for c in colors]
-    pal = np.array(rows, dtype=np.int64)
+    try:
+        rows = [hex_to_rgb(c) if isinstance(c, str) else tuple(c) for c in colors]
+        pal = np.array(rows, dtype=np.int64)
+    except (TypeError, ValueError, OverflowError):
+        pal = np.zeros(0)  # refused below
     if pal.ndim != 2 or pal.shape[1] != 3 or pal.min() < 0 or pal.max() > 255:
         raise DoodleError(None, "a colormap must be a list of #RRGGBB strings or RGB triples 0..255")
     if len(pal) < n_classes:

@@ -46,7 +46,7 @@ from .eras import era_for_date
 from .eras import recipe as era_recipe
 from .errors import DoodleError
 from .palette import G10, LIGHT24, hex_to_rgb
-from .record import DEFAULT_MAX_PIXELS, DoodleRecord, zero_based
+from .record import DEFAULT_MAX_PIXELS, DoodleRecord, class_list, read_classes_file, zero_based
 from .settings import check_sliders, settings_for_era
 
 RGBA_2020 = "rgba-2020-10"
@@ -225,19 +225,6 @@ def read_label_png(path, n_classes=None, shape=None, max_pixels=DEFAULT_MAX_PIXE
     return zero_based(arr)
 
 
-def read_classes_file(path):
-    """Class names, one per line (blank lines dropped), as Doodler read ``classes.txt``."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise DoodleError(path, f"cannot read the classes file ({exc})") from None
-    names = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    if not names:
-        raise DoodleError(path, "the classes file lists no classes")
-    return names
-
-
 def find_classes_file(folder):
     """``classes.txt`` in the folder or up to two levels above (Doodler's working folder)."""
     folder = Path(folder)
@@ -278,12 +265,7 @@ def parse_name(name):
 # ----------------------------------------------------------------------------- one triple
 def _resolve_classes(classes, folder):
     if classes is not None:
-        if isinstance(classes, (str, Path)):
-            return read_classes_file(classes), "user"
-        names = [str(c) for c in classes]
-        if not names:
-            raise DoodleError(None, "classes= is empty")
-        return names, "user"
+        return class_list(classes), "user"
     found = find_classes_file(folder) if folder is not None else None
     if found is not None:
         return read_classes_file(found), "classes.txt"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -157,6 +158,9 @@ def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
         rec = record_or_image
         image, doodles, where = rec.image, rec.doodles, rec.path
         settings = settings if settings is not None else rec.settings
+    elif isinstance(record_or_image, (str, os.PathLike)):
+        raise DoodleError(record_or_image, "reconstruct takes a record (doodle_engine.load(path)) "
+                                           "or an image array, not a path")
     else:
         image, where = np.asarray(record_or_image), path
     if settings is None:

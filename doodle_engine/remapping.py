@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from .colorize import color_doodles, colorize
-from .errors import DoodleError
+from .errors import DoodleError, RemapWarning
 from .kernels import lut as klut
-from .record import NO_CLASS, DoodleRecord
+from .record import NO_CLASS, DoodleRecord, class_list
 
 
 @dataclass(frozen=True)
@@ -256,7 +257,7 @@ def remap(labels, mapping, classes=None, default=None, doodles=False, path=None)
     mapping : dict, Mapping or path
         Names -> names, 0-based integers -> integers, or a mapping JSON file (Coast Train's
         or Doodler's schema, see the module's notes).
-    classes : list of str, optional
+    classes : list of str or str, optional
         The labels' class names, needed by name mappings.  When omitted, the ``classes``
         list of a mapping file is used (Coast Train's files carry one).
     default : str or int, optional
@@ -290,7 +291,7 @@ def remap(labels, mapping, classes=None, default=None, doodles=False, path=None)
     """
     m = load_mapping(mapping)
     labels = _integer_labels(labels)
-    table, flags, classes = m.lookup(classes, default, where=path)
+    table, flags, classes = m.lookup(class_list(classes), default, where=path)
     if doodles:
         dtable = np.zeros(256, np.uint8)
         dflags = np.zeros(256, np.uint8)
@@ -328,6 +329,12 @@ def remap_record(record: DoodleRecord, mapping, default=None) -> DoodleRecord:
     DoodleRecord
         With the new classes; earlier trials remapped too.  The input is not changed.
 
+    Warns
+    -----
+    RemapWarning
+        A Doodler-schema mapping applied by position (it names none of the classes), or a
+        target name one edit from another class (:func:`near_names`).
+
     Examples
     --------
     >>> import doodle_engine as de
@@ -335,8 +342,16 @@ def remap_record(record: DoodleRecord, mapping, default=None) -> DoodleRecord:
     >>> rec = de.load("example.npz")                                     # doctest: +SKIP
     >>> new = remap_record(rec, {"water": "water", "surf": "water", "sand": "land"})  # doctest: +SKIP
     """
-
     m = load_mapping(mapping)
+    out = _remapped(record, m, default)
+    for text in by_number(m, record.classes) + near_names(m, record.classes, default):
+        warnings.warn(f"{record.path or 'record'}: {text}", RemapWarning, stacklevel=2)
+    return out
+
+
+def _remapped(record, m, default):
+    """:func:`remap_record` of a read mapping, without its warnings (given once for a file,
+    not again for each earlier trial)."""
     classes = record.classes if record.classes is not None else m.classes
     if classes is None and m.index_map is None:
         raise DoodleError(record.path, "the file has no class names: pass classes (or --classes)")
@@ -354,7 +369,7 @@ def remap_record(record: DoodleRecord, mapping, default=None) -> DoodleRecord:
                    classes_source="file" if new_classes else record.classes_source,
                    color_label=None if label is None else colorize(label, new_classes),
                    color_doodles=color_doodles(doodles, new_classes, image=record.image),
-                   trials=[remap_record(t, m, default) for t in record.trials],
+                   trials=[_remapped(t, m, default) for t in record.trials],
                    remapped=remap_note(record, classes, new_classes))
 
 
@@ -400,7 +415,8 @@ def near_names(mapping, classes=None, default=None):
     """Warnings for target names that look like typos: a *new* target (no source class of
     that name) one edit away from another target, or from a class that does not become it
     (``{"sand": "lnd"}`` beside ``land``; Doodler's example merging ``sand`` into ``land``
-    is no typo).  Names shorter than :data:`NEAR_NAME_LENGTH` are not compared.
+    is no typo).  Names shorter than :data:`NEAR_NAME_LENGTH` are not compared, nor names
+    that differ in their first letter alone (``land`` beside ``sand``: two words).
 
     Parameters
     ----------
@@ -425,7 +441,8 @@ def near_names(mapping, classes=None, default=None):
         if target in into:
             continue
         for other in sorted(set(targets) | {n for n, t in into.items() if t != target}):
-            if min(len(target), len(other)) >= NEAR_NAME_LENGTH and one_edit_apart(target, other):
+            if (min(len(target), len(other)) >= NEAR_NAME_LENGTH and one_edit_apart(target, other)
+                    and target[1:] != other[1:]):  # land / sand: two words, not a slip
                 out.append(f"target class {target!r} is one edit from {other!r}: a typo? "
                            f"(as written it makes a new class {target!r})")
     return out

@@ -82,8 +82,17 @@ def validate(stored, rebuilt, n_classes=None) -> Metrics:
     rebuilt = np.asarray(rebuilt)
     if stored.shape != rebuilt.shape:
         raise DoodleError(None, f"label shapes differ: stored {stored.shape}, rebuilt {rebuilt.shape}")
+    for name, a in (("stored", stored), ("rebuilt", rebuilt)):
+        if a.dtype.kind not in "ui":
+            raise DoodleError(None, f"{name} label must hold integer class indices, got {a.dtype}")
     if n_classes is None:
         vals = np.concatenate([np.unique(stored), np.unique(rebuilt)])
         vals = vals[vals != NO_CLASS]
         n_classes = int(vals.max()) + 1 if vals.size else 1
+    else:
+        for name, a in (("stored", stored), ("rebuilt", rebuilt)):
+            bad = (a != NO_CLASS) & ((a < 0) | (a >= n_classes))
+            if bad.any():  # counted as "no class" they would agree with each other
+                raise DoodleError(None, f"{name} label value {int(a[bad][0])} is not one of the "
+                                        f"n_classes={n_classes} classes (or {NO_CLASS}, none)")
     return metrics_from_confusion(confusion_matrix(stored, rebuilt, n_classes))

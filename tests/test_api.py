@@ -15,7 +15,9 @@ import pytest
 
 import doodle_engine as de
 from doodle_engine import version
+from doodle_engine.colorize import color_doodles, colorize, overlay
 from doodle_engine.errors import REMOVED_IN
+from doodle_engine.validate import validate
 
 PUBLIC = ["doodle_engine.inputs.load", "doodle_engine.npz.save", "doodle_engine.reconstruct.reconstruct",
           "doodle_engine.remapping.remap", "doodle_engine.remapping.remap_record",
@@ -93,3 +95,39 @@ def test_the_version_is_written_once():
     project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     assert "version" not in project["project"] and project["project"]["dynamic"] == ["version"]
     assert importlib.metadata.version("doodle-engine") == de.__version__ == version.__version__
+
+
+def test_the_public_calls_say_what_a_wrong_argument_should_be(synthetic, tmp_path):
+    """A newcomer's mistakes gave numpy's or pathlib's tracebacks, or silently wrong
+    results: each is now a DoodleError saying what the argument must be."""
+    path = synthetic("mlp-2022-05", h=24, w=32)
+    rec = de.load(path)
+    names = "water,surf,sand"
+    assert de.load(path, classes=names).classes == ["water", "surf", "sand"]
+    txt = tmp_path / "classes.txt"
+    txt.write_text("water\nsurf\n\nsand\n")
+    assert de.load(path, classes=txt).classes == ["water", "surf", "sand"]
+    assert np.array_equal(de.remap(rec.label, {"water": "w", "surf": "w", "sand": "s"},
+                                   classes=names), np.where(rec.label == 2, 1, 0))
+    onehot = np.eye(3, dtype=np.uint8)[rec.label]
+    cases = [
+        (lambda: de.load(5), "load takes the path of a file, got int"),
+        (lambda: de.load(path, classes=3), "classes= is a list of names"),
+        (lambda: de.load(path, max_pixels="big"), "max_pixels must be a whole number"),
+        (lambda: de.save("notarecord", tmp_path / "x.npz"), "save takes a DoodleRecord"),
+        (lambda: de.reconstruct(path), "takes a record"),
+        (lambda: colorize(onehot, rec.classes), r"2-D raster .* got shape \(24, 32, 3\)"),
+        (lambda: colorize(rec.label.astype(float), rec.classes), "got float64 values"),
+        (lambda: colorize(np.array([[0, 300]]), rec.classes), "label value 300 is not one"),
+        (lambda: colorize(np.array([[0, -1]]), rec.classes), "label value -1 is not one"),
+        (lambda: colorize(rec.label, rec.classes, colors=["#zzzzzz"] * 3), "not a #RRGGBB"),
+        (lambda: overlay(rec.image, rec.label[:10], 0.5, rec.classes), "of the label's size"),
+        (lambda: overlay("img.png", rec.label, 0.5, rec.classes), "image must be"),
+        (lambda: color_doodles(rec.image, rec.doodles, rec.classes), "doodles must be a 2-D"),
+        (lambda: validate(rec.label, rec.label, n_classes=2), "value 2 is not one of the"),
+        (lambda: validate(rec.label * 1.0, rec.label), "integer class indices"),
+    ]
+    for call, message in cases:
+        with pytest.raises(de.DoodleError, match=message):
+            call()
+    assert not (tmp_path / "x.npz").exists()

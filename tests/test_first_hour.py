@@ -228,3 +228,10 @@ def test_a_remapped_file_says_so_when_validated(capsys, tmp_path):
     assert sum(ln.startswith("why: remapped:") for ln in lines) == 1
     code, out, err = run(capsys, "info", remapped)
     assert f"  remapped  {note}: not the file Doodler made" in out.splitlines()
+
+
+def test_no_near_name_warning_for_two_words_a_letter_apart():
+    """``dev -> land`` beside ``sand`` warned 'a typo?': land and sand are two words."""
+    mapping = {"water": "water", "surf": "water", "sand": "sand", "dev": "land"}
+    assert near_names(mapping, ["water", "surf", "sand", "dev"]) == []
+    assert near_names({"sand": "lnd", "land": "land"}, ["sand", "land"]) != []

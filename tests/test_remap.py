@@ -1,6 +1,7 @@
 import inspect
 import json
 import pydoc
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,7 @@ import doodle_engine.remapping as module
 from doodle_engine import NO_CLASS, DoodleError, load, save
 from doodle_engine.batch import run_batch
 from doodle_engine.cli import main
+from doodle_engine.errors import RemapWarning
 from doodle_engine.kernels.lut import apply_lut_checked, apply_lut_checked_numpy
 from doodle_engine.remapping import load_mapping, remap, remap_record
 
@@ -205,6 +207,14 @@ def test_a_doodler_schema_mapping_applied_by_number_is_said(synthetic, tmp_path,
     assert main(["remap", str(path), "--mapping", str(named), "-o", str(tmp_path / "p"),
                  "--quiet", "--workers", "1"]) == 0
     assert "by position" not in capsys.readouterr().err
+    # the API says it too, once a file (not again for its earlier trials)
+    rec = load(path)
+    with pytest.warns(RemapWarning, match="applied by position") as caught:
+        remap_record(rec, mapping)
+    assert len(caught) == 1 and str(path) in str(caught[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        remap_record(rec, named)
 
 
 def test_the_effective_mapping_says_which_files_it_does_not_count(synthetic, tmp_path, capsys):
