@@ -119,7 +119,7 @@ def open_regular(path):
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise DoodleError(path, "no such file") from None
+        raise DoodleError(path, "no such file or folder") from None
     except OSError as exc:
         raise DoodleError(path, f"cannot be read: {exc.strerror}") from None
     if stat.S_ISDIR(st.st_mode):

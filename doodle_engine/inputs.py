@@ -129,10 +129,19 @@ def find_inputs(inputs, not_read=None):
         elif is_zip_name(p) and p.is_file():
             files.extend(_zip_inputs(p))
         else:
+            _check_exists(p)
             files.append(p)
     if not files:
         raise DoodleError("run_batch", "no input files given")
     return list(dict.fromkeys(str(f) for f in files))
+
+
+def _check_exists(path):
+    """A DoodleError, before any work, for an input that is not there (a mistyped name would
+    otherwise run, write its reports and fail at the end); for ``ZIP::member``, the zip."""
+    on_disk_name = split_member(str(path))[0]
+    if not os.path.lexists(on_disk_name):
+        raise DoodleError(on_disk_name, "no such file or folder")
 
 
 def _folder_inputs(folder, not_read):

@@ -42,6 +42,24 @@ def test_a_folder_without_npz_files_exits_2_with_one_line(capsys, tmp_path, comm
         assert "(no files)" not in out
 
 
+@pytest.mark.parametrize("command", [["validate", "--html", "H", "--plots", "P", "--table", "T"],
+                                     ["stats", "--report", "T"], ["atlas", "-o", "P"],
+                                     ["export", "--gym", "-o", "P"], ["remap", "--mapping",
+                                     "M", "-o", "P"]])
+def test_a_missing_input_exits_2_before_writing_anything(capsys, tmp_path, synthetic, command):
+    """A mistyped path ran, wrote the reports and table of a run over nothing, and exited 1."""
+    real = synthetic("mlp-2022-05")
+    (tmp_path / "M").write_text('{"water": "water", "surf": "water", "sand": "land"}')
+    names = {"H": "r.html", "P": "out", "T": "t.csv", "M": "M"}
+    args = [str(tmp_path / names[a]) if a in names else a for a in command]
+    for missing in (tmp_path / "nope_dir", tmp_path / "nope.zip",
+                    f"{tmp_path / 'nope.zip'}::a.npz"):
+        code, out, err = run(capsys, command[0], str(real), str(missing), *args[1:], "--quiet")
+        assert code == 2 and err.strip() == (
+            f"error: {str(missing).split('::')[0]}: no such file or folder"), err
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["M", "results2022-05-04-14-00"]
+
+
 def test_bench_takes_a_folder_and_shows_progress(capsys, synthetic):
     path = synthetic("mlp-2022-05", h=24, w=32)
     code, out, err = run(capsys, "bench", path.parent)
