@@ -45,6 +45,7 @@ figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #ddd}
 figcaption{font-size:.9em;color:#333}.note{color:#555}
 .wide{overflow-x:auto}.figs{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}
 .figs figure{margin:0}
+section.failed li{margin:.2em 0}section.failed{border-left:4px solid #d9534f;padding-left:.8em}
 """
 
 
@@ -93,7 +94,8 @@ def page(frame, figures=(), summary=(), notes=(), maps=(), command=None, resumed
         (f'<p class="meta">doodle-engine {_e(__version__)}, {_e(when)}'
          + (f"; command: <code>{_e(command)}</code>" if command else "") + "</p>"),
         f'<p class="meta">{_e(_provenance(frame, resumed))}</p>',
-        _summary_section(frame, summary), _table_section(frame, anchors, maps),
+        _summary_section(frame, summary), _failed_section(frame, anchors),
+        _table_section(frame, anchors, maps),
         _why_section(frame), _figures_section(figures, notes),
         _maps_section(figures, maps, frame, anchors), "</body></html>"]
     return "\n".join(p for p in parts if p)
@@ -117,7 +119,25 @@ def _provenance(frame, resumed):
 def _title(frame):
     ok = _ok(frame)
     files = ok["file"].nunique() if "file" in ok else 0
-    return f"doodle-engine validate: {len(ok)} result(s) from {files} file(s)"
+    failed = len(_failed(frame))
+    return (f"doodle-engine validate: {len(ok)} result(s) from {files} file(s)"
+            + (f"; {failed} file(s) failed" if failed else ""))
+
+
+def _failed(frame):
+    return frame[frame["error"].map(_text) != ""] if "error" in frame else frame.iloc[:0]
+
+
+def _failed_section(frame, anchors):
+    """The files that gave no result and why, near the top (their table rows end in the
+    error, which a wide table puts out of sight)."""
+    failed = _failed(frame)
+    if not len(failed):
+        return ""
+    out = [f'<section class="failed"><h2>Failed: {len(failed)} file(s)</h2><ul>']
+    out += [f'<li><a href="#{anchors[i]}">{_e(short_name(row.get("file")))}</a>: '
+            f'{_e(row.get("error"))}</li>' for i, row in failed.iterrows()]
+    return "\n".join(out + ["</ul></section>"])
 
 
 def _ok(frame):

@@ -324,6 +324,12 @@ def test_a_failed_file_is_a_row_with_its_error(tmp_path):
     text = page(frame, summary=["files: 2  failed: 1"])
     assert 'class="failed"' in text and "not a zip &lt;b&gt;" in text  # escaped
     assert "What the reasons mean" not in text
+    # the heading counts the failed file as the summary does, and names it near the top
+    assert "<h1>doodle-engine validate: 1 result(s) from 1 file(s); 1 file(s) failed</h1>" in text
+    failed = text.index("<h2>Failed: 1 file(s)</h2>")
+    assert failed < text.index("<h2>Results</h2>")
+    assert '<li><a href="#r0">bad.npz</a>: /x/bad.npz: not a zip &lt;b&gt;</li>' in text[failed:]
+    assert "Failed:" not in page(frame.iloc[1:])
 
 
 def test_release_zip_members_are_named_with_their_zip(run_folder, tmp_path, capsys):
