@@ -473,11 +473,16 @@ def _draw_land(ax, west, south, east, north, resolution=None):
     return resolution
 
 
+#: a map's margin around its points, as a share of their span (at least ``pad_deg``): a
+#: marker at the edge of a wide record's panel was cut in half
+_MARGIN = 0.04
+
+
 def _box(lon, lat, pad_deg, min_span):
     w, e, s, n = lon.min(), lon.max(), lat.min(), lat.max()
     cx, cy = (w + e) / 2, (s + n) / 2
-    half_x = max((e - w) / 2 + pad_deg, min_span / 2)
-    half_y = max((n - s) / 2 + pad_deg, min_span / 2)
+    half_x = max((e - w) / 2 + max(pad_deg, _MARGIN * (e - w)), min_span / 2)
+    half_y = max((n - s) / 2 + max(pad_deg, _MARGIN * (n - s)), min_span / 2)
     return cx - half_x, cy - half_y, cx + half_x, cy + half_y
 
 

@@ -19,7 +19,7 @@ from PIL import Image
 from test_metadata import REAL, raw_counts, row, write_rows
 
 from doodle_engine import coastline
-from doodle_engine.atlas import _fitted, _outline_style, _panel_slots
+from doodle_engine.atlas import _box, _fitted, _outline_style, _panel_slots
 from doodle_engine.cli import main
 
 EXPECTED = {"records.csv", "class_images.csv", "class_pixels.csv", "labelers.csv",
@@ -324,3 +324,11 @@ def test_the_map_outline_draws_lakes_over_land_and_islands_over_lakes():
     assert lons.min() < -91 and lats.max() > 48.5  # Lake Superior's western tip and north shore
     assert _outline_style(superior)["fillColor"] == _outline_style({"properties": {"level": 4}})[
         "fillColor"] != _outline_style({"properties": {"level": 3}})["fillColor"]
+
+
+def test_a_wide_record_s_panel_keeps_a_margin_around_its_points():
+    """A record spanning 40 degrees got 0.1 degree of margin: its edge markers were cut."""
+    lon, lat = pd.Series([-119.5, -80.6]), pd.Series([34.0, 35.0])
+    west, south, east, north = _fitted(_box(lon, lat, 0.1, 0.6), 1.2)
+    assert lon.min() - west > 0.039 * 38.9 and east - lon.max() > 0.039 * 38.9
+    assert lat.min() - south > 0.1 and north - lat.max() > 0.1
