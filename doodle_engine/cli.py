@@ -738,6 +738,25 @@ class _Parser(argparse.ArgumentParser):
         message = message.removeprefix("argument ")
         self.exit(2, f"error: {message}\n({self.prog} --help lists the options)\n")
 
+    def parse_args(self, args=None, namespace=None):
+        """As argparse's, but an option the command does not know is said by the command's
+        own parser (its --help), with the nearest option it has."""
+        ns, extra = self.parse_known_args(args, namespace)
+        if extra:
+            parser = self._command_parser(ns)
+            options = [o for a in parser._actions for o in a.option_strings]
+            close = difflib.get_close_matches(extra[0].split("=", 1)[0], options, n=1)
+            parser.error(f"unrecognized arguments: {' '.join(extra)}"
+                         + (f"; did you mean {close[0]!r}?" if close else ""))
+        return ns
+
+    def _command_parser(self, ns):
+        """The subcommand's parser of a parsed command line (else this parser)."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return action.choices.get(getattr(ns, action.dest, None), self)
+        return self
+
 
 #: --max-pixels's help (every command that reads files has it)
 MAX_PIXELS_HELP = (f"refuse a file whose arrays declare more pixels than this, before reading "

@@ -143,6 +143,7 @@ def test_the_installed_command_exits_quickly_with_everything_written(synthetic, 
     proc = subprocess.run([sys.executable, "-c", code, "eras"], capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0 and proc.stdout.count("\n") >= 26  # every era, flushed
-    proc = subprocess.run([sys.executable, "-c", code, "validate", str(tmp_path / "none.npz"),
+    (tmp_path / "bad.npz").write_bytes(b"not an npz")
+    proc = subprocess.run([sys.executable, "-c", code, "validate", str(tmp_path / "bad.npz"),
                            "--quiet"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 1 and "exit 1: 1 file(s) failed" in proc.stderr

@@ -214,3 +214,16 @@ def test_every_command_and_option_says_what_it_is_for():
         assert max(len(line) for line in sp.format_usage().splitlines()) <= 80, name
         skips = name in ("reconstruct", "remap", "export")  # outputs newer than the input
         assert any("--force" in a.option_strings for a in sp._actions) == skips, name
+
+
+def test_a_mistyped_option_gets_the_nearest_and_the_command_s_help(capsys):
+    """'--gmy' said only 'unrecognized arguments' and pointed to the top-level --help."""
+    for args, wrong, near in ((["export", "--gmy", "x", "-o", "g"], "--gmy", "--gym"),
+                              (["validate", "x", "--modee", "fast"], "--modee fast", "--mode"),
+                              (["stats", "x", "--reprot=r.csv"], "--reprot=r.csv", "--report")):
+        with pytest.raises(SystemExit) as exc:
+            main(args)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and err.splitlines() == [
+            f"error: unrecognized arguments: {wrong}; did you mean {near!r}?",
+            f"(doodle-engine {args[0]} --help lists the options)"]
