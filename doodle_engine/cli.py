@@ -29,7 +29,7 @@ from doodle_engine.compiling import NOTICE_ENV
 from doodle_engine.eras import RECIPES, SLIDERS
 from doodle_engine.eras import recipe as era_recipe
 from doodle_engine.errors import DoodleError
-from doodle_engine.files import printable, short_name
+from doodle_engine.files import printable, short_name, split_member
 from doodle_engine.modes import MODES
 from doodle_engine.record import DEFAULT_MAX_PIXELS, class_list
 from doodle_engine.settings import ERAS
@@ -165,14 +165,14 @@ def _name(row):
 NOTE_NAMES = 5
 
 
-def _some_names(names, column):
+def _some_names(names, column=None):
     """``names`` (distinct, in order) joined for a note line: at most :data:`NOTE_NAMES`,
-    then how many more and which table column marks them all."""
+    then how many more (and which table column marks them all)."""
     names = list(dict.fromkeys(names))
     shown = ", ".join(names[:NOTE_NAMES])
     more = len(names) - NOTE_NAMES
-    return shown + (f" and {more} more (the table's {column} column marks them)" if more > 0
-                    else "")
+    where = f" (the table's {column} column marks them)" if column else ""
+    return shown + (f" and {more} more{where}" if more > 0 else "")
 
 
 def _ok(frame):
@@ -602,7 +602,32 @@ def cmd_stats(args):
                   file=sys.stderr)
         else:
             print(f"metadata: {joined} of {files} file(s) joined")
+        _not_in_zip(meta, frame)
+    else:
+        zips = [z for z in args.inputs if z.lower().endswith(".zip") and os.path.isfile(z)
+                and metadata.metadata_sources([z])]
+        if zips:
+            print(f"note: {_some_names([Path(z).name for z in zips])} hold(s) a metadata CSV: "
+                  "--metadata with the same zip(s) joins its columns to each file's row")
     return _why(1 if failed else 0, f"{failed} file(s) failed (listed above)")
+
+
+def _not_in_zip(meta, frame):
+    """A note naming the metadata rows of a release zip's CSV whose npz that zip does not
+    hold (the zip was read: its members are the run's files)."""
+    if meta is None or "source" not in meta or "file" not in frame:
+        return
+    held = set(frame["file"].map(str))
+    missing = []
+    for source, name in zip(meta["source"].map(str), meta["file_name"]):
+        zip_path = split_member(source)[0]
+        members = [f for f in held if split_member(f)[0] == zip_path]
+        if members and not any(split_member(f)[1].rsplit("/", 1)[-1] == name
+                               for f in members):
+            missing.append(f"{Path(zip_path).name}::{name}")
+    if missing:
+        print(f"note: {len(missing)} metadata row(s) name an npz file their zip does not "
+              f"hold: {_some_names(missing)}")
 
 
 def _nothing_counted(frame, failed):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import zipfile
 from collections import Counter
 from pathlib import Path
 
@@ -332,3 +333,24 @@ def test_a_wide_record_s_panel_keeps_a_margin_around_its_points():
     west, south, east, north = _fitted(_box(lon, lat, 0.1, 0.6), 1.2)
     assert lon.min() - west > 0.039 * 38.9 and east - lon.max() > 0.039 * 38.9
     assert lat.min() - south > 0.1 and north - lat.max() > 0.1
+
+
+def test_stats_on_a_zip_hints_at_its_csv_and_names_rows_the_zip_lacks(tmp_path, capsys):
+    """stats over a release zip did not say the zip holds metadata, and with --metadata a CSV
+    row whose npz the zip lacks went unsaid (only atlas's unjoined.csv had it)."""
+    d, _ = release(tmp_path)
+    zpath = tmp_path / "D_s2_4classes_1_001.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        zf.write(d / "metadata_D_s2_4classes_meta_served.csv", "D/metadata_D.csv")
+        for stem in ("a_ID1", "b_ID2"):  # c_ID1's npz is missing
+            zf.write(d / "npz" / f"{stem}.npz", f"D/npz/{stem}.npz")
+    assert main(["stats", str(zpath), "--workers", "1", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert (f"note: {zpath.name} hold(s) a metadata CSV: --metadata with the same zip(s) joins "
+            "its columns to each file's row") in out
+    assert main(["stats", str(zpath), "--metadata", str(zpath), "--workers", "1",
+                 "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "metadata: 2 of 2 file(s) joined" in out and "hold(s) a metadata CSV" not in out
+    assert ("note: 1 metadata row(s) name an npz file their zip does not hold: "
+            f"{zpath.name}::c_ID1.npz") in out
