@@ -175,8 +175,12 @@ def gym_class_table(names, common, mapping=None, default=None, where=None):
     for value, name in enumerate(names):
         target = gym_target(name, mapping, default)
         if target is None:
+            by_number = (" (a Gym export matches classes by name only; this Doodler-schema "
+                         "mapping keys its rules by class number: give the files' classes by "
+                         "number with --classes 1,2,..., or write the rules by name)"
+                         if mapping.source_schema == "doodler" else "")
             raise DoodleError(where, f"class {name!r} has no rule in the mapping {mapping.source} "
-                                     f"(add it, or pass --default CLASS)")
+                                     f"(add it, or pass --default CLASS){by_number}")
         if target not in common:
             raise DoodleError(where, f"class {name!r} goes to {target!r}, which is not among the "
                                      f"set's classes {list(common)}")

@@ -133,6 +133,25 @@ def test_doodler_schema_mapping(tmp_path):
         np.testing.assert_array_equal(label, want)
 
 
+def test_a_doodler_schema_mapping_by_number_says_why_gym_refuses_it(tmp_path, capsys):
+    """remap applies Doodler's example mapping by class position; a Gym export matches by
+    name only, and its refusal now says so and how to go on."""
+    path = make(tmp_path, "a", ["water", "surf", "sand"])
+    mapping = tmp_path / "m.json"
+    mapping.write_text(json.dumps({"super_classes": {"water": "1", "land": "2"},
+                                   "classes": ["1", "2", "3"],
+                                   "aliases": {"1": "water", "2": "land", "3": "land"}}))
+    args = ["export", "--gym", str(path), "--mapping", str(mapping), "--quiet"]
+    assert main([*args, "-o", str(tmp_path / "g1")]) == 2
+    err = capsys.readouterr().err
+    assert "matches classes by name only" in err and "--classes 1,2,..." in err
+    assert main([*args, "-o", str(tmp_path / "g2"), "--classes", "1,2,3"]) == 0
+    cfg, pairs = gym_pairs(tmp_path / "g2")
+    assert cfg["CLASSES"] == ["water", "land"]
+    truth = load(path).label
+    np.testing.assert_array_equal(pairs[0][2], (truth > 0).astype(np.uint8))
+
+
 def test_a_class_without_rule_is_refused_before_anything_is_written(tmp_path, capsys):
     files = mixed_files(tmp_path)
     mapping = tmp_path / "m.json"
