@@ -555,9 +555,23 @@ def _export_gym(args):
     if res.config is None:
         return _why(1, f"{res.failed} file(s) failed (listed above): nothing written (a Gym set "
                        "is written whole)")
-    for line in _gym_lines(res):
+    for line in _gym_lines(res) + _gym_moves(res.plan, mapping, args.default):
         print(line)
     return 0
+
+
+def _gym_moves(plan, mapping, default):
+    """With a mapping, each input class and the set class it went to (as remap shows its
+    effective mapping): a class taken by --default is said, not silent."""
+    if mapping is None:
+        return []
+    moves = gym.class_moves(plan, mapping, default)
+    w = max((len(name) for name, *_ in moves), default=0)
+    t = max((len(str(target)) for _, target, *_ in moves), default=0)
+    return ["  classes by the mapping (class -> set class, files listing it):"] + [
+        f"    {name:<{w}} -> {target:<{t}}  {n} file(s)"
+        + ("  (no rule: --default)" if by_default else "")
+        for name, target, n, by_default in moves]
 
 
 def _gym_lines(res):

@@ -21,7 +21,7 @@ import pandas as pd
 
 from .batch import run_batch
 from .errors import DoodleError
-from .export import GYM_FOLDERS, gym_class_table, gym_targets, safe_stem
+from .export import GYM_FOLDERS, gym_class_table, gym_target, gym_targets, safe_stem
 from .files import atomic_write, on_disk, split_member
 from .inputs import find_inputs, load, refuse_whole_zip
 from .npz import read_classes
@@ -59,6 +59,18 @@ class GymPlan:
     classes: list
     order: str
     class_lists: dict = field(default_factory=dict)
+
+
+def class_moves(plan, mapping, default=None):
+    """Where a mapping sends each class of the inputs: ``[(class, set class, files listing
+    it, by default)]`` in order of first appearance (``by default``: the mapping has no rule
+    for it, ``default`` took it)."""
+    files = Counter()
+    for names, n in plan.class_lists.items():
+        for name in dict.fromkeys(names):
+            files[name] += n
+    return [(name, gym_target(name, mapping, default), n, name not in mapping.aliases)
+            for name, n in files.items()]
 
 
 @dataclass

@@ -163,10 +163,14 @@ def test_a_class_without_rule_is_refused_before_anything_is_written(tmp_path, ca
     assert code == 2 and len(err) == 1
     assert "b_second.npz: class 'surf' has no rule in the mapping" in err[0]
     assert not (tmp_path / "gym").exists()
-    # --default names the class those go to
+    # --default names the class those go to, and the run says which classes it took
     code = main(["export", "--gym", *map(str, files), "-o", str(tmp_path / "gym"),
                  "--mapping", str(mapping), "--default", "land", "--quiet"])
     assert code == 0
+    out = capsys.readouterr().out
+    assert "  classes by the mapping (class -> set class, files listing it):" in out
+    assert any(ln.split() == ["surf", "->", "land", "2", "file(s)", "(no", "rule:", "--default)"]
+               for ln in out.splitlines()), out
     cfg, _ = gym_pairs(tmp_path / "gym")
     assert cfg["CLASSES"] == ["water", "land"]
 
