@@ -19,7 +19,7 @@ from .colorize import colorize
 from .export import safe_stem
 from .files import atomic_write, from_printable, short_name
 from .inputs import load
-from .outputs import PLOT_FILES, kept_label_path
+from .outputs import PLOT_FILES, kept_label_path, output_stem
 from .palette import palette_from
 from .reasons import reason
 from .record import NO_CLASS
@@ -198,13 +198,16 @@ def _below_line(ok):
 
 
 def _map_name(row, kept, written):
-    """disagreement_<file stem>[_<trial>].png, with the run's digest of the path added when
-    two files of the same name (in different folders) both need a map."""
-    trial = row.get("trial", "") or ""
-    name = f"disagreement_{safe_stem(row['file'])}" + (f"_trial{trial}" if trial else "")
-    if any(Path(w).name == name + ".png" for w in written):
-        name = f"disagreement_{kept.stem}"
-    return name + ".png"
+    """disagreement_<file stem>[_<trial>].png; when a file of the same name (in another zip
+    or folder) already has a map, its record's name goes first (``RECORD__stem``, as
+    ``--prefix-record`` names outputs), and the run's digest of the path if that clashes too."""
+    trial = f"_trial{row['trial']}" if row.get("trial", "") else ""
+    taken = {Path(w).name for w in written}
+    for name in (f"disagreement_{safe_stem(row['file'])}{trial}",
+                 f"disagreement_{output_stem(row['file'], True)}{trial}"):
+        if name + ".png" not in taken:
+            return name + ".png"
+    return f"disagreement_{kept.stem}.png"
 
 
 def _marked(diff, image_rgb, panel_px=400):

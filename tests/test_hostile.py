@@ -847,6 +847,12 @@ def test_outputs_through_links_clashes_and_sizes_are_refused_in_one_line(tmp_pat
         assert code == 2 and "figure --plots draws" in one_line(err), err
     assert not plots.exists()
     assert PLOT_FILES.fullmatch(_map_name({"file": "x/a b.npz", "trial": "0"}, Path("k.npz"), []))
+    # the same member in two release zips: the second map is named with its record
+    first = _map_name({"file": "r/A_1_001.zip::A/npz/s.npz"}, Path("k1.npz"), [])
+    second = _map_name({"file": "r/B_1_001.zip::B/npz/s.npz"}, Path("k2.npz"), [first])
+    third = _map_name({"file": "q/B_1_001.zip::B/npz/s.npz"}, Path("k3.npz"), [first, second])
+    assert (first, second, third) == ("disagreement_s.png", "disagreement_B_1_001__s.png",
+                                      "disagreement_k3.png")
     for size in (("0", "0"), ("-5", "10"), ("100000", "100000")):
         code, _, err = run_cli("example", tmp_path / "x.npz", "--size", *size)
         assert code == 2 and "size" in one_line(err) and not (tmp_path / "x.npz").exists()
