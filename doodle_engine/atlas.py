@@ -39,6 +39,7 @@ CHECKS = {
     "crs-epsg": "the UTM zone in CRS is not the zone the epsg code names",
     "date": "the date in the file name is not year/month/day",
     "value-range": "a value outside its range",
+    "unreadable": "a value that is not a number (or a list of integers) where one belongs",
     "file-names": "image or label file name does not match the npz file name",
     "no-labeler": "the file name has no _ID<n> labeler suffix",
     "no-file-name": "a row without a file name",

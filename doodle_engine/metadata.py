@@ -294,12 +294,47 @@ def _row_checks(row, findings):
         _finding(findings, row, "classes-integer", "classes_integer", row["classes_integer"],
                  "classes_array", f"{len(names)} names (1..{len(names) - 1} in the other rows)",
                  "classes_array")
+    _readable_check(row, findings)
     _crs_check(row, findings)
     _date_check(row, findings)
     p = _float(row.get("prob_of_unary_potential"))
     if p is not None and not 0 < p <= 1:
         _finding(findings, row, "value-range", "prob_of_unary_potential", row["prob_of_unary_potential"],
                  "", "a probability lies in (0, 1]", "not used")
+
+
+#: columns that hold a number, and columns that hold a list of integers
+NUMBER_COLUMNS = ("year", "month", "day", "LatMin", "LatMax", "LonMin", "LonMax",
+                  "ImageHeightPx", "ImageWidthPx", "px_size_m", "num_classes", "epsg",
+                  "prob_of_unary_potential")
+INTEGER_LIST_COLUMNS = ("classes_integer", "classes_present_integer")
+#: cells that say "no value" (not a finding)
+_EMPTY = ("", "na", "n/a", "nan", "none")
+
+
+def _readable_check(row, findings):
+    """A value that cannot be read where a number or a list of integers belongs (``four``,
+    ``north``, ``0, 9, x``), and year/month/day or coordinates out of range: each left out
+    of the table's normalised columns, and said rather than dropped."""
+    for column in NUMBER_COLUMNS + INTEGER_LIST_COLUMNS:
+        value = row.get(column)
+        if value is None or (isinstance(value, float) and np.isnan(value)) \
+                or str(value).strip().lower() in _EMPTY:
+            continue
+        numbers = column in NUMBER_COLUMNS
+        if (_float(value) is None) if numbers else (parse_ints(value) is None):
+            _finding(findings, row, "unreadable", column, value, "",
+                     "not a number" if numbers else "not a list of integers", "not used")
+    y, m, d = (_float(row.get(c)) for c in ("year", "month", "day"))
+    if None not in (y, m, d) and not row["date"]:
+        _finding(findings, row, "value-range", "year/month/day", f"{y:g}/{m:g}/{d:g}", "",
+                 "not a date", "no date")
+    for axis, limit in (("lat", 90), ("lon", 180)):
+        v = row.get(axis)
+        if v is not None and np.isfinite(v) and not -limit <= v <= limit:
+            _finding(findings, row, "value-range", f"{axis.capitalize()}Min/Max", f"{v:g}",
+                     "", f"a {'latitude' if axis == 'lat' else 'longitude'} lies in "
+                         f"-{limit}..{limit}", "not mapped")
 
 
 def _float(value):

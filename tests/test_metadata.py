@@ -277,3 +277,20 @@ def test_real_csvs():
     j = m.findings[m.findings["check"] == "class-spelling"]
     assert set(j["record"]) == {"J_naip_6class"} and "vegetated_ground" in set(j["says_a"])
     assert checks["stem-in-two-records"] == 2
+
+
+def test_values_that_cannot_be_read_are_findings_not_dropped(tmp_path):
+    """num_classes 'four', year -5, LatMin 'north', classes_present_integer '0, 9, x' were
+    left out without a word."""
+    bad = row("a_ID1", n="four", year=-5, present_int="0, 9, x", ints="1, 2")
+    bad["LatMin"] = "north"
+    far = row("b_ID1", lon=(250.0, 251.0))
+    found = md.read_metadata(write_rows(tmp_path / "metadata_X_bad_served.csv",
+                                        [bad, far, row("c_ID1")])).findings
+    got = {(r.stem, r.check, r.column_a, str(r.says_a)) for r in found.itertuples()}
+    assert {("a_ID1", "unreadable", "num_classes", "four"),
+            ("a_ID1", "unreadable", "LatMin", "north"),
+            ("a_ID1", "unreadable", "classes_present_integer", "0, 9, x"),
+            ("a_ID1", "value-range", "year/month/day", "-5/1/2"),
+            ("b_ID1", "value-range", "LonMin/Max", "250.5")} <= got
+    assert not any(r[0] == "c_ID1" for r in got)
