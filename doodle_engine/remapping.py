@@ -165,7 +165,10 @@ def mapping_from_dict(data, source="dict"):
         return Mapping(dict(aliases), targets, source=source, classes=listed)
     if all(_is_index(k, source != "dict") for k in data) and all(
             _is_index(v) for v in data.values()):
-        return Mapping(None, None, {int(k): int(v) for k, v in data.items()}, source=source)
+        index_map = {int(k): int(v) for k, v in data.items()}
+        if not all(0 <= i < NO_CLASS for pair in index_map.items() for i in pair):
+            raise DoodleError(source, f"an integer mapping's classes are indices 0..{NO_CLASS - 1}")
+        return Mapping(None, None, index_map, source=source)
     if all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
         return Mapping(dict(data), list(dict.fromkeys(data.values())), source=source)
     raise DoodleError(source, "mapping must be names -> names, integers -> integers (in a JSON "

@@ -281,3 +281,10 @@ def test_an_integer_mapping_file_and_a_bad_mapping_refused_once(synthetic, tmp_p
     assert not (tmp_path / "o").exists()
     assert main(["remap", str(path), "--mapping", str(ints), "--default", "1", "-o",
                  str(tmp_path / "c"), "--quiet", "--workers", "1"]) == 0
+
+
+def test_an_integer_mapping_beyond_the_class_indices_is_refused_as_such():
+    """{..., 7: 300} said 'Doodler's palettes hold at most 24 classes, got 301'."""
+    for bad in ({0: 0, 7: 300}, {0: 0, -1: 1}, {300: 0}):
+        with pytest.raises(DoodleError, match=r"integer mapping's classes are indices 0..254"):
+            load_mapping(bad)
