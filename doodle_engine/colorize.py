@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .classnames import class_list
 from .errors import DoodleError
 from .palette import G10, LIGHT24, doodler_palette, palette_from
-from .record import NO_CLASS, class_list, zero_based
+from .record import NO_CLASS, zero_based
 
 
 def colorize(label, classes=None, colors=None, none_color=(0, 0, 0)):
@@ -50,8 +51,10 @@ def _raster(values, what):
     """``values`` as a 2-D integer array; a DoodleError saying what it must be otherwise (a
     one-hot stack, a float array, a path)."""
     arr = np.asarray(values)
+    if arr.dtype.kind == "b":
+        arr = arr.astype(np.uint8)  # two classes, 0 and 1
     if arr.dtype.kind not in "ui" or arr.ndim != 2:
-        got = f"shape {arr.shape}" if arr.dtype.kind in "uib" else f"{arr.dtype} values"
+        got = f"shape {arr.shape}" if arr.dtype.kind in "ui" else f"{arr.dtype} values"
         raise DoodleError(None, f"{what} must be a 2-D raster (H x W) of integer class values, "
                                 f"got {got} (a file's own: doodle_engine.load(path).{what})")
     return arr
@@ -61,9 +64,8 @@ def _check_values(label, n):
     """Every value of a 0-based label is a class below ``n`` or NO_CLASS."""
     bad = (label != NO_CLASS) & ((label < 0) | (label >= n))
     if bad.any():
-        v = int(label[bad][0])
-        raise DoodleError(None, f"label value {v} is not one of the {n} classes (0..{n - 1}, "
-                                f"or {NO_CLASS} for none)")
+        raise DoodleError(None, f"label value {int(label[bad][0])} is not one of the {n} "
+                                f"classes (0..{n - 1}, or {NO_CLASS} for none)")
 
 
 def _image(image, shape):
@@ -108,6 +110,10 @@ def color_doodles(doodles, classes=None, colors=None, image=None):
         last = palette_from(colors, n)[-1]
     else:  # the whole palette Doodler chose for n classes (colorize below rejects n > 24)
         last = doodler_palette(len(G10) if n <= len(G10) else len(LIGHT24))[-1]
+    bad = (doodles < 0) | (doodles > n)
+    if bad.any():
+        raise DoodleError(None, f"doodles value {int(doodles[bad][0])} is not one of the {n} "
+                                f"classes (1..{n}, or 0 for none)")
     out = colorize(zero_based(doodles), classes, colors,
                    none_color=tuple(int(v) for v in last))
     if image is not None:

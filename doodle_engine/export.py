@@ -178,7 +178,8 @@ def gym_class_table(names, common, mapping=None, default=None, where=None):
             by_number = (" (a Gym export matches classes by name only; this Doodler-schema "
                          "mapping keys its rules by class number: give the files' classes by "
                          "number with --classes 1,2,..., or write the rules by name)"
-                         if mapping.source_schema == "doodler" else "")
+                         if mapping.source_schema == "doodler"
+                         and any(k.isdigit() for k in mapping.aliases) else "")
             raise DoodleError(where, f"class {name!r} has no rule in the mapping {mapping.source} "
                                      f"(add it, or pass --default CLASS){by_number}")
         if target not in common:

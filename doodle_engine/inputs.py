@@ -10,11 +10,12 @@ import os
 import stat
 from pathlib import Path
 
+from .classnames import class_list
 from .errors import DoodleError
 from .files import on_disk, open_regular, split_member
 from .npz import load_npz
 from .png import doodle_pngs, is_png_session, load_png
-from .record import DEFAULT_MAX_PIXELS, DoodleRecord, class_list
+from .record import DEFAULT_MAX_PIXELS, DoodleRecord
 from .releasezip import is_zip_name, list_members, load_member, member_name, member_size, open_member
 
 
@@ -107,8 +108,9 @@ def find_inputs(inputs, not_read=None):
     """Files, folders (searched recursively) and release zips -> the list of inputs: sorted
     ``.npz`` paths, then the ``ZIP::member`` names of each zip's npz members.
 
-    A folder that holds no ``.npz`` file, release zip or PNG session, or no inputs at all, is
-    a DoodleError (a mistyped folder should not look like a successful run over nothing).  A
+    A folder that holds no ``.npz`` file, release zip or PNG session, an input that is not
+    there (or a ``ZIP::member`` of a missing zip), or no inputs at all, is a DoodleError (a
+    mistyped name should not look like a successful run over nothing).  A
     folder named ``*.npz`` given by name is listed as itself (so it is refused as "a
     folder"); a zip that cannot be listed is listed as itself, so its run gives it one error
     row and goes on.  Names (str, path or bytes) are kept as text that opens the same file

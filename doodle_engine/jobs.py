@@ -4,6 +4,7 @@ row so the run goes on."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
@@ -11,7 +12,6 @@ import math
 import os
 import time
 import traceback
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +20,7 @@ from PIL import Image
 from .colorize import colorize
 from .era_match import candidate_eras, match_era, needs_match
 from .eras import recipe as era_recipe
-from .errors import DoodleError, RemapWarning
+from .errors import DoodleError
 from .export import export_gym, export_record, export_targets, is_jpeg, write_image
 from .inputs import load, source_mtime
 from .modes import PROFILES, ModeProfile, profile
@@ -279,16 +279,19 @@ def reconstruct_file(path, outdir, era=None, classes=None, seed=0, mode="exact",
     return [row]
 
 
+def remap_target(path, outdir, prefix_record=False):
+    """The npz :func:`remap_file` writes for the input at ``path``."""
+    return output_path(outdir, output_stem(path, prefix_record))
+
+
 def remap_file(path, outdir, mapping, classes=None, default=None, force=False,
                prefix_record=False, **_):
-    target = output_path(outdir, output_stem(path, prefix_record))
+    target = remap_target(path, outdir, prefix_record)
     made = options_text("remap", mapping=mapping, default=default, classes=classes)
     if not force and up_to_date(path, target, made_with=made):
         return _skipped(path, [target])
     rec = load(path, classes=classes, **_read_options(_))
-    with warnings.catch_warnings():  # the row's column carries them, and the command's summary
-        warnings.simplefilter("ignore", RemapWarning)
-        out = remap_record(rec, mapping, default=default)
+    out = remap_record(rec, mapping, default=default, warn=False)  # the row says them
     # the effective mapping, for the summary: [[source class, target class, pixels], ...];
     # made before the write, so that a file it refuses gets no output
     effective = json.dumps(moves(rec, mapping, default))
@@ -392,7 +395,7 @@ JOBS = {"validate": validate_file, "reconstruct": reconstruct_file, "remap": rem
 
 def run_one(job_name, path, kwargs):
     """Run one job, turning any failure into an error row (the batch goes on)."""
-    t0 = time.perf_counter()
+    t0, started = time.perf_counter(), time.time()
     try:
         rows = JOBS[job_name](path, **kwargs)
         for r in rows:
@@ -408,24 +411,29 @@ def run_one(job_name, path, kwargs):
         where = f"{Path(last.filename).name}:{last.lineno}"
         rows = [{"file": str(path), "error": f"{path}: {type(exc).__name__}: {exc} (at {where})"}]
     if rows[0]["error"]:
-        rows[0]["error"] += _left_in_place(job_name, path, kwargs)
+        rows[0]["error"] += _left_in_place(job_name, path, kwargs, started)
     for r in rows:
         r["mtime"] = source_mtime(path)
         r.setdefault("seconds", time.perf_counter() - t0)
     return rows
 
 
-def _left_in_place(job_name, path, kwargs):
-    """For a failed file, the outputs an earlier run wrote for it (of other options, or of
-    an older input): they stay where they are, and the error says so ("" when none)."""
+def _left_in_place(job_name, path, kwargs, started):
+    """For a failed file, the outputs an earlier run wrote for it (older than this run's
+    start: of other options, or of an older input): they stay where they are, and the error
+    says so ("" when none)."""
     outdir, prefixed = kwargs.get("outdir"), kwargs.get("prefix_record", False)
     if outdir is None or job_name not in ("reconstruct", "remap", "export"):
         return ""
     stem = output_stem(path, prefixed)
     targets = {"reconstruct": lambda: reconstruct_targets(path, outdir, prefixed),
-               "remap": lambda: [output_path(outdir, stem)],
+               "remap": lambda: [remap_target(path, outdir, prefixed)],
                "export": lambda: export_targets(stem, outdir, kwargs.get("label_ext", ".jpg"))}
-    left = [str(t) for t in targets[job_name]() if os.path.isfile(t)]
+    left = []
+    for t in targets[job_name]():
+        with contextlib.suppress(OSError):  # not there, or not to be looked at: nothing to say
+            if os.path.isfile(t) and os.stat(t).st_mtime < started:
+                left.append(str(t))
     if not left:
         return ""
     more = f" and {len(left) - 1} more" if len(left) > 1 else ""

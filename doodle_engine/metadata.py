@@ -314,8 +314,9 @@ _EMPTY = ("", "na", "n/a", "nan", "none")
 
 def _readable_check(row, findings):
     """A value that cannot be read where a number or a list of integers belongs (``four``,
-    ``north``, ``0, 9, x``), and year/month/day or coordinates out of range: each left out
-    of the table's normalised columns, and said rather than dropped."""
+    ``north``, ``0, 9, x``: not used, so left out of the normalised columns), a
+    year/month/day that is no date (``date`` empty) and a centre off the globe (kept in
+    ``lon``/``lat``, left off the maps): each said rather than dropped silently."""
     for column in NUMBER_COLUMNS + INTEGER_LIST_COLUMNS:
         value = row.get(column)
         if value is None or (isinstance(value, float) and np.isnan(value)) \

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .classnames import read_classes_file
 from .errors import DoodleError
 from .files import atomic_write, open_regular, read_exact, split_member
 from .record import (
@@ -199,12 +200,7 @@ def _classes_txt(path):
     if path is None:
         return None
     cand = Path(path).with_name("classes.txt")
-    if cand.is_file():
-        if cand.stat().st_size > 2**20:
-            raise DoodleError(cand, "is larger than 1 MiB; not a list of class names")
-        names = [ln.strip() for ln in cand.read_text(encoding="utf-8", errors="replace").splitlines()]
-        return [n for n in names if n] or None
-    return None
+    return read_classes_file(cand, required=False) if cand.is_file() else None
 
 
 def _decode_classes(arr, path):

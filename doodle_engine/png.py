@@ -42,11 +42,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .classnames import class_list, read_classes_file
 from .eras import era_for_date
 from .eras import recipe as era_recipe
 from .errors import DoodleError
 from .palette import G10, LIGHT24, hex_to_rgb
-from .record import DEFAULT_MAX_PIXELS, DoodleRecord, class_list, read_classes_file, zero_based
+from .record import DEFAULT_MAX_PIXELS, DoodleRecord, zero_based
 from .settings import check_sliders, settings_for_era
 
 RGBA_2020 = "rgba-2020-10"

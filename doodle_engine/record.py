@@ -7,13 +7,10 @@ no class; :func:`zero_based` turns Doodler's 1-based doodles into that form and
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 
-from .errors import DoodleError
 from .settings import Settings
 
 #: label value for "no class" in the 0-based label raster (a one-hot pixel with no bit set)
@@ -92,43 +89,3 @@ def with_label(record: DoodleRecord, label0, layout="onehot"):
     k = None if layout == "raster" else (int(label0[label0 != NO_CLASS].max()) + 1
                                          if (label0 != NO_CLASS).any() else 0)
     return replace(record, label=label0, label_layout=layout, label_k=k)
-
-
-def read_classes_file(path):
-    """Class names, one per line (blank lines dropped), as Doodler read ``classes.txt``."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise DoodleError(path, f"cannot read the classes file ({exc})") from None
-    names = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    if not names:
-        raise DoodleError(path, "the classes file lists no classes")
-    return names
-
-
-def class_list(classes):
-    """Class names as a user gives them: a list of names, one text of comma-separated names
-    (``"water,surf,sand"``), or the path of a ``classes.txt`` (one name a line, as Doodler
-    read it; a text naming an existing file is read as one).  None stays None.
-
-    Examples
-    --------
-    >>> from doodle_engine.record import class_list
-    >>> class_list("water, surf,sand"), class_list(("water", "land"))
-    (['water', 'surf', 'sand'], ['water', 'land'])
-    """
-    if classes is None:
-        return None
-    if isinstance(classes, (str, os.PathLike)):
-        if os.path.isfile(classes) or not isinstance(classes, str):
-            return read_classes_file(classes)
-        names = [c.strip() for c in classes.split(",") if c.strip()]
-    elif isinstance(classes, (list, tuple, np.ndarray)):
-        names = [str(c) for c in classes]
-    else:
-        raise DoodleError(None, "classes= is a list of names, a comma-separated text or the "
-                                f"path of a classes.txt, got {type(classes).__name__}")
-    if not names:
-        raise DoodleError(None, "classes= names no class")
-    return names

@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .classnames import class_list
 from .colorize import color_doodles, colorize
 from .errors import DoodleError, RemapWarning
 from .kernels import lut as klut
-from .record import NO_CLASS, DoodleRecord, class_list
+from .record import NO_CLASS, DoodleRecord
 
 
 @dataclass(frozen=True)
@@ -316,7 +317,7 @@ def remap(labels, mapping, classes=None, default=None, doodles=False, path=None)
     return out
 
 
-def remap_record(record: DoodleRecord, mapping, default=None) -> DoodleRecord:
+def remap_record(record: DoodleRecord, mapping, default=None, warn=True) -> DoodleRecord:
     """A new record with label, doodles, classes and colour images remapped consistently.
 
     Parameters
@@ -326,6 +327,8 @@ def remap_record(record: DoodleRecord, mapping, default=None) -> DoodleRecord:
         As for :func:`remap`.  A file without class names uses the mapping file's ``classes``.
     default : str or int, optional
         Target for classes with no rule.
+    warn : bool
+        Give the warnings below (a caller that reports them itself turns them off).
 
     Returns
     -------
@@ -347,7 +350,8 @@ def remap_record(record: DoodleRecord, mapping, default=None) -> DoodleRecord:
     """
     m = load_mapping(mapping)
     out = _remapped(record, m, default)
-    for text in by_number(m, record.classes) + near_names(m, record.classes, default):
+    for text in (by_number(m, record.classes) + near_names(m, record.classes, default)
+                 if warn else []):
         warnings.warn(f"{record.path or 'record'}: {text}", RemapWarning, stacklevel=2)
     return out
 
@@ -414,12 +418,19 @@ def by_number(mapping, classes):
             f"applied by position: {', '.join(taken)} (check that the numbers mean these classes)"]
 
 
+def _two_words(a, b):
+    """Names that differ in their first letter alone, other than by case (``land`` and
+    ``sand``): two words, not a slip (``Water`` beside ``water`` is one)."""
+    return a[1:] == b[1:] and a[:1].lower() != b[:1].lower()
+
+
 def near_names(mapping, classes=None, default=None):
     """Warnings for target names that look like typos: a *new* target (no source class of
     that name) one edit away from another target, or from a class that does not become it
     (``{"sand": "lnd"}`` beside ``land``; Doodler's example merging ``sand`` into ``land``
     is no typo).  Names shorter than :data:`NEAR_NAME_LENGTH` are not compared, nor names
-    that differ in their first letter alone (``land`` beside ``sand``: two words).
+    that differ in their first letter alone (``land`` beside ``sand``: two words;
+    ``Water`` beside ``water`` is still said).
 
     Parameters
     ----------
@@ -445,7 +456,7 @@ def near_names(mapping, classes=None, default=None):
             continue
         for other in sorted(set(targets) | {n for n, t in into.items() if t != target}):
             if (min(len(target), len(other)) >= NEAR_NAME_LENGTH and one_edit_apart(target, other)
-                    and target[1:] != other[1:]):  # land / sand: two words, not a slip
+                    and not _two_words(target, other)):
                 out.append(f"target class {target!r} is one edit from {other!r}: a typo? "
                            f"(as written it makes a new class {target!r})")
     return out

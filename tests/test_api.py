@@ -110,9 +110,14 @@ def test_the_public_calls_say_what_a_wrong_argument_should_be(synthetic, tmp_pat
     assert np.array_equal(de.remap(rec.label, {"water": "w", "surf": "w", "sand": "s"},
                                    classes=names), np.where(rec.label == 2, 1, 0))
     onehot = np.eye(3, dtype=np.uint8)[rec.label]
+    assert np.array_equal(colorize(rec.label == 1, ["a", "b"]),
+                          colorize((rec.label == 1).astype(np.uint8), ["a", "b"]))  # bool: 0/1
     cases = [
         (lambda: de.load(5), "load takes the path of a file, got int"),
         (lambda: de.load(path, classes=3), "classes= is a list of names"),
+        (lambda: de.load(path, classes=str(tmp_path / "nope" / "classes.txt")), "no such file"),
+        (lambda: color_doodles(rec.doodles + 5, rec.classes),
+         r"doodles value \d is not one of the 3 classes \(1..3"),
         (lambda: de.load(path, max_pixels="big"), "max_pixels must be a whole number"),
         (lambda: de.save("notarecord", tmp_path / "x.npz"), "save takes a DoodleRecord"),
         (lambda: de.reconstruct(path), "takes a record"),

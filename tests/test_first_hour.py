@@ -235,3 +235,4 @@ def test_no_near_name_warning_for_two_words_a_letter_apart():
     mapping = {"water": "water", "surf": "water", "sand": "sand", "dev": "land"}
     assert near_names(mapping, ["water", "surf", "sand", "dev"]) == []
     assert near_names({"sand": "lnd", "land": "land"}, ["sand", "land"]) != []
+    assert near_names({"surf": "Water", "water": "water"}, ["surf", "water"]) != []  # a capital

@@ -146,6 +146,13 @@ def test_a_doodler_schema_mapping_by_number_says_why_gym_refuses_it(tmp_path, ca
     err = capsys.readouterr().err
     assert "matches classes by name only" in err and "--classes 1,2,..." in err
     assert main([*args, "-o", str(tmp_path / "g2"), "--classes", "1,2,3"]) == 0
+    named = tmp_path / "named.json"  # Doodler's schema keyed by name: no word about numbers
+    named.write_text(json.dumps({"super_classes": {"water": "1", "land": "2"},
+                                 "aliases": {"water": "water", "sand": "land"}}))
+    assert main(["export", "--gym", str(path), "--mapping", str(named), "--quiet", "-o",
+                 str(tmp_path / "g3")]) == 2
+    err = capsys.readouterr().err
+    assert "class 'surf' has no rule" in err and "by class number" not in err
     cfg, pairs = gym_pairs(tmp_path / "g2")
     assert cfg["CLASSES"] == ["water", "land"]
     truth = load(path).label

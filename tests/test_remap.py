@@ -278,6 +278,8 @@ def test_an_integer_mapping_file_and_a_bad_mapping_refused_once(synthetic, tmp_p
     with pytest.raises(DoodleError, match="not among its target classes"):
         run_batch("remap", [path], outdir=tmp_path / "o", mapping={"water": "w"},
                      default="x", workers=1, progress=False)
+    with pytest.raises(DoodleError, match="got NoneType"):
+        run_batch("remap", [path], outdir=tmp_path / "o", workers=1, progress=False)
     assert not (tmp_path / "o").exists()
     assert main(["remap", str(path), "--mapping", str(ints), "--default", "1", "-o",
                  str(tmp_path / "c"), "--quiet", "--workers", "1"]) == 0
