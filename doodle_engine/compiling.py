@@ -18,8 +18,9 @@ import time
 #: environment variable holding the marker file's path; set, it turns the notice on
 NOTICE_ENV = "DOODLE_ENGINE_COMPILE_NOTICE"
 
-NOTICE = ("compiling the engine's kernels: the first run after installing, and the first "
-          "run of each mode, compiles them (20-60 s); later runs load them from Numba's cache")
+NOTICE = ("compiling the engine's kernels: the first run after installing compiles them "
+          "(20-60 s), and the first run of another mode, era or command its own; later runs "
+          "load them from Numba's cache")
 
 
 def _claim(marker):
