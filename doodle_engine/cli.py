@@ -282,8 +282,9 @@ def _summary(run, failed, rebuilt=True):
     if "accuracy" in run.columns and measured:
         worst = min(measured, key=lambda r: r["accuracy"])
         median = statistics.median(r["accuracy"] for r in measured)
-        line += (f"  median accuracy: {median:.4%}  "
-                 f"worst: {_name(worst)} ({worst['accuracy']:.4%})")
+        line += f"  median accuracy: {median:.4%}  " + (
+            f"worst: {_name(worst)} ({worst['accuracy']:.4%})" if worst["accuracy"] < 1
+            else "worst: none below 100 %")  # no file is the worst of equals
     print(line)
     if not rebuilt:
         return [line]

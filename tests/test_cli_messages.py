@@ -11,6 +11,7 @@ from conftest import doodles_for, scene, write_npz
 
 from doodle_engine import __version__
 from doodle_engine.cli import _assumed_eras, build_parser, main
+from doodle_engine.example import make_example
 
 
 def run(capsys, *args):
@@ -227,3 +228,13 @@ def test_a_mistyped_option_gets_the_nearest_and_the_command_s_help(capsys):
         assert exc.value.code == 2 and err.splitlines() == [
             f"error: unrecognized arguments: {wrong}; did you mean {near!r}?",
             f"(doodle-engine {args[0]} --help lists the options)"]
+
+
+def test_the_summary_names_a_worst_file_only_below_100(capsys, synthetic, tmp_path):
+    """'worst: good.npz (100.0000%)' named one file of equals as the worst."""
+    exact = make_example(tmp_path / "ex.npz", 48, 64)  # rebuilds at 100 %
+    code, out, _ = run(capsys, "validate", str(exact), "--quiet", "--workers", "1")
+    assert code == 0 and "median accuracy: 100.0000%  worst: none below 100 %" in out
+    code, out, _ = run(capsys, "validate", str(exact), str(synthetic("mlp-2022-05")), "--quiet",
+                       "--workers", "1")
+    assert "worst: mlp-2022-05.npz (96.8750%)" in out
