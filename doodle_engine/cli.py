@@ -560,6 +560,8 @@ def _export_gym(args):
                        "is written whole)")
     for line in _gym_lines(res) + _gym_moves(res.plan, mapping, args.default):
         print(line)
+    if gym.path_note(args.output):
+        print(gym.path_note(args.output))
     return 0
 
 
@@ -961,12 +963,14 @@ def build_parser():
                          "PNGs, same stems), gym_config.json; classes matched by name onto one "
                          "class set (the union of the inputs' class names, or --mapping's)")
     sp.add_argument("--gym-npz", action="store_true",
-                    help="--gym, and Gym's own npz layout in npzs/ (arr_0 image, arr_1 one-hot)")
+                    help="--gym, and each pair in Gym's npz keys in npzs/ (arr_0 image, arr_1 "
+                         "one-hot), at the image's own size")
     sp.add_argument("--mapping", help="--gym: mapping JSON (Coast Train or Doodler schema) bringing "
                                       "every input onto its classes, by class name")
     sp.add_argument("--default", help="--gym with --mapping: target for classes with no rule")
     sp.add_argument("--target-size", type=int, nargs=2, metavar=("H", "W"),
-                    help="--gym: Gym's TARGET_SIZE (default: the commonest image size)")
+                    help="--gym: Gym's TARGET_SIZE, multiples of 16 (default: the commonest image "
+                         "size, rounded to them)")
     sp.add_argument("--table", help="stream rows to this CSV (needed for --resume)")
     sp.set_defaults(func=cmd_export)
 

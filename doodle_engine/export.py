@@ -167,6 +167,16 @@ def gym_target(name, mapping=None, default=None):
     return mapping.aliases.get(name, default)
 
 
+def by_number_hint(mapping):
+    """Why a Doodler-schema mapping keyed by class number finds no rule in a Gym export, and
+    how to go on ("" for any other mapping)."""
+    if mapping.source_schema != "doodler" or not any(k.isdigit() for k in mapping.aliases):
+        return ""
+    return (" (a Gym export matches classes by name only; this Doodler-schema mapping keys its "
+            "rules by class number: give the files' classes by number with --classes 1,2,..., "
+            "or write the rules by name)")
+
+
 def gym_class_table(names, common, mapping=None, default=None, where=None):
     """The 256-entry lookup table taking a label whose classes are ``names`` onto ``common``
     by class name: value ``i`` -> ``common.index(target of names[i])``; every other value
@@ -175,13 +185,8 @@ def gym_class_table(names, common, mapping=None, default=None, where=None):
     for value, name in enumerate(names):
         target = gym_target(name, mapping, default)
         if target is None:
-            by_number = (" (a Gym export matches classes by name only; this Doodler-schema "
-                         "mapping keys its rules by class number: give the files' classes by "
-                         "number with --classes 1,2,..., or write the rules by name)"
-                         if mapping.source_schema == "doodler"
-                         and any(k.isdigit() for k in mapping.aliases) else "")
             raise DoodleError(where, f"class {name!r} has no rule in the mapping {mapping.source} "
-                                     f"(add it, or pass --default CLASS){by_number}")
+                                     f"(add it, or pass --default CLASS){by_number_hint(mapping)}")
         if target not in common:
             raise DoodleError(where, f"class {name!r} goes to {target!r}, which is not among the "
                                      f"set's classes {list(common)}")

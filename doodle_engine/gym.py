@@ -21,8 +21,15 @@ import pandas as pd
 
 from .batch import run_batch
 from .errors import DoodleError
-from .export import GYM_FOLDERS, gym_class_table, gym_target, gym_targets, safe_stem
-from .files import atomic_write, on_disk, split_member
+from .export import (
+    GYM_FOLDERS,
+    by_number_hint,
+    gym_class_table,
+    gym_target,
+    gym_targets,
+    safe_stem,
+)
+from .files import atomic_write, on_disk, short_name, split_member
 from .inputs import find_inputs, load, refuse_whole_zip
 from .npz import read_classes
 from .outputs import check_outputs, output_stem, outputs_apart
@@ -125,10 +132,27 @@ def plan_classes(files, names_of, mapping=None, default=None):
         if default is not None and default not in common:
             raise DoodleError(mapping.source, f"--default {default!r} is not among its classes "
                                               f"{common}")
-    for names, where in lists.items():
-        gym_class_table(names, common, mapping, default, where=where[0])
+    _check_rules(lists, common, mapping, default)
     _check_count(common)
     return GymPlan(common, order, {names: len(fs) for names, fs in lists.items()})
+
+
+def _check_rules(lists, common, mapping, default):
+    """Every class of every file has its place in ``common``: one DoodleError naming every
+    class a mapping has no rule for (with a file listing each), not one class a run."""
+    if mapping is not None and default is None:
+        missing = {}
+        for names, files in lists.items():
+            for name in names:
+                if gym_target(name, mapping) is None:
+                    missing.setdefault(name, files[0])
+        if missing:
+            listed = "; ".join(f"{name!r} (e.g. {short_name(f)})" for name, f in missing.items())
+            raise DoodleError(mapping.source, f"has no rule for {len(missing)} class(es) of the "
+                                              f"inputs: {listed} (add them, or pass --default "
+                                              f"CLASS){by_number_hint(mapping)}")
+    for names, where in lists.items():
+        gym_class_table(names, common, mapping, default, where=where[0])
 
 
 def _refuse_repeated(path, names):
@@ -136,6 +160,26 @@ def _refuse_repeated(path, names):
     if repeated:
         raise DoodleError(path, f"names class {repeated[0]!r} more than once {list(names)}: "
                                 "matching by name cannot tell them apart (give a --mapping)")
+
+
+#: Gym's U-Net halves an image four times and doubles it back: each side of TARGET_SIZE must
+#: divide by 16, or the model cannot be built (a Concatenate shape error)
+SIZE_STEP = 16
+#: the largest TARGET_SIZE side taken
+MAX_SIZE = 16384
+
+
+def check_target_size(target_size):
+    """A DoodleError for a ``TARGET_SIZE`` Gym cannot use: two whole numbers, each a multiple
+    of :data:`SIZE_STEP` from 16 to :data:`MAX_SIZE`; None (the default) passes."""
+    if target_size is None:
+        return None
+    size = [int(v) for v in target_size]
+    if len(size) != 2 or any(v < SIZE_STEP or v > MAX_SIZE or v % SIZE_STEP for v in size):
+        raise DoodleError(None, f"--target-size {' '.join(map(str, size))}: Gym's TARGET_SIZE "
+                                f"is two sides, each a multiple of {SIZE_STEP} from {SIZE_STEP} "
+                                f"to {MAX_SIZE} (its U-Net halves the image four times)")
+    return size
 
 
 def _check_count(common):
@@ -153,11 +197,13 @@ def gym_config(plan, sizes, n_files, root_string, target_size=None):
     ``CLASSES`` and ``CLASS_ORDER``).
 
     ``TARGET_SIZE`` ([rows, columns]; Gym resizes every image to it) is ``target_size`` when
-    given, else the commonest image size (ties: the first in input order).  ``AUG_LOOPS``
-    is at most the number of training images (Gym's batches are that number over it)."""
+    given, else the commonest image size (ties: the first in input order) rounded to the
+    nearest multiple of :data:`SIZE_STEP`.  ``AUG_LOOPS`` is at most the number of training
+    images (Gym's batches are that number over it)."""
     config = dict(GYM_EXAMPLE)
     if target_size is None:
-        target_size = Counter(tuple(s) for s in sizes).most_common(1)[0][0]
+        common = Counter(tuple(s) for s in sizes).most_common(1)[0][0]
+        target_size = [max(SIZE_STEP, SIZE_STEP * round(int(v) / SIZE_STEP)) for v in common]
     n_train = n_files - int(n_files * config["VALIDATION_SPLIT"])
     config.update({
         "TARGET_SIZE": [int(v) for v in target_size], "NCLASSES": len(plan.classes),
@@ -210,6 +256,7 @@ def export_gym_set(inputs, outdir, mapping=None, default=None, npz=False, target
         fewer than two classes, an output folder holding files this set does not write.
     """
     outdir = Path(outdir)
+    target_size = check_target_size(target_size)
     every = _earlier_npzs_apart(find_inputs(inputs), inputs, outdir)
     check_outputs(inputs, every, table=table, outdir=outdir, also_reads=also_reads,
                   prefix_record=prefix_record)
@@ -263,6 +310,11 @@ def _refuse_stale(outdir, files, prefix, prefix_record=False):
     does not write (an earlier set's), before anything is written."""
     wanted = {p.relative_to(outdir).as_posix() for f in files
               for p in gym_targets(output_stem(f, prefix_record), outdir, prefix)}
+    for folder in GYM_CACHES:
+        if (outdir / folder).exists():
+            raise DoodleError(outdir / folder, "is Gym's resized copy of an earlier set (its "
+                                               "make_dataset made it, and would use it instead of "
+                                               "this set's images and labels): remove it first")
     for folder in GYM_FOLDERS:
         d = outdir / folder
         if not d.is_dir():
@@ -273,6 +325,24 @@ def _refuse_stale(outdir, files, prefix, prefix_record=False):
             raise DoodleError(d, f"holds {len(stale)} file(s) this set does not write (e.g. "
                                  f"{stale[0]}): Gym takes every file in the folder; export to "
                                  "an empty folder")
+
+
+def path_note(outdir):
+    """A note when Gym's make_dataset would lose its way in ``outdir``'s path: it names its
+    resized folders by replacing *every* ``label`` in the labels folder's path with
+    ``resized_label`` (and every ``images`` in the images folder's), so the word anywhere
+    above them gives folders that do not exist ("" when the path is clear)."""
+    above = os.path.abspath(outdir)
+    words = [w for w in ("label", "images") if w in above]
+    if not words:
+        return ""
+    return (f"note: the set's path {above} holds {' and '.join(repr(w) for w in words)}: "
+            "Gym's make_dataset names its resized folders by replacing that word everywhere in "
+            "the path, and would write where no folder is; export to a path without it")
+
+
+#: the folders Gym's make_dataset writes beside images/ and labels/ and then reuses
+GYM_CACHES = ("resized_images", "resized_labels")
 
 
 def _commit(staging, outdir, plan, frame, prefix, target_size):

@@ -98,7 +98,8 @@ def test_config_holds_the_keys_gym_reads(tmp_path):
     assert make_dataset_keys <= set(cfg)
     assert all(k.isidentifier() for k in cfg)  # Gym assigns every key as a variable
     assert "REMAP_CLASSES" not in cfg  # Gym would remap the labels again
-    assert cfg["TARGET_SIZE"] == [24, 32] and cfg["ROOT_STRING"] == "gym"
+    # the images' 24 x 32, each side to a multiple of 16 (Gym's U-Net halves it four times)
+    assert cfg["TARGET_SIZE"] == [32, 32] and cfg["ROOT_STRING"] == "gym"
     # Gym's augmentation batches are (training images) // AUG_LOOPS: never zero
     n_train = 3 - int(3 * cfg["VALIDATION_SPLIT"])
     assert 1 <= cfg["AUG_LOOPS"] <= n_train
@@ -152,7 +153,8 @@ def test_a_doodler_schema_mapping_by_number_says_why_gym_refuses_it(tmp_path, ca
     assert main(["export", "--gym", str(path), "--mapping", str(named), "--quiet", "-o",
                  str(tmp_path / "g3")]) == 2
     err = capsys.readouterr().err
-    assert "class 'surf' has no rule" in err and "by class number" not in err
+    assert "has no rule for 1 class(es) of the inputs: 'surf'" in err
+    assert "by class number" not in err
     cfg, pairs = gym_pairs(tmp_path / "g2")
     assert cfg["CLASSES"] == ["water", "land"]
     truth = load(path).label
@@ -168,7 +170,8 @@ def test_a_class_without_rule_is_refused_before_anything_is_written(tmp_path, ca
                  "--mapping", str(mapping), "--quiet"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
-    assert "b_second.npz: class 'surf' has no rule in the mapping" in err[0]
+    assert (f"{mapping}: has no rule for 2 class(es) of the inputs: 'surf' (e.g. b_second.npz); "
+            "'sand' (e.g. b_second.npz) (add them, or pass --default CLASS)") in err[0]
     assert not (tmp_path / "gym").exists()
     # --default names the class those go to, and the run says which classes it took
     code = main(["export", "--gym", *map(str, files), "-o", str(tmp_path / "gym"),
@@ -331,3 +334,41 @@ def test_real_files_with_a_coast_train_mapping_match_remap(tmp_path):
         remapped = remap_record(load(f), mapping)
         np.testing.assert_array_equal(label, remapped.label)
         assert remapped.classes == cfg["CLASSES"]
+
+
+def test_target_size_is_one_gym_can_build_a_model_for(tmp_path, capsys):
+    """TARGET_SIZE [306, 172] (the commonest size) stopped Gym's U-Net from being built, and
+    --target-size 0 256 or -5 256 was written as it was."""
+    files = mixed_files(tmp_path)
+    for size in (["0", "256"], ["-5", "256"], ["100000", "100000"], ["306", "172"]):
+        code = main(["export", "--gym", *map(str, files), "-o", str(tmp_path / "g"),
+                     "--target-size", *size, "--quiet"])
+        err = capsys.readouterr().err
+        assert code == 2 and "each a multiple of 16 from 16 to 16384" in err, (size, err)
+        assert not (tmp_path / "g").exists()
+    assert main(["export", "--gym", *map(str, files), "-o", str(tmp_path / "g"),
+                 "--target-size", "304", "176", "--quiet"]) == 0
+    assert json.loads((tmp_path / "g" / "gym_config.json").read_text())["TARGET_SIZE"] == [304, 176]
+
+
+def test_gym_s_resized_copies_of_an_earlier_set_are_refused(tmp_path, capsys):
+    """Gym's make_dataset skips resizing when resized_images/ exists, so a set exported over
+    an earlier one would train on the earlier labels."""
+    files = mixed_files(tmp_path)
+    out = tmp_path / "g"
+    assert main(["export", "--gym", *map(str, files), "-o", str(out), "--quiet"]) == 0
+    (out / "resized_labels").mkdir()
+    capsys.readouterr()
+    assert main(["export", "--gym", *map(str, files), "-o", str(out), "--quiet"]) == 2
+    assert "is Gym's resized copy of an earlier set" in capsys.readouterr().err
+
+
+def test_a_set_path_gym_would_misread_is_said(tmp_path, capsys):
+    """Gym replaces every 'label' in the labels folder's path: '/x/ct_labels_v1/labels' makes
+    it look for '/x/ct_resized_labels_v1/resized_labels'."""
+    files = mixed_files(tmp_path)
+    for name, said in (("ct_labels_v1", True), ("clear_set", False)):
+        assert main(["export", "--gym", *map(str, files), "-o", str(tmp_path / name),
+                     "--quiet"]) == 0
+        out = capsys.readouterr().out
+        assert ("Gym's make_dataset names its resized folders" in out) == said, out
