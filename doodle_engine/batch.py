@@ -222,7 +222,8 @@ _NOT_RESULTS = ("force", "keep_label", "allow_pickle", "max_pixels")
 def run_options(job, kwargs):
     """The job and the options that shape its results (a row's ``options``): ``--resume``
     keeps only rows made with the same."""
-    return options_text(job, **{k: v for k, v in kwargs.items() if k not in _NOT_RESULTS})
+    left_out = _NOT_RESULTS + (("outdir",) if job == "gym" else ())  # a gym run's staging folder
+    return options_text(job, **{k: v for k, v in kwargs.items() if k not in left_out})
 
 
 def _progress(total, enabled):

@@ -4,6 +4,7 @@ import json
 import zipfile
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import COAST_DIR, SETTINGS, needs_coast, needs_real, real_files, scene, write_npz
 from PIL import Image
@@ -372,3 +373,10 @@ def test_a_set_path_gym_would_misread_is_said(tmp_path, capsys):
                      "--quiet"]) == 0
         out = capsys.readouterr().out
         assert ("Gym's make_dataset names its resized folders" in out) == said, out
+
+
+def test_a_gym_table_does_not_record_the_staging_folder(tmp_path):
+    files = mixed_files(tmp_path)
+    export_gym_set(files, tmp_path / "g", table=tmp_path / "t.csv", progress=False)
+    options = set(pd.read_csv(tmp_path / "t.csv")["options"])
+    assert len(options) == 1 and ".gym-staging" not in options.pop()
