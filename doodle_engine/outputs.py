@@ -57,6 +57,8 @@ def check_outputs(inputs, files, table=None, report=None, plots=None, outdir=Non
         targets += [("table", table), ("table", Path(str(table) + ".stream.jsonl"))]
     if report:
         rp = Path(report)
+        if rp.suffix.lower() not in (".csv", ".parquet"):
+            raise DoodleError(report, "--report takes a file name ending in .csv or .parquet")
         targets += [("report", rp), ("summary", rp.with_name(rp.stem + "_summary.csv"))]
     if html:
         if Path(html).suffix.lower() not in (".html", ".htm"):

@@ -169,15 +169,18 @@ def _accuracy_bars(ax, percent):
     below, exact = percent[percent < 100], int((percent >= 100).sum())
     lo = float(below.min()) if len(below) else 99.0
     width = max((100 - lo) / 20, 1e-4)
-    if len(below):
-        hi = float(below.max())  # the last bin holds its right edge: every result is drawn
-        edges = np.linspace(lo, hi, 21) if hi > lo else 1
-        ax.hist(below, bins=edges, color="#3366CC", label=f"below 100 % ({len(below)})")
+    label = f"below 100 % ({len(below)})"
+    if len(below) and float(below.max()) > lo:
+        # the last bin holds its right edge: every result is drawn
+        ax.hist(below, bins=np.linspace(lo, float(below.max()), 21), color="#3366CC",
+                label=label)
+    elif len(below):  # one value: a bar as narrow as a bin (a histogram spans one unit)
+        ax.bar(lo, len(below), width=width * 0.8, color="#3366CC", label=label)
     if exact:
         ax.bar(100, exact, width=width * 0.8, color="#109618", label=f"100 % exactly ({exact})")
     ax.set_xlim(lo - width, 100 + width)
     ax.ticklabel_format(axis="x", useOffset=False, style="plain")
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="upper center")  # the bars stand at the two ends
 
 
 def _below_line(ok):

@@ -238,3 +238,13 @@ def test_the_summary_names_a_worst_file_only_below_100(capsys, synthetic, tmp_pa
     code, out, _ = run(capsys, "validate", str(exact), str(synthetic("mlp-2022-05")), "--quiet",
                        "--workers", "1")
     assert "worst: mlp-2022-05.npz (96.8750%)" in out
+
+
+def test_a_report_named_like_an_input_is_refused(capsys, synthetic, tmp_path):
+    """--report x.npz wrote a CSV named x.npz beside the inputs; the next run failed on it."""
+    path = synthetic("mlp-2022-05")
+    for command in (["validate"], ["stats"]):
+        code, _, err = run(capsys, *command, str(path), "--report", str(path.parent / "x.npz"),
+                           "--quiet", "--workers", "1")
+        assert code == 2 and "--report takes a file name ending in .csv or .parquet" in err
+        assert not (path.parent / "x.npz").exists()

@@ -238,7 +238,7 @@ def test_the_accuracy_histogram_draws_every_result_and_100_apart():
     the best result below 100 % would drop it.  Every result is counted once, the exact
     ones in a bar of their own."""
     for percent in ([96.9, 99.2, 99.4, 99.99, 99.992, 99.995, 99.998, 100, 100], [100, 100],
-                    [99.5]):
+                    [99.5], [99.9915, 100, 100, 100]):
         ax = Figure().subplots()
         _accuracy_bars(ax, np.array(percent, float))
         heights = {}
@@ -246,6 +246,11 @@ def test_the_accuracy_histogram_draws_every_result_and_100_apart():
             heights[label.split(" (")[0]] = sum(p.get_height() for p in container.patches)
         assert heights.get("100 % exactly", 0) == percent.count(100)
         assert heights.get("below 100 %", 0) == len(percent) - percent.count(100)
+    # one result below 100 % was a histogram bar one unit wide, filling the axis
+    ax = Figure().subplots()
+    _accuracy_bars(ax, np.array([99.9915, 100, 100, 100]))
+    widths = [p.get_width() for c in ax.containers for p in c.patches]
+    assert len(widths) == 2 and max(widths) <= (100 - 99.9915) / 20
 
 
 def test_a_seed_redoes_forest_outputs_only(synthetic, tmp_path, capsys):
