@@ -159,7 +159,7 @@ def _summary_section(frame, summary):
     ok = _ok(frame)
     if len(ok) and "accuracy" in ok:
         rec = summarize(frame)
-        cols = [c for c in ("record", "files", "mpx", "median_accuracy", "worst_accuracy",
+        cols = [c for c in ("record", "files", "results", "mpx", "median_accuracy", "worst_accuracy",
                             "worst_file", "seconds") if c in rec]
         out.append('<div class="wide"><table><tr>' + "".join(f"<th>{_e(c)}</th>" for c in cols)
                    + "</tr>")

@@ -11,7 +11,7 @@ import pandas as pd
 from .errors import DoodleError
 from .files import atomic_write, short_name
 from .metadata import metadata_sources, read_metadata_inputs
-from .table import grouped
+from .table import cell_text, grouped
 
 
 def grouped_columns(frame):
@@ -23,21 +23,34 @@ def grouped_columns(frame):
 
 
 def summarize(frame):
-    """Per record and overall: files, Mpx, median / worst accuracy, slowest file."""
+    """Per record and overall: files (and results, where earlier trials were rebuilt too),
+    Mpx of the files, median / worst accuracy over the results (the worst named with its
+    trial), seconds and the slowest result."""
     ok = frame[frame.get("error", pd.Series([""] * len(frame))) == ""]
     groups = [("ALL", ok)] + ([(r, g) for r, g in ok.groupby("record")] if "record" in ok else [])
+    trials = "trial" in ok and ok["trial"].map(cell_text).ne("").any()
     rows = []
     for name, g in groups:
-        row = {"record": name, "files": len(g), "mpx": g["mpx"].sum() if "mpx" in g else np.nan}
+        files = g.drop_duplicates("file") if "file" in g else g
+        row = {"record": name, "files": len(files)}
+        if trials:
+            row["results"] = len(g)
+        row["mpx"] = files["mpx"].sum() if "mpx" in g else np.nan
         if "accuracy" in g and len(g):
             row.update({"median_accuracy": g["accuracy"].median(),
                         "worst_accuracy": g["accuracy"].min(),
-                        "worst_file": g.loc[g["accuracy"].idxmin(), "file"]})
+                        "worst_file": _result_name(g.loc[g["accuracy"].idxmin()])})
         if "seconds" in g and len(g):
             row.update({"seconds": g["seconds"].sum(),
-                        "slowest_file": g.loc[g["seconds"].idxmax(), "file"]})
+                        "slowest_file": _result_name(g.loc[g["seconds"].idxmax()])})
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def _result_name(row):
+    """A result's file, with its earlier trial where it is one (``x.npz [trial 00]``)."""
+    trial = cell_text(row.get("trial"))
+    return f"{row['file']} [trial {trial}]" if trial else row["file"]
 
 
 def _write_frame(frame, path):

@@ -22,7 +22,7 @@ from doodle_engine.jobs import export_file
 from doodle_engine.npz import read_made_with
 from doodle_engine.outputs import kept_label_path
 from doodle_engine.plots import _accuracy_bars, _marked, write_plots
-from doodle_engine.report import write_report
+from doodle_engine.report import summarize, write_report
 
 
 @pytest.fixture
@@ -281,3 +281,20 @@ def test_a_failed_redo_says_the_earlier_output_is_left(synthetic, tmp_path, caps
     line = next(ln for ln in (text.out + text.err).splitlines() if "is not" in ln)
     assert f"an earlier run's output is left as it was: {out / 'mlp-2022-05.npz'} and 2 more" in line
     assert read_made_with(out / "mlp-2022-05.npz") == "reconstruct seed=unused"
+
+
+def test_the_record_summary_counts_files_and_names_the_worst_trial():
+    """With --trials the summary said 'files 10' for 5 files, summed the trials' Mpx too, and
+    named a worst file whose final label is at 100 %."""
+    rows = [{"file": "a.npz", "trial": "", "record": "r", "mpx": 0.5, "accuracy": 1.0,
+             "seconds": 1.0, "error": ""},
+            {"file": "a.npz", "trial": "000", "record": "r", "mpx": 0.5, "accuracy": 0.99,
+             "seconds": 0.5, "error": ""},
+            {"file": "b.npz", "trial": "", "record": "r", "mpx": 0.25, "accuracy": 0.995,
+             "seconds": 2.0, "error": ""}]
+    table = summarize(pd.DataFrame(rows))
+    everything = table[table["record"] == "ALL"].iloc[0]
+    assert (everything["files"], everything["results"], everything["mpx"]) == (2, 3, 0.75)
+    assert everything["worst_file"] == "a.npz [trial 000]" and everything["slowest_file"] == "b.npz"
+    plain = summarize(pd.DataFrame([r for r in rows if not r["trial"]]))
+    assert "results" not in plain and plain.iloc[0]["files"] == 2
