@@ -156,11 +156,15 @@ def _run_locked(job, every, workers, scheduler, client, table, resume, progress,
         done, kept, running, other = tab.done_files(options)
         files = [f for f in files if printable(f) not in done]
         again = [other[name] for name in (printable(f) for f in files) if name in other]
+        names = {printable(f) for f in every}
+        dropped = [name for name in other if name not in names]
         note(f"--resume: {len(every) - len(files)} of {len(every)} file(s) done in "
              f"{printable(table, backslash=False)} (unchanged, without error, same options) are "
              f"kept; {len(files)} to run"
              + (f" ({len(again)} of them done there with other options, run again: "
-                f"{'; '.join(dict.fromkeys(again))}; this run: {options})" if again else ""))
+                f"{'; '.join(dict.fromkeys(again))}; this run: {options})" if again else "")
+             + (f"; the rows of {len(dropped)} other file(s), made with other options, are "
+                "not kept: the table holds this run's options only" if dropped else ""))
         suspects = [f for f in files if printable(f) in set(running)]
         for f in suspects:
             note(f"{printable(f, backslash=False)}: the earlier run's process died while on this "

@@ -80,6 +80,13 @@ def test_resume_runs_again_what_was_done_with_other_options(folder, tmp_path, ca
     assert "0 of 2 file(s) done" in err and ("2 of them done there with other options, run "
                                               "again: validate mode=fast") in err
     assert set(exact["mode"]) == {"exact"} and set(exact["options"]) == {"validate"}
+    # a fast run over the whole folder (five files, one broken), then an exact one over two
+    # of them: the two other good files' fast rows are not kept, and the note says so
+    run_batch("validate", [folder], table=tmp_path / "all.csv", mode="fast", progress=False)
+    capsys.readouterr()
+    run_batch("validate", files, table=tmp_path / "all.csv", resume=True, progress=False)
+    assert ("the rows of 2 other file(s), made with other options, are not kept: the table "
+            "holds this run's options only") in capsys.readouterr().err
     again = run_batch("validate", files, table=table, resume=True, mode="exact", progress=False)
     assert "2 of 2 file(s) done" in capsys.readouterr().err
     # the command line writes the same options for the same settings (its defaults given)
