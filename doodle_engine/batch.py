@@ -174,8 +174,7 @@ def _run_locked(job, every, workers, scheduler, client, table, resume, progress,
         kwargs["keep_label"] = True
     bar = _progress(len(files), progress)
     try:
-        for rows in _execute(job, files, kwargs, workers, scheduler, client, suspects,
-                             tab.running):
+        for rows in _execute(job, files, kwargs, workers, scheduler, client, suspects, tab):
             rows = [table_row({**r, "options": options}) for r in rows]
             keep_labels(rows, labels_dir)
             tab.add(rows)
@@ -236,10 +235,11 @@ def _progress(total, enabled):
     return tqdm(total=total, unit="file", dynamic_ncols=True)
 
 
-def _execute(job, files, kwargs, workers, scheduler, client, suspects=(), running=None):
+def _execute(job, files, kwargs, workers, scheduler, client, suspects=(), table=None):
     """Rows of each file as it finishes.  In this process (one worker) each file is first
-    named to ``running``; ``suspects`` (files an earlier run died on) run in a worker
-    process of their own, so a second crash costs an error row, not the run."""
+    named to the ``table``'s stream as running (and as stopped when an interrupt stops it);
+    ``suspects`` (files an earlier run died on) run in a worker process of their own, so a
+    second crash costs an error row, not the run."""
     if client is not None or scheduler is not None:
         yield from _execute_dask(job, start_order(job, files, kwargs), kwargs, scheduler, client)
     elif workers is None or workers <= 1:
@@ -248,9 +248,15 @@ def _execute(job, files, kwargs, workers, scheduler, client, suspects=(), runnin
         for f in files:
             if f in suspects:
                 continue
-            if running is not None:
-                running(printable(f))
-            yield run_one(job, f, kwargs)
+            if table is not None:
+                table.running(printable(f))
+            try:
+                rows = run_one(job, f, kwargs)
+            except KeyboardInterrupt:
+                if table is not None:
+                    table.stopped(printable(f))
+                raise
+            yield rows
     else:
         yield from execute_pool(job, start_order(job, files, kwargs), kwargs,
                                 min(workers, max(len(files), 1)))

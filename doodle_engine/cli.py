@@ -1064,6 +1064,7 @@ def _stopped(word, args):
         if n:
             return (f"{word}: {n} finished row(s) kept in {stream}; the same command with "
                     "--resume goes on from there")
+        return f"{word}: no row had finished, so {args.table} keeps none"
     return word
 
 

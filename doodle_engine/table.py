@@ -32,6 +32,8 @@ TEXT_COLUMNS = frozenset({"file", "trial", "record", "classes", "era", "era_sour
 PATH_COLUMNS = ("file", "output")
 #: a stream line saying a file started in this process (a crash leaves it without a row)
 RUNNING = "_running"
+#: ... and a stream line saying this process stopped it (an interrupt, not a crash)
+STOPPED = "_stopped"
 
 _INT_RE = re.compile(r"-?(0|[1-9][0-9]*)")
 
@@ -163,6 +165,8 @@ class Table:
                         break  # a line cut short by a kill
                     if isinstance(row, dict) and RUNNING in row:
                         running[str(row[RUNNING])] = True
+                    elif isinstance(row, dict) and STOPPED in row:
+                        running.pop(str(row[STOPPED]), None)
                     elif isinstance(row, dict):
                         running.pop(str(row.get("file")), None)
                         rows.append(row)
@@ -227,6 +231,11 @@ class Table:
         """Say in the stream that ``name`` starts in this process."""
         self._append([{RUNNING: name}])
 
+    def stopped(self, name):
+        """Say in the stream that this process stopped ``name`` (an interrupt): a --resume
+        runs it again as any other file, not as the file a crash died on."""
+        self._append([{STOPPED: name}])
+
     def add(self, rows):
         self.rows.extend(rows)
         self._append(rows)
@@ -275,8 +284,8 @@ class Table:
 
 
 def _json_line(row):
-    return json.dumps({k: v for k, v in row.items() if not k.startswith("_") or k == RUNNING},
-                      default=str) + "\n"
+    kept = {k: v for k, v in row.items() if not k.startswith("_") or k in (RUNNING, STOPPED)}
+    return json.dumps(kept, default=str) + "\n"
 
 
 def _save_elsewhere(frame, name, ints=()):

@@ -11,9 +11,10 @@ import pandas as pd
 import pytest
 from conftest import doodles_for, scene, write_npz
 
-from doodle_engine import DoodleError, load
+from doodle_engine import DoodleError, batch, load
 from doodle_engine.batch import run_batch, start_order
 from doodle_engine.cli import build_parser
+from doodle_engine.cli import main as cli_main
 from doodle_engine.cost import PIXEL_WEIGHT, ROW_WEIGHT, RUN_PIXEL_WEIGHT, predicted_cost
 from doodle_engine.inputs import largest_first
 from doodle_engine.jobs import SKIPPED
@@ -315,3 +316,25 @@ def test_an_unknown_option_is_refused_before_any_work(folder):
         run_batch("validate", [folder], mdoe="fast", progress=False)
     with pytest.raises(DoodleError, match="unknown option 'output'; it takes .*outdir"):
         run_batch("reconstruct", [folder], output="rc", progress=False)
+
+
+def test_an_interrupt_is_not_taken_for_a_crash_by_resume(folder, tmp_path, monkeypatch, capsys):
+    """After Ctrl-C, --resume said the earlier run's process 'died while on this file (a
+    crash or a kill)' and ran it in a separate process: the stream now says it was stopped."""
+    files = [str(folder / "img0.npz"), str(folder / "img1.npz")]
+    table = tmp_path / "t.csv"
+    real = batch.run_one
+
+    def stop_on_the_second(job, path, kwargs):
+        if path == files[1]:
+            raise KeyboardInterrupt
+        return real(job, path, kwargs)
+
+    monkeypatch.setattr(batch, "run_one", stop_on_the_second)
+    args = ["validate", *files, "--table", str(table), "--workers", "1", "--quiet"]
+    assert cli_main(args) == 130
+    assert "interrupted: 1 finished row(s) kept in" in capsys.readouterr().err
+    monkeypatch.setattr(batch, "run_one", real)
+    assert cli_main([*args, "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert "1 of 2 file(s) done" in err and "died" not in err
