@@ -75,6 +75,11 @@ def _workers(arg):
         raise argparse.ArgumentTypeError(exc.problem) from None
 
 
+#: what a file without a ``settings`` array means for its rebuild
+NO_SETTINGS = ("the file holds no 'settings' array, so Doodler's sliders for it (and its era) "
+               "are unknown and its label cannot be rebuilt")
+
+
 def cmd_info(args):
     out = []
     for path in inputs.find_inputs(args.files):
@@ -130,6 +135,8 @@ def cmd_info(args):
                 print(f"  features  {info['features']}")
                 print("  settings  " + ", ".join(f"{k}={v}" for k, v in s.as_dict().items()
                                                 if k not in ("era", "era_source")))
+            else:
+                print(f"  settings  none: {NO_SETTINGS}")
             print(f"  trials    {info['trials'] or 'none'}" + (
                 " (earlier attempts kept in the file under these key prefixes, newest first; "
                 "validate --trials rebuilds them)" if info["trials"] else ""))

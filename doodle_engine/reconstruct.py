@@ -164,7 +164,11 @@ def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
     else:
         image, where = np.asarray(record_or_image), path
     if settings is None:
-        raise DoodleError(where, "no settings: pass settings= (the file has none)")
+        raise DoodleError(where, "holds no 'settings' array: Doodler's sliders for it are "
+                                 "unknown, so its label cannot be rebuilt (from Python, "
+                                 "reconstruct(record, settings=[...]) takes them)"
+                          if isinstance(record_or_image, DoodleRecord)
+                          else "no settings: pass settings= (the sliders, as Doodler stored them)")
     if not isinstance(settings, Settings):
         settings = decode_settings(settings, era=era, path=where)
     elif era is not None and era != settings.era:

@@ -215,12 +215,27 @@ def decode_settings(values, era=None, path=None, date=None):
     if era is not None:
         if era not in ERAS:
             raise DoodleError(path, f"unknown era {era!r}; choose one of {', '.join(ERAS)}")
+        _check_era_layout(values, era, path)
         detected, source = era, "user"
     if detected is None:
         raise DoodleError(path, f"cannot tell which 7-value settings layout {values.tolist()} is "
                                 "(positions 5-6 fit neither [n_estimators, gt_prob] nor "
                                 "[gt_prob, n_sigmas]); pass era= / --era")
     return _build(values, detected, source, path)
+
+
+def _check_era_layout(values, era, path):
+    """A DoodleError when ``values`` are one 7-value layout and ``era`` wrote the other (an
+    MLP-era array read as a forest era's would take gt_prob for n_estimators).  Other
+    mismatches say what the era lacks when it runs (``needs n_sigmas``)."""
+    layout = layout_key(values)
+    layouts = [lay for lay in recipe(era).layouts if lay.startswith("7")]
+    if layout is not None and layout.startswith("7") and layouts and layout not in layouts \
+            and not (layout == "7engine" and "7mlp" in layouts):
+        raise DoodleError(path, f"era {era} wrote its settings in the {'/'.join(layouts)} layout; "
+                                f"these {len(values)} values are the {layout} layout, which it "
+                                "cannot read (drop --era, or --era auto tells the era from the "
+                                "stored label)")
 
 
 def _build(values, era, source, path):

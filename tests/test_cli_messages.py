@@ -248,3 +248,21 @@ def test_a_report_named_like_an_input_is_refused(capsys, synthetic, tmp_path):
                            "--quiet", "--workers", "1")
         assert code == 2 and "--report takes a file name ending in .csv or .parquet" in err
         assert not (path.parent / "x.npz").exists()
+
+
+def test_a_file_without_settings_and_an_era_of_the_other_layout_are_said(capsys, tmp_path):
+    """'no settings: pass settings=' pointed at an API argument the command does not have
+    (and info said nothing); --era rf-2021-06 on an MLP file said 'n_estimators must be a
+    whole number >= 1, got 0.9' (its gt_prob, read at the forest layout's place)."""
+    image, truth = scene(40, 56, seed=1)
+    bare = write_npz(tmp_path / "bare.npz", image, doodles_for(truth), truth, None)
+    code, _, err = run(capsys, "validate", str(bare), "--quiet", "--workers", "1")
+    assert code == 1 and "holds no 'settings' array" in err and "pass settings=" not in err
+    code, out, _ = run(capsys, "info", str(bare))
+    assert code == 0 and "  settings  none: the file holds no 'settings' array" in out
+    mlp = write_npz(tmp_path / "mlp.npz", image, doodles_for(truth), truth,
+                    [3, 2, 2, 1, 1, 0.9, 2])
+    code, _, err = run(capsys, "validate", str(mlp), "--era", "rf-2021-06", "--quiet",
+                       "--workers", "1")
+    assert code == 1 and ("era rf-2021-06 wrote its settings in the 7rf layout; these 7 values "
+                          "are the 7mlp layout") in err
