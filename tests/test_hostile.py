@@ -387,10 +387,10 @@ def test_no_output_replaces_an_input_or_a_foreign_file(tmp_path, good):
     protected = {p: p.read_bytes() for p in [a, b, notes, meta, mapping]}
     runs = [
         (["validate", "--table", a, b], "zip / Doodler"),          # a table name forgotten
-        (["validate", b, "--report", a], "zip / Doodler"),
+        (["validate", b, "--report", a], "zip / Doodler|ending in .csv or .parquet"),
         (["validate", b, "--plots", a], "not a folder"),
         (["validate", b, "--table", notes], "not a table"),
-        (["validate", b, "--report", notes], "not a table"),
+        (["validate", b, "--report", notes], "not a table|ending in .csv or .parquet"),
         (["validate", b, "--table", tmp_path / "t.csv", "--report", tmp_path / "t.csv"], "both"),
         (["validate", b, "--table", tmp_path], "is a folder"),
         (["stats", b, "--report", meta, "--metadata", meta], "input of this run"),
