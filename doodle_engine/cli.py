@@ -30,7 +30,7 @@ from doodle_engine.compiling import NOTICE_ENV
 from doodle_engine.eras import RECIPES, SLIDERS
 from doodle_engine.eras import recipe as era_recipe
 from doodle_engine.errors import DoodleError
-from doodle_engine.files import printable, short_name, split_member
+from doodle_engine.files import printable, short_name, short_names, split_member
 from doodle_engine.modes import MODES
 from doodle_engine.record import DEFAULT_MAX_PIXELS
 from doodle_engine.settings import ERAS
@@ -245,7 +245,7 @@ def cmd_eras(args):
         cols = [c for c in ("file", "era", "era_source", "differ", "runner_up",
                             "runner_up_extra_px") if c in ok]
         view = ok[cols].copy()
-        view["file"] = view["file"].map(short_name)
+        view["file"] = short_names(view["file"])
         for c in ("differ", "runner_up_extra_px"):
             if c in view:
                 view[c] = view[c].map(lambda v: "" if v != v or v is None else f"{int(v):,}")

@@ -44,6 +44,27 @@ def short_name(path):
     return f"{Path(zip_path).name}{MEMBER_SEP}{member.rsplit('/', 1)[-1]}"
 
 
+def short_names(paths):
+    """:func:`short_name` of each input, but inputs of the same file name in different folders
+    (or zips) keep as many folders above it as tell them apart (``a/x.npz``, ``b/x.npz``)."""
+    paths = [str(p) for p in paths]
+    names = [short_name(p) for p in paths]
+    groups = {}
+    for i, name in enumerate(names):
+        groups.setdefault(name, []).append(i)
+    for rows in groups.values():
+        if len({paths[i] for i in rows}) < 2:
+            continue
+        parts = {i: paths[i].replace(os.sep, "/").split("/") for i in rows}
+        for depth in range(2, max(len(p) for p in parts.values()) + 1):
+            tails = {i: "/".join(parts[i][-depth:]) for i in rows}
+            if len(set(tails.values())) == len({paths[i] for i in rows}):
+                break
+        for i in rows:
+            names[i] = tails[i]
+    return names
+
+
 def on_disk(path):
     """The file on disk that holds an input: the zip of a member, else the path itself."""
     return split_member(path)[0]

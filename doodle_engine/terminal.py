@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import numbers
 
-from .files import short_name
+from .files import short_names
 from .reasons import explained, legend
 from .table import missing
 
@@ -56,7 +56,7 @@ def _cells(column, values):
     if column in _TEXTS:
         texts = ["" if missing(v) else str(v) for v in values]
         if column == "file":
-            texts = [short_name(t) for t in texts]
+            texts = short_names(texts)
         width = max([len(column)] + [len(t) for t in texts])
         return [f"{t:<{width}}" for t in texts], False
     if column == "runner_up_extra_px":  # pixels, blank where no runner-up was rebuilt

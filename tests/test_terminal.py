@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from doodle_engine.example import make_example
-from doodle_engine.files import short_name
+from doodle_engine.files import short_name, short_names
 from doodle_engine.table import grouped
 from doodle_engine.terminal import TABLE_COLUMNS, columns_of, table_lines
 
@@ -101,3 +101,14 @@ def test_validate_file_imports_no_pandas(tmp_path):
                              cwd=tmp_path, check=True).stdout
         assert out.splitlines()[-1] == f"PANDAS {loaded}", out
         assert "median accuracy" in out
+
+
+def test_files_of_one_name_in_two_folders_are_told_apart():
+    """A folder and the outputs reconstructed inside it listed every name twice, identical
+    in every column shown."""
+    rows = [{"file": "/d/s/x.npz", "accuracy": 1.0}, {"file": "/d/s/rebuilt/x.npz", "accuracy": 1.0},
+            {"file": "/d/s/y.npz", "accuracy": 1.0}]
+    names = [ln.split()[0] for ln in table_lines(rows)[1:]]
+    assert names == ["s/x.npz", "rebuilt/x.npz", "y.npz"]
+    assert short_names(["/r/A.zip::A/npz/x.npz", "/r/B.zip::B/npz/x.npz"]) == [
+        "A.zip::x.npz", "B.zip::x.npz"]
