@@ -122,10 +122,15 @@ def test_validate_with_the_compiled_crf_backend(synthetic, tmp_path):
 
 def test_era_override_needing_missing_settings_is_a_clear_error(tmp_path):
     image, truth = scene(32, 40)
-    p = write_npz(tmp_path / "rf.npz", image, doodles_for(truth), truth, SETTINGS["rf-2021-06"])
+    p = write_npz(tmp_path / "rf.npz", image, doodles_for(truth), truth, SETTINGS["rf-2021-05"])
     r = cli("validate", p, "--era", "mlp-2021-10", "--quiet")
     assert r.returncode == 1
     assert "needs n_sigmas" in r.stderr and "Traceback" not in r.stderr
+    # the other 7-value layout is said as such (its values would be read in the wrong places)
+    p = write_npz(tmp_path / "rf7.npz", image, doodles_for(truth), truth, SETTINGS["rf-2021-06"])
+    r = cli("validate", p, "--era", "mlp-2021-10", "--quiet")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "era mlp-2021-10 wrote its settings in the 7mlp layout" in r.stderr
 
 
 def test_the_installed_command_exits_quickly_with_everything_written(synthetic, tmp_path):
