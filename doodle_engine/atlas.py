@@ -222,8 +222,21 @@ def _records(images, findings, meta):
             "date_first": dates[0] if dates else "", "date_last": dates[-1] if dates else "",
             "pixel_size_m": "; ".join(f"{v:g}" for v in px_size),
             "megapixels": round(float(mpx), 3) if pd.notna(mpx) and mpx else np.nan,
+            "doodled_percent": _doodled_percent(g),
             "disagreements": int((findings["record"] == record).sum()) if len(findings) else 0})
     return pd.DataFrame(rows)
+
+
+def _doodled_percent(g):
+    """The share of a record's pixels a person doodled, as the user-distribution notebook
+    computes it: sum(height x width x doodle_spatial_density) / sum(height x width), in %."""
+    if "doodle_spatial_density" not in g or "height_px" not in g:
+        return np.nan
+    px = g["height_px"] * g["width_px"]
+    density = pd.to_numeric(g["doodle_spatial_density"], errors="coerce")
+    known = px.notna() & density.notna()
+    total = px[known].sum()
+    return round(float(100 * (px[known] * density[known]).sum() / total), 2) if total else np.nan
 
 
 def _class_images(images, have_npz):
@@ -270,8 +283,14 @@ def _class_pixels(images):
 
 
 def _labelers(images):
-    g = images.assign(labeler=images["labeler"].fillna("").replace("", "(none)"))
-    out = g.groupby(["record", "labeler"]).size().rename("images").reset_index()
+    """Per record and labeler: images, and the megapixels of those images (the
+    user-distribution notebook's 'millions of pixels labeled')."""
+    g = images.assign(labeler=images["labeler"].fillna("").replace("", "(none)"),
+                      megapixels=(images["height_px"] * images["width_px"] / 1e6
+                                  if "height_px" in images else np.nan))
+    out = g.groupby(["record", "labeler"]).agg(images=("stem", "size"),
+                                               megapixels=("megapixels", "sum")).reset_index()
+    out["megapixels"] = out["megapixels"].round(3)
     return out.sort_values(["record", "labeler"], kind="stable").reset_index(drop=True)
 
 
