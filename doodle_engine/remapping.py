@@ -98,13 +98,18 @@ class Mapping:
             raise DoodleError(where or self.source, f"default {default!r}: an integer mapping's "
                                                     "default is a class index 0..254")
 
-    def unmapped(self, value, classes=None):
-        """The message for a label value with no rule."""
+    def unmapped(self, value, classes=None, what="label value", own=True):
+        """The message for a label value with no rule (``what``: how the value was given, a
+        doodle counting from 1; ``own``: the classes are the labels' own, not the mapping
+        file's list)."""
+        shown = value + 1 if what == "doodle value" else value
         if classes is not None and value >= len(classes):
-            return (f"label value {value} is not a class (the labels have {len(classes)} "
-                    f"classes: {list(classes)})")
+            whose = (f"the labels have {len(classes)} classes" if own else
+                     f"read through the mapping's own list of {len(classes)} classes; "
+                     "classes= gives the labels' own")
+            return f"{what} {shown} is not a class ({whose}: {list(classes)})"
         name = repr(classes[value]) if classes is not None else str(value)
-        return (f"class {name} (label value {value}) has no rule in the mapping "
+        return (f"class {name} ({what} {shown}) has no rule in the mapping "
                 f"{self.source} (pass default= / --default)")
 
     def _target_for(self, name, old):
@@ -164,7 +169,7 @@ def mapping_from_dict(data, source="dict"):
                            classes=listed)
         targets = list(dict.fromkeys(aliases.values()))
         return Mapping(dict(aliases), targets, source=source, classes=listed)
-    if all(_is_index(k, source != "dict") for k in data) and all(
+    if all(_is_index(k, as_text=True) for k in data) and all(
             _is_index(v) for v in data.values()):
         index_map = {int(k): int(v) for k, v in data.items()}
         if not all(0 <= i < NO_CLASS for pair in index_map.items() for i in pair):
@@ -177,8 +182,8 @@ def mapping_from_dict(data, source="dict"):
 
 
 def _is_index(value, as_text=False):
-    """An integer (not a bool); with ``as_text``, also digits as text: a JSON file's keys are
-    text, so ``{"0": 0, "1": 0}`` in a file is an integer mapping."""
+    """An integer (not a bool); with ``as_text``, also digits as text: JSON keys are text, so
+    ``{"0": 0, "1": 0}`` (a file, or ``json.load`` of one) is an integer mapping."""
     if as_text and isinstance(value, str):
         return value.isascii() and value.isdigit()
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
@@ -249,7 +254,7 @@ def _integer_labels(labels):
     return labels
 
 
-def remap(labels, mapping, classes=None, default=None, doodles=False, path=None):
+def remap(labels, mapping, classes=None, default=None, doodles=False, path=None, warn=True):
     """Merge, split or rename the classes of a label raster in one pass.
 
     Parameters
@@ -271,6 +276,9 @@ def remap(labels, mapping, classes=None, default=None, doodles=False, path=None)
         Remap doodles: 0 stays 0, v -> new(v-1)+1.
     path : str, optional
         The file the labels came from, named in error messages.
+    warn : bool
+        Warn (``RemapWarning``) when a Doodler-schema mapping is applied to ``classes`` by
+        position, as :func:`remap_record` does.
 
     Returns
     -------
@@ -282,6 +290,11 @@ def remap(labels, mapping, classes=None, default=None, doodles=False, path=None)
     DoodleError
         A class present in ``labels`` with no rule (and no ``default``), a value that is not
         a class, or a bad mapping.
+
+    Notes
+    -----
+    The compiled lookup runs on GNU OpenMP's threads: after a call, start worker processes
+    with ``spawn`` or ``forkserver``, not ``fork`` (a forked child cannot use them).
 
     Examples
     --------
@@ -295,7 +308,10 @@ def remap(labels, mapping, classes=None, default=None, doodles=False, path=None)
     """
     m = load_mapping(mapping)
     labels = _integer_labels(labels)
-    table, flags, classes = m.lookup(class_list(classes), default, where=path)
+    given = class_list(classes)
+    table, flags, classes = m.lookup(given, default, where=path)
+    for text in by_number(m, given) if warn else []:
+        warnings.warn(f"{path or 'labels'}: {text}", RemapWarning, stacklevel=2)
     if doodles:
         dtable = np.zeros(256, np.uint8)
         dflags = np.zeros(256, np.uint8)
@@ -313,8 +329,9 @@ def remap(labels, mapping, classes=None, default=None, doodles=False, path=None)
         v = bad[0]
         if not 0 <= v <= NO_CLASS:
             raise DoodleError(path, f"label value {v} is outside 0..255")
-        raise DoodleError(path if path is not None else m.source, m.unmapped(v, classes))
-    return out
+        raise DoodleError(path, m.unmapped(v, classes, "doodle value" if doodles else "label value",
+                                           own=given is not None))
+    return out.reshape(labels.shape)  # a 0-d input stays 0-d
 
 
 def remap_record(record: DoodleRecord, mapping, default=None, warn=True) -> DoodleRecord:
@@ -366,8 +383,9 @@ def _remapped(record, m, default):
     new_classes = m.new_classes(classes)
     label = None
     if record.label is not None:
-        label = remap(record.label, m, classes=classes, default=default, path=where)
-    doodles = remap(record.doodles, m, classes=classes, default=default, doodles=True, path=where)
+        label = remap(record.label, m, classes=classes, default=default, path=where, warn=False)
+    doodles = remap(record.doodles, m, classes=classes, default=default, doodles=True, path=where,
+                    warn=False)
     k = None
     if label is not None and record.label_layout == "onehot":
         valid = label != NO_CLASS
@@ -450,13 +468,16 @@ def near_names(mapping, classes=None, default=None):
     targets = list(dict.fromkeys([*m.targets, *([default] if isinstance(default, str) else [])]))
     into = {name: m.aliases.get(name) for name in set(m.aliases) | set(m.classes or [])}
     into.update({name: m._target_for(name, i) for i, name in enumerate(classes or [])})
-    out = []
+    out, said = [], set()
     for target in targets:
         if target in into:
             continue
         for other in sorted(set(targets) | {n for n, t in into.items() if t != target}):
+            if frozenset((target, other)) in said:
+                continue  # 'lnd' beside 'land' is one warning, not one each way
             if (min(len(target), len(other)) >= NEAR_NAME_LENGTH and one_edit_apart(target, other)
                     and not _two_words(target, other)):
+                said.add(frozenset((target, other)))
                 out.append(f"target class {target!r} is one edit from {other!r}: a typo? "
                            f"(as written it makes a new class {target!r})")
     return out

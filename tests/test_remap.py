@@ -290,3 +290,23 @@ def test_an_integer_mapping_beyond_the_class_indices_is_refused_as_such():
     for bad in ({0: 0, 7: 300}, {0: 0, -1: 1}, {300: 0}):
         with pytest.raises(DoodleError, match=r"integer mapping's classes are indices 0..254"):
             load_mapping(bad)
+
+
+def test_what_a_tool_calling_remap_meets(tmp_path):
+    """A json.load-ed integer mapping was refused where its file was taken; a 0-d input came
+    back 1-d; a doodle value was named one too low; the mapping file's class list was called
+    the labels'; 'lnd' beside 'land' warned twice."""
+    assert np.array_equal(remap(np.array([0, 1, 2], np.uint8), {"0": 0, "1": 1, "2": 0}),
+                          [0, 1, 0])
+    assert remap(np.uint8(2), {0: 0, 1: 0, 2: 1}).shape == ()
+    listed = {"aliases": {"water": "water", "land": "land"}, "super_classes": ["water", "land"],
+              "classes": ["water", "land"]}
+    with pytest.raises(DoodleError, match=r"doodle value 7 is not a class \(read through the "
+                                          r"mapping's own list of 2 classes"):
+        remap(np.array([0, 7], np.uint8), listed, doodles=True)
+    with pytest.raises(DoodleError, match=r"^class 'sand' \(label value 2\) has no rule in the "
+                                          r"mapping dict"):
+        remap(np.array([0, 2], np.uint8), {"water": "water"}, classes=["water", "x", "sand"],
+              default=None)
+    assert len(module.near_names({"water": "water", "sand": "lnd", "veg": "land", "dev": "land"},
+                                 ["water", "sand", "veg", "dev"])) == 1
