@@ -418,7 +418,7 @@ def cmd_validate(args):
         if args.report or figures:  # pandas only for them
             frame = run.frame()
             if args.report:
-                report.write_report(frame, args.report)
+                report.write_report(frame, args.report, table.int_columns(run.rows))
             if figures:
                 _figures(args, frame, kept, summary, run.kept)
     below = []

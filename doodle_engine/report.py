@@ -11,7 +11,7 @@ import pandas as pd
 from .errors import DoodleError
 from .files import atomic_write, short_name
 from .metadata import metadata_sources, read_metadata_inputs
-from .table import cell_text, grouped
+from .table import cell_text, grouped, with_whole_numbers
 
 
 def grouped_columns(frame):
@@ -65,11 +65,12 @@ def _write_frame(frame, path):
     return atomic_write(path, lambda fh: fh.write(frame.to_csv(index=False).encode("utf-8")))
 
 
-def write_report(frame, path):
+def write_report(frame, path, ints=()):
     """Write a table as .csv or .parquet, atomically, and ``<stem>_summary.csv`` beside it
-    (:func:`summarize`).  Returns the table's path."""
+    (:func:`summarize`); the columns in ``ints`` as whole numbers (as ``--table`` writes
+    them).  Returns the table's path."""
     path = Path(path)
-    _write_frame(frame, path)
+    _write_frame(with_whole_numbers(frame, ints), path)
     _write_frame(summarize(frame), path.with_name(path.stem + "_summary.csv"))
     return path
 

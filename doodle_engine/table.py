@@ -111,14 +111,20 @@ def read_table(path):
             for i in range(len(frame))]
 
 
-def write_csv(frame, target, ints=()):
-    """``frame`` as CSV, the columns in ``ints`` as whole numbers (blank where missing)."""
+def with_whole_numbers(frame, ints=()):
+    """A copy of ``frame`` whose columns in ``ints`` (:func:`int_columns`) that pandas holds
+    as floats (a gap made them so) are whole numbers again, blank where missing."""
     out = frame.copy()
     for c in ints:
         if c in out and out[c].dtype.kind == "f":
             with contextlib.suppress(TypeError, ValueError):
                 out[c] = out[c].astype("Int64")
-    out.to_csv(target, index=False)
+    return out
+
+
+def write_csv(frame, target, ints=()):
+    """``frame`` as CSV, the columns in ``ints`` as whole numbers (blank where missing)."""
+    with_whole_numbers(frame, ints).to_csv(target, index=False)
 
 
 class Table:

@@ -298,3 +298,16 @@ def test_the_record_summary_counts_files_and_names_the_worst_trial():
     assert everything["worst_file"] == "a.npz [trial 000]" and everything["slowest_file"] == "b.npz"
     plain = summarize(pd.DataFrame([r for r in rows if not r["trial"]]))
     assert "results" not in plain and plain.iloc[0]["files"] == 2
+
+
+def test_a_report_writes_whole_numbers_as_the_table_does(synthetic, tmp_path):
+    """With a failed row beside, --report wrote n_sigmas 2.0 and height 48.0 (--table 2, 48)."""
+    good = synthetic("mlp-2022-05")
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not an npz")
+    assert main(["validate", str(good), str(bad), "--report", str(tmp_path / "r.csv"), "--table",
+                 str(tmp_path / "t.csv"), "--quiet", "--workers", "1"]) == 1
+    for name in ("r.csv", "t.csv"):
+        lines = (tmp_path / name).read_text().splitlines()[1:]
+        first = next(r for r in lines if "mlp-2022-05" in r)
+        assert ",48,64," in first and ",48.0," not in first and ",2.0," not in first, (name, first)
