@@ -627,7 +627,8 @@ def _locations_html(located, path):
             {"type": "Feature", "properties": p,
              "geometry": {"type": "Point", "coordinates": [round(float(x), 6), round(float(y), 6)]}}
             for p, x, y in zip(_popup_fields(g), g["lon"], g["lat"])]}
-        folium.GeoJson(fc, name=f"{r} ({len(g)})",
+        swatch = f'<span style="color:{colours[r]}">&#9679;</span>'  # the record's colour
+        folium.GeoJson(fc, name=f"{swatch} {html.escape(str(r))} ({len(g)})",
                        marker=folium.CircleMarker(radius=5, color="#222222", weight=0.6,
                                                   fill=True, fill_color=colours[r], fill_opacity=0.9),
                        popup=folium.GeoJsonPopup(fields=fields),
