@@ -379,7 +379,8 @@ def cmd_session(args):
         all_steps += steps
         all_records += records
     frame = session.replay_table(all_steps, all_records)
-    view = frame.drop(columns=["notes"]).copy()
+    whole = [c for c in ("earlier_images", "trees", "rows", "differ", "differ_alone") if c in frame]
+    view = table.with_whole_numbers(frame.drop(columns=["notes"]), whole)
     view["file"] = view["file"].map(lambda f: f.rsplit("/", 1)[-1])
     print(view.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     for _, row in frame.iterrows():

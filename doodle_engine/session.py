@@ -191,6 +191,6 @@ def replay_table(steps, records):
                 row.update({"accuracy_alone": a.accuracy, "differ_alone": a.n_differ,
                             "session_points": 100 * (m.accuracy - a.accuracy),
                             "session_changed_px": int((step.result.label0 != step.alone.label0).sum())})
-        row["notes"] = "; ".join(step.notes + step.result.notes)
+        row["notes"] = "; ".join(dict.fromkeys(step.notes + step.result.notes))  # each once
         rows.append(row)
     return pd.DataFrame(rows)

@@ -196,6 +196,15 @@ def test_validate_session_cli(march_session, capsys):
     out = capsys.readouterr().out
     assert "session " in out and "2 file(s)" in out and "time order" in out
     assert "accuracy_alone" in out and "session_points" in out
+    # whole numbers stay whole (trees 6.0000 and rows 9723.0000 were shown), notes once each
+    table = out.split("\n", 1)[1]
+    header = table.splitlines()[0].split()
+    for line in table.splitlines()[1:3]:
+        cells = dict(zip(header, line.split()))
+        assert "." not in cells["trees"] and "." not in cells["rows"], line
+    notes = [ln for ln in out.splitlines() if ln.startswith("note:")]
+    assert all(len(set(n.split(": ", 2)[-1].split("; "))) == len(n.split(": ", 2)[-1].split("; "))
+               for n in notes)
 
 
 def test_first_forest_with_other_classes_says_so(march_session):
