@@ -288,8 +288,9 @@ def _labelers(images):
     g = images.assign(labeler=images["labeler"].fillna("").replace("", "(none)"),
                       megapixels=(images["height_px"] * images["width_px"] / 1e6
                                   if "height_px" in images else np.nan))
-    out = g.groupby(["record", "labeler"]).agg(images=("stem", "size"),
-                                               megapixels=("megapixels", "sum")).reset_index()
+    out = g.groupby(["record", "labeler"]).agg(
+        images=("stem", "size"),
+        megapixels=("megapixels", lambda s: s.sum(min_count=1))).reset_index()  # unknown: NaN
     out["megapixels"] = out["megapixels"].round(3)
     return out.sort_values(["record", "labeler"], kind="stable").reset_index(drop=True)
 

@@ -252,7 +252,7 @@ def _execute(job, files, kwargs, workers, scheduler, client, suspects=(), table=
                 table.running(printable(f))
             try:
                 rows = run_one(job, f, kwargs)
-            except KeyboardInterrupt:
+            except BaseException:  # Ctrl-C or a SIGTERM (run_one makes errors into rows)
                 if table is not None:
                     table.stopped(printable(f))
                 raise

@@ -369,6 +369,8 @@ def _run(args, job, **kwargs):
 
 def cmd_session(args):
     """validate --session: each input folder replayed as one Doodler session."""
+    if args.report:
+        outputs.check_report_name(args.report)
     all_steps, all_records = [], []
     for folder in args.inputs:
         records, order_note = session.load_folder(folder, classes=class_list(args.classes),
@@ -392,7 +394,7 @@ def cmd_session(args):
               f"(accuracy change {frame['session_points'].min():+.3f} .. "
               f"{frame['session_points'].max():+.3f} points)")
     if args.report:
-        report.write_report(frame, args.report)
+        report.write_report(frame, args.report, whole)
     return 0
 
 
@@ -568,8 +570,9 @@ def _export_gym(args):
                        "is written whole)")
     for line in _gym_lines(res) + _gym_moves(res.plan, mapping, args.default):
         print(line)
-    if gym.path_note(args.output):
-        print(gym.path_note(args.output))
+    path_note = gym.path_note(args.output)
+    if path_note:
+        print(path_note)
     return 0
 
 
@@ -1072,7 +1075,8 @@ def _stopped(word, args):
         if n:
             return (f"{word}: {n} finished row(s) kept in {stream}; the same command with "
                     "--resume goes on from there")
-        return f"{word}: no row had finished, so {args.table} keeps none"
+        if not os.path.exists(args.table):
+            return f"{word}: no row had finished, so {args.table} keeps none"
     return word
 
 

@@ -174,8 +174,13 @@ def check_target_size(target_size):
     of :data:`SIZE_STEP` from 16 to :data:`MAX_SIZE`; None (the default) passes."""
     if target_size is None:
         return None
-    size = [int(v) for v in target_size]
-    if len(size) != 2 or any(v < SIZE_STEP or v > MAX_SIZE or v % SIZE_STEP for v in size):
+    try:
+        size = [int(v) for v in target_size]
+        whole = all(float(v) == int(v) for v in target_size)
+    except (TypeError, ValueError, OverflowError):
+        size, whole = [], False
+    if not whole or len(size) != 2 or any(v < SIZE_STEP or v > MAX_SIZE or v % SIZE_STEP
+                                          for v in size):
         raise DoodleError(None, f"--target-size {' '.join(map(str, size))}: Gym's TARGET_SIZE "
                                 f"is two sides, each a multiple of {SIZE_STEP} from {SIZE_STEP} "
                                 f"to {MAX_SIZE} (its U-Net halves the image four times)")
@@ -203,7 +208,8 @@ def gym_config(plan, sizes, n_files, root_string, target_size=None):
     config = dict(GYM_EXAMPLE)
     if target_size is None:
         common = Counter(tuple(s) for s in sizes).most_common(1)[0][0]
-        target_size = [max(SIZE_STEP, SIZE_STEP * round(int(v) / SIZE_STEP)) for v in common]
+        target_size = [min(MAX_SIZE, max(SIZE_STEP, SIZE_STEP * round(int(v) / SIZE_STEP)))
+                       for v in common]
     n_train = n_files - int(n_files * config["VALIDATION_SPLIT"])
     config.update({
         "TARGET_SIZE": [int(v) for v in target_size], "NCLASSES": len(plan.classes),
@@ -305,6 +311,10 @@ def _earlier_npzs_apart(files, inputs, outdir):
             if npzs not in Path(os.path.abspath(on_disk(f))).parents or os.path.abspath(f) in named]
 
 
+#: the folders Gym's make_dataset writes beside images/ and labels/ and then reuses
+GYM_CACHES = ("resized_images", "resized_labels")
+
+
 def _refuse_stale(outdir, files, prefix, prefix_record=False):
     """Gym takes every file in images/ and labels/: refuse a folder holding files this set
     does not write (an earlier set's), before anything is written."""
@@ -339,10 +349,6 @@ def path_note(outdir):
     return (f"note: the set's path {above} holds {' and '.join(repr(w) for w in words)}: "
             "Gym's make_dataset names its resized folders by replacing that word everywhere in "
             "the path, and would write where no folder is; export to a path without it")
-
-
-#: the folders Gym's make_dataset writes beside images/ and labels/ and then reuses
-GYM_CACHES = ("resized_images", "resized_labels")
 
 
 def _commit(staging, outdir, plan, frame, prefix, target_size):

@@ -27,6 +27,15 @@ HTML_GENERATOR = "doodle-engine validate --html"
 PLOT_FILES = re.compile(r"(accuracy_hist|class_iou|disagreement_.*)\.png")
 
 
+def check_report_name(report):
+    """``report`` as a path; a DoodleError unless it ends in .csv or .parquet (a report named
+    like an input, ``x.npz``, would be taken for one by the next run)."""
+    path = Path(report)
+    if path.suffix.lower() not in (".csv", ".parquet"):
+        raise DoodleError(report, "--report takes a file name ending in .csv or .parquet")
+    return path
+
+
 def _resolved(path):
     """The real path of the file on disk behind ``path`` (a release zip for a member): every
     link followed, so a link to a folder or file is the folder or file itself."""
@@ -56,9 +65,7 @@ def check_outputs(inputs, files, table=None, report=None, plots=None, outdir=Non
     if table:
         targets += [("table", table), ("table", Path(str(table) + ".stream.jsonl"))]
     if report:
-        rp = Path(report)
-        if rp.suffix.lower() not in (".csv", ".parquet"):
-            raise DoodleError(report, "--report takes a file name ending in .csv or .parquet")
+        rp = check_report_name(report)
         targets += [("report", rp), ("summary", rp.with_name(rp.stem + "_summary.csv"))]
     if html:
         if Path(html).suffix.lower() not in (".html", ".htm"):

@@ -293,8 +293,9 @@ def remap(labels, mapping, classes=None, default=None, doodles=False, path=None,
 
     Notes
     -----
-    The compiled lookup runs on GNU OpenMP's threads: after a call, start worker processes
-    with ``spawn`` or ``forkserver``, not ``fork`` (a forked child cannot use them).
+    The compiled lookup runs on Numba's threads (GNU OpenMP's on most Linux installs): after
+    a call, start worker processes with ``spawn`` or ``forkserver``, not ``fork`` (a forked
+    child cannot use them).
 
     Examples
     --------
@@ -478,7 +479,10 @@ def near_names(mapping, classes=None, default=None):
             if (min(len(target), len(other)) >= NEAR_NAME_LENGTH and one_edit_apart(target, other)
                     and not _two_words(target, other)):
                 said.add(frozenset((target, other)))
-                out.append(f"target class {target!r} is one edit from {other!r}: a typo? "
+                both_new = other in targets and other not in into
+                out.append(f"target classes {target!r} and {other!r} are one edit apart: a typo? "
+                           "(as written they make two classes)" if both_new else
+                           f"target class {target!r} is one edit from {other!r}: a typo? "
                            f"(as written it makes a new class {target!r})")
     return out
 

@@ -37,9 +37,11 @@ def summarize(frame):
             row["results"] = len(g)
         row["mpx"] = files["mpx"].sum() if "mpx" in g else np.nan
         if "accuracy" in g and len(g):
+            worst = g.loc[g["accuracy"].idxmin()]
             row.update({"median_accuracy": g["accuracy"].median(),
-                        "worst_accuracy": g["accuracy"].min(),
-                        "worst_file": _result_name(g.loc[g["accuracy"].idxmin()])})
+                        "worst_accuracy": worst["accuracy"],
+                        "worst_file": _result_name(worst) if worst["accuracy"] < 1
+                        else "none below 100 %"})
         if "seconds" in g and len(g):
             row.update({"seconds": g["seconds"].sum(),
                         "slowest_file": _result_name(g.loc[g["seconds"].idxmax()])})

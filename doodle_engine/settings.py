@@ -234,8 +234,8 @@ def _check_era_layout(values, era, path):
             and not (layout == "7engine" and "7mlp" in layouts):
         raise DoodleError(path, f"era {era} wrote its settings in the {'/'.join(layouts)} layout; "
                                 f"these {len(values)} values are the {layout} layout, which it "
-                                "cannot read (drop --era, or --era auto tells the era from the "
-                                "stored label)")
+                                "cannot read (without --era the engine reads the era from the "
+                                "file)")
 
 
 def _build(values, era, source, path):

@@ -256,7 +256,7 @@ class Table:
             with open(self.stream, "a", encoding="utf-8") as fh:
                 fh.writelines(_json_line(r) for r in rows)
                 fh.flush()
-            self.streamed += sum(RUNNING not in r for r in rows)
+            self.streamed += sum(RUNNING not in r and STOPPED not in r for r in rows)
         except OSError as exc:
             self.write_error = exc
             with contextlib.suppress(OSError):

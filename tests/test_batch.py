@@ -338,3 +338,18 @@ def test_an_interrupt_is_not_taken_for_a_crash_by_resume(folder, tmp_path, monke
     assert cli_main([*args, "--resume"]) == 0
     err = capsys.readouterr().err
     assert "1 of 2 file(s) done" in err and "died" not in err
+    # a SIGTERM ends a run as Ctrl-C does: not taken for a crash either
+    table.unlink()
+    terminated = type("Terminated", (BaseException,), {})
+
+    def end_on_the_second(job, path, kwargs):
+        if path == files[1]:
+            raise terminated
+        return real(job, path, kwargs)
+
+    monkeypatch.setattr(batch, "run_one", end_on_the_second)
+    with pytest.raises(terminated):
+        run_batch("validate", files, table=table, workers=1, progress=False)
+    monkeypatch.setattr(batch, "run_one", real)
+    run_batch("validate", files, table=table, resume=True, workers=1, progress=False)
+    assert "died" not in capsys.readouterr().err

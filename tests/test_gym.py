@@ -11,7 +11,7 @@ from PIL import Image
 
 from doodle_engine import DoodleError, load
 from doodle_engine.cli import main
-from doodle_engine.gym import ORDER_UNION, export_gym_set
+from doodle_engine.gym import ORDER_UNION, check_target_size, export_gym_set
 from doodle_engine.npz import read_classes
 from doodle_engine.remapping import load_mapping, remap_record
 
@@ -341,6 +341,9 @@ def test_target_size_is_one_gym_can_build_a_model_for(tmp_path, capsys):
     """TARGET_SIZE [306, 172] (the commonest size) stopped Gym's U-Net from being built, and
     --target-size 0 256 or -5 256 was written as it was."""
     files = mixed_files(tmp_path)
+    for bad in ((304.5, 176), "ab", (16, 16, 16)):
+        with pytest.raises(DoodleError, match="multiple of 16"):
+            check_target_size(bad)
     for size in (["0", "256"], ["-5", "256"], ["100000", "100000"], ["306", "172"]):
         code = main(["export", "--gym", *map(str, files), "-o", str(tmp_path / "g"),
                      "--target-size", *size, "--quiet"])

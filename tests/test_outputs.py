@@ -298,6 +298,8 @@ def test_the_record_summary_counts_files_and_names_the_worst_trial():
     assert everything["worst_file"] == "a.npz [trial 000]" and everything["slowest_file"] == "b.npz"
     plain = summarize(pd.DataFrame([r for r in rows if not r["trial"]]))
     assert "results" not in plain and plain.iloc[0]["files"] == 2
+    exact = summarize(pd.DataFrame([{**r, "accuracy": 1.0} for r in rows]))
+    assert set(exact["worst_file"]) == {"none below 100 %"}  # as the summary line says
 
 
 def test_a_report_writes_whole_numbers_as_the_table_does(synthetic, tmp_path):

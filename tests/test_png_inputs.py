@@ -190,8 +190,10 @@ def test_first_forest_reuses_the_first_images_forest(march_session):
     assert np.array_equal(steps[0].result.label, first[0].result.label)
 
 
-def test_validate_session_cli(march_session, capsys):
+def test_validate_session_cli(march_session, capsys, tmp_path):
     folder, _ = march_session
+    assert main(["validate", "--session", str(folder), "--report", str(tmp_path / "x.npz")]) == 2
+    assert "--report takes a file name ending in .csv" in capsys.readouterr().err
     assert main(["validate", "--session", str(folder), "--mode", "reference"]) == 0
     out = capsys.readouterr().out
     assert "session " in out and "2 file(s)" in out and "time order" in out

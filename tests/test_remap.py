@@ -310,3 +310,8 @@ def test_what_a_tool_calling_remap_meets(tmp_path):
               default=None)
     assert len(module.near_names({"water": "water", "sand": "lnd", "veg": "land", "dev": "land"},
                                  ["water", "sand", "veg", "dev"])) == 1
+    # both new: neither is called the typo
+    assert module.near_names({"aliases": {"sand": "land", "veg": "lnd"},
+                              "super_classes": ["land", "lnd"]}) == [
+        "target classes 'land' and 'lnd' are one edit apart: a typo? (as written they make "
+        "two classes)"]
