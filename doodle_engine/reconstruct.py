@@ -164,9 +164,10 @@ def reconstruct(record_or_image, doodles=None, settings=None, era=None, seed=0,
     else:
         image, where = np.asarray(record_or_image), path
     if settings is None:
-        raise DoodleError(where, "holds no 'settings' array: Doodler's sliders for it are "
-                                 "unknown, so its label cannot be rebuilt (from Python, "
-                                 "reconstruct(record, settings=[...]) takes them)"
+        raise DoodleError(where, ("the record holds" if where is None else "holds")
+                          + " no 'settings' array: Doodler's sliders for it are unknown, so its "
+                          "label cannot be rebuilt (reconstruct(record, settings=[...]) takes "
+                          "them from Python)"
                           if isinstance(record_or_image, DoodleRecord)
                           else "no settings: pass settings= (the sliders, as Doodler stored them)")
     if not isinstance(settings, Settings):

@@ -172,6 +172,9 @@ def mapping_from_dict(data, source="dict"):
     if all(_is_index(k, as_text=True) for k in data) and all(
             _is_index(v) for v in data.values()):
         index_map = {int(k): int(v) for k, v in data.items()}
+        if len(index_map) < len(data):
+            raise DoodleError(source, "an integer mapping gives one class two rules (a key "
+                                      "written both as a number and as text, 0 and \"0\")")
         if not all(0 <= i < NO_CLASS for pair in index_map.items() for i in pair):
             raise DoodleError(source, f"an integer mapping's classes are indices 0..{NO_CLASS - 1}")
         return Mapping(None, None, index_map, source=source)

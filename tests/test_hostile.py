@@ -380,17 +380,20 @@ def test_no_output_replaces_an_input_or_a_foreign_file(tmp_path, good):
     a, b = good[0], good[1]
     notes = tmp_path / "notes.txt"
     notes.write_text("mine\n")
+    foreign = tmp_path / "mine.csv"  # a CSV, not a table the engine wrote
+    foreign.write_text("a,b\n1,2\n")
     meta = tmp_path / "meta.csv"
     meta.write_text("annotation_image_filename,file\nx.npz,1\n")
     mapping = tmp_path / "m.json"
     mapping.write_text(json.dumps({"water": "w", "surf": "w", "sand": "s"}))
-    protected = {p: p.read_bytes() for p in [a, b, notes, meta, mapping]}
+    protected = {p: p.read_bytes() for p in [a, b, notes, foreign, meta, mapping]}
     runs = [
         (["validate", "--table", a, b], "zip / Doodler"),          # a table name forgotten
-        (["validate", b, "--report", a], "zip / Doodler|ending in .csv or .parquet"),
+        (["validate", b, "--report", a], "ending in .csv or .parquet"),
         (["validate", b, "--plots", a], "not a folder"),
         (["validate", b, "--table", notes], "not a table"),
-        (["validate", b, "--report", notes], "not a table|ending in .csv or .parquet"),
+        (["validate", b, "--report", notes], "ending in .csv or .parquet"),
+        (["validate", b, "--report", foreign], "not a table"),
         (["validate", b, "--table", tmp_path / "t.csv", "--report", tmp_path / "t.csv"], "both"),
         (["validate", b, "--table", tmp_path], "is a folder"),
         (["stats", b, "--report", meta, "--metadata", meta], "input of this run"),

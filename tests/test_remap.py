@@ -315,3 +315,8 @@ def test_what_a_tool_calling_remap_meets(tmp_path):
                               "super_classes": ["land", "lnd"]}) == [
         "target classes 'land' and 'lnd' are one edit apart: a typo? (as written they make "
         "two classes)"]
+
+
+def test_a_key_given_twice_is_refused():
+    with pytest.raises(DoodleError, match="gives one class two rules"):
+        load_mapping({0: 1, "0": 2})
