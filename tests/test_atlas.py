@@ -361,12 +361,16 @@ def test_records_and_labelers_carry_the_notebook_s_pixel_figures(tmp_path):
     millions of pixels per labeler (on the ten real CSVs: A_naip 16.76 %, F_elwha_l8
     68.11 %; ID1 276.178 Mpx, ID3 614.168 Mpx)."""
     rows = [row("a_ID1"), row("b_ID1"), row("c_ID2")]
-    for r, density in zip(rows, (0.1, 0.3, 0.2)):
+    for r, density in zip(rows, (0.1, 0.3, 0.5)):
         r["doodle_spatial_density"] = density
+    rows[2]["ImageHeightPx"] = 120  # three times the others' pixels: the share is weighted
     csv = write_rows(tmp_path / "metadata_X_one_served.csv", rows)
     out = tmp_path / "atlas"
     assert main(["atlas", str(csv), "-o", str(out), "--quiet"]) == 0
     records = pd.read_csv(out / "records.csv")
-    assert records.loc[0, "doodled_percent"] == 20.0
+    assert records.loc[0, "doodled_percent"] == 38.0  # (0.1 + 0.3 + 3 x 0.5) / 5; unweighted 30
     labelers = pd.read_csv(out / "labelers.csv").set_index("labeler")
-    assert labelers.loc["ID1", "megapixels"] == 0.004 and labelers.loc["ID2", "images"] == 1
+    assert labelers.loc["ID1", "megapixels"] == 0.004 and labelers.loc["ID2", "megapixels"] == 0.006
+    # the map's layer list shows each record's colour beside its name
+    page = (out / "locations.html").read_text()
+    assert r'style=\"color:#1f77b4\"\u003e\u0026#9679;\u003c/span\u003e X_one (3)' in page
