@@ -30,7 +30,7 @@ from doodle_engine.compiling import NOTICE_ENV
 from doodle_engine.eras import RECIPES, SLIDERS
 from doodle_engine.eras import recipe as era_recipe
 from doodle_engine.errors import DoodleError
-from doodle_engine.files import printable, short_name, short_names, split_member
+from doodle_engine.files import printable, result_name, short_names, split_member
 from doodle_engine.modes import MODES
 from doodle_engine.record import DEFAULT_MAX_PIXELS
 from doodle_engine.settings import ERAS
@@ -165,8 +165,7 @@ def _min_accuracy(text):
 def _name(row):
     """A result's name for messages: the file's name (never a cut path) and its trial."""
     trial = row.get("trial", "")
-    trial = "" if not isinstance(trial, str) else trial
-    return short_name(row["file"]) + (f" [trial {trial}]" if trial else "")
+    return result_name(row["file"], trial if isinstance(trial, str) else "")
 
 
 #: the most file names a note lists; the rest are counted (the table names them all)

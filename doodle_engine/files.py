@@ -44,6 +44,14 @@ def short_name(path):
     return f"{Path(zip_path).name}{MEMBER_SEP}{member.rsplit('/', 1)[-1]}"
 
 
+def result_name(path, trial="", short=True):
+    """One result's name in messages, figures and summaries: the input (its
+    :func:`short_name`, or the path in full) and its earlier trial, if it is one
+    (``x.npz [trial 00]``)."""
+    name = short_name(path) if short else str(path)
+    return f"{name} [trial {trial}]" if trial else name
+
+
 def short_names(paths):
     """:func:`short_name` of each input, but inputs of the same file name in different folders
     (or zips) keep as many folders above it as tell them apart (``a/x.npz``, ``b/x.npz``)."""

@@ -14,7 +14,7 @@ import datetime
 import html
 from pathlib import Path
 
-from .files import atomic_write, short_name
+from .files import atomic_write, result_name, short_name
 from .outputs import HTML_GENERATOR
 from .reasons import detail, legend
 from .report import summarize
@@ -223,7 +223,7 @@ def _maps_section(figures, maps, frame, anchors):
         if p.resolve() not in present:
             continue
         i, row = by_key.get((str(file), str(trial or "")), (None, {}))
-        name = short_name(file) + (f" [trial {trial}]" if trial else "")
+        name = result_name(file, trial)
         caption = (f"{name}: {int(_number(row.get('differ'))):,} px differ, "
                    f"{_number(row.get('accuracy')):.4%} agree" if len(row) else name)
         why = _text(row.get("reason")) if len(row) else ""

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from .colorize import colorize
 from .export import safe_stem
-from .files import atomic_write, from_printable, short_name
+from .files import atomic_write, from_printable, result_name
 from .inputs import load
 from .outputs import PLOT_FILES, kept_label_path, output_stem
 from .palette import palette_from
@@ -105,8 +105,8 @@ def write_plots(frame, folder, labels_dir=None, max_maps=20, progress=False, cla
                         maps.append((written[-1], row["file"], row.get("trial", "") or ""))
                     else:
                         resumed.add(_map_name(row, kept, ()))  # an earlier run's map stays
-                        trial = f" [trial {row['trial']}]" if row.get("trial") else ""
-                        notes.append(f"{short_name(row['file'])}{trial}: no rebuilt label kept "
+                        notes.append(f"{result_name(row['file'], row.get('trial'))}: no rebuilt "
+                                     "label kept "
                                      "(a row resumed from an earlier run); run without --resume "
                                      "to map it")
                     if bar is not None:
@@ -274,7 +274,7 @@ def disagreement_map(row, kept_label, folder, classes=None, allow_pickle=False, 
     era = row.get("era", "")
     era_source = row.get("era_source", "")
     why = row.get("reason") if isinstance(row.get("reason"), str) else reason(row)
-    fig.suptitle(f"{short_name(path)}" + (f" [trial {trial}]" if trial else "")
+    fig.suptitle(result_name(path, trial)
                  + f" - {era} ({era_source}), mode {row.get('mode', '?')}: "
                  f"{int(diff.sum()):,} of {diff.size:,} px differ ({acc:.4%} agree)"
                  + (f"\nwhy: {why}" if why else ""))

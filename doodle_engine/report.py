@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DoodleError
-from .files import atomic_write, short_name
+from .files import atomic_write, result_name, short_name
 from .metadata import metadata_sources, read_metadata_inputs
 from .table import cell_text, grouped, with_whole_numbers
 
@@ -50,9 +50,8 @@ def summarize(frame):
 
 
 def _result_name(row):
-    """A result's file, with its earlier trial where it is one (``x.npz [trial 00]``)."""
-    trial = cell_text(row.get("trial"))
-    return f"{row['file']} [trial {trial}]" if trial else row["file"]
+    """A result's file in full, with its earlier trial where it is one."""
+    return result_name(row["file"], cell_text(row.get("trial")), short=False)
 
 
 def _write_frame(frame, path):
