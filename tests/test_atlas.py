@@ -20,7 +20,8 @@ from PIL import Image
 from test_metadata import REAL, raw_counts, row, write_rows
 
 from doodle_engine import coastline
-from doodle_engine.atlas import _box, _fitted, _outline_style, _panel_slots
+from doodle_engine.atlas import _outline_style
+from doodle_engine.atlasfigures import box, fitted, panel_slots
 from doodle_engine.cli import main
 
 EXPECTED = {"records.csv", "class_images.csv", "class_pixels.csv", "labelers.csv",
@@ -266,24 +267,24 @@ def test_pages_in_a_browser(tmp_path):
     assert blue > 20
 
 
-@pytest.mark.parametrize("box", [(-125.0, 27.0, -70.0, 47.0),  # a national record: a wide strip
+@pytest.mark.parametrize("extent", [(-125.0, 27.0, -70.0, 47.0),  # a national record: a wide strip
                                  (-75.8, 35.2, -75.6, 36.2),  # a stretch of coast: tall
                                  (-88.4, 30.0, -87.8, 30.6)])
-def test_a_record_panel_fills_its_cell_and_keeps_its_images(box):
-    west, south, east, north = _fitted(box, 1.2)
-    assert west <= box[0] and south <= box[1] and east >= box[2] and north >= box[3]
+def test_a_record_panel_fills_its_cell_and_keeps_its_images(extent):
+    west, south, east, north = fitted(extent, 1.2)
+    assert west <= extent[0] and south <= extent[1] and east >= extent[2] and north >= extent[3]
     stretch = 1 / np.cos(np.radians((south + north) / 2))
     assert (east - west) / ((north - south) * stretch) == pytest.approx(1.2, rel=1e-9)
     # only one direction grows
-    assert (west, east) == box[::2] or (south, north) == box[1::2]
+    assert (west, east) == extent[::2] or (south, north) == extent[1::2]
 
 
 def test_map_panels_of_a_short_row_are_centred():
     """geography.png: two records sit side by side in the middle (the middle cell was
     empty); ten fill two rows of four and centre the last two."""
-    assert _panel_slots(2, 4) == [(0, 2), (0, 4)]
-    assert _panel_slots(1, 4) == [(0, 3)]
-    slots = _panel_slots(10, 4)
+    assert panel_slots(2, 4) == [(0, 2), (0, 4)]
+    assert panel_slots(1, 4) == [(0, 3)]
+    slots = panel_slots(10, 4)
     assert slots[:4] == [(0, 0), (0, 2), (0, 4), (0, 6)] and slots[8:] == [(2, 2), (2, 4)]
 
 
@@ -330,7 +331,7 @@ def test_the_map_outline_draws_lakes_over_land_and_islands_over_lakes():
 def test_a_wide_record_s_panel_keeps_a_margin_around_its_points():
     """A record spanning 40 degrees got 0.1 degree of margin: its edge markers were cut."""
     lon, lat = pd.Series([-119.5, -80.6]), pd.Series([34.0, 35.0])
-    west, south, east, north = _fitted(_box(lon, lat, 0.1, 0.6), 1.2)
+    west, south, east, north = fitted(box(lon, lat, 0.1, 0.6), 1.2)
     assert lon.min() - west > 0.039 * 38.9 and east - lon.max() > 0.039 * 38.9
     assert lat.min() - south > 0.1 and north - lat.max() > 0.1
 
