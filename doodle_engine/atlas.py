@@ -22,8 +22,10 @@ import xstatic.pkg.leaflet as xleaflet
 
 from . import atlasfigures as figures
 from . import coastline
+from .errors import DoodleError
 from .files import atomic_write, short_name
 from .metadata import FINDING_COLUMNS, combine, labeler_of
+from .remapping import load_mapping
 
 #: what each check of the metadata says, for the index page
 CHECKS = {
@@ -64,6 +66,9 @@ class Atlas:
     unjoined: pd.DataFrame
     sources: list = field(default_factory=list)
     npz_errors: list = field(default_factory=list)
+    superclass_images: pd.DataFrame | None = None
+    superclass_notes: list = field(default_factory=list)
+    mapping_source: str | None = None
 
 
 def _npz_images(rows):
@@ -86,7 +91,7 @@ def _npz_images(rows):
                                       "npz_classes", "npz_present", "npz_pixels"])
 
 
-def build_atlas(metadata=None, npz_rows=None):
+def build_atlas(metadata=None, npz_rows=None, mapping=None, default=None):
     """Join metadata and npz rows into an :class:`Atlas`.
 
     Parameters
@@ -96,6 +101,13 @@ def build_atlas(metadata=None, npz_rows=None):
     npz_rows : pandas.DataFrame, optional
         The rows of the ``stats`` job over npz files (``run_batch("stats", ...)``): class
         pixels of each stored label.  Rows with an error are listed in ``npz_errors``.
+    mapping : dict, Mapping or path, optional
+        A class mapping by name (a Coast Train remap file: ``aliases`` to ``super_classes``):
+        the atlas then counts the images containing each superclass
+        (``superclass_images``), as the class-distribution notebook does.
+    default : str, optional
+        With ``mapping``: the superclass of classes it has no rule for; without it they are
+        counted as ``(no rule)`` and named in ``superclass_notes``.
     """
     meta = metadata if metadata is not None else combine([])
     npz = _npz_images(npz_rows) if npz_rows is not None and len(npz_rows) else _npz_images(
@@ -108,9 +120,15 @@ def build_atlas(metadata=None, npz_rows=None):
                          ignore_index=True) if len(meta.findings) or len(npz_findings) else \
         pd.DataFrame(columns=list(FINDING_COLUMNS))
     have_npz = bool(len(npz))
-    return Atlas(images, _records(images, findings, meta), _class_images(images, have_npz),
-                 _class_pixels(images) if have_npz else None, _labelers(images), findings,
-                 unjoined, list(meta.sources), errors)
+    found = Atlas(images, _records(images, findings, meta), _class_images(images, have_npz),
+                  _class_pixels(images) if have_npz else None, _labelers(images), findings,
+                  unjoined, list(meta.sources), errors)
+    if mapping is not None:
+        m = superclass_mapping(mapping, default, found.class_images["class"])
+        found.superclass_images, found.superclass_notes = _superclass_images(
+            images, m, default, have_npz)
+        found.mapping_source = m.source
+    return found
 
 
 def _join(table, npz):
@@ -268,6 +286,61 @@ def _class_pixels(images):
     return pd.DataFrame(rows, columns=["record", "class", "pixels", "fraction", "images"])
 
 
+#: the superclass of a class its mapping has no rule for (and no default)
+NO_RULE = "(no rule)"
+
+
+def superclass_mapping(mapping, default, class_names):
+    """The mapping read and checked for the atlas: by class name, with a rule for at least
+    one of ``class_names`` (else it is not meant for these records), ``default`` one of its
+    targets."""
+    m = load_mapping(mapping)
+    if m.targets is None:
+        raise DoodleError(m.source, "the atlas groups classes by name: it needs a mapping of "
+                                    "class names (a Coast Train remap file, or names -> "
+                                    "names), not an integer mapping")
+    m.check_default(default)
+    names = list(dict.fromkeys(class_names))
+    if names and not any(m.target_name(n) is not None for n in names):
+        keys = list(m.aliases)[:6]
+        raise DoodleError(m.source, f"no class of these records has a rule in it (its rules "
+                                    f"are for {keys}{' ...' if len(m.aliases) > 6 else ''}; "
+                                    f"the records' classes include {names[:6]})")
+    return m
+
+
+def _superclass_images(images, m, default, have_npz):
+    """Per record and superclass: the images containing it (by the metadata and, with npz
+    files, by the stored labels) and the record's classes that go to it; and a note per
+    class without a rule."""
+    rows, loose = [], {}
+    order = list(m.targets)
+    for record, g in images.groupby("record", sort=True):
+        meta, npz = g[g["in_metadata"]], g[g["has_npz"]]
+        names = _class_order(g) + (_class_order(npz, "npz_present") if len(npz) else [])
+        into = {n: m.target_name(n, default) or NO_RULE for n in dict.fromkeys(names)}
+        for n in (n for n, t in into.items() if t == NO_RULE):
+            loose.setdefault(n, []).append(record)
+        for target in order + ([NO_RULE] if NO_RULE in into.values() else []):
+            row = {"record": record, "superclass": target,
+                   "images": _holding(meta["present"], into, target) if len(meta) else np.nan,
+                   "classes": "; ".join(n for n, t in into.items() if t == target)}
+            if have_npz:
+                row["images_npz"] = (_holding(npz["npz_present"], into, target)
+                                     if len(npz) else np.nan)
+            rows.append(row)
+    cols = ["record", "superclass", "images"] + (["images_npz"] if have_npz else []) + ["classes"]
+    notes = [f"{NO_RULE}: class {n!r} has no rule in {m.source} ({', '.join(r)}); "
+             "--default names a superclass for such classes" for n, r in loose.items()]
+    return pd.DataFrame(rows, columns=cols), notes
+
+
+def _holding(present, into, target):
+    """How many images (their lists of classes present) hold a class going to ``target``."""
+    return int(present.map(lambda p: any(into.get(n) == target for n in p)
+                           if isinstance(p, (list, tuple)) else False).sum())
+
+
 def _labelers(images):
     """Per record and labeler: images, and the megapixels of those images (the
     user-distribution notebook's 'millions of pixels labeled')."""
@@ -307,9 +380,12 @@ def image_table(atlas):
 
 def write_atlas(atlas, outdir):
     """Write the atlas into ``outdir`` (created): the CSV tables, ``class_distribution.png``,
-    ``labelers.png``, ``geography.png`` (when the metadata gives coordinates),
-    ``locations.html`` and ``index.html``, each through a temporary file and a rename.
-    Returns the paths written; ``write_atlas.last_notes`` says what was left out and why."""
+    ``labelers.png``, ``superclass_images.csv`` and ``superclass_distribution.png`` (with a
+    mapping), ``records.png`` (when records have image sizes and doodle densities),
+    ``geography.png``, ``heatmap.png``, ``coordinates.png`` and ``locations.html`` (when the
+    metadata gives coordinates) and ``index.html``, each through a temporary file and a
+    rename.  Returns the paths written; ``write_atlas.last_notes`` says what was left out and
+    why."""
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     notes = []
@@ -327,13 +403,25 @@ def write_atlas(atlas, outdir):
                 figures.class_figure(atlas.class_images, atlas.records,
                                      out / "class_distribution.png"),
                 figures.labeler_figure(atlas.labelers, out / "labelers.png")]
+    if atlas.superclass_images is not None:
+        written += [_csv(atlas.superclass_images, out / "superclass_images.csv"),
+                    figures.superclass_figure(atlas.superclass_images, atlas.records,
+                                              out / "superclass_distribution.png",
+                                              Path(atlas.mapping_source).name)]
+    if len(figures.drawable_records(atlas.records)):
+        written.append(figures.records_figure(atlas.records, out / "records.png"))
+    else:
+        notes.append("records.png: no record has both image sizes (ImageHeightPx, "
+                     "ImageWidthPx) and doodle_spatial_density (from the metadata CSVs)")
     located = _located(atlas.images)
     if len(located):
         written += [figures.geography_figure(located, out / "geography.png"),
+                    figures.heatmap_figure(located, out / "heatmap.png"),
+                    figures.coordinates_figure(located, out / "coordinates.png"),
                     _locations_html(located, out / "locations.html")]
     else:
-        notes.append("geography.png, locations.html: no image has coordinates (LonMin/LonMax/"
-                     "LatMin/LatMax come from the metadata CSVs)")
+        notes.append("geography.png, heatmap.png, coordinates.png, locations.html: no image "
+                     "has coordinates (LonMin/LonMax/LatMin/LatMax come from the metadata CSVs)")
     written.append(_index_html(atlas, out / "index.html", [Path(p).name for p in written], notes))
     write_atlas.last_notes = notes
     return written
@@ -505,9 +593,17 @@ def _index_html(atlas, path, files, notes):
         parts.append(f"<p class='note'>Not written: {html.escape(n)}</p>")
     parts += ["<h2>Records</h2>", _html_table(rec)]
     for name, title in (("class_distribution.png", "Class distribution"),
-                        ("labelers.png", "Labelers"), ("geography.png", "Geography")):
+                        ("superclass_distribution.png", "Superclass distribution"),
+                        ("labelers.png", "Labelers"), ("records.png", "Records"),
+                        ("geography.png", "Geography"), ("heatmap.png", "Heat map"),
+                        ("coordinates.png", "Latitude and longitude")):
         if name in files:
             parts.append(f"<h2>{title}</h2><img src='{name}' alt='{title}'>")
+        if name == "superclass_distribution.png" and name in files:
+            parts.append(f"<p class='note'>Superclasses of {html.escape(atlas.mapping_source)}"
+                         "; each record's classes and where they go are in <a href="
+                         "'superclass_images.csv'>superclass_images.csv</a>.</p>")
+            parts += [f"<p class='note'>{html.escape(n)}</p>" for n in atlas.superclass_notes]
     if "locations.html" in files:
         parts.append("<p><a href='locations.html'>Interactive map of every image "
                      "(locations.html)</a></p>")

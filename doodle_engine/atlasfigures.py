@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import matplotlib
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PolyCollection
+from matplotlib.colors import LinearSegmentedColormap
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
@@ -52,32 +54,75 @@ def class_figure(ci, records_table, path):
     """One panel per record: images in which each class is present, by the metadata's
     classes_present_integer and, beside it, by the stored labels of the record's npz files
     (``ci``: the atlas's ``class_images``; ``records_table``: its ``records``)."""
+    return _panels_figure(ci, records_table, path, "class", None)
+
+
+def superclass_figure(si, records_table, path, mapping_name):
+    """Images containing each superclass: all records (stacked by record), then one panel
+    per record as :func:`class_figure` draws them (``si``: the atlas's
+    ``superclass_images``)."""
+    return _panels_figure(si, records_table, path, "superclass", mapping_name)
+
+
+def _panels_figure(ci, records_table, path, column, mapping_name):
+    """The panels of :func:`class_figure` (``mapping_name`` None) or
+    :func:`superclass_figure` (an all-records panel first)."""
     records = list(dict.fromkeys(ci["record"]))
-    rows, cols = grid(len(records), 3)
+    n_panels = len(records) + (mapping_name is not None)
+    rows, cols = grid(n_panels, 3)
     both = "images_npz" in ci and (ci["images"].notna() & ci["images_npz"].notna()).any()
     fig = Figure(figsize=(5.2 * cols, (0.45 if both else 0.3) * max(
         [len(ci[ci["record"] == r]) for r in records] or [4]) * rows + 1.6 * rows + 0.8),
         layout="constrained")  # room for the suptitle, whatever the number of panels
-    axes = fig.subplots(rows, cols, squeeze=False)
-    for ax in axes.flat[len(records):]:
+    axes = list(fig.subplots(rows, cols, squeeze=False).flat)
+    for ax in axes[n_panels:]:
         ax.axis("off")
     colours = colour_of(records)
+    if mapping_name is not None:
+        _total_panel(axes.pop(0), ci, column, colours)
     per_record = records_table.set_index("record")
-    for ax, record in zip(axes.flat, records):
+    for ax, record in zip(axes, records):
         facts = per_record.loc[record]
         source = _class_panel(ax, ci[ci["record"] == record], colours[record],
-                              int(facts["metadata_rows"]), int(facts["npz_files"]))
+                              int(facts["metadata_rows"]), int(facts["npz_files"]), column)
         ax.set_title(f"{record}: {count(int(facts['images']), 'image')} ({source})",
                      fontsize=10)
     total = int(records_table["images"].sum())
     counts = f"{count(total, 'image')}, {count(len(records), 'record')}"
+    if mapping_name is not None:
+        counts += f"; superclasses of {mapping_name}"
     # one panel is too narrow for the title on one line
-    sep = "\n" if cols == 1 else " "
-    fig.suptitle(f"Images containing each class, per record{sep}({counts})", fontsize=12)
+    sep = "\n" if cols == 1 or mapping_name is not None else " "
+    fig.suptitle(f"Images containing each {column}, per record{sep}({counts})", fontsize=12)
     return save(fig, path)
 
 
-def _class_panel(ax, g, colour, rows, npz_files):
+def _total_panel(ax, ci, column, colours):
+    """All records: images containing each class (superclass), stacked by record, by the
+    metadata where it lists the classes present, else by the stored labels."""
+    by = "images" if ci["images"].notna().any() else "images_npz"
+    table = ci.pivot_table(index=column, columns="record", values=by, aggfunc="sum",
+                           fill_value=0, sort=False)
+    left = np.zeros(len(table))
+    for record in table.columns:
+        ax.barh(range(len(table)), table[record], left=left, color=colours[record],
+                label=record)
+        left += table[record].to_numpy()
+    for y, v in enumerate(left):
+        ax.text(v, y, f" {int(v)}", va="center", fontsize=7)
+    ax.set_yticks(range(len(table)), table.index, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"images containing the {column}", fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlim(0, max(float(left.max(initial=0)), 1) * 1.18)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4,
+              frameon=False)
+    source = "metadata" if by == "images" else "stored labels"
+    ax.set_title(f"All records: {int(left.sum())} (image, {column}) pairs ({source})",
+                 fontsize=10)
+
+
+def _class_panel(ax, g, colour, rows, npz_files, column="class"):
     """One record's bars: images containing each class by the metadata and, where the record
     has npz files, by the stored labels beside them; returns what the bars count."""
     bars = []
@@ -94,9 +139,9 @@ def _class_panel(ax, g, colour, rows, npz_files):
         for y, v in zip(ys, values.fillna(0)):
             ax.text(v, y, f" {int(v)}", va="center", fontsize=7 if len(bars) == 1 else 6)
         top = max(top, float(values.max() or 0))
-    ax.set_yticks(range(len(g)), g["class"], fontsize=8)
+    ax.set_yticks(range(len(g)), g[column], fontsize=8)
     ax.invert_yaxis()
-    ax.set_xlabel("images containing the class", fontsize=8)
+    ax.set_xlabel(f"images containing the {column}", fontsize=8)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlim(0, max(top, 1) * 1.18)
     if len(bars) > 1:
@@ -191,6 +236,11 @@ def fitted(box, aspect):
     return west, south, east, north
 
 
+def overview_box(located):
+    """The map box of every image: the overview of geography.png and the heat map."""
+    return fitted(box(located["lon"], located["lat"], 2.0, 8.0), _OVERVIEW_ASPECT)
+
+
 def geography_figure(located, path):
     """Image centres over the land outline: all records, then one panel per record."""
     records = sorted(located["record"].unique())
@@ -200,8 +250,7 @@ def geography_figure(located, path):
     # half-cells, so that a row of fewer panels sits in the middle
     gs = fig.add_gridspec(1 + rows, 2 * _MAP_COLUMNS, height_ratios=[2.2] + [1] * rows)
     ax = fig.add_subplot(gs[0, :])
-    resolution = draw_land(ax, *fitted(box(located["lon"], located["lat"], 2.0, 8.0),
-                                         _OVERVIEW_ASPECT))
+    resolution = draw_land(ax, *overview_box(located))
     for r in records:
         g = located[located["record"] == r]
         ax.scatter(g["lon"], g["lat"], s=14, color=colours[r], edgecolor="black", linewidth=0.3,
@@ -235,3 +284,139 @@ def panel_slots(n, columns):
         in_row = min(columns, n - row * columns)
         slots.append((row, 2 * col + columns - in_row))
     return slots
+
+
+#: the heat map's colours: matplotlib's Blues without its near-white quarter, so that a
+#: hexagon of one image stands out from the sea
+_HEAT = LinearSegmentedColormap.from_list(
+    "heat", matplotlib.colormaps["Blues"](np.linspace(0.25, 1.0, 64)))
+#: hexagons across the heat map, as the image-locations notebook's hexbin (gridsize=50)
+HEX_ACROSS = 50
+
+
+def heatmap_figure(located, path):
+    """Images per hexagon over the land outline, on a log colour scale (the image-locations
+    notebook's hexbin heat map); hexagons without an image are not drawn."""
+    fig = Figure(figsize=(16, 7.4))
+    ax = fig.add_subplot()
+    west, south, east, north = overview_box(located)
+    resolution = draw_land(ax, west, south, east, north)
+    cells = ax.hexbin(located["lon"], located["lat"], gridsize=HEX_ACROSS, mincnt=1,
+                      bins="log", cmap=_HEAT, extent=(west, east, south, north),
+                      edgecolors="#4a4a4a", linewidths=0.3, zorder=3)
+    counts = cells.get_array()
+    bar = fig.colorbar(cells, ax=ax, shrink=0.6, pad=0.02)
+    bar.set_label("images in the hexagon (log scale)")
+    km = (east - west) / HEX_ACROSS * 111.32 * np.cos(np.radians((south + north) / 2))
+    names = {"i": "intermediate", "l": "low"}
+    ax.set_title(f"Image centres per hexagon: {count(len(located), 'image')} in "
+                 f"{count(len(counts), 'hexagon')}, at most {int(max(counts, default=0))} in "
+                 f"one (hexagons {(east - west) / HEX_ACROSS:.2g} degrees, about {km:.0f} km, "
+                 f"across; land: GSHHS, {names[resolution]} resolution)")
+    ax.set_xlabel("longitude")
+    ax.set_ylabel("latitude")
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def coordinates_figure(located, path):
+    """Images by latitude and by longitude of their centres, stacked by record (the
+    geographic notebook's two histograms, 20 bins over the range of each)."""
+    records = sorted(located["record"].unique())
+    colours = colour_of(records)
+    fig = Figure(figsize=(13, 6))
+    a_lat, a_lon = fig.subplots(1, 2)
+    for ax, column, horizontal in ((a_lat, "lat", True), (a_lon, "lon", False)):
+        values = located[column]
+        edges = np.linspace(values.min(), values.max(), 21) if values.max() > values.min() \
+            else np.array([values.min() - 0.5, values.max() + 0.5])
+        ax.hist([located.loc[located["record"] == r, column] for r in records], bins=edges,
+                stacked=True, color=[colours[r] for r in records], edgecolor="white",
+                linewidth=0.6, orientation="horizontal" if horizontal else "vertical",
+                label=[f"{r} ({int((located['record'] == r).sum())})" for r in records])
+        name = "latitude" if horizontal else "longitude"
+        (ax.set_ylabel if horizontal else ax.set_xlabel)(f"{name} of the image centre")
+        (ax.set_xlabel if horizontal else ax.set_ylabel)("images")
+        (ax.xaxis if horizontal else ax.yaxis).set_major_locator(MaxNLocator(integer=True))
+        step = (edges[-1] - edges[0]) / (len(edges) - 1)
+        ax.set_title(f"{'A' if horizontal else 'B'}) by {name} ({len(edges) - 1} bins of "
+                     f"{step:.2g} degrees)", loc="left")
+    a_lon.legend(fontsize=8, title="record (images)")
+    fig.suptitle(f"Images by latitude and longitude: {count(len(located), 'image')} in "
+                 f"{count(len(records), 'record')}")
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def drawable_records(records_table):
+    """The records :func:`records_figure` can place: a size and a doodled share."""
+    if not {"megapixels", "doodled_percent"} <= set(records_table.columns):
+        return records_table.iloc[:0]
+    known = records_table.dropna(subset=["megapixels", "doodled_percent"])
+    return known[known["megapixels"] > 0]
+
+
+def records_figure(records_table, path):
+    """Per record: the megapixels labelled (log scale) against the share of them a person
+    doodled, as the user-distribution notebook draws it; records missing either are named
+    in the title."""
+    known = drawable_records(records_table)
+    colours = colour_of(records_table["record"])
+    fig = Figure(figsize=(9, 7))
+    ax = fig.add_subplot()
+    for r in known.to_dict("records"):
+        ax.scatter(r["megapixels"], r["doodled_percent"], s=60, color=colours[r["record"]],
+                   edgecolor="black", linewidth=0.5, zorder=3)
+    ax.set_xscale("log")
+    ax.set_xlabel("megapixels labelled (sum of height x width over the record's images)")
+    ax.set_ylabel("pixels a person doodled (%)")
+    ax.set_ylim(0, max(float(known["doodled_percent"].max()) * 1.15, 1))
+    left, right = known["megapixels"].min(), known["megapixels"].max()
+    ax.set_xlim(left / 2, right * 8)  # room for the names right of the points
+    ax.grid(True, which="major", color="#dddddd", zorder=0)
+    missing = sorted(set(records_table["record"]) - set(known["record"]))
+    title = f"Records: size against doodled share ({count(len(known), 'record')})"
+    if missing:
+        title += (f"\nnot drawn (no image size or doodle_spatial_density): "
+                  f"{', '.join(map(str, missing))}")
+    ax.set_title(title, fontsize=11)
+    fig.tight_layout()
+    _label_points(fig, ax, [(r["megapixels"], r["doodled_percent"],
+                             f"{r['record']} ({count(int(r['images']), 'image')})")
+                            for r in known.to_dict("records")])
+    return save(fig, path)
+
+
+#: where a point's name may go, in points from the point: right, then left, above and below
+_LABEL_OFFSETS = [(7, 3, "left", "bottom"), (7, -3, "left", "top"), (-7, 3, "right", "bottom"),
+                  (-7, -3, "right", "top"), (0, 9, "center", "bottom"), (0, -9, "center", "top"),
+                  (7, 12, "left", "bottom"), (7, -12, "left", "top")]
+
+
+def _label_points(fig, ax, points):
+    """Name each point beside it, at the first place of :data:`_LABEL_OFFSETS` where the
+    name stays inside the axes and overlaps no name placed before it (else at the first);
+    the names go in order of the points' height, so neighbours are placed against each
+    other."""
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    frame = ax.get_window_extent(renderer)
+    placed = []
+    for x, y, text in sorted(points, key=lambda p: -p[1]):
+        for offset in _LABEL_OFFSETS:
+            extent = _name_at(ax, renderer, x, y, text, offset)
+            inside = frame.x0 <= extent.x0 and extent.x1 <= frame.x1 and \
+                frame.y0 <= extent.y0 and extent.y1 <= frame.y1
+            if inside and not any(extent.overlaps(other) for other in placed):
+                break
+            ax.texts[-1].remove()
+        else:
+            extent = _name_at(ax, renderer, x, y, text, _LABEL_OFFSETS[0])
+        placed.append(extent)
+
+
+def _name_at(ax, renderer, x, y, text, offset):
+    """Write ``text`` at ``offset`` from the point; its extent on the canvas, padded."""
+    dx, dy, ha, va = offset
+    label = ax.annotate(text, (x, y), xytext=(dx, dy), textcoords="offset points", ha=ha,
+                        va=va, fontsize=9)
+    return label.get_window_extent(renderer).padded(2)

@@ -694,7 +694,11 @@ def cmd_atlas(args):
     csvs = metadata.metadata_sources(meta_items)
     files = inputs.find_inputs(npz_inputs) if npz_inputs else []
     outputs.check_outputs(args.inputs, files, outdir=args.output,
-                          also_reads=[c for c in csvs if "::" not in c])
+                          also_reads=[c for c in csvs if "::" not in c]
+                          + ([args.mapping] if args.mapping else []))
+    if args.default is not None and args.mapping is None:
+        raise DoodleError(None, "--default names the superclass of classes a --mapping has "
+                                "no rule for: give --mapping too")
     if not csvs and not files:
         raise DoodleError(" ".join(args.inputs), "no metadata CSV and no .npz file found")
     meta = metadata.read_metadata_inputs(meta_items) if csvs else None
@@ -711,7 +715,7 @@ def cmd_atlas(args):
     if meta is None and failed == len(rows):
         return _why(1, f"no image to draw: every one of the {failed} npz file(s) failed "
                        "(listed above) and no metadata CSV was given; nothing written")
-    found = atlas.build_atlas(meta, rows)
+    found = atlas.build_atlas(meta, rows, mapping=args.mapping, default=args.default)
     written = atlas.write_atlas(found, args.output)
     rec = found.records
     print(rec[["record", "images", "npz_files", "labelers", "labeler_images", "classes",
@@ -732,7 +736,7 @@ def cmd_atlas(args):
     if meta is not None and meta.skipped:
         print(f"note: {len(meta.skipped)} CSV(s) in the input folders are not metadata CSVs, "
               f"left out: {', '.join(meta.skipped[:5])}" + (" ..." if len(meta.skipped) > 5 else ""))
-    for note in atlas.write_atlas.last_notes:
+    for note in found.superclass_notes + atlas.write_atlas.last_notes:
         print(f"note: {note}")
     print(f"wrote {len(written)} file(s) to {args.output} in {time.perf_counter() - t0:.1f} s; "
           f"open {os.path.join(args.output, 'index.html')}")
@@ -1000,12 +1004,19 @@ def build_parser():
         description="Counts, figures and maps of Coast Train records, as the CoastTrainMetaPlots "
                     "notebooks draw them: records.csv, class_images.csv, class_pixels.csv (with "
                     "npz files), labelers.csv, disagreements.csv, unjoined.csv, images.csv, "
-                    "class_distribution.png, labelers.png, geography.png, locations.html and "
-                    "index.html. Nothing is downloaded.")
+                    "class_distribution.png, labelers.png, records.png, geography.png, "
+                    "heatmap.png, coordinates.png, locations.html and index.html; with "
+                    "--mapping, superclass_images.csv and superclass_distribution.png. "
+                    "Nothing is downloaded.")
     sp.add_argument("inputs", nargs="+",
                     help="metadata CSVs, release zips, folders of CSVs, npz files or zips")
     sp.add_argument("-o", "--output", required=True, help="folder for the atlas (created)")
     sp.add_argument("--classes", help="class names for npz files without them")
+    sp.add_argument("--mapping", help="a mapping JSON by class name (a Coast Train remap file): "
+                                      "also count and draw the images containing each "
+                                      "superclass")
+    sp.add_argument("--default", help="with --mapping: the superclass of classes it has no "
+                                      "rule for (else counted as '(no rule)')")
     _reading_options(sp)
     sp.add_argument("--workers", type=_workers, default="auto", help=WORKERS_HELP)
     sp.add_argument("--scheduler", help="Dask scheduler address (tcp://host:8786)")

@@ -112,6 +112,15 @@ class Mapping:
         return (f"class {name} ({what} {shown}) has no rule in the mapping "
                 f"{self.source} (pass default= / --default)")
 
+    def target_name(self, name, default=None):
+        """The target class a class *name* goes to, by name alone (a Doodler-schema rule
+        keyed by a class's number has no name to match): its rule, else ``default``, else
+        None.  A name mapping's only (``targets``)."""
+        target = self.aliases.get(name, default)
+        if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
+            return self.targets[int(target)] if 0 <= target < len(self.targets) else None
+        return target
+
     def _target_for(self, name, old):
         if name in self.aliases:
             return self.aliases[name]

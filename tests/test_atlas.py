@@ -3,6 +3,7 @@ where present, stats --metadata, and the pages opened in headless Chromium."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -16,17 +17,22 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import SETTINGS, doodles_for, scene, write_npz
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from PIL import Image
 from test_metadata import REAL, raw_counts, row, write_rows
 
-from doodle_engine import coastline
+from doodle_engine import atlas, coastline
+from doodle_engine import metadata as md
 from doodle_engine.atlas import _outline_style
-from doodle_engine.atlasfigures import box, fitted, panel_slots
+from doodle_engine.atlasfigures import _label_points, box, drawable_records, fitted, panel_slots
+from doodle_engine.batch import run_batch
 from doodle_engine.cli import main
 
 EXPECTED = {"records.csv", "class_images.csv", "class_pixels.csv", "labelers.csv",
             "disagreements.csv", "unjoined.csv", "images.csv", "class_distribution.png",
-            "labelers.png", "geography.png", "locations.html", "index.html"}
+            "labelers.png", "geography.png", "heatmap.png", "coordinates.png", "locations.html",
+            "index.html"}
 
 
 def release(tmp_path):
@@ -88,6 +94,137 @@ def test_atlas_from_csvs_and_npz(tmp_path, capsys):
         assert f"href='{name}'" in page
     assert "stray_ID4" in page and "c_ID1" in page
     assert "images: 6 in 3 record(s)" in text and "(2 joined)" in text
+    # the rows carry no doodle_spatial_density: records.png is left out, and says why
+    assert "note: records.png: no record has both image sizes" in text
+
+
+def superclass_release(tmp_path):
+    """Record D: sand and gravel both go to sediment; F: 'ice' has no rule in the mapping."""
+    d = tmp_path / "in"
+    d.mkdir()
+    classes = "'water', 'sand', 'gravel'"
+    write_rows(d / "metadata_D_s2_4classes_meta_served.csv", [
+        row("a_ID1", classes=classes, present_int="0, 1, 2", present_arr=classes),
+        row("b_ID2", classes=classes, present_int="1, 2", present_arr="'sand', 'gravel'"),
+        row("c_ID1", classes=classes, present_int="0", present_arr="'water'")])
+    write_rows(d / "metadata_F_elwha_l8_served.csv", [
+        row("f_ID2", classes="'water', 'ice'", n=2, present_int="0, 1",
+            present_arr="'water', 'ice'")])
+    mapping = tmp_path / "remap.json"
+    mapping.write_text(json.dumps({
+        "aliases": {"water": "water", "sand": "sediment", "gravel": "sediment"},
+        "classes": ["water", "sand", "gravel"], "super_classes": ["water", "sediment", "other"]}))
+    return d, mapping
+
+
+def test_superclasses_count_each_image_once(tmp_path, capsys):
+    """An image holding sand and gravel counts once for sediment (the notebook counted each
+    class); a class without a rule is counted as '(no rule)' and named."""
+    d, mapping = superclass_release(tmp_path)
+    out = tmp_path / "atlas"
+    assert main(["atlas", str(d), "-o", str(out), "--mapping", str(mapping), "--quiet"]) == 0
+    text = capsys.readouterr().out
+    sc = pd.read_csv(out / "superclass_images.csv", keep_default_na=False)
+    got = {(r["record"], r["superclass"]): (r["images"], r["classes"]) for _, r in sc.iterrows()}
+    assert got == {("D_s2_4classes", "water"): (2, "water"),
+                   ("D_s2_4classes", "sediment"): (2, "sand; gravel"),
+                   ("D_s2_4classes", "other"): (0, ""),
+                   ("F_elwha_l8", "water"): (1, "water"),
+                   ("F_elwha_l8", "sediment"): (0, ""),
+                   ("F_elwha_l8", "other"): (0, ""),
+                   ("F_elwha_l8", "(no rule)"): (1, "ice")}
+    assert "note: (no rule): class 'ice' has no rule in" in text and "(F_elwha_l8)" in text
+    page = (out / "index.html").read_text()
+    assert "superclass_distribution.png" in page and "class &#x27;ice&#x27; has no rule" in page
+    img = np.asarray(Image.open(out / "superclass_distribution.png").convert("RGB"))
+    assert img.std() > 10
+    # --default takes the classes without a rule
+    out2 = tmp_path / "atlas2"
+    assert main(["atlas", str(d), "-o", str(out2), "--mapping", str(mapping), "--default",
+                 "other", "--quiet"]) == 0
+    sc2 = pd.read_csv(out2 / "superclass_images.csv", keep_default_na=False)
+    f_other = sc2[(sc2["record"] == "F_elwha_l8") & (sc2["superclass"] == "other")].iloc[0]
+    assert (f_other["images"], f_other["classes"]) == (1, "ice")
+    assert "(no rule)" not in set(sc2["superclass"])
+
+
+def test_superclasses_with_stored_labels(tmp_path):
+    """With npz files the stored labels are counted beside the metadata."""
+    d, labels = release(tmp_path)
+    mapping = {"water": "wet", "surf": "wet", "sand": "dry"}
+    rows = atlas.build_atlas(md.read_metadata_inputs([str(d)]), run_batch(
+        "stats", [str(d / "npz")], workers=1, progress=False), mapping=mapping)
+    sc = rows.superclass_images.set_index(["record", "superclass"])
+    stored = [labels["a_ID1"], labels["b_ID2"]]
+    assert sc.loc[("D_s2_4classes", "wet"), "images_npz"] == sum(
+        int(((t == 0) | (t == 1)).any()) for t in stored)
+    assert sc.loc[("D_s2_4classes", "dry"), "images_npz"] == sum(int((t == 2).any()) for t in stored)
+    assert sc.loc[("D_s2_4classes", "wet"), "images"] == 3
+    assert rows.superclass_notes == []
+
+
+@pytest.mark.parametrize("mapping, message", [
+    ({"0": 1, "1": 0}, "needs a mapping of class names"),
+    ({"rock": "land"}, "no class of these records has a rule in it"),
+])
+def test_a_mapping_the_atlas_cannot_use_is_refused(tmp_path, capsys, mapping, message):
+    d, _ = superclass_release(tmp_path)
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps(mapping))
+    out = tmp_path / "atlas"
+    assert main(["atlas", str(d), "-o", str(out), "--mapping", str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and str(path) in err
+    assert not out.exists()
+
+
+def test_default_without_mapping_is_refused(tmp_path, capsys):
+    d, _ = superclass_release(tmp_path)
+    assert main(["atlas", str(d), "-o", str(tmp_path / "a"), "--default", "other"]) == 2
+    assert "give --mapping too" in capsys.readouterr().err
+
+
+def test_records_figure_heat_map_and_coordinates(tmp_path, capsys):
+    """records.png places every record with a size and a doodled share, names in the axes,
+    none over another; the heat map and histograms are drawn in the records' colours."""
+    d = tmp_path / "in"
+    d.mkdir()
+    for i, name in enumerate(["A_naip", "B_quads_gulf", "C_s2"]):
+        rows = [dict(row(f"{name[0]}{k}_ID1", lon=(-120 + 10 * i, -120 + 10 * i + 0.1)),
+                     doodle_spatial_density=0.05 + 0.001 * i) for k in range(3 + i)]
+        write_rows(d / f"metadata_{name}_meta_served.csv", rows)
+    out = tmp_path / "atlas"
+    assert main(["atlas", str(d), "-o", str(out), "--quiet"]) == 0
+    assert {"records.png", "heatmap.png", "coordinates.png"} <= {p.name for p in out.iterdir()}
+    rec = pd.read_csv(out / "records.csv")
+    assert list(rec["doodled_percent"]) == [5.0, 5.1, 5.2]
+    coords = np.asarray(Image.open(out / "coordinates.png").convert("RGB")).astype(int)
+    for colour in ("#1f77b4", "#ff7f0e", "#2ca02c"):  # each record's bars
+        rgb = [int(colour[k:k + 2], 16) for k in (1, 3, 5)]
+        assert (np.abs(coords - rgb).sum(axis=2) < 20).sum() > 100
+    heat = np.asarray(Image.open(out / "heatmap.png").convert("RGB")).astype(int)
+    assert (heat[..., 2] - heat[..., 0] > 80).sum() > 200  # blue hexagons over the map
+
+
+def test_record_names_do_not_overlap(tmp_path):
+    """Three records with the same share and nearly the same size: their names are placed
+    apart, inside the axes."""
+    table = pd.DataFrame({"record": ["A_one", "B_two", "C_three"], "images": [5, 6, 7],
+                          "megapixels": [10.0, 10.5, 11.0], "doodled_percent": [7.0, 7.1, 7.0]})
+    fig = Figure(figsize=(9, 7))
+    ax = fig.add_subplot()
+    ax.set_xscale("log")
+    ax.set_xlim(5, 100)
+    ax.set_ylim(0, 10)
+    _label_points(fig, ax, [(r.megapixels, r.doodled_percent, r.record)
+                            for r in table.itertuples()])
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    boxes = [t.get_window_extent(renderer) for t in ax.texts]
+    frame = ax.get_window_extent(renderer)
+    assert len(boxes) == 3
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    assert all(frame.x0 <= b.x0 and b.x1 <= frame.x1 for b in boxes)
+    assert len(drawable_records(table.assign(megapixels=[10.0, np.nan, 0.0]))) == 1
 
 
 def test_atlas_leaves_the_callers_matplotlib_as_it_was(tmp_path):
