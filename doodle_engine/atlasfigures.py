@@ -251,11 +251,15 @@ def geography_figure(located, path):
     gs = fig.add_gridspec(1 + rows, 2 * _MAP_COLUMNS, height_ratios=[2.2] + [1] * rows)
     ax = fig.add_subplot(gs[0, :])
     resolution = draw_land(ax, *overview_box(located))
-    for r in records:
+    sizes = located["record"].value_counts()
+    handles = {}
+    # the largest record first, so a small one's markers lie on top, not hidden beneath
+    for r in sorted(records, key=lambda r: (-sizes[r], r)):
         g = located[located["record"] == r]
-        ax.scatter(g["lon"], g["lat"], s=14, color=colours[r], edgecolor="black", linewidth=0.3,
-                   label=f"{r} ({len(g)})", zorder=3)
-    ax.legend(fontsize=8, loc="best", title="record (images)")
+        handles[r] = ax.scatter(g["lon"], g["lat"], s=14, color=colours[r], edgecolor="black",
+                                linewidth=0.3, label=f"{r} ({len(g)})", zorder=3)
+    ax.legend(handles=[handles[r] for r in records], fontsize=8, loc="best",
+              title="record (images)")
     names = {"i": "intermediate", "l": "low"}
     ax.set_title(f"Image centres: {count(len(located), 'image')} in "
                  f"{count(len(records), 'record')} "

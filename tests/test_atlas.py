@@ -512,3 +512,19 @@ def test_records_and_labelers_carry_the_notebook_s_pixel_figures(tmp_path):
     # the map's layer list shows each record's colour beside its name
     page = (out / "locations.html").read_text()
     assert r'style=\"color:#1f77b4\"\u003e\u0026#9679;\u003c/span\u003e X_one (3)' in page
+
+
+def test_a_small_record_is_drawn_over_a_large_one(tmp_path):
+    """On the overview map the largest record is drawn first: a record of one image at the
+    place of another's ten stays visible (A_small blue, B_big orange, by name)."""
+    d = tmp_path / "in"
+    d.mkdir()
+    write_rows(d / "metadata_A_small_meta_served.csv", [row("s_ID1")])
+    write_rows(d / "metadata_B_big_meta_served.csv", [row(f"b{k}_ID1") for k in range(10)])
+    out = tmp_path / "atlas"
+    assert main(["atlas", str(d), "-o", str(out), "--quiet"]) == 0
+    img = np.asarray(Image.open(out / "geography.png").convert("RGB")).astype(int)
+    overview = img[: int(img.shape[0] * 7.5 / 11.1)]  # the map above the record panels
+    blue, orange = ((np.abs(overview - rgb).sum(axis=2) < 40).sum()
+                    for rgb in ([0x1f, 0x77, 0xb4], [0xff, 0x7f, 0x0e]))
+    assert blue > orange + 5  # both in the legend; only A_small's marker on the map
