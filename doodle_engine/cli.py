@@ -366,6 +366,27 @@ def _run(args, job, **kwargs):
     return run, len(errors)
 
 
+#: the whole-number columns of the session table
+SESSION_WHOLE = ("earlier_images", "trees", "rows", "differ", "differ_alone", "session_changed_px")
+
+
+def _session_view(frame, names):
+    """The session table as text: whole numbers as such, other numbers to 4 decimals, nothing
+    where a file has no value (pandas would write ``<NA>`` beside ``NaN``)."""
+    whole = SESSION_WHOLE
+    view = frame.drop(columns=["notes"]).astype(object)
+    for c in view.columns:
+        if c == "file":
+            view[c] = frame[c].map(names)
+        elif c in whole or frame[c].dtype.kind == "f":
+            form = "{:.0f}" if c in whole else "{:.4f}"
+            view[c] = frame[c].map(lambda v, form=form: "" if table.missing(v)
+                                   else form.format(float(v)))
+        else:
+            view[c] = frame[c].map(table.cell_text)
+    return view
+
+
 def cmd_session(args):
     """validate --session: each input folder replayed as one Doodler session."""
     if args.report:
@@ -380,20 +401,18 @@ def cmd_session(args):
         all_steps += steps
         all_records += records
     frame = session.replay_table(all_steps, all_records)
-    whole = [c for c in ("earlier_images", "trees", "rows", "differ", "differ_alone") if c in frame]
-    view = table.with_whole_numbers(frame.drop(columns=["notes"]), whole)
-    view["file"] = view["file"].map(lambda f: f.rsplit("/", 1)[-1])
-    print(view.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    names = dict(zip(frame["file"], short_names(list(frame["file"]))))
+    print(_session_view(frame, names).to_string(index=False))
     for _, row in frame.iterrows():
         if row["notes"]:
-            print(f"note: {row['file'].rsplit('/', 1)[-1]}: {row['notes']}")
+            print(f"note: {names[row['file']]}: {row['notes']}")
     if "session_points" in frame:
         print(f"{len(frame)} file(s); the session's history changed "
               f"{int((frame['session_changed_px'].fillna(0) > 0).sum())} of them "
               f"(accuracy change {frame['session_points'].min():+.3f} .. "
               f"{frame['session_points'].max():+.3f} points)")
     if args.report:
-        report.write_report(frame, args.report, whole)
+        report.write_report(frame, args.report, [c for c in SESSION_WHOLE if c in frame])
     return 0
 
 

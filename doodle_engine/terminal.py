@@ -1,6 +1,6 @@
 """The terminal table of a run, from its row dicts: the columns shown, their order and their
-text, as pandas' ``to_string`` laid them out, without importing pandas (0.25 s of CPU a
-process that writes no table file, report or figure)."""
+text, as pandas' ``to_string`` laid them out (but blank where a row has no number), without
+importing pandas (0.25 s of CPU a process that writes no table file, report or figure)."""
 
 from __future__ import annotations
 
@@ -75,17 +75,22 @@ def table_lines(rows, columns=TABLE_COLUMNS):
     ``columns`` that some row has, laid out as pandas' ``to_string(index=False,
     justify="left")``: each column's cells right-aligned among themselves (the text
     columns padded left-aligned first), the block and its header (a space before the name of
-    a column of numbers) left-aligned to the wider of the two, columns one space apart."""
+    a column of numbers) left-aligned to the wider of the two, columns one space apart; a
+    number a row does not have is blank where pandas writes ``<NA>`` or ``NaN``."""
     if not rows:
         return ["(no results)"]
     present = set(columns_of(rows))
     blocks = []
     for c in (c for c in columns if c in present):
-        cells, numeric = _cells(c, [r.get(c, math.nan) for r in rows])
+        values = [r.get(c, math.nan) for r in rows]
+        cells, numeric = _cells(c, values)
         header = " " + c if numeric else c
         inner = max(len(t) for t in cells)
         width = max(inner, len(header))
-        blocks.append([header.ljust(width)] + [t.rjust(inner).ljust(width) for t in cells])
+        blank = c not in _TEXTS  # a number a row lacks (a failed file's) shows nothing
+        blocks.append([header.ljust(width)] + [
+            " " * width if blank and missing(v) else t.rjust(inner).ljust(width)
+            for t, v in zip(cells, values)])
     return [" ".join(cells) for cells in zip(*blocks)]
 
 

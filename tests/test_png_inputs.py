@@ -11,9 +11,10 @@ from png_sessions import _oct2020, _save
 
 import doodle_engine as de
 from doodle_engine import classifier, session
-from doodle_engine.cli import main
+from doodle_engine.cli import _session_view, main
 from doodle_engine.errors import DoodleError
 from doodle_engine.example import make_example
+from doodle_engine.files import short_names
 from doodle_engine.png import parse_settings
 
 
@@ -215,3 +216,20 @@ def test_first_forest_with_other_classes_says_so(march_session):
     recs[1].doodles[recs[1].doodles == 3] = 0  # the second image doodles two classes only
     steps = session.replay(recs, mode="reference", compare=False)
     assert any("differ from the session's first forest" in n for n in steps[1].notes)
+
+
+def test_session_table_blank_where_a_file_has_no_value():
+    """A file without a stored label, or the MLP's rows without trees: blank cells, not
+    ``<NA>`` beside ``NaN``; whole numbers stay whole and names are the shortest that tell
+    files apart."""
+    frame = pd.DataFrame([
+        {"file": "/s/a/x.png", "era": "mlp-2021-10", "trees": None, "rows": 120,
+         "accuracy": 0.98765, "differ": 12, "notes": ""},
+        {"file": "/s/b/x.png", "era": "mlp-2021-10", "trees": None, "rows": 240,
+         "accuracy": float("nan"), "differ": float("nan"), "notes": "no label"}])
+    names = dict(zip(frame["file"], short_names(list(frame["file"]))))
+    text = _session_view(frame, names).to_string(index=False)
+    assert "<NA>" not in text and "NaN" not in text and "None" not in text
+    lines = text.splitlines()
+    assert lines[1].split() == ["a/x.png", "mlp-2021-10", "120", "0.9877", "12"]
+    assert lines[2].split() == ["b/x.png", "mlp-2021-10", "240"]

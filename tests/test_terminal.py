@@ -1,7 +1,8 @@
 """The terminal table without pandas: the same text as pandas' ``to_string`` (the layout the
-command line printed before, kept here as the twin), and ``validate FILE`` without a table
-file, report or figure imports no pandas."""
+command line printed before, kept here as the twin, with missing numbers blanked), and
+``validate FILE`` without a table file, report or figure imports no pandas."""
 
+import re
 import subprocess
 import sys
 
@@ -41,8 +42,11 @@ def pandas_table(rows, columns=TABLE_COLUMNS):
         formatters[c] = lambda v, width=width: f"{str(v):<{width}}"
     with pd.option_context("display.max_rows", None, "display.width", 10_000,
                            "display.max_colwidth", None):
-        return view.to_string(index=False, float_format=lambda v: f"{v:.5f}",
+        text = view.to_string(index=False, float_format=lambda v: f"{v:.5f}",
                               formatters=formatters, justify="left")
+    # the terminal blanks a number a row lacks (to_string's na_rep leaves Int64's <NA>)
+    return re.sub(r"(?<= )(<NA>|NaN)(?= |$)", lambda m: " " * len(m.group()), text,
+                  flags=re.M)
 
 
 def _value(rng, column):
@@ -75,6 +79,17 @@ def test_table_lines_match_pandas(seed):
             row = {"file": row.get("file", "/f.npz"), "error": "it failed"}
         rows.append(row)
     assert "\n".join(table_lines(rows)) == pandas_table(rows)
+
+
+def test_a_failed_row_shows_no_na_marks():
+    rows = [{"file": "/d/a.npz", "height": 306, "width": 172, "differ": 36, "accuracy": 0.99932,
+             "seconds": 0.9, "error": ""},
+            {"file": "/d/bad.npz", "seconds": 0.0002, "error": "bad.npz: not a zip file"}]
+    lines = table_lines(rows)
+    assert "<NA>" not in "\n".join(lines) and "NaN" not in "\n".join(lines)
+    assert lines[2].startswith("bad.npz ") and lines[2].split() == [
+        "bad.npz", "0.00020", "bad.npz:", "not", "a", "zip", "file"]
+    assert [len(line) for line in lines[1:]] == [len(lines[1])] * 2  # the columns still line up
 
 
 def test_no_rows():
