@@ -99,10 +99,11 @@ def _panels_figure(ci, records_table, path, column, mapping_name):
 
 def _total_panel(ax, ci, column, colours):
     """All records: images containing each class (superclass), stacked by record, by the
-    metadata where it lists the classes present, else by the stored labels."""
+    metadata where it lists the classes present (the title says how many records that
+    covers), else by the stored labels."""
     by = "images" if ci["images"].notna().any() else "images_npz"
-    table = ci.pivot_table(index=column, columns="record", values=by, aggfunc="sum",
-                           fill_value=0, sort=False)
+    table = ci.dropna(subset=[by]).pivot_table(index=column, columns="record", values=by,
+                                              aggfunc="sum", fill_value=0, sort=False)
     left = np.zeros(len(table))
     for record in table.columns:
         ax.barh(range(len(table)), table[record], left=left, color=colours[record],
@@ -118,8 +119,10 @@ def _total_panel(ax, ci, column, colours):
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4,
               frameon=False)
     source = "metadata" if by == "images" else "stored labels"
-    ax.set_title(f"All records: {int(left.sum())} (image, {column}) pairs ({source})",
-                 fontsize=10)
+    counted = ci.loc[ci[by].notna(), "record"].nunique()
+    whose = ("All records" if counted == ci["record"].nunique()
+             else f"{counted} of {ci['record'].nunique()} records")
+    ax.set_title(f"{whose}: {int(left.sum())} (image, {column}) pairs ({source})", fontsize=10)
 
 
 def _class_panel(ax, g, colour, rows, npz_files, column="class"):
