@@ -330,9 +330,19 @@ def _superclass_images(images, m, default, have_npz):
                                      if len(npz) else np.nan)
             rows.append(row)
     cols = ["record", "superclass", "images"] + (["images_npz"] if have_npz else []) + ["classes"]
-    notes = [f"{NO_RULE}: class {n!r} has no rule in {m.source} ({', '.join(r)}); "
-             "--default names a superclass for such classes" for n, r in loose.items()]
-    return pd.DataFrame(rows, columns=cols), notes
+    return pd.DataFrame(rows, columns=cols), _no_rule_notes(loose, m.source)
+
+
+def _no_rule_notes(loose, source, shown=12):
+    """One note for the classes without a rule (class -> its records), the first ``shown``
+    named with their records."""
+    if not loose:
+        return []
+    named = "; ".join(f"{n!r} ({', '.join(r)})" for n, r in list(loose.items())[:shown])
+    more = f"; and {len(loose) - shown} more (superclass_images.csv)" if len(loose) > shown else ""
+    return [f"{NO_RULE}: {len(loose)} class{'es' if len(loose) != 1 else ''} without a rule in "
+            f"{source}, counted as {NO_RULE}: {named}{more}; --default names a superclass for "
+            "them"]
 
 
 def _holding(present, into, target):
@@ -356,8 +366,14 @@ def _labelers(images):
 
 # ---------------------------------------------------------------- writing
 
+#: counts that a record without metadata (or npz files) leaves blank: whole numbers in the CSVs
+_COUNTS = ("images", "images_npz", "pixels", "metadata_rows", "npz_files", "joined")
+
+
 def _csv(frame, path):
     view = frame.copy()
+    for c in (c for c in _COUNTS if c in view and view[c].dtype.kind == "f"):
+        view[c] = view[c].round().astype("Int64")  # 4, not 4.0, beside a blank
     for c in view.columns:
         if view[c].map(lambda v: isinstance(v, (list, tuple))).any():
             view[c] = view[c].map(lambda v: "; ".join(map(str, v)) if isinstance(v, (list, tuple)) else v)
@@ -414,11 +430,14 @@ def write_atlas(atlas, outdir):
         notes.append("records.png: no record has both image sizes (ImageHeightPx, "
                      "ImageWidthPx) and doodle_spatial_density (from the metadata CSVs)")
     located = _located(atlas.images)
+    colours = figures.colour_of(atlas.records["record"])
     if len(located):
-        written += [figures.geography_figure(located, out / "geography.png"),
+        written += [figures.geography_figure(located, out / "geography.png", colours),
                     figures.heatmap_figure(located, out / "heatmap.png"),
-                    figures.coordinates_figure(located, out / "coordinates.png"),
-                    _locations_html(located, out / "locations.html")]
+                    figures.coordinates_figure(located, out / "coordinates.png", colours),
+                    _locations_html(located, out / "locations.html", colours)]
+        if len(located) < len(atlas.images):
+            notes.append(_unplaced_note(atlas.images, located))
     else:
         notes.append("geography.png, heatmap.png, coordinates.png, locations.html: no image "
                      "has coordinates (LonMin/LonMax/LatMin/LatMax come from the metadata CSVs)")
@@ -428,6 +447,14 @@ def write_atlas(atlas, outdir):
 
 
 write_atlas.last_notes = []
+
+
+def _unplaced_note(images, located):
+    """Which images the maps and histograms leave out: those without coordinates."""
+    left = images.drop(index=located.index)["record"].value_counts().sort_index()
+    return (f"geography.png, heatmap.png, coordinates.png, locations.html: {int(left.sum())} "
+            f"of {len(images)} images have no coordinates in the metadata and are not drawn "
+            f"({', '.join(f'{r} {n}' for r, n in left.items())})")
 
 
 def _located(images):
@@ -474,12 +501,11 @@ def _outline_style(feature):
             "weight": 0.6, "fillOpacity": 1}
 
 
-def _locations_html(located, path):
+def _locations_html(located, path, colours):
     """One marker per image (record, classes present, labeler, date) over the GSHHS land
-    outline, a layer per record; OpenStreetMap tiles can be switched on (they load then,
-    from the network). Leaflet itself is inlined: the page opens offline."""
+    outline, a layer per record in its ``colours``; OpenStreetMap tiles can be switched on
+    (they load then, from the network). Leaflet itself is inlined: the page opens offline."""
     records = sorted(located["record"].unique())
-    colours = figures.colour_of(records)
     west, south, east, north = figures.box(located["lon"], located["lat"], 1.0, 4.0)
     m = folium.Map(tiles=None, prefer_canvas=True, control_scale=True)
     m.default_js, m.default_css = [], []
@@ -566,7 +592,7 @@ table{border-collapse:collapse;font-size:13px;margin:8px 0}th,td{border:1px soli
 padding:3px 7px;text-align:left;vertical-align:top}th{background:#f2f2f2}
 .counts span{display:inline-block;margin-right:28px;font-size:1.15em}.counts b{font-size:1.4em}
 img{max-width:100%;border:1px solid #ddd;margin:6px 0}.more,.note{color:#555;font-size:13px}
-ul.files li{font-size:14px}"""
+ul.files li{font-size:14px}.wide{overflow-x:auto}"""
 
 
 def _index_html(atlas, path, files, notes):
@@ -590,8 +616,11 @@ def _index_html(atlas, path, files, notes):
         parts.append(f"<li><a href='{html.escape(name)}'>{html.escape(name)}</a></li>")
     parts.append("</ul>")
     for n in notes:
-        parts.append(f"<p class='note'>Not written: {html.escape(n)}</p>")
-    parts += ["<h2>Records</h2>", _html_table(rec)]
+        parts.append(f"<p class='note'>Note: {html.escape(n)}</p>")
+    parts += ["<h2>Records</h2>", "<p class='note'>Every column, with each record's class names "
+              "and CSV files, is in <a href='records.csv'>records.csv</a>.</p>",
+              "<div class='wide'>", _html_table(rec.drop(columns=["class_names", "sources"],
+                                                         errors="ignore")), "</div>"]
     for name, title in (("class_distribution.png", "Class distribution"),
                         ("superclass_distribution.png", "Superclass distribution"),
                         ("labelers.png", "Labelers"), ("records.png", "Records"),

@@ -10,9 +10,10 @@ import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PolyCollection
-from matplotlib.colors import LinearSegmentedColormap
+from matplotlib.colors import LinearSegmentedColormap, LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+from matplotlib.transforms import Bbox
 
 from . import coastline
 from .files import atomic_write
@@ -77,7 +78,7 @@ def _panels_figure(ci, records_table, path, column, mapping_name):
     axes = list(fig.subplots(rows, cols, squeeze=False).flat)
     for ax in axes[n_panels:]:
         ax.axis("off")
-    colours = colour_of(records)
+    colours = colour_of(records_table["record"])
     if mapping_name is not None:
         _total_panel(axes.pop(0), ci, column, colours)
     per_record = records_table.set_index("record")
@@ -184,7 +185,9 @@ def labeler_figure(lab, path):
     a2.set_ylabel("images")
     a2.yaxis.set_major_locator(MaxNLocator(integer=True))
     a2.set_ylim(0, max(float(totals.max()), 1) * 1.12)  # room for the counts above the bars
-    a2.set_title(f"All records: {int(totals.sum())} images, {len(ids)} labeler(s)")
+    named = [i for i in ids if i != "(none)"]
+    unnamed = f"; {int(totals['(none)'])} without one" if "(none)" in ids else ""
+    a2.set_title(f"All records: {int(totals.sum())} images, {len(named)} labeler(s){unnamed}")
     fig.tight_layout()
     return save(fig, path)
 
@@ -244,10 +247,11 @@ def overview_box(located):
     return fitted(box(located["lon"], located["lat"], 2.0, 8.0), _OVERVIEW_ASPECT)
 
 
-def geography_figure(located, path):
-    """Image centres over the land outline: all records, then one panel per record."""
+def geography_figure(located, path, colours):
+    """Image centres over the land outline: all records, then one panel per record
+    (``colours``: :func:`colour_of` every record of the atlas, so that a record keeps its
+    colour in every figure)."""
     records = sorted(located["record"].unique())
-    colours = colour_of(records)
     rows, _ = grid(len(records), _MAP_COLUMNS)
     fig = Figure(figsize=(16, 7.5 + 3.6 * rows))
     # half-cells, so that a row of fewer panels sits in the middle
@@ -293,10 +297,10 @@ def panel_slots(n, columns):
     return slots
 
 
-#: the heat map's colours: matplotlib's Blues without its near-white quarter, so that a
-#: hexagon of one image stands out from the sea
+#: the heat map's colours: matplotlib's OrRd without its near-white third, so that a hexagon
+#: of one image stands out from the blue sea and the pale land
 _HEAT = LinearSegmentedColormap.from_list(
-    "heat", matplotlib.colormaps["Blues"](np.linspace(0.25, 1.0, 64)))
+    "heat", matplotlib.colormaps["OrRd"](np.linspace(0.35, 1.0, 64)))
 #: hexagons across the heat map, as the image-locations notebook's hexbin (gridsize=50)
 HEX_ACROSS = 50
 
@@ -309,9 +313,10 @@ def heatmap_figure(located, path):
     west, south, east, north = overview_box(located)
     resolution = draw_land(ax, west, south, east, north)
     cells = ax.hexbin(located["lon"], located["lat"], gridsize=HEX_ACROSS, mincnt=1,
-                      bins="log", cmap=_HEAT, extent=(west, east, south, north),
+                      cmap=_HEAT, extent=(west, east, south, north),
                       edgecolors="#4a4a4a", linewidths=0.3, zorder=3)
     counts = cells.get_array()
+    cells.set_norm(LogNorm(vmin=1, vmax=max(10, float(max(counts, default=1)))))
     bar = fig.colorbar(cells, ax=ax, shrink=0.6, pad=0.02)
     bar.set_label("images in the hexagon (log scale)")
     km = (east - west) / HEX_ACROSS * 111.32 * np.cos(np.radians((south + north) / 2))
@@ -326,11 +331,10 @@ def heatmap_figure(located, path):
     return save(fig, path)
 
 
-def coordinates_figure(located, path):
-    """Images by latitude and by longitude of their centres, stacked by record (the
-    geographic notebook's two histograms, 20 bins over the range of each)."""
+def coordinates_figure(located, path, colours):
+    """Images by latitude and by longitude of their centres, stacked by record in
+    ``colours`` (the geographic notebook's two histograms, 20 bins over the range of each)."""
     records = sorted(located["record"].unique())
-    colours = colour_of(records)
     fig = Figure(figsize=(13, 6))
     a_lat, a_lon = fig.subplots(1, 2)
     for ax, column, horizontal in ((a_lat, "lat", True), (a_lon, "lon", False)):
@@ -346,8 +350,9 @@ def coordinates_figure(located, path):
         (ax.set_xlabel if horizontal else ax.set_ylabel)("images")
         (ax.xaxis if horizontal else ax.yaxis).set_major_locator(MaxNLocator(integer=True))
         step = (edges[-1] - edges[0]) / (len(edges) - 1)
-        ax.set_title(f"{'A' if horizontal else 'B'}) by {name} ({len(edges) - 1} bins of "
-                     f"{step:.2g} degrees)", loc="left")
+        bins = (f"{len(edges) - 1} bins of {step:.2g} degrees" if len(edges) > 2
+                else f"every image at {values.min():.4g}")
+        ax.set_title(f"{'A' if horizontal else 'B'}) by {name} ({bins})", loc="left")
     a_lon.legend(fontsize=8, title="record (images)")
     fig.suptitle(f"Images by latitude and longitude: {count(len(located), 'image')} in "
                  f"{count(len(records), 'record')}")
@@ -402,12 +407,15 @@ _LABEL_OFFSETS = [(7, 3, "left", "bottom"), (7, -3, "left", "top"), (-7, 3, "rig
 
 def _label_points(fig, ax, points):
     """Name each point beside it, at the first place of :data:`_LABEL_OFFSETS` where the
-    name stays inside the axes and overlaps no name placed before it (else at the first);
+    name stays inside the axes and overlaps no marker and no name placed before it (else at
+    the first);
     the names go in order of the points' height, so neighbours are placed against each
     other."""
     renderer = FigureCanvasAgg(fig).get_renderer()
     frame = ax.get_window_extent(renderer)
-    placed = []
+    # every point is an obstacle too: a name must not touch another record's marker
+    placed = [Bbox.from_bounds(px - 6, py - 6, 12, 12) for px, py in
+              ax.transData.transform([(x, y) for x, y, _ in points])]
     for x, y, text in sorted(points, key=lambda p: -p[1]):
         for offset in _LABEL_OFFSETS:
             extent = _name_at(ax, renderer, x, y, text, offset)

@@ -72,6 +72,7 @@ def test_atlas_from_csvs_and_npz(tmp_path, capsys):
     assert rec.loc["F_elwha_l8", "images"] == 2 and rec.loc["F_elwha_l8", "npz_files"] == 0
     assert rec.loc["in", "images"] == 1  # the stray file: its record folder (in/npz/x.npz)
     ci = pd.read_csv(out / "class_images.csv")
+    assert ".0," not in (out / "class_images.csv").read_text()  # counts whole beside blanks
     dci = ci[ci["record"] == "D_s2_4classes"].set_index("class")
     assert dci["images"].to_dict() == {"water": 3, "surf": 2, "sand": 1}
     assert dci["images_npz"].to_dict() == {
@@ -133,9 +134,10 @@ def test_superclasses_count_each_image_once(tmp_path, capsys):
                    ("F_elwha_l8", "sediment"): (0, ""),
                    ("F_elwha_l8", "other"): (0, ""),
                    ("F_elwha_l8", "(no rule)"): (1, "ice")}
-    assert "note: (no rule): class 'ice' has no rule in" in text and "(F_elwha_l8)" in text
+    assert "note: (no rule): 1 class without a rule in" in text
+    assert "'ice' (F_elwha_l8); --default" in text
     page = (out / "index.html").read_text()
-    assert "superclass_distribution.png" in page and "class &#x27;ice&#x27; has no rule" in page
+    assert "superclass_distribution.png" in page and "&#x27;ice&#x27; (F_elwha_l8)" in page
     img = np.asarray(Image.open(out / "superclass_distribution.png").convert("RGB"))
     assert img.std() > 10
     # --default takes the classes without a rule
@@ -203,7 +205,7 @@ def test_records_figure_heat_map_and_coordinates(tmp_path, capsys):
         rgb = [int(colour[k:k + 2], 16) for k in (1, 3, 5)]
         assert (np.abs(coords - rgb).sum(axis=2) < 20).sum() > 100
     heat = np.asarray(Image.open(out / "heatmap.png").convert("RGB")).astype(int)
-    assert (heat[..., 2] - heat[..., 0] > 80).sum() > 200  # blue hexagons over the map
+    assert (heat[..., 0] - heat[..., 2] > 80).sum() > 200  # red hexagons over the map
 
 
 def test_record_names_do_not_overlap(tmp_path):
@@ -528,3 +530,27 @@ def test_a_small_record_is_drawn_over_a_large_one(tmp_path):
     blue, orange = ((np.abs(overview - rgb).sum(axis=2) < 40).sum()
                     for rgb in ([0x1f, 0x77, 0xb4], [0xff, 0x7f, 0x0e]))
     assert blue > orange + 5  # both in the legend; only A_small's marker on the map
+
+
+def test_a_record_keeps_its_colour_and_unplaced_images_are_said(tmp_path, capsys):
+    """A record without coordinates is in the class figure but not on the maps: the mapped
+    record keeps the colour it has in the class figure (orange, the second by name), and the
+    note says which images the maps leave out."""
+    d = tmp_path / "in"
+    d.mkdir()
+    write_rows(d / "metadata_A_nowhere_meta_served.csv",
+               [row(f"a{k}_ID1", lon=("", "")) for k in range(3)])
+    write_rows(d / "metadata_B_mapped_meta_served.csv", [row("b_ID1")])
+    out = tmp_path / "atlas"
+    assert main(["atlas", str(d), "-o", str(out), "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert ("note: geography.png, heatmap.png, coordinates.png, locations.html: 3 of 4 images "
+            "have no coordinates in the metadata and are not drawn (A_nowhere 3)") in text
+    assert "Note: geography.png" in (out / "index.html").read_text()
+    for name in ("geography.png", "coordinates.png"):
+        img = np.asarray(Image.open(out / name).convert("RGB")).astype(int)
+        blue, orange = ((np.abs(img - rgb).sum(axis=2) < 40).sum()
+                        for rgb in ([0x1f, 0x77, 0xb4], [0xff, 0x7f, 0x0e]))
+        assert orange > 20 and blue == 0, (name, blue, orange)
+    assert 'color:#ff7f0e\\"\\u003e\\u0026#9679;\\u003c/span\\u003e B_mapped' in (
+        out / "locations.html").read_text()  # the layer list's swatch, as folium escapes it
