@@ -124,7 +124,8 @@ def build_atlas(metadata=None, npz_rows=None, mapping=None, default=None):
                   _class_pixels(images) if have_npz else None, _labelers(images), findings,
                   unjoined, list(meta.sources), errors)
     if mapping is not None:
-        m = superclass_mapping(mapping, default, found.class_images["class"])
+        m = superclass_mapping(mapping, default)
+        _check_names(m, found.class_images["class"])
         found.superclass_images, found.superclass_notes = _superclass_images(
             images, m, default, have_npz)
         found.mapping_source = m.source
@@ -290,23 +291,30 @@ def _class_pixels(images):
 NO_RULE = "(no rule)"
 
 
-def superclass_mapping(mapping, default, class_names):
-    """The mapping read and checked for the atlas: by class name, with a rule for at least
-    one of ``class_names`` (else it is not meant for these records), ``default`` one of its
-    targets."""
+def superclass_mapping(mapping, default=None):
+    """The mapping read and checked for the atlas, before anything is read or written: by
+    class name (not an integer mapping), every rule's target one of its superclasses,
+    ``default`` one of them."""
     m = load_mapping(mapping)
     if m.targets is None:
         raise DoodleError(m.source, "the atlas groups classes by name: it needs a mapping of "
                                     "class names (a Coast Train remap file, or names -> "
                                     "names), not an integer mapping")
+    m.check_targets()
     m.check_default(default)
+    return m
+
+
+def _check_names(m, class_names):
+    """A mapping with a rule for none of the records' classes is not meant for them."""
     names = list(dict.fromkeys(class_names))
     if names and not any(m.target_name(n) is not None for n in names):
         keys = list(m.aliases)[:6]
+        why = (" (this Doodler-schema mapping keys its rules by class number; the atlas "
+               "matches classes by name: write the rules by name)" if m.keyed_by_number else "")
         raise DoodleError(m.source, f"no class of these records has a rule in it (its rules "
                                     f"are for {keys}{' ...' if len(m.aliases) > 6 else ''}; "
-                                    f"the records' classes include {names[:6]})")
-    return m
+                                    f"the records' classes include {names[:6]}){why}")
 
 
 def _superclass_images(images, m, default, have_npz):
@@ -402,6 +410,10 @@ def write_atlas(atlas, outdir):
     metadata gives coordinates) and ``index.html``, each through a temporary file and a
     rename.  Returns the paths written; ``write_atlas.last_notes`` says what was left out and
     why."""
+    if not len(atlas.images):
+        raise DoodleError(", ".join(map(str, atlas.sources)) or None,
+                          "no image to draw: the metadata CSVs have no rows and no npz file "
+                          "was read; nothing written")
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)
     notes = []

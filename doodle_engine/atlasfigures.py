@@ -13,7 +13,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.colors import LinearSegmentedColormap, LogNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
-from matplotlib.transforms import Bbox
+from matplotlib.transforms import Bbox, ScaledTranslation
 
 from . import coastline
 from .files import atomic_write
@@ -117,13 +117,25 @@ def _total_panel(ax, ci, column, colours):
     ax.set_xlabel(f"images containing the {column}", fontsize=8)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlim(0, max(float(left.max(initial=0)), 1) * 1.18)
-    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=4,
-              frameon=False)
+    _legend_below(ax, ncol=4)
     source = "metadata" if by == "images" else "stored labels"
     counted = ci.loc[ci[by].notna(), "record"].nunique()
     whose = ("All records" if counted == ci["record"].nunique()
              else f"{counted} of {ci['record'].nunique()} records")
     ax.set_title(f"{whose}: {int(left.sum())} (image, {column}) pairs ({source})", fontsize=10)
+
+
+#: how far below its axes a panel's legend starts, in inches: under the tick labels and the
+#: axis label, whatever the panel's height
+_LEGEND_DROP = 0.42
+
+
+def _legend_below(ax, ncol):
+    """The panel's legend under its x-axis label (an offset in inches, not a share of the
+    axes' height, which on a short panel put it over the label)."""
+    below = ax.transAxes + ScaledTranslation(0, -_LEGEND_DROP, ax.figure.dpi_scale_trans)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 0), bbox_transform=below,
+              ncol=ncol, frameon=False)
 
 
 def _class_panel(ax, g, colour, rows, npz_files, column="class"):
@@ -149,8 +161,7 @@ def _class_panel(ax, g, colour, rows, npz_files, column="class"):
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlim(0, max(top, 1) * 1.18)
     if len(bars) > 1:
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2,
-                  frameon=False)
+        _legend_below(ax, ncol=2)
     return " and ".join(name for name, _, _ in bars)
 
 
@@ -338,9 +349,7 @@ def coordinates_figure(located, path, colours):
     fig = Figure(figsize=(13, 6))
     a_lat, a_lon = fig.subplots(1, 2)
     for ax, column, horizontal in ((a_lat, "lat", True), (a_lon, "lon", False)):
-        values = located[column]
-        edges = np.linspace(values.min(), values.max(), 21) if values.max() > values.min() \
-            else np.array([values.min() - 0.5, values.max() + 0.5])
+        edges, bins = histogram_bins(located[column])
         ax.hist([located.loc[located["record"] == r, column] for r in records], bins=edges,
                 stacked=True, color=[colours[r] for r in records], edgecolor="white",
                 linewidth=0.6, orientation="horizontal" if horizontal else "vertical",
@@ -349,9 +358,6 @@ def coordinates_figure(located, path, colours):
         (ax.set_ylabel if horizontal else ax.set_xlabel)(f"{name} of the image centre")
         (ax.set_xlabel if horizontal else ax.set_ylabel)("images")
         (ax.xaxis if horizontal else ax.yaxis).set_major_locator(MaxNLocator(integer=True))
-        step = (edges[-1] - edges[0]) / (len(edges) - 1)
-        bins = (f"{len(edges) - 1} bins of {step:.2g} degrees" if len(edges) > 2
-                else f"every image at {values.min():.4g}")
         ax.set_title(f"{'A' if horizontal else 'B'}) by {name} ({bins})", loc="left")
     a_lon.legend(fontsize=8, title="record (images)")
     fig.suptitle(f"Images by latitude and longitude: {count(len(located), 'image')} in "
@@ -366,6 +372,26 @@ def drawable_records(records_table):
         return records_table.iloc[:0]
     known = records_table.dropna(subset=["megapixels", "doodled_percent"])
     return known[known["megapixels"] > 0]
+
+
+def histogram_bins(values):
+    """The edges of 20 equal bins over the range of ``values`` (one bin a degree wide around
+    a single value), and the words for them."""
+    low, high = float(values.min()), float(values.max())
+    if high == low:
+        return np.array([low - 0.5, low + 0.5]), f"every image at {low:.4g}"
+    return np.linspace(low, high, 21), f"20 bins of {(high - low) / 20:.2g} degrees"
+
+
+def records_title(records_table, known):
+    """records.png's title: the records drawn, and those that could not be (no size or no
+    doodle density)."""
+    title = f"Records: size against doodled share ({count(len(known), 'record')})"
+    missing = sorted(set(records_table["record"]) - set(known["record"]))
+    if missing:
+        title += (f"\nnot drawn (no image size or doodle_spatial_density): "
+                  f"{', '.join(map(str, missing))}")
+    return title
 
 
 def records_figure(records_table, path):
@@ -386,12 +412,7 @@ def records_figure(records_table, path):
     left, right = known["megapixels"].min(), known["megapixels"].max()
     ax.set_xlim(left / 2, right * 8)  # room for the names right of the points
     ax.grid(True, which="major", color="#dddddd", zorder=0)
-    missing = sorted(set(records_table["record"]) - set(known["record"]))
-    title = f"Records: size against doodled share ({count(len(known), 'record')})"
-    if missing:
-        title += (f"\nnot drawn (no image size or doodle_spatial_density): "
-                  f"{', '.join(map(str, missing))}")
-    ax.set_title(title, fontsize=11)
+    ax.set_title(records_title(records_table, known), fontsize=11)
     fig.tight_layout()
     _label_points(fig, ax, [(r["megapixels"], r["doodled_percent"],
                              f"{r['record']} ({count(int(r['images']), 'image')})")

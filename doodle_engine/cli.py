@@ -718,6 +718,7 @@ def cmd_atlas(args):
     if args.default is not None and args.mapping is None:
         raise DoodleError(None, "--default names the superclass of classes a --mapping has "
                                 "no rule for: give --mapping too")
+    mapping = atlas.superclass_mapping(args.mapping, args.default) if args.mapping else None
     if not csvs and not files:
         raise DoodleError(" ".join(args.inputs), "no metadata CSV and no .npz file found")
     meta = metadata.read_metadata_inputs(meta_items) if csvs else None
@@ -734,7 +735,7 @@ def cmd_atlas(args):
     if meta is None and failed == len(rows):
         return _why(1, f"no image to draw: every one of the {failed} npz file(s) failed "
                        "(listed above) and no metadata CSV was given; nothing written")
-    found = atlas.build_atlas(meta, rows, mapping=args.mapping, default=args.default)
+    found = atlas.build_atlas(meta, rows, mapping=mapping, default=args.default)
     written = atlas.write_atlas(found, args.output)
     rec = found.records
     print(rec[["record", "images", "npz_files", "labelers", "labeler_images", "classes",

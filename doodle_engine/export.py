@@ -170,7 +170,7 @@ def gym_target(name, mapping=None, default=None):
 def by_number_hint(mapping):
     """Why a Doodler-schema mapping keyed by class number finds no rule in a Gym export, and
     how to go on ("" for any other mapping)."""
-    if mapping.source_schema != "doodler" or not any(k.isdigit() for k in mapping.aliases):
+    if not mapping.keyed_by_number:
         return ""
     return (" (a Gym export matches classes by name only; this Doodler-schema mapping keys its "
             "rules by class number: give the files' classes by number with --classes 1,2,..., "

@@ -115,11 +115,25 @@ class Mapping:
     def target_name(self, name, default=None):
         """The target class a class *name* goes to, by name alone (a Doodler-schema rule
         keyed by a class's number has no name to match): its rule, else ``default``, else
-        None.  A name mapping's only (``targets``)."""
+        None; a target given by index is named.  A name mapping's only (``targets``), its
+        rules checked by :meth:`check_targets`."""
         target = self.aliases.get(name, default)
-        if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
-            return self.targets[int(target)] if 0 <= target < len(self.targets) else None
-        return target
+        return self.targets[self._index(target)] if target is not None else None
+
+    def check_targets(self):
+        """A DoodleError for the first rule whose target is not one of the mapping's target
+        classes (a name not among them, an index beyond them)."""
+        for name, target in self.aliases.items():
+            ok = (0 <= target < len(self.targets) if isinstance(target, (int, np.integer))
+                  else target in self.targets)
+            if not ok:
+                raise DoodleError(self.source, f"class {name!r} goes to {target!r}, which is not "
+                                               f"among its target classes {list(self.targets)}")
+
+    @property
+    def keyed_by_number(self):
+        """A Doodler-schema mapping whose rules name classes by number ("1", "2", ...)."""
+        return self.source_schema == "doodler" and any(k.isdigit() for k in self.aliases)
 
     def _target_for(self, name, old):
         if name in self.aliases:

@@ -18,7 +18,7 @@ TABLE_COLUMNS = ("file", "trial", "era", "era_source", "mode", "height", "width"
 
 #: text columns: a row without a value shows nothing, and the text is aligned left
 _TEXTS = ("file", "trial", "era", "era_source", "reason", "runner_up", "mode", "skipped", "error")
-#: whole numbers, also beside failed rows (``<NA>`` where a row has none)
+#: whole numbers, also beside failed rows (blank where a row has none)
 _WHOLE = ("height", "width", "differ")
 
 

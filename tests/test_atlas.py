@@ -25,7 +25,15 @@ from test_metadata import REAL, raw_counts, row, write_rows
 from doodle_engine import atlas, coastline
 from doodle_engine import metadata as md
 from doodle_engine.atlas import _outline_style
-from doodle_engine.atlasfigures import _label_points, box, drawable_records, fitted, panel_slots
+from doodle_engine.atlasfigures import (
+    _label_points,
+    box,
+    drawable_records,
+    fitted,
+    histogram_bins,
+    panel_slots,
+    records_title,
+)
 from doodle_engine.batch import run_batch
 from doodle_engine.cli import main
 
@@ -554,3 +562,85 @@ def test_a_record_keeps_its_colour_and_unplaced_images_are_said(tmp_path, capsys
         assert orange > 20 and blue == 0, (name, blue, orange)
     assert 'color:#ff7f0e\\"\\u003e\\u0026#9679;\\u003c/span\\u003e B_mapped' in (
         out / "locations.html").read_text()  # the layer list's swatch, as folium escapes it
+
+
+@pytest.mark.parametrize("rules, message", [
+    ({"water": "water", "sand": "beach"}, "'sand' goes to 'beach', which is not among"),
+    ({"water": 99, "sand": 1}, "'water' goes to 99, which is not among"),
+])
+def test_a_rule_to_no_superclass_is_refused(tmp_path, capsys, rules, message):
+    """A rule whose target is not one of the superclasses was counted nowhere (or called
+    'without a rule'): refused, as remap refuses it."""
+    d, _ = superclass_release(tmp_path)
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"aliases": rules, "super_classes": ["water", "sediment"]}))
+    out = tmp_path / "atlas"
+    assert main(["atlas", str(d), "-o", str(out), "--mapping", str(path), "--quiet"]) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_rules_by_index_name_their_superclass(tmp_path):
+    """Coast Train aliases may give a superclass by its index in super_classes."""
+    d, _ = superclass_release(tmp_path)
+    mapping = {"aliases": {"water": 0, "sand": 1, "gravel": "sediment", "ice": 0},
+               "super_classes": ["water", "sediment"]}
+    found = atlas.build_atlas(md.read_metadata_inputs([str(d)]), mapping=mapping)
+    sc = found.superclass_images.set_index(["record", "superclass"])
+    assert sc.loc[("D_s2_4classes", "sediment"), "classes"] == "sand; gravel"
+    assert sc.loc[("F_elwha_l8", "water"), "classes"] == "water; ice"
+    assert found.superclass_notes == []
+
+
+def test_a_doodler_mapping_by_number_is_refused_with_the_way_on(tmp_path, capsys):
+    d, _ = superclass_release(tmp_path)
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"super_classes": {"water": "1", "land": "2"},
+                                "classes": ["1", "2", "3"],
+                                "aliases": {"1": "water", "2": "land", "3": "land"}}))
+    assert main(["atlas", str(d), "-o", str(tmp_path / "a"), "--mapping", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "keys its rules by class number" in err and "write the rules by name" in err
+
+
+def test_the_mapping_is_checked_before_any_npz_file_is_read(tmp_path, capsys):
+    """A refused mapping stops the run before the npz files are read (a broken one would
+    print its error first)."""
+    d, _ = release(tmp_path)
+    (d / "npz" / "broken_ID1.npz").write_bytes(b"not a zip")
+    path = tmp_path / "m.json"
+    path.write_text(json.dumps({"0": 1}))
+    assert main(["atlas", str(d), "-o", str(tmp_path / "a"), "--mapping", str(path),
+                 "--workers", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "needs a mapping of class names" in err and "broken_ID1" not in err
+
+
+def test_a_csv_without_rows_is_one_line_and_nothing_written(tmp_path, capsys):
+    d = tmp_path / "in"
+    d.mkdir()
+    header = list(row("x_ID1"))
+    (d / "metadata_Z_empty_served.csv").write_text(",".join(header) + "\n")
+    out = tmp_path / "atlas"
+    assert main(["atlas", str(d), "-o", str(out), "--quiet"]) == 2
+    assert "no image to draw: the metadata CSVs have no rows" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_many_classes_without_a_rule_make_one_note():
+    loose = {f"c{i}": ["A"] for i in range(15)}
+    (note,) = atlas._no_rule_notes(loose, "m.json")
+    assert note.startswith("(no rule): 15 classes without a rule in m.json")
+    assert "'c11' (A); and 3 more (superclass_images.csv)" in note
+
+
+def test_histogram_bins_and_the_records_title():
+    edges, words = histogram_bins(pd.Series([35.0, 35.0]))
+    assert list(edges) == [34.5, 35.5] and words == "every image at 35"
+    edges, words = histogram_bins(pd.Series([30.0, 40.0]))
+    assert len(edges) == 21 and words == "20 bins of 0.5 degrees"
+    table = pd.DataFrame({"record": ["A", "B"], "images": [1, 2], "megapixels": [1.0, np.nan],
+                          "doodled_percent": [5.0, 6.0]})
+    assert records_title(table, drawable_records(table)) == (
+        "Records: size against doodled share (1 record)\n"
+        "not drawn (no image size or doodle_spatial_density): B")
