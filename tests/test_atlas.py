@@ -43,15 +43,22 @@ EXPECTED = {"records.csv", "class_images.csv", "class_pixels.csv", "labelers.csv
             "index.html"}
 
 
-def release(tmp_path):
-    """Two records: a CSV each; npz files for two of record D's three rows and one stray npz."""
+def record_d(tmp_path, names, presents):
+    """Folder ``in`` with record D's CSV: rows a_ID1, b_ID2, c_ID1 over the class ``names``,
+    each holding the classes of its ``presents`` entry (indices, as the CSV writes them)."""
     d = tmp_path / "in"
     d.mkdir()
-    classes = "'water', 'surf', 'sand'"
+    classes = ", ".join(f"'{n}'" for n in names)
     write_rows(d / "metadata_D_s2_4classes_meta_served.csv", [
-        row("a_ID1", classes=classes, present_int="0, 1, 2", present_arr=classes),
-        row("b_ID2", classes=classes, present_int="0, 1", present_arr="'water', 'surf'"),
-        row("c_ID1", classes=classes, present_int="0", present_arr="'water'")])
+        row(stem, classes=classes, present_int=p,
+            present_arr=", ".join(f"'{names[int(i)]}'" for i in p.split(", ")))
+        for stem, p in zip(["a_ID1", "b_ID2", "c_ID1"], presents)])
+    return d
+
+
+def release(tmp_path):
+    """Two records: a CSV each; npz files for two of record D's three rows and one stray npz."""
+    d = record_d(tmp_path, ["water", "surf", "sand"], ["0, 1, 2", "0, 1", "0"])
     write_rows(d / "metadata_F_elwha_l8_served.csv", [
         row("f_ID2", lon=(-123.6, -123.5)), row("g_ID2", lon=(-123.5, -123.4))])
     npz = d / "npz"
@@ -109,13 +116,7 @@ def test_atlas_from_csvs_and_npz(tmp_path, capsys):
 
 def superclass_release(tmp_path):
     """Record D: sand and gravel both go to sediment; F: 'ice' has no rule in the mapping."""
-    d = tmp_path / "in"
-    d.mkdir()
-    classes = "'water', 'sand', 'gravel'"
-    write_rows(d / "metadata_D_s2_4classes_meta_served.csv", [
-        row("a_ID1", classes=classes, present_int="0, 1, 2", present_arr=classes),
-        row("b_ID2", classes=classes, present_int="1, 2", present_arr="'sand', 'gravel'"),
-        row("c_ID1", classes=classes, present_int="0", present_arr="'water'")])
+    d = record_d(tmp_path, ["water", "sand", "gravel"], ["0, 1, 2", "1, 2", "0"])
     write_rows(d / "metadata_F_elwha_l8_served.csv", [
         row("f_ID2", classes="'water', 'ice'", n=2, present_int="0, 1",
             present_arr="'water', 'ice'")])
