@@ -319,8 +319,8 @@ def _check_names(m, class_names):
 
 def _superclass_images(images, m, default, have_npz):
     """Per record and superclass: the images containing it (by the metadata and, with npz
-    files, by the stored labels) and the record's classes that go to it; and a note per
-    class without a rule."""
+    files, by the stored labels) and the record's classes that go to it; and the note on the
+    classes without a rule."""
     rows, loose = [], {}
     order = list(m.targets)
     for record, g in images.groupby("record", sort=True):
