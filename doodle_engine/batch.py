@@ -139,11 +139,30 @@ def run_rows(job, inputs, workers=1, scheduler=None, client=None, table=None, re
         every = outputs_apart(every, kwargs["outdir"], prefix)
     if scheduler is None and client is None:
         workers = resolve_workers(workers, len(every))
+    elif workers not in (None, 1, "auto"):
+        note(f"workers={workers} (--workers) sets local processes: on a Dask cluster its own "
+             "workers run the files, so it is not used")
     lock = TableLock(table) if table else contextlib.nullcontext()
     with lock:
         rows, columns, kept = _run_locked(job, every, workers, scheduler, client, table,
                                           resume, progress, labels_dir, kwargs)
     return Run(rows, columns, not_read, kept)
+
+
+def _resume_text(tab, every, files, again, dropped, options):
+    """What --resume keeps of the table ``tab`` and what it runs (``again``: the options of
+    the files done with others; ``dropped``: files of the table not in this run)."""
+    if tab.path is None:
+        return f"--resume without --table (table=): nothing to resume from, all {len(every)} file(s) run"
+    name = printable(tab.path, backslash=False)
+    if not (tab.path.exists() or tab.stream.exists()):
+        return f"--resume: {name} does not exist yet: a new table, all {len(every)} file(s) to run"
+    return (f"--resume: {len(every) - len(files)} of {len(every)} file(s) done in {name} "
+            f"(unchanged, without error, same options) are kept; {len(files)} to run"
+            + (f" ({len(again)} of them done there with other options, run again: "
+               f"{'; '.join(dict.fromkeys(again))}; this run: {options})" if again else "")
+            + (f"; the rows of {len(dropped)} other file(s), made with other options, are not "
+               "kept: the table holds this run's options only" if dropped else ""))
 
 
 def _run_locked(job, every, workers, scheduler, client, table, resume, progress, labels_dir,
@@ -158,13 +177,7 @@ def _run_locked(job, every, workers, scheduler, client, table, resume, progress,
         again = [other[name] for name in (printable(f) for f in files) if name in other]
         names = {printable(f) for f in every}
         dropped = [name for name in other if name not in names]
-        note(f"--resume: {len(every) - len(files)} of {len(every)} file(s) done in "
-             f"{printable(table, backslash=False)} (unchanged, without error, same options) are "
-             f"kept; {len(files)} to run"
-             + (f" ({len(again)} of them done there with other options, run again: "
-                f"{'; '.join(dict.fromkeys(again))}; this run: {options})" if again else "")
-             + (f"; the rows of {len(dropped)} other file(s), made with other options, are "
-                "not kept: the table holds this run's options only" if dropped else ""))
+        note(_resume_text(tab, every, files, again, dropped, options))
         suspects = [f for f in files if printable(f) in set(running)]
         for f in suspects:
             note(f"{printable(f, backslash=False)}: the earlier run's process died while on this "
