@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.metadata
 import logging
 import re
 import socket
 import warnings
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from dask.distributed import Client
@@ -87,30 +89,48 @@ def _quiet_dask():
 
 
 def check_engine(client):
-    """The scheduler and every worker must import this engine (the scheduler unpacks each
-    task, a worker runs it): one DoodleError naming the first that cannot, or whose
-    version differs; a note on stderr when the cluster has no worker yet."""
-    want = importlib.metadata.version("doodle_engine")
+    """The scheduler and every worker must run this very engine (the scheduler unpacks each
+    task, a worker runs it, and a rebuild is only exact with the same code): one DoodleError
+    naming the first that cannot, or whose version or source differs; a note on stderr when
+    the cluster has no worker yet."""
+    want = engine_identity()
     try:
-        found = {"the scheduler": client.run_on_scheduler(_engine_version)}
-    except Exception as exc:  # the scheduler's own Python lacks the package
+        found = {"the scheduler": client.run_on_scheduler(engine_identity)}
+    except Exception as exc:  # the scheduler's own Python cannot import the engine
         found = {"the scheduler": exc}
-    found.update({f"worker {address}": version for address, version
-                  in client.run(_engine_version, on_error="return").items()})
-    for where, version in found.items():
-        if version != want:
-            got = ("has no doodle_engine installed" if isinstance(version, Exception)
-                   else f"has doodle_engine {version}")
-            raise DoodleError(client.scheduler.address, f"{where} {got}; this engine is "
-                                                        f"{want}: install the same version "
+    found.update({f"worker {address}": identity for address, identity
+                  in client.run(engine_identity, on_error="return").items()})
+    for where, identity in found.items():
+        if identity != want:
+            raise DoodleError(client.scheduler.address, f"{where} {_runs(identity)}; this "
+                                                        f"engine is {want}: install the same "
                                                         "on the scheduler and every worker")
     if len(found) == 1:
         note("the Dask cluster has no worker yet: the run waits for one")
 
 
-def _engine_version():
-    """The doodle_engine installed where this runs (a scheduler or worker process)."""
-    return importlib.metadata.version("doodle_engine")
+def _runs(identity):
+    if isinstance(identity, Exception):
+        first = str(identity).splitlines()[0][:160] if str(identity) else ""
+        return f"cannot run this engine ({type(identity).__name__}: {first})"
+    return f"runs doodle_engine {identity}"
+
+
+def engine_identity():
+    """The doodle_engine where this runs (the client, the scheduler or a worker): its version
+    and a digest of its source files, so that the same version number with other code (an
+    edited checkout) is told apart."""
+    source = source_digest(Path(__file__).resolve().parent)
+    return f"{importlib.metadata.version('doodle_engine')} (source {source})"
+
+
+def source_digest(root):
+    """12 hex digits of SHA-256 over the package's Python files under ``root`` (names and
+    contents, in name order)."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(root).rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def _connect(scheduler):

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import re
+import shutil
 import socket
 import threading
 import time
+from pathlib import Path
 
 import pytest
 from conftest import SETTINGS, doodles_for, scene, write_npz
@@ -80,10 +83,26 @@ def test_the_engine_is_checked_on_every_worker(local_cluster, monkeypatch):
     expects another version is told which worker differs, before any task is sent."""
     cluster.check_engine(local_cluster)  # the same installation: passes
     real = importlib.metadata.version
+    installed = re.escape(real("doodle_engine"))
     monkeypatch.setattr(importlib.metadata, "version",
                         lambda name: "9.9" if name == "doodle_engine" else real(name))
-    with pytest.raises(DoodleError, match=r"worker .* has doodle_engine .*this engine is 9\.9"):
+    with pytest.raises(DoodleError, match=rf"worker .* runs doodle_engine {installed} \(source "
+                                          r"\w+\); this engine is 9\.9 \(source \w+\)"):
         cluster.check_engine(local_cluster)
+
+
+def test_the_engine_identity_tells_edited_code_apart(tmp_path):
+    """Version 0.1.0 at every commit: the digest of the source files tells an edited copy
+    of the engine apart (each process computes it from its own files)."""
+    package = Path(cluster.__file__).resolve().parent
+    copy = tmp_path / "doodle_engine"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    here = cluster.source_digest(package)
+    assert cluster.source_digest(copy) == here  # the same files: the same engine
+    assert cluster.engine_identity().endswith(f"(source {here})")
+    with open(copy / "crf.py", "a", encoding="utf-8") as fh:
+        fh.write("\n# an edit\n")
+    assert cluster.source_digest(copy) != here
 
 
 def test_a_cluster_without_workers_is_noted(capsys):
