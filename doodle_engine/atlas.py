@@ -257,14 +257,8 @@ def _class_images(images, have_npz):
             order += [n for n in dict.fromkeys(_class_order(npz, "npz_classes")
                                                + _class_order(npz, "npz_present"))
                       if n not in order]
-        for name in order:
-            row = {"record": record, "class": name,
-                   "images": int(meta["present"].map(lambda p, n=name: n in p).sum())
-                   if len(meta) else np.nan}
-            if have_npz:
-                row["images_npz"] = (int(npz["npz_present"].map(lambda p, n=name: n in p).sum())
-                                     if len(npz) else np.nan)
-            rows.append(row)
+        rows += [{"record": record, "class": name, **_counts(meta, npz, {name}, have_npz)}
+                 for name in order]
     cols = ["record", "class", "images"] + (["images_npz"] if have_npz else [])
     return pd.DataFrame(rows, columns=cols)
 
@@ -330,13 +324,10 @@ def _superclass_images(images, m, default, have_npz):
         for n in (n for n, t in into.items() if t == NO_RULE):
             loose.setdefault(n, []).append(record)
         for target in order + ([NO_RULE] if NO_RULE in into.values() else []):
-            row = {"record": record, "superclass": target,
-                   "images": _holding(meta["present"], into, target) if len(meta) else np.nan,
-                   "classes": "; ".join(n for n, t in into.items() if t == target)}
-            if have_npz:
-                row["images_npz"] = (_holding(npz["npz_present"], into, target)
-                                     if len(npz) else np.nan)
-            rows.append(row)
+            members = [n for n, t in into.items() if t == target]
+            rows.append({"record": record, "superclass": target,
+                         **_counts(meta, npz, set(members), have_npz),
+                         "classes": "; ".join(members)})
     cols = ["record", "superclass", "images"] + (["images_npz"] if have_npz else []) + ["classes"]
     return pd.DataFrame(rows, columns=cols), _no_rule_notes(loose, m.source)
 
@@ -353,9 +344,18 @@ def _no_rule_notes(loose, source, shown=12):
             "them"]
 
 
-def _holding(present, into, target):
-    """How many images (their lists of classes present) hold a class going to ``target``."""
-    return int(present.map(lambda p: any(into.get(n) == target for n in p)
+def _counts(meta, npz, members, have_npz):
+    """The images holding any class of ``members``: by the metadata's rows (``images``) and,
+    with npz files, by the stored labels (``images_npz``); NaN where a record has none."""
+    out = {"images": _holding(meta["present"], members) if len(meta) else np.nan}
+    if have_npz:
+        out["images_npz"] = _holding(npz["npz_present"], members) if len(npz) else np.nan
+    return out
+
+
+def _holding(present, members):
+    """How many images (their lists of classes present) hold a class of ``members``."""
+    return int(present.map(lambda p: not members.isdisjoint(p)
                            if isinstance(p, (list, tuple)) else False).sum())
 
 
