@@ -105,15 +105,7 @@ def _total_panel(ax, ci, column, colours):
     by = "images" if ci["images"].notna().any() else "images_npz"
     table = ci.dropna(subset=[by]).pivot_table(index=column, columns="record", values=by,
                                               aggfunc="sum", fill_value=0, sort=False)
-    left = np.zeros(len(table))
-    for record in table.columns:
-        ax.barh(range(len(table)), table[record], left=left, color=colours[record],
-                label=record)
-        left += table[record].to_numpy()
-    for y, v in enumerate(left):
-        ax.text(v, y, f" {int(v)}", va="center", fontsize=7)
-    ax.set_yticks(range(len(table)), table.index, fontsize=8)
-    ax.invert_yaxis()
+    left = _stacked_bars(ax, table, [colours[r] for r in table.columns], 7, 8)
     ax.set_xlabel(f"images containing the {column}", fontsize=8)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlim(0, max(float(left.max(initial=0)), 1) * 1.18)
@@ -123,6 +115,21 @@ def _total_panel(ax, ci, column, colours):
     whose = ("All records" if counted == ci["record"].nunique()
              else f"{counted} of {ci['record'].nunique()} records")
     ax.set_title(f"{whose}: {int(left.sum())} (image, {column}) pairs ({source})", fontsize=10)
+
+
+def _stacked_bars(ax, table, colours, text_size, tick_size):
+    """One horizontal bar per row of ``table`` stacked over its columns (each in its colour,
+    labelled with its column's name for the legend), the total written at each bar's end,
+    the first row on top; returns the totals."""
+    left = np.zeros(len(table))
+    for column, colour in zip(table.columns, colours):
+        ax.barh(range(len(table)), table[column], left=left, color=colour, label=column)
+        left += table[column].to_numpy()
+    for y, v in enumerate(left):
+        ax.text(v, y, f" {int(v)}", va="center", fontsize=text_size)
+    ax.set_yticks(range(len(table)), table.index, fontsize=tick_size)
+    ax.invert_yaxis()
+    return left
 
 
 #: how far below its axes a panel's legend starts, in inches: under the tick labels and the
@@ -174,15 +181,8 @@ def labeler_figure(lab, path):
     table = table[ids]
     fig = Figure(figsize=(13, 0.45 * len(table) + 2.2))
     a1, a2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2.2, 1]})
-    left = np.zeros(len(table))
     cmap = matplotlib.colormaps["tab10"]
-    for i, lid in enumerate(ids):
-        a1.barh(range(len(table)), table[lid], left=left, color=cmap(i % 10), label=lid)
-        left += table[lid].to_numpy()
-    for y, v in enumerate(left):
-        a1.text(v, y, f" {int(v)}", va="center", fontsize=8)
-    a1.set_yticks(range(len(table)), table.index, fontsize=9)
-    a1.invert_yaxis()
+    left = _stacked_bars(a1, table, [cmap(i % 10) for i in range(len(ids))], 8, 9)
     a1.set_xlabel("images")
     a1.xaxis.set_major_locator(MaxNLocator(integer=True))
     a1.set_xlim(0, left.max() * 1.12 if len(left) else 1)
