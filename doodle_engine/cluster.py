@@ -63,12 +63,11 @@ def _rows(fut, path):
     try:
         return fut.result()
     except Exception as exc:  # the task killed its workers (KilledWorker), or was lost
-        text = str(exc)
-        if "scheduler-connection-lost" in text or type(exc).__name__ == "CommClosedError":
+        if "scheduler-connection-lost" in str(exc) or type(exc).__name__ == "CommClosedError":
             why = ("the connection to the Dask scheduler was lost; a worker may still finish "
                    "the file and write its outputs")
         else:
-            why = f"the Dask task failed ({type(exc).__name__}: {text.splitlines()[0][:200] if text else ''})"
+            why = f"the Dask task failed ({type(exc).__name__}: {_first_line(exc)})"
         return [{"file": str(path), "error": f"{path}: {why}"}]
 
 
@@ -111,8 +110,7 @@ def check_engine(client):
 
 def _runs(identity):
     if isinstance(identity, Exception):
-        first = str(identity).splitlines()[0][:160] if str(identity) else ""
-        return f"cannot run this engine ({type(identity).__name__}: {first})"
+        return f"cannot run this engine ({type(identity).__name__}: {_first_line(identity, 160)})"
     return f"runs doodle_engine {identity}"
 
 
@@ -150,12 +148,18 @@ def _connect(scheduler):
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         return client, _mismatched(caught)
     except (ValueError, TypeError) as exc:  # the address itself: no scheme, no port
-        first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        first = _first_line(exc) or type(exc).__name__
         raise DoodleError(scheduler, f"is not a Dask scheduler address ({first})") from None
     except Exception as exc:  # OSError, TimeoutError: Dask's errors vary by cause
-        first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        first = _first_line(exc) or type(exc).__name__
         raise DoodleError(scheduler, f"cannot connect to the Dask scheduler within "
                                      f"{DASK_CONNECT_TIMEOUT} s ({first})") from None
+
+
+def _first_line(exc, limit=200):
+    """The first line of an exception's text, cut at ``limit`` ("" when it has none)."""
+    text = str(exc)
+    return text.splitlines()[0][:limit] if text else ""
 
 
 def _mismatched(caught):
