@@ -16,7 +16,7 @@ from dask.distributed import Client
 from dask.distributed import as_completed as dask_completed
 from distributed.versions import VersionMismatchWarning
 
-from .errors import DoodleError, note
+from .errors import DoodleError, described, first_line, note
 from .jobs import run_one
 
 #: seconds to wait for a Dask scheduler before giving up (a wrong or unreachable address)
@@ -67,7 +67,7 @@ def _rows(fut, path):
             why = ("the connection to the Dask scheduler was lost; a worker may still finish "
                    "the file and write its outputs")
         else:
-            why = f"the Dask task failed ({type(exc).__name__}: {_first_line(exc)})"
+            why = f"the Dask task failed ({described(exc)})"
         return [{"file": str(path), "error": f"{path}: {why}"}]
 
 
@@ -110,7 +110,7 @@ def check_engine(client):
 
 def _runs(identity):
     if isinstance(identity, Exception):
-        return f"cannot run this engine ({type(identity).__name__}: {_first_line(identity, 160)})"
+        return f"cannot run this engine ({described(identity, 160)})"
     return f"runs doodle_engine {identity}"
 
 
@@ -148,18 +148,12 @@ def _connect(scheduler):
                 warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         return client, _mismatched(caught)
     except (ValueError, TypeError) as exc:  # the address itself: no scheme, no port
-        first = _first_line(exc) or type(exc).__name__
+        first = first_line(exc) or type(exc).__name__
         raise DoodleError(scheduler, f"is not a Dask scheduler address ({first})") from None
     except Exception as exc:  # OSError, TimeoutError: Dask's errors vary by cause
-        first = _first_line(exc) or type(exc).__name__
+        first = first_line(exc) or type(exc).__name__
         raise DoodleError(scheduler, f"cannot connect to the Dask scheduler within "
                                      f"{DASK_CONNECT_TIMEOUT} s ({first})") from None
-
-
-def _first_line(exc, limit=200):
-    """The first line of an exception's text, cut at ``limit`` ("" when it has none)."""
-    text = str(exc)
-    return text.splitlines()[0][:limit] if text else ""
 
 
 def _mismatched(caught):

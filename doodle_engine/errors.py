@@ -38,6 +38,17 @@ def renamed(func, old, new, old_value, new_value):
     return old_value
 
 
+def first_line(exc, limit=200):
+    """The first line of an exception's text, cut at ``limit`` ("" when it has none)."""
+    text = str(exc)
+    return text.splitlines()[0][:limit] if text else ""
+
+
+def described(exc, limit=200):
+    """An exception in one line for an error message: ``TypeName: first line``."""
+    return f"{type(exc).__name__}: {first_line(exc, limit)}"
+
+
 def note(text):
     """One ``note:`` line on standard error, a newline in it escaped (the run goes on)."""
     text = str(text).replace("\r", "\\r").replace("\n", "\\n")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .classnames import read_classes_file
-from .errors import DoodleError
+from .errors import DoodleError, described
 from .files import atomic_write, open_regular, read_exact, split_member
 from .record import (
     DEFAULT_MAX_PIXELS,
@@ -86,9 +86,8 @@ def parse_header(fh, key, path):
         dtype = np.lib.format.descr_to_dtype(header["descr"])
     except (ValueError, SyntaxError, TypeError, KeyError, RecursionError, MemoryError,
             UnicodeDecodeError, OverflowError) as exc:
-        first = str(exc).splitlines()[0][:80] if str(exc) else ""
         raise DoodleError(path, f"array {key!r} has a corrupt header "
-                                f"({type(exc).__name__}: {first})") from None
+                                f"({described(exc, 80)})") from None
     return shape, fortran, dtype
 
 
@@ -158,9 +157,8 @@ def _read_npz(fh, path, allow_pickle, max_pixels, trials):
             except DoodleError:
                 raise
             except READ_ERRORS as exc:
-                what = type(exc).__name__
-                text = str(exc).splitlines()[0][:100] if str(exc) else ""
-                raise DoodleError(path, f"array {key!r} cannot be read ({what}: {text})") from None
+                raise DoodleError(path, f"array {key!r} cannot be read "
+                                        f"({described(exc, 100)})") from None
     if not arrays:
         raise DoodleError(path, "holds none of the arrays of a Doodler .npz file")
     return arrays

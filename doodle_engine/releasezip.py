@@ -15,7 +15,7 @@ import os
 import zipfile
 from pathlib import Path, PurePosixPath
 
-from .errors import DoodleError
+from .errors import DoodleError, described
 from .files import MEMBER_SEP, open_regular, read_exact, split_member
 from .npz import READ_ERRORS, TOTAL_BYTES_PER_PIXEL, load_npz
 from .record import DEFAULT_MAX_PIXELS
@@ -53,8 +53,8 @@ def _zipfile(fh, zip_path):
         zf = zipfile.ZipFile(fh)
         infos = zf.infolist()
     except READ_ERRORS as exc:
-        raise DoodleError(zip_path, f"is not a readable zip file ({type(exc).__name__}: "
-                                    f"{str(exc).splitlines()[0][:100] if str(exc) else ''})") from None
+        raise DoodleError(zip_path, f"is not a readable zip file "
+                                    f"({described(exc, 100)})") from None
     if len(infos) > MAX_MEMBERS:
         raise DoodleError(zip_path, f"lists {len(infos)} members, more than {MAX_MEMBERS}")
     return zf
@@ -87,8 +87,8 @@ def _member_bytes(zip_path, member, limit, what):
             with zf.open(info) as src:
                 buf, got = read_exact(src, info.file_size)
         except READ_ERRORS as exc:
-            raise DoodleError(where, f"cannot be read from the zip ({type(exc).__name__}: "
-                                     f"{str(exc).splitlines()[0][:100] if str(exc) else ''})") from None
+            raise DoodleError(where, f"cannot be read from the zip "
+                                     f"({described(exc, 100)})") from None
     if got < info.file_size:
         raise DoodleError(where, f"is truncated ({got} of {info.file_size} bytes)")
     return bytes(buf)
